@@ -1,0 +1,32 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// One library target per layer; each depends only on the layers below it.
+// See DEVELOPERS.md for the architecture.
+let package = Package(
+    name: "MetaRL",
+    products: [
+        .library(name: "TensorCore", targets: ["TensorCore"]),
+        .library(name: "NN", targets: ["NN"]),
+        .executable(name: "metarl", targets: ["metarl"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // Declarations of CBLAS and of OpenBLAS's extras. Nothing is linked at build time:
+        // TensorCore loads OpenBLAS with dlopen after choosing its kernels (see BLAS.swift).
+        .systemLibrary(name: "CBLAS", path: "Sources/CBLAS"),
+        .target(name: "TensorCore", dependencies: ["CBLAS"]),
+        .target(name: "NN", dependencies: ["TensorCore"]),
+        .executableTarget(
+            name: "metarl",
+            dependencies: [
+                "TensorCore", "NN",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore"]),
+        .testTarget(name: "NNTests", dependencies: ["NN", "TensorCore"]),
+    ]
+)

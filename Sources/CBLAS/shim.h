@@ -1,0 +1,16 @@
+#ifndef METARL_CBLAS_SHIM_H
+#define METARL_CBLAS_SHIM_H
+
+// Declarations only. OpenBLAS is not linked into the binary: TensorCore sets
+// OPENBLAS_CORETYPE for this CPU and then loads the library with dlopen, because
+// OpenBLAS reads that variable once, when it is loaded (a linked library is loaded
+// before any Swift code can run).
+#include <cblas.h>
+
+typedef __typeof__(&cblas_sgemm) metarl_sgemm_fn;
+typedef __typeof__(&cblas_dgemm) metarl_dgemm_fn;
+typedef __typeof__(&openblas_get_corename) metarl_get_corename_fn;
+typedef __typeof__(&openblas_set_num_threads) metarl_set_num_threads_fn;
+typedef __typeof__(&openblas_get_num_threads) metarl_get_num_threads_fn;
+
+#endif

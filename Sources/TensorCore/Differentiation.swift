@@ -1,0 +1,52 @@
+// Function transforms over lists of tensors. They nest: when the inputs are already
+// tracked (an outer transform is differentiating), the inner gradient is computed on the
+// outer tape with its backward pass recorded, so the outer transform differentiates
+// through it. That is all MAML's second-order meta-gradient needs.
+
+/// The value of `f` at `inputs` and its gradient with respect to each input.
+///
+/// - Parameter createGraph: keep the returned gradients differentiable (always on when
+///   the inputs are tracked by an enclosing transform).
+public func valueAndGradient(
+    at inputs: [Tensor], createGraph: Bool = false, of f: ([Tensor]) throws -> Tensor
+) rethrows -> (value: Tensor, gradient: [Tensor]) {
+    if let tape = inputs.first?.tape, inputs.allSatisfy({ $0.tape === tape }) {
+        let y = try f(inputs)
+        return (y, tape.gradients(of: y, withRespectTo: inputs, createGraph: true))
+    }
+    precondition(inputs.allSatisfy { $0.tape == nil }, "valueAndGradient: inputs tracked on different tapes")
+    let tape = Tape()
+    let watched = inputs.map(tape.watch)
+    let y = try f(watched)
+    precondition(y.tape === tape, "valueAndGradient: the function's result does not depend on its inputs")
+    let gradient = tape.gradients(of: y, withRespectTo: watched, createGraph: createGraph)
+    return (createGraph ? y : y.detached, gradient)
+}
+
+/// The gradient of `f` at `inputs` with respect to each input.
+public func gradient(
+    at inputs: [Tensor], createGraph: Bool = false, of f: ([Tensor]) throws -> Tensor
+) rethrows -> [Tensor] {
+    try valueAndGradient(at: inputs, createGraph: createGraph, of: f).gradient
+}
+
+/// The Hessian of `f` at `inputs` times `vector` (one tensor per input): the gradient
+/// of ⟨∇f, v⟩, by differentiating the recorded backward pass.
+public func hessianVectorProduct(
+    at inputs: [Tensor], vector: [Tensor], of f: ([Tensor]) throws -> Tensor
+) rethrows -> [Tensor] {
+    precondition(inputs.count == vector.count, "hessianVectorProduct: \(inputs.count) inputs, \(vector.count) vector parts")
+    let tape = Tape()
+    let watched = inputs.map { tape.watch($0.detached) }
+    let y = try f(watched)
+    let g = tape.gradients(of: y, withRespectTo: watched, createGraph: true)
+    var inner: Tensor? = nil
+    for (gi, vi) in zip(g, vector) {
+        precondition(gi.shape == vi.shape, "hessianVectorProduct: vector part \(vi.shape) for input \(gi.shape)")
+        guard gi.isTracked else { continue }  // this input enters f linearly or not at all
+        let term = (gi * vi.detached).sum()
+        inner = inner.map { $0 + term } ?? term
+    }
+    guard let inner else { return inputs.map { Tensor.zeros($0.shape, dtype: $0.dtype) } }
+    return tape.gradients(of: inner, withRespectTo: watched)
+}

@@ -1,0 +1,66 @@
+/// The element type of a tensor's storage.
+///
+/// Training runs in `float32`; `float64` runs the same graph in double precision, which
+/// is what finite-difference gradient checks use.
+public enum DType: UInt8, Codable, Sendable, CustomStringConvertible {
+    case float32 = 0
+    case float64 = 1
+
+    /// Bytes per element.
+    public var byteWidth: Int { self == .float32 ? 4 : 8 }
+
+    public var description: String { self == .float32 ? "float32" : "float64" }
+}
+
+struct StorageHeader {
+    var count: Int
+    var dtype: DType
+}
+
+/// A contiguous buffer of tensor elements, allocated together with its header.
+///
+/// Storages are shared between tensors (a reshape shares its input's storage) and are
+/// treated as immutable once a tensor holds them; the few in-place writers check
+/// uniqueness first (copy on write).
+final class Storage: ManagedBuffer<StorageHeader, Double> {
+    /// A new storage of `count` elements, uninitialised.
+    static func allocate(count: Int, dtype: DType) -> Storage {
+        let words = dtype == .float32 ? (count + 1) / 2 : count
+        let buffer = Storage.create(minimumCapacity: max(words, 1)) { _ in
+            StorageHeader(count: count, dtype: dtype)
+        }
+        let storage = unsafeDowncast(buffer, to: Storage.self)
+        if dtype == .float32 {
+            storage.withUnsafeMutablePointerToElements {
+                _ = UnsafeMutableRawPointer($0).bindMemory(to: Float.self, capacity: count)
+            }
+        }
+        return storage
+    }
+
+    /// A new storage of `count` zeros.
+    static func zeros(count: Int, dtype: DType) -> Storage {
+        let storage = allocate(count: count, dtype: dtype)
+        storage.raw.initializeMemory(as: UInt8.self, repeating: 0, count: count * dtype.byteWidth)
+        return storage
+    }
+
+    @inline(__always) var count: Int { header.count }
+    @inline(__always) var dtype: DType { header.dtype }
+
+    @inline(__always) var raw: UnsafeMutableRawPointer {
+        withUnsafeMutablePointerToElements { UnsafeMutableRawPointer($0) }
+    }
+
+    /// The elements as `T`; `T` must match ``dtype``.
+    @inline(__always) func pointer<T>(_: T.Type) -> UnsafeMutablePointer<T> {
+        raw.assumingMemoryBound(to: T.self)
+    }
+
+    /// A new storage with the same elements.
+    func copy() -> Storage {
+        let result = Storage.allocate(count: count, dtype: dtype)
+        result.raw.copyMemory(from: raw, byteCount: count * dtype.byteWidth)
+        return result
+    }
+}

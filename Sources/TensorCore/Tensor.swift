@@ -72,11 +72,6 @@ public struct Tensor: @unchecked Sendable {
     }
 
     /// A scalar (rank-0) tensor.
-    public init(_ value: Float, dtype: DType = .float32) {
-        self.init(shape: [], doubleValues: [Double(value)], dtype: dtype)
-    }
-
-    /// A scalar (rank-0) tensor.
     public init(_ value: Double, dtype: DType = .float32) {
         self.init(shape: [], doubleValues: [value], dtype: dtype)
     }

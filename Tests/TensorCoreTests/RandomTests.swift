@@ -1,0 +1,68 @@
+import Foundation
+import Testing
+@testable import TensorCore
+
+@Suite struct RandomTests {
+    @Test func seedReproducesTheStream() throws {
+        var a = Xoshiro256(seed: 42), b = Xoshiro256(seed: 42), c = Xoshiro256(seed: 43)
+        let sa = (0..<100).map { _ in a.next() }
+        #expect(sa == (0..<100).map { _ in b.next() })
+        #expect(sa != (0..<100).map { _ in c.next() })
+        // The state survives a checkpoint.
+        let saved = try JSONEncoder().encode(a)
+        var restored = try JSONDecoder().decode(Xoshiro256.self, from: saved)
+        #expect((0..<10).map { _ in restored.next() } == (0..<10).map { _ in a.next() })
+    }
+
+    @Test func distributionsHaveTheirMoments() {
+        var rng = Xoshiro256(seed: 1)
+        let n = 200_000
+        var sum = 0.0, sumSquares = 0.0, uniformSum = 0.0, gammaSum = 0.0, betaSum = 0.0
+        for _ in 0..<n {
+            let z = rng.normal()
+            sum += z
+            sumSquares += z * z
+            uniformSum += Double(rng.uniformFloat())
+        }
+        for _ in 0..<20_000 {
+            gammaSum += rng.gamma(shape: 0.5)
+            betaSum += rng.beta(2, 3)
+        }
+        // Tolerances are five standard errors of each estimate.
+        #expect(abs(sum / Double(n)) < 5 / sqrt(Double(n)))
+        #expect(abs(sumSquares / Double(n) - 1) < 5 * sqrt(2.0 / Double(n)))
+        #expect(abs(uniformSum / Double(n) - 0.5) < 5 * sqrt(1 / 12.0 / Double(n)))
+        #expect(abs(gammaSum / 20_000 - 0.5) < 5 * sqrt(0.5 / 20_000))
+        #expect(abs(betaSum / 20_000 - 0.4) < 5 * sqrt(0.04 / 20_000))
+        var counts = [0, 0, 0]
+        for _ in 0..<60_000 { counts[rng.categorical(weights: [1, 0, 3])] += 1 }
+        #expect(counts[1] == 0)
+        #expect(abs(Double(counts[2]) / 60_000 - 0.75) < 5 * sqrt(0.75 * 0.25 / 60_000))
+    }
+
+    @Test func splitStreamsDiffer() {
+        var parent = Xoshiro256(seed: 5)
+        var a = parent.split(), b = parent.split()
+        #expect(a.next() != b.next())
+    }
+}
+
+@Suite struct BLASTests {
+    @Test func coreTypeFollowsInstructionSets() {
+        let avx512: Set<Substring> = ["avx2", "fma", "avx512f", "avx512dq", "avx512cd", "avx512bw", "avx512vl"]
+        #expect(BLASLibrary.coreType(forCPUFlags: avx512) == "SKYLAKEX")
+        #expect(BLASLibrary.coreType(forCPUFlags: avx512.union(["avx512_bf16"])) == "COOPERLAKE")
+        #expect(BLASLibrary.coreType(forCPUFlags: ["avx2", "fma", "sse4_2"]) == "HASWELL")
+        #expect(BLASLibrary.coreType(forCPUFlags: ["sse4_2"]) == nil)
+    }
+
+    @Test func libraryLoadsWithOneThreadAndReportsItsCore() {
+        let blas = BLASLibrary.shared
+        #expect(!blas.coreName.isEmpty && blas.coreName != "unknown")
+        #expect(blas.threadCount >= 1)
+        // On a CPU with AVX-512 the generic kernels must not have been chosen.
+        if let flags = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8), flags.contains("avx512f") {
+            #expect(!["Prescott", "Core2", "Nehalem", "Sandybridge"].contains(blas.coreName), "OpenBLAS chose \(blas.coreName)")
+        }
+    }
+}

@@ -26,7 +26,9 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore"]),
-        .testTarget(name: "NNTests", dependencies: ["NN", "TensorCore"]),
+        // Finite-difference gradient checks shared by the test targets.
+        .target(name: "GradientChecking", dependencies: ["TensorCore"], path: "Tests/GradientChecking"),
+        .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore", "GradientChecking"]),
+        .testTarget(name: "NNTests", dependencies: ["NN", "TensorCore", "GradientChecking"]),
     ]
 )

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import GradientChecking
 @testable import TensorCore
 
 /// Forward results against hand-computed values, so a kernel cannot be wrong in a way

@@ -1,4 +1,5 @@
 import Testing
+import GradientChecking
 @testable import TensorCore
 
 /// The one-step MAML objective L₂(θ − α∇L₁(θ)): its meta-gradient from the engine

@@ -1,4 +1,5 @@
 import Testing
+import GradientChecking
 @testable import TensorCore
 
 /// Every primitive's first and second derivatives against finite differences

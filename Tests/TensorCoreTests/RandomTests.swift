@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import GradientChecking
 @testable import TensorCore
 
 @Suite struct RandomTests {

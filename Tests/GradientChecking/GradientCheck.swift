@@ -1,5 +1,5 @@
 import Testing
-@testable import TensorCore
+import TensorCore
 
 /// Finite-difference checks of the engine's derivatives, run in float64.
 ///
@@ -8,15 +8,15 @@ import Testing
 /// (the recorded backward pass differentiated again) against the central difference of
 /// the gradient along a random direction v, (∇f(x + h·v) − ∇f(x − h·v)) / 2h.
 /// An element passes when |engine − numeric| ≤ tolerance · max(1, |numeric|).
-struct GradientCheck {
+public struct GradientCheck {
     /// Relative-or-absolute tolerance of the first-order check.
-    static let firstOrderTolerance = 1e-6
+    public static let firstOrderTolerance = 1e-6
     /// Relative-or-absolute tolerance of the second-order check.
-    static let secondOrderTolerance = 1e-5
-    static let step = 1e-5
+    public static let secondOrderTolerance = 1e-5
+    public static let step = 1e-5
 
     /// Checks `f` (a scalar function) at `inputs` to first and second order.
-    static func check(
+    public static func check(
         _ inputs: [Tensor], secondOrder: Bool = true, sourceLocation: SourceLocation = #_sourceLocation,
         _ f: ([Tensor]) -> Tensor
     ) {
@@ -52,7 +52,7 @@ struct GradientCheck {
 
     /// Checks a tensor-valued operation through two scalar functions of it: Σ w·op(x),
     /// and Σ w·op(x)³, whose Hessian differentiates op's backward rule itself.
-    static func checkOperation(
+    public static func checkOperation(
         _ inputs: [Tensor], seed: UInt64 = 7, sourceLocation: SourceLocation = #_sourceLocation,
         _ op: ([Tensor]) -> Tensor
     ) {
@@ -66,7 +66,7 @@ struct GradientCheck {
         }
     }
 
-    static func centralDifference(_ x: [Tensor], input k: Int, element j: Int, _ f: ([Tensor]) -> Double) -> Double {
+    public static func centralDifference(_ x: [Tensor], input k: Int, element j: Int, _ f: ([Tensor]) -> Double) -> Double {
         func shifted(_ delta: Double) -> [Tensor] {
             var values = x[k].doubleValues
             values[j] += delta
@@ -79,19 +79,19 @@ struct GradientCheck {
 }
 
 /// Normal samples in float64.
-func randn(_ shape: [Int], seed: UInt64, scale: Double = 1) -> Tensor {
+public func randn(_ shape: [Int], seed: UInt64, scale: Double = 1) -> Tensor {
     var rng = Xoshiro256(seed: seed)
     return Tensor.randomNormal(shape, standardDeviation: scale, dtype: .float64, using: &rng)
 }
 
 /// Uniform samples in [low, high), float64.
-func randu(_ shape: [Int], seed: UInt64, _ low: Double, _ high: Double) -> Tensor {
+public func randu(_ shape: [Int], seed: UInt64, _ low: Double, _ high: Double) -> Tensor {
     var rng = Xoshiro256(seed: seed)
     return Tensor.randomUniform(shape, low: low, high: high, dtype: .float64, using: &rng)
 }
 
 /// Values whose magnitude is at least `gap` (away from the kinks of relu and abs).
-func awayFromZero(_ shape: [Int], seed: UInt64, gap: Double = 0.1) -> Tensor {
+public func awayFromZero(_ shape: [Int], seed: UInt64, gap: Double = 0.1) -> Tensor {
     let x = randn(shape, seed: seed)
     return Tensor(shape: shape, doubleValues: x.doubleValues.map { $0 >= 0 ? $0 + gap : $0 - gap })
 }

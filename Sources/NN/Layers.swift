@@ -1,0 +1,104 @@
+import TensorCore
+
+/// An elementwise nonlinearity between layers.
+public enum Activation: String, Codable, Sendable, CaseIterable {
+    case tanh, relu, identity
+
+    /// Applies the nonlinearity.
+    public func callAsFunction(_ x: Tensor) -> Tensor {
+        switch self {
+        case .tanh: return x.tanh()
+        case .relu: return x.relu()
+        case .identity: return x
+        }
+    }
+}
+
+/// An affine map y = x·W + b over the last axis, with W stored as [input, output].
+public struct Linear: ParameterCollection, Codable, Sendable {
+    public var weight: Tensor
+    public var bias: Tensor
+
+    /// PyTorch's default initialisation: W and b uniform in ±1/√input, times `scale`
+    /// (a small `scale` gives the near-zero output layer policy heads want).
+    public init(inputSize: Int, outputSize: Int, scale: Double = 1, using rng: inout Xoshiro256) {
+        let bound = scale / Double(inputSize).squareRoot()
+        weight = Tensor.randomUniform([inputSize, outputSize], low: -bound, high: bound, using: &rng)
+        bias = Tensor.randomUniform([outputSize], low: -bound, high: bound, using: &rng)
+    }
+
+    public init(weight: Tensor, bias: Tensor) {
+        precondition(weight.rank == 2 && bias.shape == [weight.shape[1]], "Linear: weight \(weight.shape), bias \(bias.shape)")
+        self.weight = weight
+        self.bias = bias
+    }
+
+    public var inputSize: Int { weight.shape[0] }
+    public var outputSize: Int { weight.shape[1] }
+
+    public func callAsFunction(_ x: Tensor) -> Tensor { x.matmul(weight) + bias }
+
+    public mutating func visitParameters(_ body: (String, inout Tensor) -> Void) {
+        body("weight", &weight)
+        body("bias", &bias)
+    }
+}
+
+/// A multilayer perceptron: Linear layers with `activation` between them (none after
+/// the last).
+public struct MLP: ParameterCollection, Codable, Sendable {
+    public var layers: [Linear]
+    public var activation: Activation
+
+    /// - Parameters:
+    ///   - sizes: input size, hidden sizes, output size (at least two entries).
+    ///   - outputScale: scale of the last layer's initialisation.
+    public init(sizes: [Int], activation: Activation = .tanh, outputScale: Double = 1, using rng: inout Xoshiro256) {
+        precondition(sizes.count >= 2, "MLP needs an input and an output size, got \(sizes)")
+        layers = (0..<(sizes.count - 1)).map { i in
+            Linear(inputSize: sizes[i], outputSize: sizes[i + 1], scale: i == sizes.count - 2 ? outputScale : 1, using: &rng)
+        }
+        self.activation = activation
+    }
+
+    public var inputSize: Int { layers[0].inputSize }
+    public var outputSize: Int { layers[layers.count - 1].outputSize }
+
+    public func callAsFunction(_ x: Tensor) -> Tensor {
+        var h = x
+        for (i, layer) in layers.enumerated() {
+            h = layer(h)
+            if i < layers.count - 1 { h = activation(h) }
+        }
+        return h
+    }
+
+    public mutating func visitParameters(_ body: (String, inout Tensor) -> Void) {
+        layers.visitParameters { name, t in body("layers.\(name)", &t) }
+    }
+}
+
+/// Layer normalisation over the last axis with a learned gain and bias.
+public struct LayerNorm: ParameterCollection, Codable, Sendable {
+    public var gain: Tensor
+    public var bias: Tensor
+    public var epsilon: Double
+
+    public init(size: Int, epsilon: Double = 1e-5) {
+        gain = Tensor.ones([size])
+        bias = Tensor.zeros([size])
+        self.epsilon = epsilon
+    }
+
+    public func callAsFunction(_ x: Tensor) -> Tensor {
+        let axis = x.rank - 1
+        let centred = x - x.mean(axes: [axis], keepDims: true)
+        let variance = centred.squared().mean(axes: [axis], keepDims: true)
+        return centred / (variance + epsilon).sqrt() * gain + bias
+    }
+
+    public mutating func visitParameters(_ body: (String, inout Tensor) -> Void) {
+        body("gain", &gain)
+        body("bias", &bias)
+    }
+}

@@ -1,0 +1,143 @@
+import TensorCore
+
+/// A recurrent cell: one step maps an input [B, input] and a state [B, stateSize] to an
+/// output [B, outputSize] and the next state. The state is one tensor for every cell (an
+/// LSTM's is [h, c] side by side), so rollouts can store and reset it uniformly.
+public protocol RecurrentCell: ParameterCollection {
+    var inputSize: Int { get }
+    var outputSize: Int { get }
+    var stateSize: Int { get }
+    /// The part of one step that depends only on the input: x·Wx + b, for a whole
+    /// sequence at once (one large matrix product instead of T small ones).
+    func inputProjection(_ x: Tensor) -> Tensor
+    /// One step from a precomputed input projection.
+    func step(projected: Tensor, state: Tensor) -> (output: Tensor, state: Tensor)
+}
+
+extension RecurrentCell {
+    /// One step from a raw input.
+    public func callAsFunction(_ x: Tensor, state: Tensor) -> (output: Tensor, state: Tensor) {
+        step(projected: inputProjection(x), state: state)
+    }
+
+    /// The all-zero initial state for a batch.
+    public func zeroState(batchSize: Int, dtype: DType = .float32) -> Tensor {
+        Tensor.zeros([batchSize, stateSize], dtype: dtype)
+    }
+
+    /// Runs the cell over a sequence [T, B, input] from `initialState` [B, stateSize].
+    ///
+    /// `resetMask` [T, B] holds 1 where the state must be zeroed *before* step t (the
+    /// start of a new task for RL²) and 0 where it is carried; nil carries it throughout.
+    /// Returns the outputs [T, B, outputSize] and the state after the last step.
+    public func unroll(_ inputs: Tensor, initialState: Tensor, resetMask: Tensor? = nil) -> (outputs: Tensor, finalState: Tensor) {
+        precondition(inputs.rank == 3 && inputs.shape[2] == inputSize, "unroll: inputs \(inputs.shape), cell input size \(inputSize)")
+        let steps = inputs.shape[0], batch = inputs.shape[1]
+        precondition(initialState.shape == [batch, stateSize], "unroll: initial state \(initialState.shape) for batch \(batch), state size \(stateSize)")
+        if let resetMask { precondition(resetMask.shape == [steps, batch], "unroll: reset mask \(resetMask.shape) for inputs \(inputs.shape)") }
+        let projected = inputProjection(inputs)
+        var state = initialState
+        var outputs: [Tensor] = []
+        outputs.reserveCapacity(steps)
+        let keep = resetMask.map { 1 - $0.detached.reshaped([steps, batch, 1]) }
+        for t in 0..<steps {
+            if let keep {
+                let k = keep.slice(axis: 0, t..<(t + 1)).reshaped([batch, 1])
+                if k.values.contains(where: { $0 == 0 }) { state = state * k }
+            }
+            let p = projected.slice(axis: 0, t..<(t + 1)).reshaped([batch, projected.shape[2]])
+            let (y, next) = step(projected: p, state: state)
+            outputs.append(y)
+            state = next
+        }
+        return (Tensor.stack(outputs, axis: 0), state)
+    }
+}
+
+/// A gated recurrent unit (Cho et al. 2014) in PyTorch's form:
+/// r = σ(x Wxr + bxr + h Whr + bhr), z = σ(x Wxz + bxz + h Whz + bhz),
+/// n = tanh(x Wxn + bxn + r ⊙ (h Whn + bhn)), h′ = (1 − z) ⊙ n + z ⊙ h.
+public struct GRUCell: RecurrentCell, Codable, Sendable {
+    /// [input, 3·hidden], gate blocks in the order r, z, n.
+    public var inputWeight: Tensor
+    /// [hidden, 3·hidden].
+    public var hiddenWeight: Tensor
+    public var inputBias: Tensor
+    public var hiddenBias: Tensor
+
+    /// PyTorch's initialisation: everything uniform in ±1/√hidden.
+    public init(inputSize: Int, hiddenSize: Int, using rng: inout Xoshiro256) {
+        let b = 1 / Double(hiddenSize).squareRoot()
+        inputWeight = Tensor.randomUniform([inputSize, 3 * hiddenSize], low: -b, high: b, using: &rng)
+        hiddenWeight = Tensor.randomUniform([hiddenSize, 3 * hiddenSize], low: -b, high: b, using: &rng)
+        inputBias = Tensor.randomUniform([3 * hiddenSize], low: -b, high: b, using: &rng)
+        hiddenBias = Tensor.randomUniform([3 * hiddenSize], low: -b, high: b, using: &rng)
+    }
+
+    public var inputSize: Int { inputWeight.shape[0] }
+    public var hiddenSize: Int { hiddenWeight.shape[0] }
+    public var outputSize: Int { hiddenSize }
+    public var stateSize: Int { hiddenSize }
+
+    public func inputProjection(_ x: Tensor) -> Tensor { x.matmul(inputWeight) + inputBias }
+
+    public func step(projected gx: Tensor, state h: Tensor) -> (output: Tensor, state: Tensor) {
+        let n = hiddenSize
+        let gh = Tensor.matmul(h, hiddenWeight) + hiddenBias
+        let rz = (gx.slice(axis: 1, 0..<(2 * n)) + gh.slice(axis: 1, 0..<(2 * n))).sigmoid()
+        let r = rz.slice(axis: 1, 0..<n), z = rz.slice(axis: 1, n..<(2 * n))
+        let candidate = (gx.slice(axis: 1, (2 * n)..<(3 * n)) + r * gh.slice(axis: 1, (2 * n)..<(3 * n))).tanh()
+        let next = candidate + z * (h - candidate)
+        return (next, next)
+    }
+
+    public mutating func visitParameters(_ body: (String, inout Tensor) -> Void) {
+        body("inputWeight", &inputWeight)
+        body("hiddenWeight", &hiddenWeight)
+        body("inputBias", &inputBias)
+        body("hiddenBias", &hiddenBias)
+    }
+}
+
+/// A long short-term memory cell (Hochreiter & Schmidhuber 1997) in PyTorch's form,
+/// gates i, f, g, o. Its state is [h, c] side by side, [B, 2·hidden]; its output is h.
+public struct LSTMCell: RecurrentCell, Codable, Sendable {
+    /// [input, 4·hidden], gate blocks in the order i, f, g, o.
+    public var inputWeight: Tensor
+    /// [hidden, 4·hidden].
+    public var hiddenWeight: Tensor
+    /// [4·hidden] (PyTorch's two biases folded into one).
+    public var bias: Tensor
+
+    public init(inputSize: Int, hiddenSize: Int, using rng: inout Xoshiro256) {
+        let b = 1 / Double(hiddenSize).squareRoot()
+        inputWeight = Tensor.randomUniform([inputSize, 4 * hiddenSize], low: -b, high: b, using: &rng)
+        hiddenWeight = Tensor.randomUniform([hiddenSize, 4 * hiddenSize], low: -b, high: b, using: &rng)
+        bias = Tensor.randomUniform([4 * hiddenSize], low: -b, high: b, using: &rng)
+    }
+
+    public var inputSize: Int { inputWeight.shape[0] }
+    public var hiddenSize: Int { hiddenWeight.shape[0] }
+    public var outputSize: Int { hiddenSize }
+    public var stateSize: Int { 2 * hiddenSize }
+
+    public func inputProjection(_ x: Tensor) -> Tensor { x.matmul(inputWeight) + bias }
+
+    public func step(projected gx: Tensor, state: Tensor) -> (output: Tensor, state: Tensor) {
+        let n = hiddenSize
+        let h = state.slice(axis: 1, 0..<n), c = state.slice(axis: 1, n..<(2 * n))
+        let gates = gx + Tensor.matmul(h, hiddenWeight)
+        let ifo = Tensor.concat([gates.slice(axis: 1, 0..<(2 * n)), gates.slice(axis: 1, (3 * n)..<(4 * n))], axis: 1).sigmoid()
+        let i = ifo.slice(axis: 1, 0..<n), f = ifo.slice(axis: 1, n..<(2 * n)), o = ifo.slice(axis: 1, (2 * n)..<(3 * n))
+        let g = gates.slice(axis: 1, (2 * n)..<(3 * n)).tanh()
+        let cNext = f * c + i * g
+        let hNext = o * cNext.tanh()
+        return (hNext, Tensor.concat([hNext, cNext], axis: 1))
+    }
+
+    public mutating func visitParameters(_ body: (String, inout Tensor) -> Void) {
+        body("inputWeight", &inputWeight)
+        body("hiddenWeight", &hiddenWeight)
+        body("bias", &bias)
+    }
+}

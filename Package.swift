@@ -19,10 +19,11 @@ let package = Package(
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS"),
         .target(name: "TensorCore", dependencies: ["CBLAS"]),
         .target(name: "NN", dependencies: ["TensorCore"]),
+        .target(name: "Benchmarks", dependencies: ["TensorCore", "NN"]),
         .executableTarget(
             name: "metarl",
             dependencies: [
-                "TensorCore", "NN",
+                "TensorCore", "NN", "Benchmarks",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

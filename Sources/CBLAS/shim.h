@@ -13,4 +13,13 @@ typedef __typeof__(&openblas_get_corename) metarl_get_corename_fn;
 typedef __typeof__(&openblas_set_num_threads) metarl_set_num_threads_fn;
 typedef __typeof__(&openblas_get_num_threads) metarl_get_num_threads_fn;
 
+
+// glibc's malloc tuning, which Swift's Glibc module does not import (see Storage.swift).
+#include <malloc.h>
+
+static inline void metarl_keep_large_blocks_in_heap(int mmapThreshold, int trimThreshold) {
+    mallopt(M_MMAP_THRESHOLD, mmapThreshold);
+    mallopt(M_TRIM_THRESHOLD, trimThreshold);
+}
+
 #endif

@@ -38,7 +38,7 @@ public struct Linear: ParameterCollection, Codable, Sendable {
 
     public func callAsFunction(_ x: Tensor) -> Tensor { x.matmul(weight) + bias }
 
-    public mutating func visitParameters(_ body: (String, inout Tensor) -> Void) {
+    public mutating func visitParameters(_ body: (_ name: @autoclosure () -> String, _ value: inout Tensor) -> Void) {
         body("weight", &weight)
         body("bias", &bias)
     }
@@ -73,8 +73,10 @@ public struct MLP: ParameterCollection, Codable, Sendable {
         return h
     }
 
-    public mutating func visitParameters(_ body: (String, inout Tensor) -> Void) {
-        layers.visitParameters { name, t in body("layers.\(name)", &t) }
+    public mutating func visitParameters(_ body: (_ name: @autoclosure () -> String, _ value: inout Tensor) -> Void) {
+        layers.visitParameters { name, t in
+            withoutActuallyEscaping(name) { name in body("layers.\(name())", &t) }
+        }
     }
 }
 
@@ -97,7 +99,7 @@ public struct LayerNorm: ParameterCollection, Codable, Sendable {
         return centred / (variance + epsilon).sqrt() * gain + bias
     }
 
-    public mutating func visitParameters(_ body: (String, inout Tensor) -> Void) {
+    public mutating func visitParameters(_ body: (_ name: @autoclosure () -> String, _ value: inout Tensor) -> Void) {
         body("gain", &gain)
         body("bias", &bias)
     }

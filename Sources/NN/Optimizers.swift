@@ -35,7 +35,7 @@ public struct Adam: Codable, Sendable {
         var i = 0
         model.visitParameters { name, p in
             let g = grads[i].detached.converted(to: .float32)
-            precondition(g.shape == p.shape, "Adam: gradient of \(name) is \(g.shape), parameter is \(p.shape)")
+            precondition(g.shape == p.shape, "Adam: gradient of \(name()) is \(g.shape), parameter is \(p.shape)")
             let wasDouble = p.dtype == .float64
             p = p.detached.converted(to: .float32)
             g.withUnsafeFloats { g in

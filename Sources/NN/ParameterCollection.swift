@@ -8,8 +8,9 @@ import TensorCore
 /// parameters" (MAML's adapted policy, TRPO's trial step) is just a modified copy.
 public protocol ParameterCollection {
     /// Calls `body` with the dotted name and the storage of every parameter, always in
-    /// the same order.
-    mutating func visitParameters(_ body: (String, inout Tensor) -> Void)
+    /// the same order. The name is an autoclosure: building it costs string work, and
+    /// most visits (gradients, optimiser steps) never read it.
+    mutating func visitParameters(_ body: (_ name: @autoclosure () -> String, _ value: inout Tensor) -> Void)
 }
 
 extension ParameterCollection {
@@ -25,7 +26,7 @@ extension ParameterCollection {
             var i = 0
             visitParameters { name, t in
                 precondition(i < newValue.count, "parameters: only \(newValue.count) tensors given")
-                precondition(newValue[i].shape == t.shape, "parameter \(name): shape \(newValue[i].shape) for \(t.shape)")
+                precondition(newValue[i].shape == t.shape, "parameter \(name()): shape \(newValue[i].shape) for \(t.shape)")
                 t = newValue[i]
                 i += 1
             }
@@ -37,7 +38,7 @@ extension ParameterCollection {
     public var namedParameters: [(name: String, value: Tensor)] {
         var copy = self
         var list: [(String, Tensor)] = []
-        copy.visitParameters { name, t in list.append((name, t)) }
+        copy.visitParameters { name, t in list.append((name(), t)) }
         return list
     }
 
@@ -133,9 +134,11 @@ public func clipByGlobalNorm<Model: ParameterCollection>(_ gradient: inout Model
 
 /// A list of parameter collections of one type is itself one (e.g. a stack of layers).
 extension Array: ParameterCollection where Element: ParameterCollection {
-    public mutating func visitParameters(_ body: (String, inout Tensor) -> Void) {
+    public mutating func visitParameters(_ body: (_ name: @autoclosure () -> String, _ value: inout Tensor) -> Void) {
         for i in indices {
-            self[i].visitParameters { name, t in body("\(i).\(name)", &t) }
+            self[i].visitParameters { name, t in
+                withoutActuallyEscaping(name) { name in body("\(i).\(name())", &t) }
+            }
         }
     }
 }

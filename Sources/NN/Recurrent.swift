@@ -91,7 +91,7 @@ public struct GRUCell: RecurrentCell, Codable, Sendable {
         return (next, next)
     }
 
-    public mutating func visitParameters(_ body: (String, inout Tensor) -> Void) {
+    public mutating func visitParameters(_ body: (_ name: @autoclosure () -> String, _ value: inout Tensor) -> Void) {
         body("inputWeight", &inputWeight)
         body("hiddenWeight", &hiddenWeight)
         body("inputBias", &inputBias)
@@ -135,7 +135,7 @@ public struct LSTMCell: RecurrentCell, Codable, Sendable {
         return (hNext, Tensor.concat([hNext, cNext], axis: 1))
     }
 
-    public mutating func visitParameters(_ body: (String, inout Tensor) -> Void) {
+    public mutating func visitParameters(_ body: (_ name: @autoclosure () -> String, _ value: inout Tensor) -> Void) {
         body("inputWeight", &inputWeight)
         body("hiddenWeight", &hiddenWeight)
         body("bias", &bias)

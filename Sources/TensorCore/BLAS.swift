@@ -11,7 +11,8 @@ import Glibc
 /// model 207) and falls back to its generic Prescott kernels, seven times slower. It
 /// takes the kernel set from `OPENBLAS_CORETYPE`, but reads that variable only when the
 /// library is loaded. So the library is never linked: the first use of ``shared`` reads
-/// the CPU's flags, sets `OPENBLAS_CORETYPE` (unless the user already set it), sets one
+/// the CPU's flags, sets `OPENBLAS_CORETYPE` (a preset naming an older kernel set than
+/// the CPU runs is upgraded; `METARL_BLAS_CORETYPE` forces any choice), sets one
 /// BLAS thread (unless a thread count is already set: parallelism in MetaRL comes from
 /// batching environments across cores, and a second BLAS thread pays only for large
 /// products), and only then loads `libopenblas.so.0` with `dlopen`.
@@ -40,11 +41,21 @@ public struct BLASLibrary: @unchecked Sendable {
 
     private static func load() -> BLASLibrary {
         let source: String
-        if let preset = getenv("OPENBLAS_CORETYPE").map({ String(cString: $0) }), !preset.isEmpty {
+        let detected = coreType(forCPUFlags: cpuFlags())
+        let preset = getenv("OPENBLAS_CORETYPE").map { String(cString: $0) }
+        if let forced = getenv("METARL_BLAS_CORETYPE").map({ String(cString: $0) }), !forced.isEmpty {
+            setenv("OPENBLAS_CORETYPE", forced, 1)
+            source = "METARL_BLAS_CORETYPE=\(forced)"
+        } else if let preset, !preset.isEmpty, let detected, tier(of: preset) < tier(of: detected) {
+            // A machine-wide setting for older CPUs (clusters pin Haswell for uniformity)
+            // would halve the speed here; use what this CPU runs, and say so.
+            setenv("OPENBLAS_CORETYPE", detected, 1)
+            source = "cpu flags (\(detected); OPENBLAS_CORETYPE=\(preset) in the environment is an older kernel set — set METARL_BLAS_CORETYPE to force a choice)"
+        } else if let preset, !preset.isEmpty {
             source = "environment (OPENBLAS_CORETYPE=\(preset))"
-        } else if let choice = coreType(forCPUFlags: cpuFlags()) {
-            setenv("OPENBLAS_CORETYPE", choice, 1)
-            source = "cpu flags (set OPENBLAS_CORETYPE=\(choice))"
+        } else if let detected {
+            setenv("OPENBLAS_CORETYPE", detected, 1)
+            source = "cpu flags (set OPENBLAS_CORETYPE=\(detected))"
         } else {
             source = "OpenBLAS detection"
         }
@@ -96,6 +107,16 @@ public struct BLASLibrary: @unchecked Sendable {
         return nil
     }
 
+    /// A rough order of x86 kernel sets by the widest vectors they use: 3 for AVX-512,
+    /// 2 for AVX2, 1 for anything else (including names this table does not know).
+    static func tier(of coreType: String) -> Int {
+        switch coreType.uppercased() {
+        case "SKYLAKEX", "COOPERLAKE", "SAPPHIRERAPIDS": return 3
+        case "HASWELL", "ZEN": return 2
+        default: return 1
+        }
+    }
+
     private static func cpuFlags() -> Set<Substring> {
         guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
               let line = text.split(separator: "\n").first(where: { $0.hasPrefix("flags") }),
@@ -104,9 +125,9 @@ public struct BLASLibrary: @unchecked Sendable {
         return Set(line[line.index(after: colon)...].split(separator: " "))
     }
 
-    /// C ← alpha·op(A)·op(B) + beta·C for row-major Float matrices.
+    /// C ← alpha·op(A)·op(B) + beta·C for row-major Float matrices (raw `cblas_sgemm`).
     @inline(__always)
-    func gemm(
+    public func gemm(
         transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
         alpha: Float, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
         beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int

@@ -10,7 +10,8 @@ import Foundation
 func fastExp(_ x: Float) -> Float {
     let x = Swift.min(Swift.max(x, -87.33654), 88.0)
     // Round x·log2(e) to the nearest integer with the 1.5·2²³ trick (no call).
-    let n = (x * 1.442_695_04 + 12_582_912) - 12_582_912
+    let shifted = x * 1.442_695_04 + 12_582_912
+    let n = shifted - 12_582_912
     let r = x - n * 0.693_359_375 + n * 2.121_944_4e-4
     var p: Float = 1.987_569_15e-4
     p = p * r + 1.398_199_95e-3
@@ -19,7 +20,9 @@ func fastExp(_ x: Float) -> Float {
     p = p * r + 1.666_666_55e-1
     p = p * r + 5.000_000_12e-1
     let e = p * r * r + r + 1
-    let scale = Float(bitPattern: UInt32(bitPattern: Int32(n) &+ 127) << 23)
+    // 2ⁿ from the bits of `shifted`, whose low mantissa bits hold n (no checked
+    // float-to-integer conversion, which would stop the loop from vectorising).
+    let scale = Float(bitPattern: (shifted.bitPattern &- 0x4B40_0000 &+ 127) << 23)
     return e * scale
 }
 

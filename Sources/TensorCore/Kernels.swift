@@ -23,6 +23,9 @@ enum UnaryKind {
 enum BinaryKind {
     case add, subtract, multiply, divide
     case greater, greaterEqual, less, lessEqual, equal
+    /// Fused backward rules (first-order passes only): g·(1 − y²) and g·y·(1 − y), with
+    /// the upstream gradient g first and the forward output y second.
+    case tanhBackward, sigmoidBackward
 }
 
 enum Kernels {
@@ -125,6 +128,8 @@ enum Kernels {
         case .less: stridedRow(n, a, sa, b, sb, out) { $0 < $1 ? 1 : 0 }
         case .lessEqual: stridedRow(n, a, sa, b, sb, out) { $0 <= $1 ? 1 : 0 }
         case .equal: stridedRow(n, a, sa, b, sb, out) { $0 == $1 ? 1 : 0 }
+        case .tanhBackward: stridedRow(n, a, sa, b, sb, out) { g, y in g * (1 - y * y) }
+        case .sigmoidBackward: stridedRow(n, a, sa, b, sb, out) { g, y in g * (y * (1 - y)) }
         }
     }
 
@@ -244,10 +249,7 @@ enum Kernels {
             let px = x.storage.pointer(T.self), po = out.pointer(T.self)
             for o in 0..<outer {
                 if inner == 1 {
-                    var acc: T = 0
-                    let row = px + o * n
-                    for j in 0..<n { acc += row[j] }
-                    po[o] = acc
+                    po[o] = contiguousSum(px + o * n, n)
                 } else {
                     let dst = po + o * inner
                     for j in 0..<n {
@@ -262,6 +264,21 @@ enum Kernels {
         case .float64: loop(Double.self)
         }
         return Tensor(shape: shape, storage: out)
+    }
+
+    /// The sum of n contiguous values with eight interleaved accumulators, so the loop
+    /// vectorises (a single accumulator forces strict, serial order).
+    @inline(__always)
+    static func contiguousSum<T: KernelScalar>(_ p: UnsafePointer<T>, _ n: Int) -> T {
+        var a0: T = 0, a1: T = 0, a2: T = 0, a3: T = 0, a4: T = 0, a5: T = 0, a6: T = 0, a7: T = 0
+        var j = 0
+        while j + 8 <= n {
+            a0 += p[j]; a1 += p[j + 1]; a2 += p[j + 2]; a3 += p[j + 3]
+            a4 += p[j + 4]; a5 += p[j + 5]; a6 += p[j + 6]; a7 += p[j + 7]
+            j += 8
+        }
+        while j < n { a0 += p[j]; j += 1 }
+        return ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))
     }
 
     /// Maximum along one axis (kept as size 1), and the one-hot mask of the first
@@ -469,6 +486,24 @@ enum Kernels {
     }
 
     /// a += b in place, same shape and dtype; `a` must own its storage.
+    /// a[…, start..<start+len, …] += g along `axis`, in place: the backward of slice
+    /// without materialising the padded gradient.
+    static func addIntoSlice(_ a: inout Tensor, _ g: Tensor, axis: Int, start: Int) {
+        let (outer, size, inner) = splitAround(a.shape, axis)
+        let run = g.shape[axis] * inner
+        func loop<T: KernelScalar>(_: T.Type) {
+            let pa = a.storage.pointer(T.self), pg = g.storage.pointer(T.self)
+            for o in 0..<outer {
+                let dst = pa + (o * size + start) * inner, src = pg + o * run
+                for i in 0..<run { dst[i] += src[i] }
+            }
+        }
+        switch a.dtype {
+        case .float32: loop(Float.self)
+        case .float64: loop(Double.self)
+        }
+    }
+
     static func addInPlace(_ a: inout Tensor, _ b: Tensor) {
         let n = a.count
         switch a.dtype {

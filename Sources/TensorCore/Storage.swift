@@ -1,3 +1,8 @@
+import CBLAS
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// The element type of a tensor's storage.
 ///
 /// Training runs in `float32`; `float64` runs the same graph in double precision, which
@@ -25,6 +30,7 @@ struct StorageHeader {
 final class Storage: ManagedBuffer<StorageHeader, Double> {
     /// A new storage of `count` elements, uninitialised.
     static func allocate(count: Int, dtype: DType) -> Storage {
+        _ = allocatorTuned
         let words = dtype == .float32 ? (count + 1) / 2 : count
         let buffer = Storage.create(minimumCapacity: max(words, 1)) { _ in
             StorageHeader(count: count, dtype: dtype)
@@ -37,6 +43,22 @@ final class Storage: ManagedBuffer<StorageHeader, Double> {
         }
         return storage
     }
+
+    /// glibc serves blocks above 128 KiB with fresh `mmap`s and gives freed heap top back
+    /// to the kernel, so every large tensor of a training step page-faults on first touch
+    /// (a quarter of a GRU step's time went to the kernel). Keeping blocks up to 64 MiB
+    /// in the heap, and the heap's top, makes them reusable. Skipped when the user
+    /// tunes malloc through the environment.
+    static let allocatorTuned: Bool = {
+        #if canImport(Glibc)
+        let userTuned = ["GLIBC_TUNABLES", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"].contains { (name: String) in getenv(name) != nil }
+        if !userTuned {
+            metarl_keep_large_blocks_in_heap(64 << 20, 256 << 20)
+            return true
+        }
+        #endif
+        return false
+    }()
 
     /// A new storage of `count` zeros.
     static func zeros(count: Int, dtype: DType) -> Storage {

@@ -117,10 +117,11 @@ public final class Tape: @unchecked Sendable {
         let lowest = xs.map(\.tapeIndex).min() ?? 0
         if lowest <= root {
             for i in lowest...root where !needed[i] {
-                let e = entries[i]
-                switch e.op {
-                case .concat(_, _, let indices): needed[i] = indices.contains { $0 >= 0 && needed[$0] }
-                default: needed[i] = (e.firstIndex >= 0 && needed[e.firstIndex]) || (e.secondIndex >= 0 && needed[e.secondIndex])
+                let first = entries[i].firstIndex, second = entries[i].secondIndex
+                if first >= 0 || second >= 0 {
+                    needed[i] = (first >= 0 && needed[first]) || (second >= 0 && needed[second])
+                } else if case .concat(_, _, let indices) = entries[i].op {
+                    needed[i] = indices.contains { $0 >= 0 && needed[$0] }
                 }
             }
         }
@@ -200,9 +201,9 @@ public final class Tape: @unchecked Sendable {
         case .log:
             toA(g / a)
         case .tanh:
-            toA(g * (1 - y * y))
+            toA(createGraph ? g * (1 - y * y) : Kernels.binary(.tanhBackward, g, e.output))
         case .sigmoid:
-            toA(g * (y * (1 - y)))
+            toA(createGraph ? g * (y * (1 - y)) : Kernels.binary(.sigmoidBackward, g, e.output))
         case .relu:
             toA(g * Kernels.unary(.positiveMask, e.first!))
         case .softplus:
@@ -243,7 +244,21 @@ public final class Tape: @unchecked Sendable {
                 start += length
             }
         case .slice(let axis, let start):
-            toA(g.padded(axis: axis, start: start, size: e.first!.shape[axis]))
+            guard wantA else { break }
+            if !createGraph {
+                // Add into the input's gradient in place: a recurrent unroll slices one
+                // step at a time, and padding each step's gradient to the full sequence
+                // would cost O(T²).
+                let index = e.firstIndex
+                if grads[index] == nil || !isKnownUniquelyReferenced(&grads[index]!.storage) {
+                    var fresh = grads[index] ?? Tensor.zeros(e.first!.shape, dtype: g.dtype)
+                    if grads[index] != nil { fresh = Tensor(shape: fresh.shape, storage: fresh.storage.copy()) }
+                    grads[index] = fresh
+                }
+                Kernels.addIntoSlice(&grads[index]!, g.detached, axis: axis, start: start)
+            } else {
+                toA(g.padded(axis: axis, start: start, size: e.first!.shape[axis]))
+            }
         case .pad(let axis, let start, _):
             toA(g.slice(axis: axis, start..<(start + e.first!.shape[axis])))
         case .gather(let axis, let indices):

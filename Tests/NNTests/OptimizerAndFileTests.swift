@@ -6,7 +6,7 @@ import TensorCore
 @Suite struct OptimizerTests {
     struct Point: ParameterCollection {
         var x: Tensor
-        mutating func visitParameters(_ body: (String, inout Tensor) -> Void) { body("x", &x) }
+        mutating func visitParameters(_ body: (_ name: @autoclosure () -> String, _ value: inout Tensor) -> Void) { body("x", &x) }
     }
 
     @Test func adamFirstStepsMatchHandComputation() {

@@ -55,6 +55,10 @@ import GradientChecking
         #expect(BLASLibrary.coreType(forCPUFlags: avx512.union(["avx512_bf16"])) == "COOPERLAKE")
         #expect(BLASLibrary.coreType(forCPUFlags: ["avx2", "fma", "sse4_2"]) == "HASWELL")
         #expect(BLASLibrary.coreType(forCPUFlags: ["sse4_2"]) == nil)
+        // A preset is upgraded only when it is an older tier than the CPU's.
+        #expect(BLASLibrary.tier(of: "Haswell") < BLASLibrary.tier(of: "COOPERLAKE"))
+        #expect(BLASLibrary.tier(of: "SkylakeX") == BLASLibrary.tier(of: "COOPERLAKE"))
+        #expect(BLASLibrary.tier(of: "Prescott") < BLASLibrary.tier(of: "HASWELL"))
     }
 
     @Test func libraryLoadsWithOneThreadAndReportsItsCore() {

@@ -1,0 +1,99 @@
+import Foundation
+import NN
+import TensorCore
+
+/// The engine benchmark of `metarl bench engine`: small-network latency, large-batch
+/// throughput, a GRU sequence, BLAS efficiency and a Hessian-vector product, as medians.
+public struct EngineBenchmark: Codable, Sendable {
+    /// MLP 8→64→64→4 (tanh), forward + backward of a scalar loss, batch 1, µs.
+    public var mlp_b1_us: Double
+    /// The same at batch 4096, µs.
+    public var mlp_b4096_us: Double
+    /// GRU input 16, hidden 256, batch 64 × 100 steps, forward + backward, ms.
+    public var gru_ms: Double
+    /// Engine 1024³ matmul time ÷ raw cblas_sgemm time on the same operands.
+    public var matmul_ratio: Double
+    /// The engine's 1024³ matmul throughput on one thread, GFLOP/s.
+    public var matmul_gflops: Double
+    /// The kernel set OpenBLAS chose.
+    public var blas_core: String
+    /// One Hessian-vector product of the MLP loss at batch 4096, ms.
+    public var hvp_ms: Double
+
+    /// Runs every measurement; `quick` cuts the repetitions (for smoke tests).
+    public static func run(quick: Bool = false) -> EngineBenchmark {
+        let blas = BLASLibrary.shared
+        var rng = Xoshiro256(seed: 0)
+        let mlp = MLP(sizes: [8, 64, 64, 4], activation: .tanh, using: &rng)
+        func mlpLoss(_ m: MLP, _ x: Tensor) -> Tensor { m(x).squared().mean() }
+
+        let x1 = Tensor.randomNormal([1, 8], using: &rng)
+        let b1 = Timing.median(samples: quick ? 3 : 21, inner: quick ? 100 : 2000, warmup: 200) {
+            _ = valueAndGradient(at: mlp) { mlpLoss($0, x1) }
+        }
+        let xBig = Tensor.randomNormal([4096, 8], using: &rng)
+        let big = Timing.median(samples: quick ? 3 : 21, inner: quick ? 2 : 20, warmup: 5) {
+            _ = valueAndGradient(at: mlp) { mlpLoss($0, xBig) }
+        }
+        let v = mlp.parameters.map { Tensor.randomNormal($0.shape, using: &rng) }
+        let hvp = Timing.median(samples: quick ? 3 : 21, inner: quick ? 1 : 10, warmup: 3) {
+            _ = hessianVectorProduct(at: mlp.parameters, vector: v) { p in
+                var m = mlp
+                m.parameters = p
+                return mlpLoss(m, xBig)
+            }
+        }
+
+        let gru = GRUCell(inputSize: 16, hiddenSize: 256, using: &rng)
+        let sequence = Tensor.randomNormal([100, 64, 16], using: &rng)
+        let h0 = gru.zeroState(batchSize: 64)
+        let gruTime = Timing.median(samples: quick ? 3 : 11, inner: 1, warmup: 2) {
+            _ = valueAndGradient(at: gru) { cell in cell.unroll(sequence, initialState: h0).outputs.mean() }
+        }
+
+        let n = 1024
+        let a = Tensor.randomNormal([n, n], using: &rng), b = Tensor.randomNormal([n, n], using: &rng)
+        var c = Tensor.zeros([n, n])
+        let samples = quick ? 3 : 15
+        var engine: [Double] = [], raw: [Double] = []
+        _ = Tensor.matmul(a, b)
+        for _ in 0..<samples {  // interleaved, so drift in the machine's speed hits both alike
+            var start = Timing.now()
+            _ = Tensor.matmul(a, b)
+            engine.append(Timing.now() - start)
+            start = Timing.now()
+            a.withUnsafeFloats { pa in
+                b.withUnsafeFloats { pb in
+                    c.withUnsafeMutableFloats { pc in
+                        blas.gemm(transposeA: false, transposeB: false, m: n, n: n, k: n, alpha: 1,
+                                  a: pa.baseAddress!, lda: n, b: pb.baseAddress!, ldb: n, beta: 0, c: pc.baseAddress!, ldc: n)
+                    }
+                }
+            }
+            raw.append(Timing.now() - start)
+        }
+        let engineTime = Timing.medianOf(engine), rawTime = Timing.medianOf(raw)
+        return EngineBenchmark(
+            mlp_b1_us: b1 * 1e6, mlp_b4096_us: big * 1e6, gru_ms: gruTime * 1e3,
+            matmul_ratio: engineTime / rawTime, matmul_gflops: 2 * Double(n * n * n) / engineTime / 1e9,
+            blas_core: blas.coreName, hvp_ms: hvp * 1e3)
+    }
+
+    /// A readable table of the results beside the targets.
+    public var table: String {
+        let rows: [(String, String, String)] = [
+            ("MLP 8→64→64→4 fwd+bwd, batch 1", String(format: "%.2f µs", mlp_b1_us), "≤ 10 µs"),
+            ("MLP fwd+bwd, batch 4096", String(format: "%.0f µs", mlp_b4096_us), ""),
+            ("GRU 16→256, 64 × 100 steps fwd+bwd", String(format: "%.1f ms", gru_ms), "≤ PyTorch"),
+            ("matmul 1024³ engine ÷ cblas_sgemm", String(format: "%.3f", matmul_ratio), "≤ 1.25"),
+            ("matmul 1024³ throughput (1 thread)", String(format: "%.1f GFLOP/s", matmul_gflops), "≥ 120"),
+            ("Hessian-vector product, MLP batch 4096", String(format: "%.2f ms", hvp_ms), ""),
+            ("OpenBLAS kernels", blas_core, BLASLibrary.shared.coreTypeSource),
+        ]
+        let w0 = rows.map(\.0.count).max()!, w1 = rows.map(\.1.count).max()!
+        return rows.map { r in
+            r.0.padding(toLength: w0, withPad: " ", startingAt: 0) + "  "
+                + r.1.padding(toLength: w1, withPad: " ", startingAt: 0) + "  " + r.2
+        }.joined(separator: "\n")
+    }
+}

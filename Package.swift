@@ -8,6 +8,7 @@ let package = Package(
     products: [
         .library(name: "TensorCore", targets: ["TensorCore"]),
         .library(name: "NN", targets: ["NN"]),
+        .library(name: "Envs", targets: ["Envs"]),
         .executable(name: "metarl", targets: ["metarl"]),
     ],
     dependencies: [
@@ -19,11 +20,14 @@ let package = Package(
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS"),
         .target(name: "TensorCore", dependencies: ["CBLAS"]),
         .target(name: "NN", dependencies: ["TensorCore"]),
+        .target(name: "Envs", dependencies: ["TensorCore"]),
+        // Classic bandit and tabular-MDP strategies that meta-RL results are read against.
+        .target(name: "Baselines", dependencies: ["TensorCore", "Envs"]),
         .target(name: "Benchmarks", dependencies: ["TensorCore", "NN"]),
         .executableTarget(
             name: "metarl",
             dependencies: [
-                "TensorCore", "NN", "Benchmarks",
+                "TensorCore", "NN", "Envs", "Baselines", "Benchmarks",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -31,5 +35,6 @@ let package = Package(
         .target(name: "GradientChecking", dependencies: ["TensorCore"], path: "Tests/GradientChecking"),
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore", "GradientChecking"]),
         .testTarget(name: "NNTests", dependencies: ["NN", "TensorCore", "GradientChecking"]),
+        .testTarget(name: "EnvsTests", dependencies: ["Envs", "Baselines", "TensorCore"]),
     ]
 )

@@ -1,0 +1,176 @@
+import Envs
+import TensorCore
+
+/// Why an exact Bayes-optimal or Gittins computation cannot be done as asked.
+public struct BaselineError: Error, CustomStringConvertible {
+    public var message: String
+    public var description: String { message }
+}
+
+/// The exact Bayes-optimal policy for a Bernoulli bandit with Beta(1, 1) priors and a
+/// known number of pulls, by dynamic programming over the joint posterior:
+///
+///     V(b) = max_a  p_a(b)·(1 + V(b + success_a)) + (1 − p_a(b))·V(b + failure_a),
+///     V(b) = 0 when no pulls remain,  p_a(b) = (1 + s_a) / (2 + s_a + f_a).
+///
+/// Arms are exchangeable, so a belief is stored with its arms sorted; values are memoised.
+/// This is the true ceiling of expected trial return that a meta-learner can approach.
+public struct BayesOptimalBandit: BanditStrategy {
+    /// The most beliefs the memo may hold before the computation gives up.
+    public static let stateLimit = 40_000_000
+    var counts = BetaCounts()
+    var pulls = 0
+    var table: ValueTable?
+
+    public init() {}
+
+    /// Checks that `arms` × `pulls` fits: each arm's (s, f) must pack into the 64-bit key.
+    public static func check(arms: Int, pulls: Int) throws(BaselineError) {
+        let bits = bitsPerArm(pulls)
+        guard bits * arms <= 64 else {
+            throw BaselineError(message: "bayes-optimal: k=\(arms), n=\(pulls) is too large for exact dynamic programming (fits when k·⌈log2((n+1)²)⌉ ≤ 64, e.g. k=5 with n ≤ 10, k=2 with n ≤ 4000)")
+        }
+    }
+
+    static func bitsPerArm(_ pulls: Int) -> Int {
+        let cells = (pulls + 1) * (pulls + 1)
+        return Int.bitWidth - (cells - 1).leadingZeroBitCount
+    }
+
+    public mutating func start(arms: Int, pulls: Int) {
+        counts.start(arms: arms)
+        if table == nil || table!.arms != arms || table!.pulls != pulls {
+            table = ValueTable(arms: arms, pulls: pulls)
+        }
+        self.pulls = pulls
+    }
+
+    public mutating func choose(step t: Int, using rng: inout Xoshiro256) -> Int {
+        var s = counts.successes, f = counts.failures
+        let q = (0..<counts.arms).map { a -> Double in
+            let p = counts.mean(a)
+            s[a] += 1
+            let win = table!.value(s, f)
+            s[a] -= 1
+            f[a] += 1
+            let loss = table!.value(s, f)
+            f[a] -= 1
+            return p * (1 + win) + (1 - p) * loss
+        }
+        return argmaxFirst(counts.arms) { q[$0] }
+    }
+
+    public mutating func record(arm: Int, reward: Float) { counts.record(arm: arm, reward: reward) }
+
+    /// The Bayes-optimal expected total reward of a trial of `pulls` pulls of `arms` arms.
+    public static func expectedReturn(arms: Int, pulls: Int) throws(BaselineError) -> Double {
+        try check(arms: arms, pulls: pulls)
+        let table = ValueTable(arms: arms, pulls: pulls)
+        return table.value([Int](repeating: 0, count: arms), [Int](repeating: 0, count: arms))
+    }
+
+    /// Memoised V over sorted beliefs (a reference type so policy copies share it).
+    final class ValueTable {
+        let arms: Int, pulls: Int, bits: Int
+        var memo: [UInt64: Double] = [:]
+
+        init(arms: Int, pulls: Int) {
+            self.arms = arms
+            self.pulls = pulls
+            bits = BayesOptimalBandit.bitsPerArm(pulls)
+        }
+
+        func key(_ cells: [Int]) -> UInt64 {
+            var k: UInt64 = 0
+            for c in cells.sorted() { k = k << UInt64(bits) | UInt64(c) }
+            return k
+        }
+
+        func value(_ s: [Int], _ f: [Int]) -> Double {
+            var total = 0
+            for a in 0..<arms { total += s[a] + f[a] }
+            if total >= pulls { return 0 }
+            let cells = (0..<arms).map { s[$0] * (pulls + 1) + f[$0] }
+            let k = key(cells)
+            if let v = memo[k] { return v }
+            var s = s, f = f
+            var best = 0.0
+            // Arms in identical belief states give identical values: try one of each.
+            var seen = Set<Int>()
+            for a in 0..<arms where seen.insert(cells[a]).inserted {
+                let p = Double(1 + s[a]) / Double(2 + s[a] + f[a])
+                s[a] += 1
+                let win = value(s, f)
+                s[a] -= 1
+                f[a] += 1
+                let loss = value(s, f)
+                f[a] -= 1
+                best = Swift.max(best, p * (1 + win) + (1 - p) * loss)
+            }
+            memo[k] = best
+            return best
+        }
+    }
+}
+
+/// The Gittins index strategy (Gittins 1979) for Beta posteriors with discount γ: pull
+/// the arm of highest index, the retirement reward λ at which continuing and retiring
+/// are equally good:
+///
+///     V(a, b) = max( λ/(1 − γ),  p + γ(p·V(a+1, b) + (1 − p)·V(a, b+1)) ),  p = a/(a+b),
+///
+/// found by bisection on λ, with the look-ahead cut at `depth` pulls (beyond it an arm
+/// is worth max(λ, p)/(1 − γ)). Indices are memoised per (a, b). Bayes-optimal for the
+/// infinite discounted problem; on a finite trial γ is a tuning knob.
+public struct GittinsBandit: BanditStrategy {
+    public var discount: Double
+    public var depth: Int
+    var counts = BetaCounts()
+    var cache: IndexCache
+
+    public init(discount: Double, depth: Int = 300) {
+        self.discount = discount
+        self.depth = depth
+        cache = IndexCache()
+    }
+
+    public mutating func start(arms: Int, pulls: Int) { counts.start(arms: arms) }
+
+    public mutating func choose(step t: Int, using rng: inout Xoshiro256) -> Int {
+        argmaxFirst(counts.arms) { a in index(alpha: 1 + counts.successes[a], beta: 1 + counts.failures[a]) }
+    }
+
+    public mutating func record(arm: Int, reward: Float) { counts.record(arm: arm, reward: reward) }
+
+    /// The Gittins index of a Beta(alpha, beta) arm, as a per-pull reward rate.
+    public func index(alpha: Int, beta: Int) -> Double {
+        let key = alpha << 32 | beta
+        if let v = cache.values[key] { return v }
+        var lo = Double(alpha) / Double(alpha + beta), hi = 1.0
+        var v = [Double](repeating: 0, count: depth + 1)
+        let g = discount
+        for _ in 0..<40 {
+            let lambda = (lo + hi) / 2
+            let retire = lambda / (1 - g)
+            // Values at the horizon, then back up to the root: v[j] at depth d holds
+            // the state with j successes among d further pulls.
+            for j in 0...depth {
+                let p = Double(alpha + j) / Double(alpha + beta + depth)
+                v[j] = Swift.max(lambda, p) / (1 - g)
+            }
+            for d in stride(from: depth - 1, through: 0, by: -1) {
+                for j in 0...d {
+                    let p = Double(alpha + j) / Double(alpha + beta + d)
+                    v[j] = Swift.max(retire, p + g * (p * v[j + 1] + (1 - p) * v[j]))
+                }
+            }
+            // Continuing strictly better than retiring at the root → the index is higher.
+            if v[0] > retire * (1 + 1e-12) { lo = lambda } else { hi = lambda }
+        }
+        let result = (lo + hi) / 2
+        cache.values[key] = result
+        return result
+    }
+
+    final class IndexCache { var values: [Int: Double] = [:] }
+}

@@ -1,0 +1,48 @@
+import TensorCore
+
+/// Bernoulli multi-armed bandit (RL² setting): `arms` arms, each paying 1 with its own
+/// probability p ~ U[0, 1] drawn per task. An episode is one pull, so a trial of n
+/// episodes is n pulls of the same arms. The observation is a constant 0.
+public struct BernoulliBandit: MetaEnv, Sendable {
+    /// The arms' success probabilities.
+    public struct Task: Codable, Sendable, Equatable {
+        public var armProbabilities: [Double]
+        public init(armProbabilities: [Double]) { self.armProbabilities = armProbabilities }
+    }
+
+    public let arms: Int
+    public private(set) var task: Task
+
+    public init(arms: Int = 5) {
+        precondition(arms >= 1, "BernoulliBandit: arms must be at least 1")
+        self.arms = arms
+        task = Task(armProbabilities: [Double](repeating: 0.5, count: arms))
+    }
+
+    public var observationSpace: Space { .box(low: 0, high: 0, shape: [1]) }
+    public var actionSpace: Space { .discrete(arms) }
+    public var maxEpisodeSteps: Int { 1 }
+
+    public func sampleTasks(_ n: Int, using rng: inout Xoshiro256) -> [Task] {
+        (0..<n).map { _ in Task(armProbabilities: (0..<arms).map { _ in rng.uniformDouble() }) }
+    }
+
+    public mutating func setTask(_ task: Task) {
+        precondition(task.armProbabilities.count == arms, "BernoulliBandit: task has \(task.armProbabilities.count) arms, env has \(arms)")
+        self.task = task
+    }
+
+    public mutating func reset(observation: UnsafeMutableBufferPointer<Float>, using rng: inout Xoshiro256) {
+        observation[0] = 0
+    }
+
+    @inline(__always)
+    public mutating func step(
+        _ action: UnsafeBufferPointer<Float>, observation: UnsafeMutableBufferPointer<Float>, using rng: inout Xoshiro256
+    ) throws(InvalidAction) -> StepOutcome {
+        let arm = try discreteAction(action, count: arms, environment: "bandit")
+        observation[0] = 0
+        let paid = rng.uniformDouble() < task.armProbabilities[arm]
+        return StepOutcome(reward: paid ? 1 : 0, terminated: true, truncated: false)
+    }
+}

@@ -52,73 +52,78 @@ public struct RandomBandit: BanditStrategy {
     public mutating func record(arm: Int, reward: Float) {}
 }
 
+/// A strategy that decides from the Beta posterior counts alone; starting a trial and
+/// recording a payoff are the same for all of them.
+public protocol PosteriorBanditStrategy: BanditStrategy {
+    var counts: BetaCounts { get set }
+}
+
+extension PosteriorBanditStrategy {
+    public mutating func start(arms: Int, pulls: Int) { counts.start(arms: arms) }
+    public mutating func record(arm: Int, reward: Float) { counts.record(arm: arm, reward: reward) }
+}
+
 /// The arm with the highest posterior mean, with probability 1 − ε; a uniform arm
 /// otherwise. ε = 0 is greedy.
-public struct EpsilonGreedyBandit: BanditStrategy {
+public struct EpsilonGreedyBandit: PosteriorBanditStrategy {
     public var epsilon: Double
-    var counts = BetaCounts()
+    public var counts = BetaCounts()
     public init(epsilon: Double) { self.epsilon = epsilon }
-    public mutating func start(arms: Int, pulls: Int) { counts.start(arms: arms) }
     public mutating func choose(step t: Int, using rng: inout Xoshiro256) -> Int {
         if epsilon > 0, rng.uniformDouble() < epsilon { return rng.uniformInt(below: counts.arms) }
         return argmaxFirst(counts.arms) { counts.mean($0) }
     }
-    public mutating func record(arm: Int, reward: Float) { counts.record(arm: arm, reward: reward) }
 }
 
 /// UCB1 (Auer et al. 2002) on the posterior means: mean + c·√(2 ln t / n_a), with the
 /// pseudo-counts of the prior in n_a (as in the RL² baselines; c = 1 is textbook UCB1).
-public struct UCB1Bandit: BanditStrategy {
+public struct UCB1Bandit: PosteriorBanditStrategy {
     public var c: Double
-    var counts = BetaCounts()
+    public var counts = BetaCounts()
     public init(c: Double) { self.c = c }
-    public mutating func start(arms: Int, pulls: Int) { counts.start(arms: arms) }
     public mutating func choose(step t: Int, using rng: inout Xoshiro256) -> Int {
         let logT = Foundation.log(Double(Swift.max(t, 1)))
         return argmaxFirst(counts.arms) { a in
             counts.mean(a) + c * (2 * logT / Double(counts.pulls(a) + 2)).squareRoot()
         }
     }
-    public mutating func record(arm: Int, reward: Float) { counts.record(arm: arm, reward: reward) }
 }
 
 /// Thompson sampling (Thompson 1933): draw p from every arm's posterior, pull the best.
-public struct ThompsonBandit: BanditStrategy {
-    var counts = BetaCounts()
+public struct ThompsonBandit: PosteriorBanditStrategy {
+    public var counts = BetaCounts()
     public init() {}
-    public mutating func start(arms: Int, pulls: Int) { counts.start(arms: arms) }
     public mutating func choose(step t: Int, using rng: inout Xoshiro256) -> Int {
-        var draws = [Double](repeating: 0, count: counts.arms)
-        for a in 0..<counts.arms { draws[a] = rng.beta(Double(1 + counts.successes[a]), Double(1 + counts.failures[a])) }
-        return argmaxFirst(counts.arms) { draws[$0] }
+        var best = 0, bestDraw = -Double.infinity
+        for a in 0..<counts.arms {
+            let p = rng.beta(Double(1 + counts.successes[a]), Double(1 + counts.failures[a]))
+            if p > bestDraw { best = a; bestDraw = p }
+        }
+        return best
     }
-    public mutating func record(arm: Int, reward: Float) { counts.record(arm: arm, reward: reward) }
 }
 
 /// Optimistic Thompson sampling as the RL² paper's baselines define it: draw `samples`
 /// joint samples from the posterior, keep the most probable one (highest posterior
 /// density), pull its best arm. One sample is Thompson sampling; many approach greedy.
-public struct OptimisticThompsonBandit: BanditStrategy {
+public struct OptimisticThompsonBandit: PosteriorBanditStrategy {
     public var samples: Int
-    var counts = BetaCounts()
+    public var counts = BetaCounts()
     public init(samples: Int) { self.samples = samples }
-    public mutating func start(arms: Int, pulls: Int) { counts.start(arms: arms) }
     public mutating func choose(step t: Int, using rng: inout Xoshiro256) -> Int {
-        var best = [Double](repeating: 0, count: counts.arms), draw = best
-        var bestDensity = -Double.infinity
+        var choice = 0, bestDensity = -Double.infinity
         for _ in 0..<Swift.max(samples, 1) {
-            var density = 0.0
+            var density = 0.0, arm = 0, armDraw = -Double.infinity
             for a in 0..<counts.arms {
                 let alpha = Double(1 + counts.successes[a]), beta = Double(1 + counts.failures[a])
                 let p = Swift.min(Swift.max(rng.beta(alpha, beta), 1e-300), 1 - 1e-16)
-                draw[a] = p
+                if p > armDraw { arm = a; armDraw = p }
                 density += (alpha - 1) * Foundation.log(p) + (beta - 1) * Foundation.log1p(-p) - logBeta(alpha, beta)
             }
-            if density > bestDensity { bestDensity = density; best = draw }
+            if density > bestDensity { bestDensity = density; choice = arm }
         }
-        return argmaxFirst(counts.arms) { best[$0] }
+        return choice
     }
-    public mutating func record(arm: Int, reward: Float) { counts.record(arm: arm, reward: reward) }
 }
 
 func logBeta(_ a: Double, _ b: Double) -> Double { lgamma(a) + lgamma(b) - lgamma(a + b) }

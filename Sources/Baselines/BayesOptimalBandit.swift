@@ -15,11 +15,8 @@ public struct BaselineError: Error, CustomStringConvertible {
 ///
 /// Arms are exchangeable, so a belief is stored with its arms sorted; values are memoised.
 /// This is the true ceiling of expected trial return that a meta-learner can approach.
-public struct BayesOptimalBandit: BanditStrategy {
-    /// The most beliefs the memo may hold before the computation gives up.
-    public static let stateLimit = 40_000_000
-    var counts = BetaCounts()
-    var pulls = 0
+public struct BayesOptimalBandit: PosteriorBanditStrategy {
+    public var counts = BetaCounts()
     var table: ValueTable?
 
     public init() {}
@@ -42,7 +39,6 @@ public struct BayesOptimalBandit: BanditStrategy {
         if table == nil || table!.arms != arms || table!.pulls != pulls {
             table = ValueTable(arms: arms, pulls: pulls)
         }
-        self.pulls = pulls
     }
 
     public mutating func choose(step t: Int, using rng: inout Xoshiro256) -> Int {
@@ -59,8 +55,6 @@ public struct BayesOptimalBandit: BanditStrategy {
         }
         return argmaxFirst(counts.arms) { q[$0] }
     }
-
-    public mutating func record(arm: Int, reward: Float) { counts.record(arm: arm, reward: reward) }
 
     /// The Bayes-optimal expected total reward of a trial of `pulls` pulls of `arms` arms.
     public static func expectedReturn(arms: Int, pulls: Int) throws(BaselineError) -> Double {
@@ -122,10 +116,10 @@ public struct BayesOptimalBandit: BanditStrategy {
 /// found by bisection on λ, with the look-ahead cut at `depth` pulls (beyond it an arm
 /// is worth max(λ, p)/(1 − γ)). Indices are memoised per (a, b). Bayes-optimal for the
 /// infinite discounted problem; on a finite trial γ is a tuning knob.
-public struct GittinsBandit: BanditStrategy {
+public struct GittinsBandit: PosteriorBanditStrategy {
     public var discount: Double
     public var depth: Int
-    var counts = BetaCounts()
+    public var counts = BetaCounts()
     var cache: IndexCache
 
     public init(discount: Double, depth: Int = 300) {
@@ -134,13 +128,9 @@ public struct GittinsBandit: BanditStrategy {
         cache = IndexCache()
     }
 
-    public mutating func start(arms: Int, pulls: Int) { counts.start(arms: arms) }
-
     public mutating func choose(step t: Int, using rng: inout Xoshiro256) -> Int {
         argmaxFirst(counts.arms) { a in index(alpha: 1 + counts.successes[a], beta: 1 + counts.failures[a]) }
     }
-
-    public mutating func record(arm: Int, reward: Float) { counts.record(arm: arm, reward: reward) }
 
     /// The Gittins index of a Beta(alpha, beta) arm, as a per-pull reward rate.
     public func index(alpha: Int, beta: Int) -> Double {

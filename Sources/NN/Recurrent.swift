@@ -40,10 +40,14 @@ extension RecurrentCell {
         var outputs: [Tensor] = []
         outputs.reserveCapacity(steps)
         let keep = resetMask.map { 1 - $0.detached.reshaped([steps, batch, 1]) }
+        // Steps where some copy resets; the others carry the state without a multiply.
+        let resetsAt = resetMask.map { mask in
+            let v = mask.values
+            return (0..<steps).map { t in v[(t * batch)..<((t + 1) * batch)].contains { $0 != 0 } }
+        }
         for t in 0..<steps {
-            if let keep {
-                let k = keep.slice(axis: 0, t..<(t + 1)).reshaped([batch, 1])
-                if k.values.contains(where: { $0 == 0 }) { state = state * k }
+            if let keep, resetsAt![t] {
+                state = state * keep.slice(axis: 0, t..<(t + 1)).reshaped([batch, 1])
             }
             let p = projected.slice(axis: 0, t..<(t + 1)).reshaped([batch, projected.shape[2]])
             let (y, next) = step(projected: p, state: state)

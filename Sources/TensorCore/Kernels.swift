@@ -485,7 +485,6 @@ enum Kernels {
         return Tensor(shape: shape, storage: out)
     }
 
-    /// a += b in place, same shape and dtype; `a` must own its storage.
     /// a[…, start..<start+len, …] += g along `axis`, in place: the backward of slice
     /// without materialising the padded gradient.
     static func addIntoSlice(_ a: inout Tensor, _ g: Tensor, axis: Int, start: Int) {
@@ -504,6 +503,7 @@ enum Kernels {
         }
     }
 
+    /// a += b in place, same shape and dtype; `a` must own its storage.
     static func addInPlace(_ a: inout Tensor, _ b: Tensor) {
         let n = a.count
         switch a.dtype {

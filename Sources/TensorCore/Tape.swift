@@ -250,10 +250,12 @@ public final class Tape: @unchecked Sendable {
                 // step at a time, and padding each step's gradient to the full sequence
                 // would cost O(T²).
                 let index = e.firstIndex
-                if grads[index] == nil || !isKnownUniquelyReferenced(&grads[index]!.storage) {
-                    var fresh = grads[index] ?? Tensor.zeros(e.first!.shape, dtype: g.dtype)
-                    if grads[index] != nil { fresh = Tensor(shape: fresh.shape, storage: fresh.storage.copy()) }
-                    grads[index] = fresh
+                if grads[index] == nil {
+                    grads[index] = Tensor.zeros(e.first!.shape, dtype: g.dtype)
+                } else if !isKnownUniquelyReferenced(&grads[index]!.storage) {
+                    // Shared with another slot: write into a copy.
+                    let shared = grads[index]!
+                    grads[index] = Tensor(shape: shared.shape, storage: shared.storage.copy())
                 }
                 Kernels.addIntoSlice(&grads[index]!, g.detached, axis: axis, start: start)
             } else {

@@ -21,11 +21,17 @@ public struct BayesOptimalBandit: PosteriorBanditStrategy {
 
     public init() {}
 
-    /// Checks that `arms` × `pulls` fits: each arm's (s, f) must pack into the 64-bit key.
+    /// The most belief states the memo may hold (about 1 GB).
+    public static let stateLimit = 20_000_000.0
+
+    /// Checks that `arms` × `pulls` fits: each arm's (s, f) must pack into the 64-bit key,
+    /// and the belief states, about C(n + 2k, 2k) / k! of them, into memory.
     public static func check(arms: Int, pulls: Int) throws(BaselineError) {
-        let bits = bitsPerArm(pulls)
-        guard bits * arms <= 64 else {
-            throw BaselineError(message: "bayes-optimal: k=\(arms), n=\(pulls) is too large for exact dynamic programming (fits when k·⌈log2((n+1)²)⌉ ≤ 64, e.g. k=5 with n ≤ 10, k=2 with n ≤ 4000)")
+        var states = 1.0
+        for i in 1...(2 * arms) { states *= Double(pulls + i) / Double(i) }
+        for i in 1...arms { states /= Double(i) }
+        guard bitsPerArm(pulls) * arms <= 64, states <= stateLimit else {
+            throw BaselineError(message: "bayes-optimal: k=\(arms), n=\(pulls) is too large for exact dynamic programming (about \(String(format: "%.1e", states)) belief states; the limit is \(String(format: "%.0e", stateLimit)), e.g. k=2 with n ≤ 173, k=5 with n ≤ 33, k=10 with n ≤ 7)")
         }
     }
 

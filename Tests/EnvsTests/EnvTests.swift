@@ -227,6 +227,10 @@ import TensorCore
         let greedy = evaluateBandit(EpsilonGreedyBandit(epsilon: 0), bandit: BernoulliBandit(arms: 5), pulls: 10, trials: 4000, seed: 1)
         #expect(greedy.meanReturn < ceiling + 3 * greedy.standardError)
         #expect(ceiling > 6.5 && ceiling < 6.8)
+        // Sizes whose belief space does not fit are refused with an error, not run out of memory.
+        #expect(throws: BaselineError.self) { try BayesOptimalBandit.check(arms: 5, pulls: 100) }
+        #expect(throws: BaselineError.self) { try BayesOptimalBandit.check(arms: 2, pulls: 500) }
+        try BayesOptimalBandit.check(arms: 5, pulls: 10)
     }
 
     /// Gittins indices against published values (Gittins, Glazebrook & Weber 2011, Table 8.1

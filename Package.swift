@@ -3,6 +3,10 @@ import PackageDescription
 
 // One library target per layer; each depends only on the layers below it.
 // See DEVELOPERS.md for the architecture.
+/// Full cross-module optimisation in release builds, for the layers whose generic hot
+/// loops are specialised in the modules that use them.
+let crossModule: [SwiftSetting] = [.unsafeFlags(["-cross-module-optimization"], .when(configuration: .release))]
+
 let package = Package(
     name: "MetaRL",
     products: [
@@ -18,12 +22,14 @@ let package = Package(
         // Declarations of CBLAS and of OpenBLAS's extras. Nothing is linked at build time:
         // TensorCore loads OpenBLAS with dlopen after choosing its kernels (see BLAS.swift).
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS"),
-        .target(name: "TensorCore", dependencies: ["CBLAS"]),
+        .target(name: "TensorCore", dependencies: ["CBLAS"], swiftSettings: crossModule),
         .target(name: "NN", dependencies: ["TensorCore"]),
-        .target(name: "Envs", dependencies: ["TensorCore"]),
+        // Environments are stepped from other modules through generics (VectorEnv<E>),
+        // so their code is made available for specialisation across modules.
+        .target(name: "Envs", dependencies: ["TensorCore"], swiftSettings: crossModule),
         // Classic bandit and tabular-MDP strategies that meta-RL results are read against.
         .target(name: "Baselines", dependencies: ["TensorCore", "Envs"]),
-        .target(name: "Benchmarks", dependencies: ["TensorCore", "NN"]),
+        .target(name: "Benchmarks", dependencies: ["TensorCore", "NN", "Envs"]),
         .executableTarget(
             name: "metarl",
             dependencies: [

@@ -22,6 +22,18 @@ public enum Timing {
         return medianOf(times)
     }
 
+    /// `median` for a body that can throw.
+    public static func medianThrowing(samples: Int, warmup: Int = 1, _ body: () throws -> Void) throws -> Double {
+        for _ in 0..<warmup { try body() }
+        var times: [Double] = []
+        for _ in 0..<samples {
+            let start = now()
+            try body()
+            times.append(now() - start)
+        }
+        return medianOf(times)
+    }
+
     public static func medianOf(_ xs: [Double]) -> Double {
         let s = xs.sorted()
         guard !s.isEmpty else { return .nan }

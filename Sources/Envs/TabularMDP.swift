@@ -22,13 +22,62 @@ public struct TabularMDP: MetaEnv, Sendable {
     public private(set) var task: Task
     public private(set) var state = 0
     var stepInEpisode = 0
+    /// Sampling tables built from the task: per row, Walker's alias table with one UInt32
+    /// per column (acceptance threshold in the top 22 bits, alias in the low 10, so 256
+    /// copies of the default MDP fit in half a megabyte), and mean rewards in Float.
+    var aliasTable: [UInt32] = []
+    var meanRewards: [Float] = []
 
     public init(states: Int = 10, actions: Int = 5, horizon: Int = 10) {
+        precondition(states >= 1 && states <= 1024, "TabularMDP: states must be in 1…1024 (the alias table packs a state in 10 bits)")
         self.states = states
         self.actions = actions
         self.horizon = horizon
         let uniform = [Double](repeating: 1 / Double(states), count: states * actions * states)
         task = Task(transitions: uniform, meanRewards: [Double](repeating: 1, count: states * actions))
+        buildTables()
+    }
+
+    /// Walker's alias tables (Vose's construction) for every transition row, so a step
+    /// draws its next state with one random number whatever the number of states.
+    mutating func buildTables() {
+        let n = states
+        var aliasAccept = [Double](repeating: 1, count: states * actions * n)
+        var aliasIndex = [Int](repeating: 0, count: states * actions * n)
+        meanRewards = task.meanRewards.map(Float.init)
+        var scaled = [Double](repeating: 0, count: n)
+        var small: [Int] = [], large: [Int] = []
+        small.reserveCapacity(n)
+        large.reserveCapacity(n)
+        for row in 0..<(states * actions) {
+            let base = row * n
+            small.removeAll(keepingCapacity: true)
+            large.removeAll(keepingCapacity: true)
+            for j in 0..<n {
+                scaled[j] = task.transitions[base + j] * Double(n)
+                aliasIndex[base + j] = j
+                if scaled[j] < 1 { small.append(j) } else { large.append(j) }
+            }
+            while let s = small.popLast() {
+                guard let l = large.last else { break }
+                aliasAccept[base + s] = scaled[s]
+                aliasIndex[base + s] = l
+                scaled[l] -= 1 - scaled[s]
+                if scaled[l] < 1 {
+                    large.removeLast()
+                    small.append(l)
+                }
+            }
+            // Leftovers (rounding) accept themselves with probability 1.
+            for j in large { aliasAccept[base + j] = 1 }
+            for j in small { aliasAccept[base + j] = 1 }
+        }
+        aliasTable = (0..<aliasAccept.count).map { i in
+            // A column that always accepts itself becomes its own alias.
+            let own = aliasAccept[i] >= 1
+            let threshold = own ? 0 : UInt32(min((aliasAccept[i] * 4_194_304).rounded(), 4_194_303))
+            return threshold << 10 | UInt32(own ? i % n : aliasIndex[i])
+        }
     }
 
     public var observationSpace: Space { .box(low: 0, high: 1, shape: [states]) }
@@ -57,6 +106,7 @@ public struct TabularMDP: MetaEnv, Sendable {
         precondition(task.transitions.count == states * actions * states && task.meanRewards.count == states * actions,
                      "TabularMDP: task sized for another state/action count")
         self.task = task
+        buildTables()
     }
 
     public mutating func reset(observation: UnsafeMutableBufferPointer<Float>, using rng: inout Xoshiro256) {
@@ -76,16 +126,15 @@ public struct TabularMDP: MetaEnv, Sendable {
     ) throws(InvalidAction) -> StepOutcome {
         let a = try discreteAction(action, count: actions, environment: "tabular-mdp")
         let row = state * actions + a
-        let reward = task.meanRewards[row] + rng.normal()
-        var u = rng.uniformDouble()
-        var next = states - 1
-        for j in 0..<states {
-            u -= task.transitions[row * states + j]
-            if u < 0 { next = j; break }
-        }
+        let reward = meanRewards[row] + rng.normalFloat()
+        // Alias draw: the top bits pick a column, the low 22 bits decide between it and its alias.
+        let r = rng.next()
+        let column = Int(((r >> 32) &* UInt64(states)) >> 32)
+        let cell = aliasTable[row * states + column]
+        let next = UInt32(truncatingIfNeeded: r & 0x3F_FFFF) < cell >> 10 ? column : Int(cell & 0x3FF)
         state = next
         stepInEpisode += 1
         writeObservation(observation)
-        return StepOutcome(reward: Float(reward), terminated: false, truncated: stepInEpisode >= horizon)
+        return StepOutcome(reward: reward, terminated: false, truncated: stepInEpisode >= horizon)
     }
 }

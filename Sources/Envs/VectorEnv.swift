@@ -62,25 +62,44 @@ public struct VectorEnv<E: MetaEnv> {
     /// Steps every copy with its row of `actions` [count × actionSize].
     public mutating func step(_ actions: UnsafeBufferPointer<Float>) throws(InvalidAction) {
         precondition(actions.count == count * actionSize, "VectorEnv.step: \(actions.count) action values for \(count) × \(actionSize)")
-        let n = observationSize, m = actionSize
-        try observations.withUnsafeMutableBufferPointer { (obs: inout UnsafeMutableBufferPointer<Float>) throws(InvalidAction) in
-            try envs.withUnsafeMutableBufferPointer { (envs: inout UnsafeMutableBufferPointer<E>) throws(InvalidAction) in
-                try rngs.withUnsafeMutableBufferPointer { (rngs: inout UnsafeMutableBufferPointer<Xoshiro256>) throws(InvalidAction) in
-                    for i in 0..<count {
-                        let row = UnsafeMutableBufferPointer(rebasing: obs[(i * n)..<((i + 1) * n)])
-                        let outcome = try envs[i].step(
-                            UnsafeBufferPointer(rebasing: actions[(i * m)..<((i + 1) * m)]), observation: row, using: &rngs[i])
-                        rewards[i] = outcome.reward
-                        terminated[i] = outcome.terminated
-                        truncated[i] = outcome.truncated
-                        if outcome.terminated || outcome.truncated {
-                            for j in 0..<n { finalObservations[i * n + j] = row[j] }
-                            envs[i].reset(observation: row, using: &rngs[i])
+        let n = observationSize, m = actionSize, count = self.count
+        let actionBase = actions.baseAddress!
+        var failure: InvalidAction?
+        // Raw pointers for the whole batch: no uniqueness or bounds checks per copy.
+        observations.withUnsafeMutableBufferPointer { obsBuffer in
+            finalObservations.withUnsafeMutableBufferPointer { finals in
+                rewards.withUnsafeMutableBufferPointer { rewardsOut in
+                    terminated.withUnsafeMutableBufferPointer { terminatedOut in
+                        truncated.withUnsafeMutableBufferPointer { truncatedOut in
+                            envs.withUnsafeMutableBufferPointer { envs in
+                                rngs.withUnsafeMutableBufferPointer { rngs in
+                                    let obs = obsBuffer.baseAddress!
+                                    for i in 0..<count {
+                                        let row = UnsafeMutableBufferPointer(start: obs + i * n, count: n)
+                                        let outcome: StepOutcome
+                                        do throws(InvalidAction) {
+                                            outcome = try envs[i].step(
+                                                UnsafeBufferPointer(start: actionBase + i * m, count: m), observation: row, using: &rngs[i])
+                                        } catch {
+                                            failure = error
+                                            return
+                                        }
+                                        rewardsOut[i] = outcome.reward
+                                        terminatedOut[i] = outcome.terminated
+                                        truncatedOut[i] = outcome.truncated
+                                        if outcome.terminated || outcome.truncated {
+                                            (finals.baseAddress! + i * n).update(from: obs + i * n, count: n)
+                                            envs[i].reset(observation: row, using: &rngs[i])
+                                        }
+                                    }
+                                }
+                            }
                         }
                     }
                 }
             }
         }
+        if let failure { throw failure }
     }
 
     /// Steps with an array of actions.

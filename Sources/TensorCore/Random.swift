@@ -70,6 +70,43 @@ public struct Xoshiro256: RandomNumberGenerator, Codable, Sendable, Equatable {
         return (-2 * Foundation.log(u1)).squareRoot() * Foundation.cos(2 * Double.pi * u2)
     }
 
+    /// A standard normal Float by the ziggurat method (Marsaglia & Tsang 2000, 128
+    /// layers), several times faster than `normal()`. The layer index and the sample's
+    /// magnitude come from disjoint bits of one 64-bit draw (avoiding the correlation
+    /// Doornik 2005 found in the original).
+    @inline(__always)
+    public mutating func normalFloat() -> Float {
+        let r = next()
+        let hz = Int32(truncatingIfNeeded: r >> 32)
+        let iz = Int(r & 127)
+        let tables = ZigguratTables.normal
+        if hz.magnitude < tables.k[iz] { return Float(hz) * tables.w[iz] }
+        return normalFloatTail(hz, iz)
+    }
+
+    @inline(never)
+    mutating func normalFloatTail(_ firstHz: Int32, _ firstIz: Int) -> Float {
+        let tables = ZigguratTables.normal
+        var hz = firstHz, iz = firstIz
+        while true {
+            let x = Float(hz) * tables.w[iz]
+            if iz == 0 {
+                // The base strip's tail beyond r (Marsaglia 1964).
+                var tx: Float, ty: Float
+                repeat {
+                    tx = -Foundation.log(1 - uniformFloat()) / ZigguratTables.r
+                    ty = -Foundation.log(1 - uniformFloat())
+                } while ty + ty < tx * tx
+                return hz > 0 ? ZigguratTables.r + tx : -ZigguratTables.r - tx
+            }
+            if tables.f[iz] + uniformFloat() * (tables.f[iz - 1] - tables.f[iz]) < Foundation.exp(-0.5 * x * x) { return x }
+            let r = next()
+            hz = Int32(truncatingIfNeeded: r >> 32)
+            iz = Int(r & 127)
+            if hz.magnitude < tables.k[iz] { return Float(hz) * tables.w[iz] }
+        }
+    }
+
     /// An index drawn with the given (unnormalised, non-negative) weights.
     public mutating func categorical(weights: UnsafeBufferPointer<Float>) -> Int {
         var total: Float = 0
@@ -115,5 +152,47 @@ public struct Xoshiro256: RandomNumberGenerator, Codable, Sendable, Equatable {
         let x = gamma(shape: a)
         let y = gamma(shape: b)
         return x / (x + y)
+    }
+}
+
+/// The 128-layer ziggurat for the standard normal: immutable tables built once.
+/// The tables live in memory that is allocated once and never written after
+/// initialisation, so a draw reads them without reference counting.
+struct ZigguratTables: @unchecked Sendable {
+    static let r: Float = 3.442619855899
+    static let normal = ZigguratTables()
+
+    /// Acceptance thresholds on |hz|, layer widths scaled by 2⁻³¹, and densities at layer edges.
+    let k: UnsafePointer<UInt32>
+    let w: UnsafePointer<Float>
+    let f: UnsafePointer<Float>
+
+    init() {
+        let m1 = 2147483648.0
+        let v = 9.91256303526217e-3
+        var dn = 3.442619855899, tn = dn
+        var k = [UInt32](repeating: 0, count: 128), w = [Double](repeating: 0, count: 128), f = w
+        let q = v / Foundation.exp(-0.5 * dn * dn)
+        k[0] = UInt32((dn / q) * m1)
+        k[1] = 0
+        w[0] = q / m1
+        w[127] = dn / m1
+        f[0] = 1
+        f[127] = Foundation.exp(-0.5 * dn * dn)
+        for i in stride(from: 126, through: 1, by: -1) {
+            dn = (-2 * Foundation.log(v / dn + Foundation.exp(-0.5 * dn * dn))).squareRoot()
+            k[i + 1] = UInt32((dn / tn) * m1)
+            tn = dn
+            f[i] = Foundation.exp(-0.5 * dn * dn)
+            w[i] = dn / m1
+        }
+        func permanent<T>(_ values: [T]) -> UnsafePointer<T> {
+            let p = UnsafeMutablePointer<T>.allocate(capacity: values.count)
+            p.initialize(from: values, count: values.count)
+            return UnsafePointer(p)
+        }
+        self.k = permanent(k)
+        self.w = permanent(w.map(Float.init))
+        self.f = permanent(f.map(Float.init))
     }
 }

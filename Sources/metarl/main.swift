@@ -17,7 +17,7 @@ struct MetaRLCommand: ParsableCommand {
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure the speed of parts of the system (build with -c release).",
-        subcommands: [Engine.self])
+        subcommands: [Engine.self, EnvSteps.self])
 
     struct Engine: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -37,8 +37,29 @@ struct Bench: ParsableCommand {
             }
         }
     }
-}
 
+    struct EnvSteps: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "envs",
+            abstract: "Environment steps per second of every task family, vectorised, one core.")
+
+        @Option(help: "Copies per VectorEnv.") var copies = 256
+        @Flag(help: "Print one JSON object instead of a table.") var json = false
+        @Flag(help: "Fewer repetitions (a smoke test, not a measurement).") var quick = false
+
+        func run() throws {
+            guard copies >= 1 else { throw fail("--copies must be at least 1 (got \(copies))") }
+            let result = try EnvBenchmark.run(copies: copies, quick: quick)
+            if json {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.sortedKeys]
+                print(String(decoding: try encoder.encode(result), as: UTF8.self))
+            } else {
+                print(result.table)
+            }
+        }
+    }
+}
 
 /// Prints a one-line error and exits non-zero (user input problems, never a trap).
 func fail(_ message: String) -> ExitCode {
@@ -62,7 +83,8 @@ struct Baseline: ParsableCommand {
     @Option(help: "Episodes per trial (pulls, for bandits).") var episodesPerTrial: Int
     @Option(help: "Number of trials.") var trials: Int = 10_000
     @Option(help: "Random seed.") var seed: UInt64 = 0
-    @Flag(help: "Print one JSON object.") var json = false
+    @Option(help: "Tune one parameter: key=v1,v2,… runs every value on the same tasks and marks the best.") var sweep: String?
+    @Flag(help: "Print one JSON object (with --sweep, one per line).") var json = false
 
     func run() throws {
         guard let policy = BaselinePolicy(rawValue: self.policy) else {
@@ -70,19 +92,44 @@ struct Baseline: ParsableCommand {
         }
         guard episodesPerTrial >= 1 else { throw fail("--episodes-per-trial must be at least 1 (got \(episodesPerTrial))") }
         guard trials >= 2 else { throw fail("--trials must be at least 2 (got \(trials))") }
+        if let sweep { return try runSweep(policy, sweep) }
         let stats: TrialStatistics
         do {
             let spec = try EnvSpec(family: env, arguments: envArgs)
-            let arguments = try resolvePolicyArguments(policy, policyArgs)
-            stats = try runBanditBaseline(policy, arguments: arguments, spec: spec, pulls: episodesPerTrial, trials: trials, seed: seed)
+            let arguments = try resolvePolicyArguments(policy, on: spec.family, policyArgs)
+            stats = try runBaseline(policy, arguments: arguments, spec: spec, episodes: episodesPerTrial, trials: trials, seed: seed)
         } catch {
             throw fail("\(error)")
         }
+        report(policy, stats, extra: "")
+    }
+
+    func runSweep(_ policy: BaselinePolicy, _ sweep: String) throws {
+        let parts = sweep.split(separator: "=", maxSplits: 1).map(String.init)
+        guard parts.count == 2, !parts[1].isEmpty else { throw fail("--sweep '\(sweep)' is not of the form key=v1,v2,…") }
+        var rows: [(String, TrialStatistics)] = []
+        do {
+            let spec = try EnvSpec(family: env, arguments: envArgs)
+            for value in parts[1].split(separator: ",") {
+                let arguments = try resolvePolicyArguments(policy, on: spec.family, policyArgs + ["\(parts[0])=\(value)"])
+                let stats = try runBaseline(policy, arguments: arguments, spec: spec, episodes: episodesPerTrial, trials: trials, seed: seed)
+                rows.append((String(value), stats))
+                report(policy, stats, extra: "\(parts[0])=\(value)")
+            }
+        } catch {
+            throw fail("\(error)")
+        }
+        if !json, let best = rows.max(by: { $0.1.meanReturn < $1.1.meanReturn }) {
+            print("best: \(parts[0])=\(best.0) (mean return \(String(format: "%.3f", best.1.meanReturn)))")
+        }
+    }
+
+    func report(_ policy: BaselinePolicy, _ stats: TrialStatistics, extra: String) {
         if json {
-            print(#"{"mean_return":\#(stats.meanReturn),"stderr":\#(stats.standardError),"trials":\#(stats.trials),"policy":"\#(policy.rawValue)","env":"\#(env)","episodes_per_trial":\#(episodesPerTrial),"seed":\#(seed)}"#)
+            print(#"{"mean_return":\#(stats.meanReturn),"stderr":\#(stats.standardError),"trials":\#(stats.trials),"policy":"\#(policy.rawValue)","env":"\#(env)","episodes_per_trial":\#(episodesPerTrial),"seed":\#(seed)\#(extra.isEmpty ? "" : #","setting":"\#(extra)""#)}"#)
         } else {
-            print(String(format: "%@ on %@, %d episodes per trial, %d trials: mean return %.3f ± %.3f (s.e.)",
-                         policy.rawValue, env, episodesPerTrial, stats.trials, stats.meanReturn, stats.standardError))
+            print(String(format: "%@%@ on %@, %d episodes per trial, %d trials: mean return %.3f ± %.3f (s.e.)",
+                         policy.rawValue, extra.isEmpty ? "" : " " + extra, env, episodesPerTrial, stats.trials, stats.meanReturn, stats.standardError))
         }
     }
 }

@@ -138,6 +138,29 @@ import TensorCore
         for row in 0..<6 { #expect(abs(env.sampleTasks(1, using: &rng)[0].transitions[(row * 3)..<(row * 3 + 3)].reduce(0, +) - 1) < 1e-12) }
     }
 
+    @Test func tabularTransitionsFollowTheTaskRows() throws {
+        // The alias-table draw must reproduce every row of a sampled task: 200 000 draws
+        // per row, each frequency within 5 standard errors of its probability.
+        var env = TabularMDP(states: 7, actions: 2, horizon: 1)
+        var rng = Xoshiro256(seed: 21)
+        let task = env.sampleTasks(1, using: &rng)[0]
+        env.setTask(task)
+        for action in 0..<2 {
+            var counts = [Int](repeating: 0, count: 7)
+            let draws = 200_000
+            for _ in 0..<draws {
+                _ = env.reset(using: &rng)
+                let r = try env.step(discrete: action, using: &rng)
+                counts[r.observation.firstIndex(of: 1)!] += 1
+            }
+            for j in 0..<7 {
+                let p = task.transitions[action * 7 + j]
+                let se = (p * (1 - p) / Double(draws)).squareRoot()
+                #expect(abs(Double(counts[j]) / Double(draws) - p) < 5 * se + 1e-6, "row 0, action \(action), state \(j)")
+            }
+        }
+    }
+
     @Test func sameSeedSameTrajectory() throws {
         func run(_ seed: UInt64) throws -> [Float] {
             var v = VectorEnv(PendulumMass(), count: 4, seed: seed)
@@ -263,4 +286,66 @@ struct AnyBandit: BanditStrategy {
     mutating func start(arms: Int, pulls: Int) { box.start(arms: arms, pulls: pulls) }
     mutating func choose(step t: Int, using rng: inout Xoshiro256) -> Int { box.choose(step: t, using: &rng) }
     mutating func record(arm: Int, reward: Float) { box.record(arm: arm, reward: reward) }
+}
+
+@Suite struct TabularMDPBaselineTests {
+    /// Backward induction on a hand-solved MDP. Two states, two actions, horizon 2:
+    /// in state 0, action 0 pays 1 and stays; action 1 pays 0 and moves to state 1, where
+    /// both actions pay 3 and stay. Best: move first (0 + 3 = 3) rather than stay (1 + 1 = 2);
+    /// at the last step, take the immediate 1 in state 0.
+    @Test func finiteHorizonPlanMatchesTheHandSolution() {
+        var plan = FiniteHorizonPlan()
+        plan.resize(states: 2, actions: 2, horizon: 2)
+        let rewards: [Double] = [1, 0, 3, 3]
+        let transitions: [Double] = [1, 0, 0, 1, 0, 1, 0, 1]
+        plan.solve(rewards: rewards, transitions: transitions)
+        #expect(plan.action(step: 0, state: 0) == 1 && plan.action(step: 1, state: 0) == 0)
+        #expect(plan.value(step: 0, state: 0) == 3 && plan.value(step: 1, state: 0) == 1)
+        #expect(plan.value(step: 0, state: 1) == 6 && plan.value(step: 2, state: 1) == 0)
+    }
+
+    /// The conjugate updates: mean reward (μ₀ + Σr) / (1 + n), transitions (1 + c) / (S + n).
+    @Test func posteriorMeansAreTheConjugateUpdates() {
+        var posterior = MDPPosterior(priorMean: 1)
+        posterior.start(states: 3, actions: 1)
+        posterior.record(state: 0, action: 0, reward: 2.5, next: 2)
+        posterior.record(state: 0, action: 0, reward: -0.5, next: 2)
+        var r = [Double](repeating: 0, count: 3), p = [Double](repeating: 0, count: 9)
+        posterior.writeMean(rewards: &r, transitions: &p)
+        #expect(abs(r[0] - 3.0 / 3) < 1e-12 && r[1] == 1)
+        #expect(abs(p[0] - 1.0 / 5) < 1e-12 && abs(p[2] - 3.0 / 5) < 1e-12 && abs(p[3] - 1.0 / 3) < 1e-12)
+        // Samples are stochastic rows centred on the mean.
+        var rng = Xoshiro256(seed: 3)
+        var sum = [Double](repeating: 0, count: 9)
+        for _ in 0..<20000 {
+            posterior.writeSample(rewards: &r, transitions: &p, using: &rng)
+            #expect(abs(p[0] + p[1] + p[2] - 1) < 1e-9)
+            for i in 0..<9 { sum[i] += p[i] / 20000 }
+        }
+        #expect(abs(sum[2] - 0.6) < 0.01 && abs(sum[0] - 0.2) < 0.01)
+    }
+
+    /// One optimistic sample is PSRL, and UCRL2 with zero radii is episodic greedy:
+    /// the same seed gives the same trial returns.
+    @Test func degenerateSettingsReduceToSimplerStrategies() {
+        let mdp = TabularMDP()
+        let psrl = evaluateTabularMDP(PSRLStrategy(priorMean: 0), mdp: mdp, episodes: 3, trials: 50, seed: 4)
+        let opsrl = evaluateTabularMDP(OptimisticPSRLStrategy(samples: 1, priorMean: 0), mdp: mdp, episodes: 3, trials: 50, seed: 4)
+        #expect(psrl.meanReturn == opsrl.meanReturn)
+        let greedy = evaluateTabularMDP(EpsilonGreedyMDPStrategy(epsilon: 0, priorMean: 0), mdp: mdp, episodes: 3, trials: 50, seed: 4)
+        let ucrl2 = evaluateTabularMDP(UCRL2Strategy(delta: 0.1, scale: 0, priorMean: 0), mdp: mdp, episodes: 3, trials: 50, seed: 4)
+        #expect(greedy.meanReturn == ucrl2.meanReturn)
+    }
+
+    /// Exploring strategies beat random on n = 10 episodes by a wide margin (the RL² paper:
+    /// random 100, PSRL 138, BEB 150).
+    @Test func strategiesBeatRandom() {
+        let mdp = TabularMDP()
+        let random = evaluateTabularMDP(RandomMDPStrategy(), mdp: mdp, episodes: 10, trials: 400, seed: 5)
+        #expect(abs(random.meanReturn - 100) < 4 * random.standardError)
+        let psrl = evaluateTabularMDP(PSRLStrategy(priorMean: 0), mdp: mdp, episodes: 10, trials: 400, seed: 5)
+        let beb = evaluateTabularMDP(BEBStrategy(beta: 1, priorMean: 0), mdp: mdp, episodes: 10, trials: 400, seed: 5)
+        #expect(psrl.meanReturn > random.meanReturn + 25)
+        #expect(beb.meanReturn > psrl.meanReturn)
+    }
 }

@@ -1,0 +1,80 @@
+import Envs
+import Foundation
+import TensorCore
+
+/// The environment benchmark of `metarl bench envs`: steps per second of every task
+/// family through `VectorEnv` on one core, with a trivial policy (a fixed table of
+/// random actions cycled through), tasks sampled per copy, auto-reset included.
+public struct EnvBenchmark: Codable, Sendable {
+    /// One family's measurement.
+    public struct Row: Codable, Sendable {
+        public var family: String
+        public var copies: Int
+        /// Median environment steps per second (steps of all copies counted).
+        public var steps_per_second: Double
+        /// The issue's target, where it sets one.
+        public var target: Double?
+    }
+
+    public var rows: [Row]
+
+    /// Measures every family with its default arguments, `copies` copies each.
+    public static func run(copies: Int = 256, quick: Bool = false) throws -> EnvBenchmark {
+        var rows: [Row] = []
+        for family in EnvFamily.allCases {
+            let spec = try EnvSpec(family: family.rawValue, arguments: [])
+            let rate = try spec.open(Measurement(copies: copies, quick: quick))
+            let target: Double? = switch family {
+            case .bandit, .tabularMDP: 50e6
+            case .pointNav: 20e6
+            default: nil
+            }
+            rows.append(Row(family: family.rawValue, copies: copies, steps_per_second: rate, target: target))
+        }
+        return EnvBenchmark(rows: rows)
+    }
+
+    struct Measurement: MetaEnvConsumer {
+        var copies: Int
+        var quick: Bool
+
+        func run<E: MetaEnv>(_ prototype: E) throws -> Double {
+            var vec = VectorEnv(prototype, count: copies, seed: 1)
+            for i in 0..<copies { vec.setTask(vec.sampleTask(at: i), at: i) }
+            vec.resetAll()
+            // A table of 16 random action rows per copy, cycled through.
+            var rng = Xoshiro256(seed: 2)
+            let m = vec.actionSize, tableSize = 16
+            var table = [Float](repeating: 0, count: tableSize * copies * m)
+            for i in 0..<table.count {
+                switch prototype.actionSpace {
+                case .discrete(let n): table[i] = Float(rng.uniformInt(below: n))
+                case .box(let low, let high, _): let j = i % m; table[i] = low[j] + (high[j] - low[j]) * rng.uniformFloat()
+                }
+            }
+            let stepsPerSample = quick ? 20 : 400
+            var k = 0
+            let seconds = try table.withUnsafeBufferPointer { t in
+                try Timing.medianThrowing(samples: quick ? 3 : 9, warmup: 1) {
+                    for _ in 0..<stepsPerSample {
+                        try vec.step(UnsafeBufferPointer(rebasing: t[(k * copies * m)..<((k + 1) * copies * m)]))
+                        k = (k + 1) & (tableSize - 1)
+                    }
+                }
+            }
+            return Double(stepsPerSample * copies) / seconds
+        }
+    }
+
+    /// A table with one line per family.
+    public var table: String {
+        var lines = ["family             copies    steps/s   target"]
+        for r in rows {
+            let rate = String(format: "%9.1fM", r.steps_per_second / 1e6)
+            let target = r.target.map { String(format: "≥ %.0fM %@", $0 / 1e6, r.steps_per_second >= $0 ? "met" : "MISSED") } ?? "—"
+            lines.append(r.family.padding(toLength: 18, withPad: " ", startingAt: 0) + String(format: " %6d ", r.copies) + rate + "   " + target)
+        }
+        lines.append("one core, release build, VectorEnv with auto-reset, random actions from a fixed table")
+        return lines.joined(separator: "\n")
+    }
+}

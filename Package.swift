@@ -29,11 +29,17 @@ let package = Package(
         .target(name: "Envs", dependencies: ["TensorCore"], swiftSettings: crossModule),
         // Classic bandit and tabular-MDP strategies that meta-RL results are read against.
         .target(name: "Baselines", dependencies: ["TensorCore", "Envs"]),
+        // Rollouts, GAE, PPO, TRPO, shared by the meta-RL algorithms.
+        .target(name: "RL", dependencies: ["TensorCore", "NN", "Envs"]),
+        // RL², MAML and relatives, PEARL: one file per algorithm.
+        .target(name: "MetaRL", dependencies: ["TensorCore", "NN", "Envs", "RL"]),
+        // Run directories, checkpoints, metrics, the training loop.
+        .target(name: "Runs", dependencies: ["TensorCore", "NN", "Envs", "RL", "MetaRL"]),
         .target(name: "Benchmarks", dependencies: ["TensorCore", "NN", "Envs"]),
         .executableTarget(
             name: "metarl",
             dependencies: [
-                "TensorCore", "NN", "Envs", "Baselines", "Benchmarks",
+                "TensorCore", "NN", "Envs", "Baselines", "Benchmarks", "RL", "MetaRL", "Runs",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -42,5 +48,6 @@ let package = Package(
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore", "GradientChecking"]),
         .testTarget(name: "NNTests", dependencies: ["NN", "TensorCore", "GradientChecking"]),
         .testTarget(name: "EnvsTests", dependencies: ["Envs", "Baselines", "TensorCore"]),
+        .testTarget(name: "RLTests", dependencies: ["RL", "MetaRL", "Runs", "NN", "Envs", "TensorCore"]),
     ]
 )

@@ -145,3 +145,45 @@ public struct LSTMCell: RecurrentCell, Codable, Sendable {
         body("bias", &bias)
     }
 }
+
+/// A GRU or an LSTM cell chosen at run time (RL²'s `--cell gru|lstm`).
+public enum RecurrentCellChoice: RecurrentCell, Codable, Sendable {
+    case gru(GRUCell)
+    case lstm(LSTMCell)
+
+    /// The kinds by name, for configs and flags.
+    public enum Kind: String, Codable, Sendable, CaseIterable { case gru, lstm }
+
+    public init(_ kind: Kind, inputSize: Int, hiddenSize: Int, using rng: inout Xoshiro256) {
+        switch kind {
+        case .gru: self = .gru(GRUCell(inputSize: inputSize, hiddenSize: hiddenSize, using: &rng))
+        case .lstm: self = .lstm(LSTMCell(inputSize: inputSize, hiddenSize: hiddenSize, using: &rng))
+        }
+    }
+
+    public var inputSize: Int { switch self { case .gru(let c): c.inputSize; case .lstm(let c): c.inputSize } }
+    public var outputSize: Int { switch self { case .gru(let c): c.outputSize; case .lstm(let c): c.outputSize } }
+    public var stateSize: Int { switch self { case .gru(let c): c.stateSize; case .lstm(let c): c.stateSize } }
+
+    public func inputProjection(_ x: Tensor) -> Tensor {
+        switch self { case .gru(let c): c.inputProjection(x); case .lstm(let c): c.inputProjection(x) }
+    }
+
+    public func step(projected: Tensor, state: Tensor) -> (output: Tensor, state: Tensor) {
+        switch self {
+        case .gru(let c): c.step(projected: projected, state: state)
+        case .lstm(let c): c.step(projected: projected, state: state)
+        }
+    }
+
+    public mutating func visitParameters(_ body: (_ name: @autoclosure () -> String, _ value: inout Tensor) -> Void) {
+        switch self {
+        case .gru(var c):
+            c.visitParameters(body)
+            self = .gru(c)
+        case .lstm(var c):
+            c.visitParameters(body)
+            self = .lstm(c)
+        }
+    }
+}

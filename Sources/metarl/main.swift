@@ -3,6 +3,9 @@ import Baselines
 import Benchmarks
 import Envs
 import Foundation
+import MetaRL
+import NN
+import Runs
 import TensorCore
 
 /// The `metarl` command line: parse, call the library, print.
@@ -11,13 +14,13 @@ struct MetaRLCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "metarl",
         abstract: "Meta-reinforcement learning: RL², MAML and relatives, PEARL.",
-        subcommands: [Bench.self, Envs.self, Baseline.self])
+        subcommands: [Quickstart.self, Train.self, Eval.self, Bench.self, Envs.self, Baseline.self])
 }
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure the speed of parts of the system (build with -c release).",
-        subcommands: [Engine.self, EnvSteps.self])
+        subcommands: [Engine.self, EnvSteps.self, RL2Speed.self])
 
     struct Engine: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -34,6 +37,39 @@ struct Bench: ParsableCommand {
                 print(String(decoding: try encoder.encode(result), as: UTF8.self))
             } else {
                 print(result.table)
+            }
+        }
+    }
+
+    struct RL2Speed: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "rl2",
+            abstract: "RL² training speed at the PyTorch RL² implementation's settings (GRU-256, PPO 8 epochs, 240 000 steps per update).")
+
+        @Option(help: "Iterations to time (after none of warm-up: the first iteration is included).") var iterations: Int = 2
+        @Option(help: "Pulls per trial on bandits k = 5 (100: 2 400 trials per update).") var episodesPerTrial: Int = 100
+        @Option(help: "Trials per iteration (0: 240 000 steps' worth).") var trialsPerIteration: Int = 0
+        @Flag(help: "Print one JSON object.") var json = false
+
+        func run() throws {
+            var config = RL2Config()
+            config.episodesPerTrial = episodesPerTrial
+            config.trialsPerIteration = trialsPerIteration
+            var rl2 = try RL2(config: config, prototype: BernoulliBandit(arms: 5), seed: 0)
+            var sample = 0.0, update = 0.0, steps = 0.0
+            for _ in 0..<max(iterations, 1) {
+                let m = Dictionary(try rl2.iterate(), uniquingKeysWith: { a, _ in a })
+                sample += m["sample_seconds"]!
+                update += m["update_seconds"]!
+            }
+            steps = Double(rl2.environmentSteps)
+            let total = sample + update
+            if json {
+                print(#"{"steps_per_second":\#(steps / total),"sample_seconds":\#(sample),"update_seconds":\#(update),"steps":\#(Int(steps))}"#)
+            } else {
+                print(String(format: "RL² GRU-%d PPO %d epochs, %d steps per update, bandits k=5 n=%d: %.0f steps/s (sampling %.1f s = %.0f%%, update %.1f s = %.0f%%, %d steps)",
+                             config.hiddenSize, config.epochs, Int(steps) / max(iterations, 1), episodesPerTrial, steps / total,
+                             sample, 100 * sample / total, update, 100 * update / total, Int(steps)))
             }
         }
     }
@@ -131,5 +167,203 @@ struct Baseline: ParsableCommand {
             print(String(format: "%@%@ on %@, %d episodes per trial, %d trials: mean return %.3f ± %.3f (s.e.)",
                          policy.rawValue, extra.isEmpty ? "" : " " + extra, env, episodesPerTrial, stats.trials, stats.meanReturn, stats.standardError))
         }
+    }
+}
+
+struct Train: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Train a meta-RL agent into a run directory.", subcommands: [TrainRL2.self])
+}
+
+struct TrainRL2: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rl2",
+        abstract: "RL²: a recurrent policy trained with PPO over trials of several episodes of one task.")
+
+    @Option(help: "Task family (see `metarl envs`).") var env: String = "bandit"
+    @Option(name: .customLong("env-arg"), help: "A family argument, key=value (repeatable).") var envArgs: [String] = []
+    @Option(help: "Episodes per trial (pulls, for bandits).") var episodesPerTrial: Int = 10
+    @Option(help: "Outer optimiser: ppo or trpo.") var algo: String = "ppo"
+    @Option(help: "Recurrent cell: gru or lstm.") var cell: String = "gru"
+    @Option(help: "Hidden units of each recurrent network.") var hidden: Int = 256
+    @Option(help: "Trials per iteration (0: 240 000 steps' worth).") var trialsPerIteration: Int = 0
+    @Option(help: "Iterations to train for.") var iterations: Int = 100
+    @Option(help: "Adam learning rate.") var learningRate: Double = 2e-4
+    @Option(help: "PPO epochs per iteration.") var epochs: Int = 8
+    @Option(help: "Trials' worth of steps per PPO minibatch.") var minibatchTrials: Int = 60
+    @Option(help: "Truncated-BPTT length in steps (0: whole trials).") var maxSeqLen: Int = 0
+    @Option(help: "Entropy bonus coefficient.") var entropy: Double = 0.01
+    @Option(help: "Discount γ.") var gamma: Double = 0.99
+    @Option(help: "GAE λ.") var lambda: Double = 0.3
+    @Option(help: "Random seed.") var seed: UInt64 = 0
+    @Option(help: "Run directory to create.") var out: String?
+    @Option(help: "Run directory to continue from its newest good checkpoint.") var resume: String?
+    @Option(help: "Checkpoint every N iterations.") var checkpointEvery: Int = 10
+
+    func run() throws {
+        guard (out == nil) != (resume == nil) else { throw fail("give exactly one of --out DIR (new run) or --resume DIR") }
+        do {
+            let directory: RunDirectory
+            let config: RL2Config, spec: EnvSpec, seed: UInt64
+            if let resume {
+                directory = RunDirectory(URL(fileURLWithPath: resume))
+                let manifest = try directory.manifest()
+                guard manifest.algorithm == "rl2", var saved = manifest.rl2 else { throw RunError("\(resume) is not an RL² run") }
+                saved.iterations = max(saved.iterations, iterations)
+                config = saved
+                spec = try manifest.envSpec()
+                seed = manifest.seed
+            } else {
+                spec = try EnvSpec(family: env, arguments: envArgs)
+                config = try makeConfig()
+                seed = self.seed
+                directory = RunDirectory(URL(fileURLWithPath: out!))
+                if FileManager.default.fileExists(atPath: directory.manifestURL.path) {
+                    throw RunError("\(out!) already holds a run; use --resume \(out!) to continue it, or another --out")
+                }
+                try directory.create(manifest: RunManifest(algorithm: "rl2", env: spec, seed: seed, rl2: config))
+            }
+            let training = RL2Training(config: config, seed: seed, directory: directory, resume: resume != nil,
+                                       checkpointEvery: checkpointEvery, notes: { print("note: " + $0) })
+            let start = Date()
+            let final = try spec.open(training)
+            print(String(format: "trained %d iterations, %d environment steps, in %.1f s → %@", final.iteration, final.environmentSteps,
+                         Date().timeIntervalSince(start), directory.url.path))
+        } catch let error as ExitCode {
+            throw error
+        } catch {
+            throw fail("\(error)")
+        }
+    }
+
+    func makeConfig() throws -> RL2Config {
+        var c = RL2Config()
+        guard let algorithm = RL2Config.Algorithm(rawValue: algo) else { throw RunError("--algo \(algo): allowed values are ppo, trpo") }
+        guard let kind = RecurrentCellChoice.Kind(rawValue: cell) else { throw RunError("--cell \(cell): allowed values are gru, lstm") }
+        func check(_ ok: Bool, _ message: String) throws { if !ok { throw RunError(message) } }
+        try check(episodesPerTrial >= 1, "--episodes-per-trial \(episodesPerTrial): must be at least 1")
+        try check((1...4096).contains(hidden), "--hidden \(hidden): allowed 1…4096")
+        try check(trialsPerIteration >= 0, "--trials-per-iteration \(trialsPerIteration): must be ≥ 0")
+        try check(iterations >= 1, "--iterations \(iterations): must be at least 1")
+        try check(learningRate > 0 && learningRate < 1, "--learning-rate \(learningRate): allowed (0, 1)")
+        try check(epochs >= 1, "--epochs \(epochs): must be at least 1")
+        try check(minibatchTrials >= 1, "--minibatch-trials \(minibatchTrials): must be at least 1")
+        try check(maxSeqLen >= 0, "--max-seq-len \(maxSeqLen): must be ≥ 0")
+        try check((0...1).contains(gamma), "--gamma \(gamma): allowed 0…1")
+        try check((0...1).contains(lambda), "--lambda \(lambda): allowed 0…1")
+        try check(entropy >= 0, "--entropy \(entropy): must be ≥ 0")
+        try check(checkpointEvery >= 1, "--checkpoint-every \(checkpointEvery): must be at least 1")
+        c.algorithm = algorithm
+        c.cell = kind
+        c.episodesPerTrial = episodesPerTrial
+        c.hiddenSize = hidden
+        c.trialsPerIteration = trialsPerIteration
+        c.iterations = iterations
+        c.learningRate = learningRate
+        c.epochs = epochs
+        c.minibatchTrials = minibatchTrials
+        c.maxSeqLen = maxSeqLen
+        c.entropyCoefficient = entropy
+        c.gamma = gamma
+        c.gaeLambda = lambda
+        return c
+    }
+}
+
+struct Eval: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Evaluate a run directory on fresh tasks: mean trial return, its standard error, and the return by episode.")
+
+    @Argument(help: "A run directory made by `metarl train`.") var directory: String
+    @Option(help: "Fresh trials to run.") var trials: Int = 1000
+    @Option(help: "Random seed for the tasks and the actions.") var seed: UInt64 = 12345
+    @Flag(help: "Print one JSON object.") var json = false
+
+    func run() throws {
+        guard trials >= 2 else { throw fail("--trials must be at least 2 (got \(trials))") }
+        do {
+            let run = RunDirectory(URL(fileURLWithPath: directory))
+            let manifest = try run.manifest()
+            let evaluator = try RL2Evaluator(directory: run, trials: trials, seed: seed, notes: { FileHandle.standardError.write(Data(("note: " + $0 + "\n").utf8)) })
+            let result = try manifest.envSpec().open(evaluator)
+            if json {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.sortedKeys]
+                print(String(decoding: try encoder.encode(result), as: UTF8.self))
+            } else {
+                print(String(format: "%@ on %@: mean trial return %.3f ± %.3f (s.e.) over %d fresh trials",
+                             manifest.algorithm, manifest.env, result.mean_return, result.stderr, result.trials))
+                print("return by episode: " + zip(result.per_episode, result.per_episode_stderr).enumerated()
+                    .map { String(format: "%d: %.3f±%.3f", $0.offset + 1, $0.element.0, $0.element.1) }.joined(separator: "  "))
+            }
+        } catch let error as ExitCode {
+            throw error
+        } catch {
+            throw fail("\(error)")
+        }
+    }
+}
+
+struct Quickstart: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Train a small RL² agent on Bernoulli bandits (k = 5, n = 10) and print it beside the classic baselines.")
+
+    @Option(help: "Run directory (replaced if it holds an earlier quickstart).") var out: String = "runs/quickstart"
+    @Option(help: "Training iterations (1000 trials each).") var iterations: Int = QuickstartSettings.iterations
+    @Option(help: "Evaluation trials per row of the table.") var trials: Int = 10_000
+    @Option(help: "Random seed.") var seed: UInt64 = 1
+
+    func run() throws {
+        do {
+            let spec = try EnvSpec(family: "bandit", arguments: ["arms=5"])
+            let directory = RunDirectory(URL(fileURLWithPath: out))
+            if let manifest = try? directory.manifest(), manifest.algorithm == "rl2" {
+                try FileManager.default.removeItem(at: directory.url)
+            }
+            var config = QuickstartSettings.config
+            config.iterations = iterations
+            try directory.create(manifest: RunManifest(algorithm: "rl2", env: spec, seed: seed, rl2: config))
+            print("Training RL² (GRU-\(config.hiddenSize), PPO) on bandits k = 5, n = 10: \(iterations) iterations of \(config.trialsPerIteration) trials …")
+            let start = Date()
+            _ = try spec.open(RL2Training(config: config, seed: seed, directory: directory, resume: false))
+            let seconds = Date().timeIntervalSince(start)
+            let rl2 = try spec.open(RL2Evaluator(directory: directory, trials: trials, seed: seed + 1))
+            var rows: [(String, Double, Double)] = [("RL² (this run)", rl2.mean_return, rl2.stderr)]
+            let baselines: [(String, BaselinePolicy, [String])] = [
+                ("Bayes-optimal (exact DP)", .bayesOptimal, []), ("Gittins index", .gittins, []), ("UCB1", .ucb1, []),
+                ("Optimistic Thompson", .optimisticThompson, []), ("Thompson sampling", .thompson, []),
+                ("ε-greedy", .epsilonGreedy, []), ("Greedy", .greedy, []), ("Random", .random, []),
+            ]
+            for (name, policy, args) in baselines {
+                let arguments = try resolvePolicyArguments(policy, on: .bandit, args)
+                let stats = try runBaseline(policy, arguments: arguments, spec: spec, episodes: 10, trials: trials, seed: seed + 1)
+                rows.append((name, stats.meanReturn, stats.standardError))
+            }
+            print(String(format: "\nBernoulli bandits, k = 5 arms, n = 10 pulls; mean trial return over %d fresh trials (RL² trained in %.0f s)", trials, seconds))
+            print("strategy                    return   s.e.")
+            for (name, mean, se) in rows {
+                print(name.padding(toLength: 26, withPad: " ", startingAt: 0) + String(format: "%8.3f  %5.3f", mean, se))
+            }
+            print("RL² by pull: " + rl2.per_episode.map { String(format: "%.3f", $0) }.joined(separator: " "))
+            print("run directory: \(directory.url.path) (try `metarl eval \(out)`)")
+        } catch let error as ExitCode {
+            throw error
+        } catch {
+            throw fail("\(error)")
+        }
+    }
+}
+
+/// The quickstart's training settings (a small network so it finishes in minutes on two cores).
+enum QuickstartSettings {
+    static let iterations = 600
+    static var config: RL2Config {
+        var c = RL2Config()
+        c.episodesPerTrial = 10
+        c.hiddenSize = 64
+        c.trialsPerIteration = 1000
+        c.learningRate = 1e-3
+        c.epochs = 4
+        c.entropyCoefficient = 0.001
+        return c
     }
 }

@@ -1,0 +1,553 @@
+import Envs
+import Foundation
+import NN
+import RL
+import TensorCore
+
+// RL² (Duan et al. 2016, "Fast Reinforcement Learning via Slow Reinforcement Learning").
+//
+// The "fast" learner is a recurrent policy whose input at every step is
+//     [observation, previous action (one-hot), previous reward, done flag];
+// its hidden state is carried across the episodes of a trial (one task) and reset only
+// when a new trial starts. The "slow" learner is ordinary policy optimisation of the
+// *trial* return: each trial is one long episode for PPO/TRPO, so GAE bootstraps across
+// episode boundaries inside a trial and stops at the trial's end.
+//
+// One iteration: sample `trialsPerIteration` fresh trials in lockstep (sampleTrials), then
+// update the policy and the value function on them (updateWithPPO / updateWithTRPO).
+
+/// The settings of an RL² run, with the defaults of the public PyTorch RL² implementation
+/// where it has one (GRU-256, 240 000 steps per update, 8 PPO epochs, clip 0.1,
+/// entropy 0.01, γ = 0.99, λ = 0.3, Adam 2e-4).
+public struct RL2Config: Codable, Sendable, Equatable {
+    /// Outer optimiser.
+    public enum Algorithm: String, Codable, Sendable, CaseIterable { case ppo, trpo }
+
+    public var episodesPerTrial: Int = 10
+    public var cell: RecurrentCellChoice.Kind = .gru
+    public var hiddenSize: Int = 256
+    public var algorithm: Algorithm = .ppo
+    /// Trials sampled per iteration; 0 means 240 000 steps' worth (at least 1).
+    public var trialsPerIteration: Int = 0
+    public var iterations: Int = 100
+    public var gamma: Double = 0.99
+    public var gaeLambda: Double = 0.3
+    public var standardizeAdvantages: Bool = false
+    /// Truncated-BPTT length: sequences of this many steps with the hidden state stored
+    /// at their start; 0 trains on whole trials.
+    public var maxSeqLen: Int = 0
+    // PPO.
+    public var learningRate: Double = 2e-4
+    public var epochs: Int = 8
+    /// Trials' worth of steps per PPO minibatch.
+    public var minibatchTrials: Int = 60
+    public var clip: Double = 0.1
+    public var entropyCoefficient: Double = 0.01
+    public var valueCoefficient: Double = 1
+    public var maxGradientNorm: Double = 0.5
+    // TRPO.
+    public var trpo = TRPOSettings()
+    /// Fraction of the batch's trials used for Fisher-vector products.
+    public var fisherSubsample: Double = 0.2
+    /// Adam epochs of the value function per TRPO iteration.
+    public var valueEpochs: Int = 5
+
+    public init() {}
+
+    /// Steps in one trial at most.
+    public func trialLength(maxEpisodeSteps: Int) -> Int { episodesPerTrial * maxEpisodeSteps }
+
+    /// The trials per iteration after resolving 0 to 240 000 steps' worth.
+    public func resolvedTrials(maxEpisodeSteps: Int) -> Int {
+        trialsPerIteration > 0 ? trialsPerIteration : Swift.max(1, 240_000 / trialLength(maxEpisodeSteps: maxEpisodeSteps))
+    }
+}
+
+/// The recurrent policy and value function: two separate recurrent networks over the same
+/// inputs, a linear softmax head on one and a linear value head on the other.
+public struct RecurrentActorCritic: ParameterCollection, Codable, Sendable {
+    public var policyCell: RecurrentCellChoice
+    public var policyHead: Linear
+    public var valueCell: RecurrentCellChoice
+    public var valueHead: Linear
+
+    public init(inputSize: Int, actionCount: Int, cell: RecurrentCellChoice.Kind, hiddenSize: Int, using rng: inout Xoshiro256) {
+        policyCell = RecurrentCellChoice(cell, inputSize: inputSize, hiddenSize: hiddenSize, using: &rng)
+        policyHead = Linear(inputSize: hiddenSize, outputSize: actionCount, scale: 0.01, using: &rng)
+        valueCell = RecurrentCellChoice(cell, inputSize: inputSize, hiddenSize: hiddenSize, using: &rng)
+        valueHead = Linear(inputSize: hiddenSize, outputSize: 1, using: &rng)
+    }
+
+    /// The policy's half (what TRPO's trust region is over).
+    public var policy: RecurrentPolicy {
+        get { RecurrentPolicy(cell: policyCell, head: policyHead) }
+        set { policyCell = newValue.cell; policyHead = newValue.head }
+    }
+
+    public var actionCount: Int { policyHead.outputSize }
+    public var stateSize: Int { policyCell.stateSize }
+
+    public mutating func visitParameters(_ body: (_ name: @autoclosure () -> String, _ value: inout Tensor) -> Void) {
+        withoutActuallyEscaping(body) { body in
+            policyCell.visitParameters { name, t in body("policy.cell.\(name())", &t) }
+            policyHead.visitParameters { name, t in body("policy.head.\(name())", &t) }
+            valueCell.visitParameters { name, t in body("value.cell.\(name())", &t) }
+            valueHead.visitParameters { name, t in body("value.head.\(name())", &t) }
+        }
+    }
+
+    /// Logits [T, B, A] and values [T, B] over sequences [T, B, input] from the given states.
+    public func unroll(_ inputs: Tensor, policyState: Tensor, valueState: Tensor) -> (logits: Tensor, values: Tensor) {
+        let steps = inputs.shape[0], batch = inputs.shape[1]
+        let p = policyCell.unroll(inputs, initialState: policyState).outputs
+        let v = valueCell.unroll(inputs, initialState: valueState).outputs
+        let logits = policyHead(p.reshaped([steps * batch, p.shape[2]])).reshaped([steps, batch, actionCount])
+        let values = valueHead(v.reshaped([steps * batch, v.shape[2]])).reshaped([steps, batch])
+        return (logits, values)
+    }
+}
+
+/// A recurrent network with a linear softmax head: the policy half of the actor-critic.
+public struct RecurrentPolicy: ParameterCollection, Sendable {
+    public var cell: RecurrentCellChoice
+    public var head: Linear
+
+    /// Logits [T, B, A] over sequences [T, B, input] from `state`.
+    public func logits(_ inputs: Tensor, state: Tensor) -> Tensor {
+        let steps = inputs.shape[0], batch = inputs.shape[1]
+        let y = cell.unroll(inputs, initialState: state).outputs
+        return head(y.reshaped([steps * batch, y.shape[2]])).reshaped([steps, batch, head.outputSize])
+    }
+
+    public mutating func visitParameters(_ body: (_ name: @autoclosure () -> String, _ value: inout Tensor) -> Void) {
+        withoutActuallyEscaping(body) { body in
+            cell.visitParameters { name, t in body("cell.\(name())", &t) }
+            head.visitParameters { name, t in body("head.\(name())", &t) }
+        }
+    }
+}
+
+/// The RL² agent acting in a `TrialEnv`: a batch of recurrent states that persist across
+/// the episodes of a trial and are zeroed for exactly the copies whose trial (task) starts.
+public struct RecurrentAgent {
+    public var model: RecurrentActorCritic
+    public private(set) var policyState: Tensor
+    public private(set) var valueState: Tensor
+
+    public init(model: RecurrentActorCritic, batchSize: Int) {
+        self.model = model
+        policyState = model.policyCell.zeroState(batchSize: batchSize)
+        valueState = model.valueCell.zeroState(batchSize: batchSize)
+    }
+
+    /// One step for every copy: reset the memory where `taskStarted`, read the inputs
+    /// [B × input], and return the actions, their log-probabilities and the values.
+    public mutating func act(inputs: [Float], taskStarted: [Bool], greedy: Bool, using rng: inout Xoshiro256)
+        -> (actions: [Int32], logProbs: [Float], values: [Float])
+    {
+        let b = taskStarted.count
+        if taskStarted.contains(true) {
+            let keep = Tensor(shape: [b, 1], values: taskStarted.map { $0 ? 0 : 1 })
+            policyState = policyState * keep
+            valueState = valueState * keep
+        }
+        let x = Tensor(shape: [b, inputs.count / b], values: inputs)
+        let (p, nextPolicy) = model.policyCell(x, state: policyState)
+        let (v, nextValue) = model.valueCell(x, state: valueState)
+        policyState = nextPolicy
+        valueState = nextValue
+        let distribution = Categorical(logits: model.policyHead(p))
+        let actions = greedy ? distribution.mode : distribution.sample(using: &rng)
+        return (actions, distribution.logProb(actions).values, model.valueHead(v).values)
+    }
+}
+
+/// A batch of trials sampled in lockstep, time-major [T, B]: the agent's inputs, its
+/// actions and their log-probabilities and values, rewards, and masks.
+public struct TrialBatch: Sendable {
+    public var steps: Int
+    public var trials: Int
+    public var inputSize: Int
+    public var inputs: [Float]
+    public var actions: [Int32]
+    public var logProbs: [Float]
+    public var values: [Float]
+    public var rewards: [Float]
+    /// 1 while the trial is running (0 on padding after a trial that ended early).
+    public var valid: [Float]
+    /// The step ended the trial (or is padding): nothing is bootstrapped past it.
+    public var ends: [Bool]
+    /// Per trial, per episode index: the episode's return.
+    public var episodeReturns: [[Double]]
+    /// Recurrent states at the start of every `chunkLength`-step chunk, [chunk][B × stateSize].
+    public var policyStates: [[Float]]
+    public var valueStates: [[Float]]
+    public var chunkLength: Int
+
+    /// Environment steps actually taken (padding excluded).
+    public var environmentSteps: Int { Int(valid.reduce(0, +)) }
+    public var trialReturns: [Double] { episodeReturns.map { $0.reduce(0, +) } }
+}
+
+/// Samples `trials` trials of `episodesPerTrial` episodes of `prototype`'s task family,
+/// all starting together on fresh tasks drawn from `seed`, acting by sampling from the
+/// policy (`greedy` takes the most probable action instead).
+public func sampleTrials<E: MetaEnv>(
+    model: RecurrentActorCritic, prototype: E, trials: Int, episodesPerTrial: Int,
+    chunkLength: Int = 0, seed: UInt64, greedy: Bool = false, fixedTasks: [E.Task]? = nil
+) throws -> TrialBatch {
+    var env = TrialEnv(prototype, count: trials, episodesPerTrial: episodesPerTrial, seed: seed, fixedTasks: fixedTasks)
+    var rng = Xoshiro256(seed: seed ^ 0x9E37_79B9_7F4A_7C15)
+    let steps = episodesPerTrial * prototype.maxEpisodeSteps
+    let chunk = chunkLength > 0 ? Swift.min(chunkLength, steps) : steps
+    let width = env.inputSize, b = trials
+    var batch = TrialBatch(
+        steps: steps, trials: b, inputSize: width,
+        inputs: [Float](repeating: 0, count: steps * b * width),
+        actions: [Int32](repeating: 0, count: steps * b), logProbs: [Float](repeating: 0, count: steps * b),
+        values: [Float](repeating: 0, count: steps * b), rewards: [Float](repeating: 0, count: steps * b),
+        valid: [Float](repeating: 0, count: steps * b), ends: [Bool](repeating: true, count: steps * b),
+        episodeReturns: [[Double]](repeating: [Double](repeating: 0, count: episodesPerTrial), count: b),
+        policyStates: [], valueStates: [], chunkLength: chunk)
+    var agent = RecurrentAgent(model: model, batchSize: b)
+    var running = [Bool](repeating: true, count: b)
+    var actionValues = [Float](repeating: 0, count: b)
+    for t in 0..<steps {
+        if t % chunk == 0 {
+            // The state the next step starts from (zero where a trial starts now).
+            let keep = env.taskStarted.map { $0 ? Float(0) : 1 }
+            let stateSize = model.stateSize
+            var ps = agent.policyState.values, vs = agent.valueState.values
+            for i in 0..<b where keep[i] == 0 {
+                for s in 0..<stateSize { ps[i * stateSize + s] = 0; vs[i * stateSize + s] = 0 }
+            }
+            batch.policyStates.append(ps)
+            batch.valueStates.append(vs)
+        }
+        let base = t * b * width
+        for i in 0..<(b * width) { batch.inputs[base + i] = env.inputs[i] }
+        let (actions, logProbs, values) = agent.act(inputs: env.inputs, taskStarted: env.taskStarted, greedy: greedy, using: &rng)
+        let episodeIndex = env.episodeIndex
+        for i in 0..<b { actionValues[i] = Float(actions[i]) }
+        try actionValues.withUnsafeBufferPointer { (a: UnsafeBufferPointer<Float>) throws(InvalidAction) in try env.step(a) }
+        let rewards = env.rewards
+        for i in 0..<b where running[i] {
+            let k = t * b + i
+            batch.actions[k] = actions[i]
+            batch.logProbs[k] = logProbs[i]
+            batch.values[k] = values[i]
+            batch.rewards[k] = rewards[i]
+            batch.valid[k] = 1
+            batch.ends[k] = env.trialEnded[i]
+            batch.episodeReturns[i][episodeIndex[i]] += Double(rewards[i])
+            if env.trialEnded[i] { running[i] = false }
+        }
+    }
+    return batch
+}
+
+/// Everything an RL² run needs to continue exactly: the networks, the optimiser, the
+/// random stream that seeds each iteration's trials, and the counters.
+public struct RL2State: Codable, Sendable {
+    public var model: RecurrentActorCritic
+    public var optimizer: Adam
+    public var rng: Xoshiro256
+    public var iteration: Int
+    public var environmentSteps: Int
+}
+
+/// RL² on a task family: `iterate()` samples trials and updates the policy once.
+public struct RL2<E: MetaEnv>: IterativeAlgorithm {
+    public let config: RL2Config
+    public let prototype: E
+    public var state: RL2State
+
+    public var iteration: Int { state.iteration }
+    public var environmentSteps: Int { state.environmentSteps }
+    public var headlineMetric: String { "mean_trial_return" }
+
+    /// A fresh run; the seed fixes the initial networks and every trial drawn.
+    public init(config: RL2Config, prototype: E, seed: UInt64) throws {
+        guard case .discrete(let actionCount) = prototype.actionSpace else {
+            throw RL2Error.unsupported("RL² here needs a discrete action space (bandit, tabular-mdp, gridworld, harlow)")
+        }
+        self.config = config
+        self.prototype = prototype
+        var rng = Xoshiro256(seed: seed)
+        let inputSize = prototype.observationSpace.flatSize + actionCount + 2
+        let model = RecurrentActorCritic(inputSize: inputSize, actionCount: actionCount, cell: config.cell,
+                                         hiddenSize: config.hiddenSize, using: &rng)
+        state = RL2State(model: model, optimizer: Adam(learningRate: config.learningRate, epsilon: 1e-5),
+                         rng: rng, iteration: 0, environmentSteps: 0)
+    }
+
+    /// Continues from a saved state.
+    public init(config: RL2Config, prototype: E, state: RL2State) {
+        self.config = config
+        self.prototype = prototype
+        self.state = state
+    }
+
+    public mutating func iterate() throws -> [(String, Double)] {
+        let trials = config.resolvedTrials(maxEpisodeSteps: prototype.maxEpisodeSteps)
+        let start = Date()
+        let batch = try sampleTrials(model: state.model, prototype: prototype, trials: trials,
+                                     episodesPerTrial: config.episodesPerTrial, chunkLength: config.maxSeqLen,
+                                     seed: state.rng.next())
+        let sampled = Date()
+
+        // Advantages: GAE over each trial as one episode.
+        var (advantages, returns) = GAE.compute(
+            rewards: batch.rewards, values: batch.values, ends: batch.ends, bootstrap: [Float](repeating: 0, count: trials),
+            steps: batch.steps, batch: trials, gamma: Float(config.gamma), lambda: Float(config.gaeLambda))
+        if config.standardizeAdvantages { standardize(&advantages, mask: batch.valid) }
+
+        let update: [(String, Double)]
+        switch config.algorithm {
+        case .ppo: update = try updateWithPPO(batch, advantages: advantages, returns: returns)
+        case .trpo: update = try updateWithTRPO(batch, advantages: advantages, returns: returns)
+        }
+        let updated = Date()
+
+        state.iteration += 1
+        state.environmentSteps += batch.environmentSteps
+        let trialReturns = batch.trialReturns
+        var metrics: [(String, Double)] = [
+            ("mean_trial_return", trialReturns.reduce(0, +) / Double(trials)),
+        ]
+        for k in 0..<config.episodesPerTrial {
+            metrics.append(("return_episode_\(k + 1)", batch.episodeReturns.reduce(0) { $0 + $1[k] } / Double(trials)))
+        }
+        metrics += update
+        metrics += [
+            ("environment_steps", Double(state.environmentSteps)),
+            ("sample_seconds", sampled.timeIntervalSince(start)),
+            ("update_seconds", updated.timeIntervalSince(sampled)),
+        ]
+        return metrics
+    }
+
+    // MARK: PPO
+
+    /// A minibatch unit: one chunk (of `chunkLength` steps) of one trial.
+    struct Unit { var chunk: Int; var trial: Int }
+
+    /// Gathers units into sequence tensors [L, M, …] with their stored initial states.
+    func gather(_ batch: TrialBatch, _ units: ArraySlice<Unit>, advantages: [Float], returns: [Float])
+        -> (inputs: Tensor, policyState: Tensor, valueState: Tensor, actions: [Int32], oldLogProb: Tensor,
+            advantages: Tensor, returns: Tensor, mask: Tensor)
+    {
+        let length = batch.chunkLength, m = units.count, width = batch.inputSize, b = batch.trials
+        let stateSize = state.model.stateSize
+        var x = [Float](repeating: 0, count: length * m * width)
+        var actions = [Int32](repeating: 0, count: length * m)
+        var oldLogProb = [Float](repeating: 0, count: length * m), adv = oldLogProb, ret = oldLogProb, mask = oldLogProb
+        var ps = [Float](repeating: 0, count: m * stateSize), vs = ps
+        for (j, unit) in units.enumerated() {
+            for s in 0..<stateSize {
+                ps[j * stateSize + s] = batch.policyStates[unit.chunk][unit.trial * stateSize + s]
+                vs[j * stateSize + s] = batch.valueStates[unit.chunk][unit.trial * stateSize + s]
+            }
+            for l in 0..<length {
+                let t = unit.chunk * length + l
+                guard t < batch.steps else { break }
+                let src = t * b + unit.trial, dst = l * m + j
+                for w in 0..<width { x[dst * width + w] = batch.inputs[src * width + w] }
+                actions[dst] = batch.actions[src]
+                oldLogProb[dst] = batch.logProbs[src]
+                adv[dst] = advantages[src]
+                ret[dst] = returns[src]
+                mask[dst] = batch.valid[src]
+            }
+        }
+        return (Tensor(shape: [length, m, width], values: x), Tensor(shape: [m, stateSize], values: ps),
+                Tensor(shape: [m, stateSize], values: vs), actions, Tensor(shape: [length, m], values: oldLogProb),
+                Tensor(shape: [length, m], values: adv), Tensor(shape: [length, m], values: ret),
+                Tensor(shape: [length, m], values: mask))
+    }
+
+    mutating func updateWithPPO(_ batch: TrialBatch, advantages: [Float], returns: [Float]) throws -> [(String, Double)] {
+        let objective = PPOObjective(clip: config.clip, valueCoefficient: config.valueCoefficient,
+                                     entropyCoefficient: config.entropyCoefficient)
+        let chunks = (batch.steps + batch.chunkLength - 1) / batch.chunkLength
+        var units = (0..<chunks).flatMap { c in (0..<batch.trials).map { Unit(chunk: c, trial: $0) } }
+        let perMinibatch = Swift.max(1, config.minibatchTrials * chunks)
+        var sums = (policy: 0.0, value: 0.0, entropy: 0.0, kl: 0.0, clipped: 0.0, count: 0.0)
+        for _ in 0..<config.epochs {
+            shuffle(&units, using: &state.rng)
+            var start = 0
+            while start < units.count {
+                let slice = units[start..<Swift.min(start + perMinibatch, units.count)]
+                start += perMinibatch
+                let mb = gather(batch, slice, advantages: advantages, returns: returns)
+                var terms: PPOObjective.Terms?
+                var newLogProb: Tensor?
+                let (_, grad) = valueAndGradient(at: state.model) { model in
+                    let (logits, values) = model.unroll(mb.inputs, policyState: mb.policyState, valueState: mb.valueState)
+                    let distribution = Categorical(logits: logits)
+                    let logProb = distribution.logProb(mb.actions)
+                    newLogProb = logProb.detached
+                    let t = objective.loss(logProb: logProb, oldLogProb: mb.oldLogProb, advantages: mb.advantages,
+                                           values: values, returns: mb.returns, entropy: distribution.entropy(), mask: mb.mask)
+                    terms = t
+                    return t.total
+                }
+                guard let terms, let newLogProb else { continue }
+                let total = terms.total.doubleScalar
+                guard total.isFinite else { throw NonFiniteError(iteration: state.iteration + 1, quantity: "PPO loss") }
+                var clippedGrad = grad
+                _ = clipByGlobalNorm(&clippedGrad, maxNorm: config.maxGradientNorm)
+                state.optimizer.update(&state.model, along: clippedGrad)
+                // Diagnostics: approximate KL E[log π_old − log π] and the clipped fraction.
+                let newLP = newLogProb.values, oldLP = mb.oldLogProb.values, mask = mb.mask.values
+                var kl = 0.0, clippedCount = 0.0, n = 0.0
+                for i in mask.indices where mask[i] > 0 {
+                    let logRatio = Double(newLP[i] - oldLP[i])
+                    kl += -logRatio
+                    if Swift.abs(Foundation.exp(logRatio) - 1) > config.clip { clippedCount += 1 }
+                    n += 1
+                }
+                sums.policy += terms.policyLoss.doubleScalar
+                sums.value += terms.valueLoss.doubleScalar
+                sums.entropy += terms.entropy.doubleScalar
+                sums.kl += kl / Swift.max(n, 1)
+                sums.clipped += clippedCount / Swift.max(n, 1)
+                sums.count += 1
+            }
+        }
+        let c = Swift.max(sums.count, 1)
+        for (name, p) in state.model.namedParameters where !p.values.allSatisfy({ $0.isFinite }) {
+            throw NonFiniteError(iteration: state.iteration + 1, quantity: "parameter \(name)")
+        }
+        return [("policy_loss", sums.policy / c), ("value_loss", sums.value / c), ("entropy", sums.entropy / c),
+                ("approx_kl", sums.kl / c), ("clip_fraction", sums.clipped / c)]
+    }
+
+    // MARK: TRPO
+
+    /// TRPO on the policy (natural gradient by conjugate gradient on Fisher-vector products
+    /// of a subsample, KL-bounded backtracking line search over the whole batch), then
+    /// Adam epochs on the value function alone.
+    mutating func updateWithTRPO(_ batch: TrialBatch, advantages: [Float], returns: [Float]) throws -> [(String, Double)] {
+        let chunks = (batch.steps + batch.chunkLength - 1) / batch.chunkLength
+        var units = (0..<chunks).flatMap { c in (0..<batch.trials).map { Unit(chunk: c, trial: $0) } }
+        shuffle(&units, using: &state.rng)
+        let perMinibatch = Swift.max(1, config.minibatchTrials * chunks)
+        let minibatches = stride(from: 0, to: units.count, by: perMinibatch).map {
+            gather(batch, units[$0..<Swift.min($0 + perMinibatch, units.count)], advantages: advantages, returns: returns)
+        }
+        let validSteps = Swift.max(Double(batch.valid.reduce(0, +)), 1)
+        let oldPolicy = state.model.policy
+        let oldLogits = minibatches.map { oldPolicy.logits($0.inputs, state: $0.policyState).detached }
+
+        // L(θ) = Σ mask·exp(log π_θ − log π_old)·A / N and KL(π_old ‖ π_θ) averaged the same way.
+        func surrogate(_ policy: RecurrentPolicy, _ i: Int) -> (gain: Tensor, kl: Tensor) {
+            let mb = minibatches[i]
+            let current = Categorical(logits: policy.logits(mb.inputs, state: mb.policyState))
+            let ratio = (current.logProb(mb.actions) - mb.oldLogProb).exp()
+            let gain = (ratio * mb.advantages * mb.mask).sum() / validSteps
+            let kl = (Categorical(logits: oldLogits[i]).kl(to: current) * mb.mask).sum() / validSteps
+            return (gain, kl)
+        }
+        var gradient = [Double](repeating: 0, count: oldPolicy.parameterCount)
+        for i in minibatches.indices {
+            let g = NN.gradient(at: oldPolicy) { surrogate($0, i).gain }.flatParameters.values
+            for j in gradient.indices { gradient[j] += Double(g[j]) }
+        }
+        // Fisher-vector products on a subsample of the minibatches, rescaled to the batch.
+        let fisherCount = Swift.max(1, Int((Double(minibatches.count) * config.fisherSubsample).rounded()))
+        let fisherScale = Double(minibatches.count) / Double(fisherCount)
+        let shapes = oldPolicy.parameters.map(\.shape)
+        func split(_ v: [Double]) -> [Tensor] {
+            var offset = 0
+            return shapes.map { shape in
+                let n = shapeCount(shape)
+                defer { offset += n }
+                return Tensor(shape: shape, values: v[offset..<(offset + n)].map(Float.init))
+            }
+        }
+        let fisherProduct: ([Double]) -> [Double] = { v in
+            var out = [Double](repeating: 0, count: v.count)
+            let parts = split(v)
+            for i in 0..<fisherCount {
+                let hv = hessianVectorProduct(at: oldPolicy.parameters, vector: parts) { p in
+                    var policy = oldPolicy
+                    policy.parameters = p
+                    return surrogate(policy, i).kl
+                }
+                var offset = 0
+                for t in hv {
+                    for x in t.values { out[offset] += fisherScale * Double(x); offset += 1 }
+                }
+            }
+            return out
+        }
+        let evaluate: ([Double]) -> (gain: Double, kl: Double) = { theta in
+            let policy = oldPolicy.withFlatParameters(Tensor(shape: [theta.count], values: theta.map(Float.init)))
+            var gain = 0.0, kl = 0.0
+            for i in minibatches.indices {
+                let (g, k) = surrogate(policy, i)
+                gain += g.doubleScalar
+                kl += k.doubleScalar
+            }
+            return (gain, kl)
+        }
+        let theta = oldPolicy.flatParameters.values.map(Double.init)
+        let step = TRPO.step(parameters: theta, gradient: gradient, settings: config.trpo,
+                             fisherProduct: fisherProduct, evaluate: evaluate)
+        guard step.parameters.allSatisfy({ $0.isFinite }) else {
+            throw NonFiniteError(iteration: state.iteration + 1, quantity: "TRPO step")
+        }
+        state.model.policy = oldPolicy.withFlatParameters(Tensor(shape: [theta.count], values: step.parameters.map(Float.init)))
+
+        // Value function: Adam epochs on the squared error to the GAE returns.
+        var valueLoss = 0.0, count = 0.0
+        for _ in 0..<config.valueEpochs {
+            for mb in minibatches {
+                let (loss, grad) = valueAndGradient(at: state.model) { model in
+                    let v = model.valueCell.unroll(mb.inputs, initialState: mb.valueState).outputs
+                    let values = model.valueHead(v.reshaped([-1, v.shape[2]])).reshaped(mb.mask.shape)
+                    return ((values - mb.returns).squared() * mb.mask).sum() / Swift.max(Double(mb.mask.values.reduce(0, +)), 1)
+                }
+                guard loss.doubleScalar.isFinite else { throw NonFiniteError(iteration: state.iteration + 1, quantity: "value loss") }
+                var clipped = grad
+                _ = clipByGlobalNorm(&clipped, maxNorm: config.maxGradientNorm)
+                state.optimizer.update(&state.model, along: clipped)
+                valueLoss += loss.doubleScalar
+                count += 1
+            }
+        }
+        let entropy = minibatches.indices.reduce(0.0) { total, i in
+            total + (Categorical(logits: state.model.policy.logits(minibatches[i].inputs, state: minibatches[i].policyState)).entropy()
+                * minibatches[i].mask).sum().doubleScalar / validSteps
+        }
+        return [("policy_loss", -step.improvement), ("value_loss", valueLoss / Swift.max(count, 1)), ("entropy", entropy),
+                ("approx_kl", step.kl), ("step_accepted", step.accepted ? 1 : 0), ("backtracks", Double(step.backtracks))]
+    }
+}
+
+/// A refused RL² configuration.
+public enum RL2Error: Error, CustomStringConvertible {
+    case unsupported(String)
+    public var description: String {
+        switch self { case .unsupported(let s): s }
+    }
+}
+
+/// Fisher–Yates with the run's generator (so a seed fixes the minibatch order).
+func shuffle<T>(_ a: inout [T], using rng: inout Xoshiro256) {
+    guard a.count > 1 else { return }
+    for i in stride(from: a.count - 1, to: 0, by: -1) {
+        a.swapAt(i, rng.uniformInt(below: i + 1))
+    }
+}
+
+/// Standardises the masked entries of `x` to mean 0 and standard deviation 1.
+func standardize(_ x: inout [Float], mask: [Float]) {
+    var n = 0.0, mean = 0.0, squares = 0.0
+    for i in x.indices where mask[i] > 0 { n += 1; mean += Double(x[i]) }
+    mean /= Swift.max(n, 1)
+    for i in x.indices where mask[i] > 0 { squares += (Double(x[i]) - mean) * (Double(x[i]) - mean) }
+    let std = (squares / Swift.max(n, 1)).squareRoot() + 1e-8
+    for i in x.indices where mask[i] > 0 { x[i] = Float((Double(x[i]) - mean) / std) }
+}

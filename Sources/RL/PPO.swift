@@ -1,0 +1,45 @@
+import NN
+import TensorCore
+
+/// The clipped surrogate objective of PPO (Schulman et al. 2017), with a value loss and
+/// an entropy bonus, as one differentiable scalar over a masked batch.
+///
+/// L = −E[min(ρA, clip(ρ, 1 − ε, 1 + ε)A)] + c_v·E[(V − R)²] − c_e·E[H(π)],
+/// ρ = exp(log π(a|s) − log π_old(a|s)); expectations are means over the steps where
+/// `mask` is 1.
+public struct PPOObjective: Codable, Sendable, Equatable {
+    public var clip: Double
+    public var valueCoefficient: Double
+    public var entropyCoefficient: Double
+
+    public init(clip: Double = 0.1, valueCoefficient: Double = 0.5, entropyCoefficient: Double = 0.01) {
+        self.clip = clip
+        self.valueCoefficient = valueCoefficient
+        self.entropyCoefficient = entropyCoefficient
+    }
+
+    /// The loss terms; every input is shaped like `mask` (any shape) and only the first
+    /// two and `values` and `entropy` carry gradients.
+    public struct Terms {
+        public var total: Tensor
+        public var policyLoss: Tensor
+        public var valueLoss: Tensor
+        public var entropy: Tensor
+    }
+
+    public func loss(
+        logProb: Tensor, oldLogProb: Tensor, advantages: Tensor,
+        values: Tensor, returns: Tensor, entropy: Tensor, mask: Tensor
+    ) -> Terms {
+        let count = Swift.max(Double(mask.values.reduce(0, +)), 1)
+        func maskedMean(_ x: Tensor) -> Tensor { (x * mask).sum() / count }
+        let ratio = (logProb - oldLogProb).exp()
+        let unclipped = ratio * advantages
+        let clipped = ratio.clamped(1 - clip, 1 + clip) * advantages
+        let policyLoss = -maskedMean(Tensor.minimum(unclipped, clipped))
+        let valueLoss = maskedMean((values - returns).squared())
+        let meanEntropy = maskedMean(entropy)
+        let total = policyLoss + valueCoefficient * valueLoss - entropyCoefficient * meanEntropy
+        return Terms(total: total, policyLoss: policyLoss, valueLoss: valueLoss, entropy: meanEntropy)
+    }
+}

@@ -1,0 +1,137 @@
+import Envs
+import Foundation
+import MetaRL
+import NN
+import RL
+
+/// What a run directory was made by: the algorithm, the task family with its arguments,
+/// the seed and the algorithm's resolved settings. `metarl eval` reads it back.
+public struct RunManifest: Codable, Sendable, Equatable {
+    public var algorithm: String
+    public var env: String
+    public var envArguments: [String: Double]
+    public var seed: UInt64
+    public var rl2: RL2Config?
+
+    public init(algorithm: String, env: EnvSpec, seed: UInt64, rl2: RL2Config? = nil) {
+        self.algorithm = algorithm
+        self.env = env.family.rawValue
+        self.envArguments = env.values
+        self.seed = seed
+        self.rl2 = rl2
+    }
+
+    /// The task family, re-checked.
+    public func envSpec() throws -> EnvSpec {
+        try EnvSpec(family: env, arguments: envArguments.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" })
+    }
+}
+
+/// A failure reading or writing a run directory, naming the file.
+public struct RunError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// A run directory:
+/// ```
+/// DIR/run.json                 the manifest (algorithm, env, seed, resolved config)
+/// DIR/metrics.csv              one row per iteration
+/// DIR/checkpoints/NNNNNNNN.ckpt  the last few checkpoints (header with length and CRC-32, then JSON state)
+/// ```
+public struct RunDirectory: Sendable {
+    public let url: URL
+    public init(_ url: URL) { self.url = url }
+
+    public var manifestURL: URL { url.appendingPathComponent("run.json") }
+    public var metricsURL: URL { url.appendingPathComponent("metrics.csv") }
+    public var checkpointsURL: URL { url.appendingPathComponent("checkpoints") }
+
+    public func create(manifest: RunManifest) throws {
+        do {
+            try FileManager.default.createDirectory(at: checkpointsURL, withIntermediateDirectories: true)
+        } catch {
+            throw RunError("cannot create run directory \(url.path): \(error.localizedDescription)")
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try writeAtomically(try encoder.encode(manifest), to: manifestURL)
+    }
+
+    public func manifest() throws -> RunManifest {
+        guard let data = FileManager.default.contents(atPath: manifestURL.path) else {
+            throw RunError("\(url.path) is not a run directory: \(manifestURL.lastPathComponent) is missing")
+        }
+        do { return try JSONDecoder().decode(RunManifest.self, from: data) } catch {
+            throw RunError("\(manifestURL.path) is not a valid manifest: \(error)")
+        }
+    }
+
+    // MARK: Checkpoints
+
+    static let magic = "metarl-checkpoint-v1"
+
+    /// Writes `state` as checkpoint `iteration` (temporary file, fsync, rename) and keeps
+    /// the newest `keep`.
+    public func saveCheckpoint<S: Encodable>(_ state: S, iteration: Int, keep: Int) throws {
+        let body = try JSONEncoder().encode(state)
+        let header = "\(Self.magic) \(body.count) \(CRC32.checksum(body))\n"
+        try writeAtomically(Data(header.utf8) + body, to: checkpointsURL.appendingPathComponent(String(format: "%08d.ckpt", iteration)))
+        let all = checkpointIterations()
+        for old in all.dropLast(max(keep, 1)) {
+            try? FileManager.default.removeItem(at: checkpointsURL.appendingPathComponent(String(format: "%08d.ckpt", old)))
+        }
+    }
+
+    /// Iterations with a checkpoint file, oldest first.
+    public func checkpointIterations() -> [Int] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: checkpointsURL.path)) ?? []
+        return names.compactMap { $0.hasSuffix(".ckpt") ? Int($0.dropLast(5)) : nil }.sorted()
+    }
+
+    /// Reads one checkpoint, checking its length and checksum.
+    public func loadCheckpoint<S: Decodable>(_ type: S.Type, iteration: Int) throws -> S {
+        let file = checkpointsURL.appendingPathComponent(String(format: "%08d.ckpt", iteration))
+        guard let data = FileManager.default.contents(atPath: file.path) else { throw RunError("\(file.path): cannot be read") }
+        guard let newline = data.firstIndex(of: 10) else { throw RunError("\(file.path): no header (truncated or not a checkpoint)") }
+        let header = String(decoding: data[data.startIndex..<newline], as: UTF8.self).split(separator: " ")
+        guard header.count == 3, header[0] == Self.magic, let length = Int(header[1]), let crc = UInt32(header[2]) else {
+            throw RunError("\(file.path): not a metarl checkpoint (bad header)")
+        }
+        let body = data[(newline + 1)...]
+        guard body.count == length else { throw RunError("\(file.path): truncated (\(body.count) of \(length) bytes)") }
+        guard CRC32.checksum(body) == crc else { throw RunError("\(file.path): corrupt (checksum mismatch)") }
+        do { return try JSONDecoder().decode(S.self, from: Data(body)) } catch {
+            throw RunError("\(file.path): state does not decode: \(error)")
+        }
+    }
+
+    /// The newest checkpoint that loads; `notes` receives a line for each one skipped.
+    public func latestCheckpoint<S: Decodable>(_ type: S.Type, notes: (String) -> Void = { _ in }) throws -> (iteration: Int, state: S)? {
+        for iteration in checkpointIterations().reversed() {
+            do { return (iteration, try loadCheckpoint(S.self, iteration: iteration)) } catch {
+                notes("skipping checkpoint: \(error); falling back to the previous one")
+            }
+        }
+        return nil
+    }
+}
+
+/// Writes `data` to a temporary file beside `url`, flushes it to disk, and renames it over `url`.
+public func writeAtomically(_ data: Data, to url: URL) throws {
+    let temporary = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp")
+    guard FileManager.default.createFile(atPath: temporary.path, contents: nil) else {
+        throw RunError("cannot write \(temporary.path)")
+    }
+    do {
+        let handle = try FileHandle(forWritingTo: temporary)
+        try handle.write(contentsOf: data)
+        try handle.synchronize()
+        try handle.close()
+        if rename(temporary.path, url.path) != 0 { throw RunError("cannot rename \(temporary.path) to \(url.path): errno \(errno)") }
+    } catch let error as RunError {
+        throw error
+    } catch {
+        throw RunError("cannot write \(url.path): \(error.localizedDescription)")
+    }
+}

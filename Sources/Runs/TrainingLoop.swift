@@ -1,0 +1,125 @@
+import Foundation
+import RL
+
+/// Drives any `IterativeAlgorithm`: iterations, `metrics.csv`, checkpoints, progress.
+public struct TrainingLoop {
+    public var directory: RunDirectory
+    /// Iterations to reach (a resumed run continues up to it).
+    public var iterations: Int
+    public var checkpointEvery: Int
+    public var keepCheckpoints: Int
+    /// Receives progress text (a line, or a redraw with "\r" on a terminal).
+    public var progress: ProgressLine
+
+    public init(directory: RunDirectory, iterations: Int, checkpointEvery: Int = 10, keepCheckpoints: Int = 3,
+                progress: ProgressLine = ProgressLine()) {
+        self.directory = directory
+        self.iterations = iterations
+        self.checkpointEvery = max(checkpointEvery, 1)
+        self.keepCheckpoints = keepCheckpoints
+        self.progress = progress
+    }
+
+    /// Runs `algorithm` until `iterations`, appending to `metrics.csv` and checkpointing.
+    /// A `NonFiniteError` stops the run without writing a checkpoint of the bad state.
+    public mutating func run<A: IterativeAlgorithm>(_ algorithm: inout A) throws {
+        var csv = try MetricsCSV(url: directory.metricsURL, keepingRowsThrough: algorithm.iteration)
+        let startSteps = algorithm.environmentSteps, startIteration = algorithm.iteration
+        let start = Date()
+        while algorithm.iteration < iterations {
+            let iterationStart = Date()
+            let metrics = try algorithm.iterate()
+            for (name, value) in metrics where !value.isFinite {
+                throw NonFiniteError(iteration: algorithm.iteration, quantity: name)
+            }
+            try csv.append(iteration: algorithm.iteration, metrics: metrics + [("wall_seconds", Date().timeIntervalSince(iterationStart))])
+            if algorithm.iteration % checkpointEvery == 0 || algorithm.iteration == iterations {
+                try directory.saveCheckpoint(algorithm.state, iteration: algorithm.iteration, keep: keepCheckpoints)
+            }
+            let elapsed = Date().timeIntervalSince(start)
+            let done = algorithm.iteration - startIteration, left = iterations - algorithm.iteration
+            let headline = metrics.first { $0.0 == algorithm.headlineMetric }?.1 ?? .nan
+            progress.update(
+                iteration: algorithm.iteration, of: iterations, steps: algorithm.environmentSteps,
+                stepsPerSecond: Double(algorithm.environmentSteps - startSteps) / max(elapsed, 1e-9),
+                eta: elapsed / Double(max(done, 1)) * Double(left), headlineName: algorithm.headlineMetric, headline: headline,
+                final: left == 0)
+        }
+    }
+}
+
+/// `metrics.csv`: a header of metric names, then one row per iteration.
+public struct MetricsCSV {
+    let url: URL
+    var header: [String]?
+
+    /// Opens (or creates) the file, dropping rows after `iteration` (a resumed run rewrites them).
+    public init(url: URL, keepingRowsThrough iteration: Int) throws {
+        self.url = url
+        if let data = FileManager.default.contents(atPath: url.path) {
+            var lines = String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: true).map(String.init)
+            if let first = lines.first {
+                header = first.split(separator: ",").map(String.init).dropFirst().map { $0 }
+                lines = [first] + lines.dropFirst().filter { line in
+                    (Int(line.prefix { $0 != "," }) ?? Int.max) <= iteration
+                }
+                try writeAtomically(Data((lines.joined(separator: "\n") + "\n").utf8), to: url)
+            }
+        }
+    }
+
+    public mutating func append(iteration: Int, metrics: [(String, Double)]) throws {
+        var text = ""
+        if header == nil {
+            header = metrics.map(\.0)
+            text += "iteration," + metrics.map(\.0).joined(separator: ",") + "\n"
+        }
+        text += "\(iteration)," + metrics.map { "\($0.1)" }.joined(separator: ",") + "\n"
+        guard let handle = FileHandle(forWritingAtPath: url.path) ?? {
+            FileManager.default.createFile(atPath: url.path, contents: nil)
+            return FileHandle(forWritingAtPath: url.path)
+        }() else { throw RunError("cannot write \(url.path)") }
+        defer { try? handle.close() }
+        try handle.seekToEnd()
+        try handle.write(contentsOf: Data(text.utf8))
+    }
+}
+
+/// The progress line: redrawn in place on a terminal, printed as plain lines at most every
+/// `plainInterval` seconds otherwise (CI logs).
+public struct ProgressLine {
+    public var isTerminal: Bool
+    public var plainInterval: Double
+    public var output: (String) -> Void
+    var lastPrint = Date.distantPast
+
+    public init(isTerminal: Bool = isatty(STDERR_FILENO) != 0, plainInterval: Double = 10,
+                output: @escaping (String) -> Void = { FileHandle.standardError.write(Data($0.utf8)) }) {
+        self.isTerminal = isTerminal
+        self.plainInterval = plainInterval
+        self.output = output
+    }
+
+    public mutating func update(iteration: Int, of total: Int, steps: Int, stepsPerSecond: Double, eta: Double,
+                                headlineName: String, headline: Double, final: Bool) {
+        let line = String(format: "iter %d/%d  steps %@  %@ steps/s  ETA %@  %@ %.4g",
+                          iteration, total, Self.count(Double(steps)), Self.count(stepsPerSecond), Self.duration(eta), headlineName, headline)
+        if isTerminal {
+            output("\r\u{1B}[2K" + line + (final ? "\n" : ""))
+        } else if final || Date().timeIntervalSince(lastPrint) >= plainInterval {
+            output(line + "\n")
+            lastPrint = Date()
+        }
+    }
+
+    static func count(_ x: Double) -> String {
+        x >= 1e9 ? String(format: "%.2fG", x / 1e9) : x >= 1e6 ? String(format: "%.2fM", x / 1e6)
+            : x >= 1e3 ? String(format: "%.1fk", x / 1e3) : String(format: "%.0f", x)
+    }
+
+    static func duration(_ s: Double) -> String {
+        guard s.isFinite else { return "?" }
+        let t = Int(s.rounded())
+        return t >= 3600 ? String(format: "%dh%02dm", t / 3600, t / 60 % 60) : String(format: "%dm%02ds", t / 60, t % 60)
+    }
+}

@@ -395,9 +395,7 @@ public struct RL2<E: MetaEnv>: IterativeAlgorithm {
                 guard let terms, let newLogProb else { continue }
                 let total = terms.total.doubleScalar
                 guard total.isFinite else { throw NonFiniteError(iteration: state.iteration + 1, quantity: "PPO loss") }
-                var clippedGrad = grad
-                _ = clipByGlobalNorm(&clippedGrad, maxNorm: config.maxGradientNorm)
-                state.optimizer.update(&state.model, along: clippedGrad)
+                state.optimizer.update(&state.model, along: clippedSeparately(grad))
                 // Diagnostics: approximate KL E[log π_old − log π] and the clipped fraction.
                 let newLP = newLogProb.values, oldLP = mb.oldLogProb.values, mask = mb.mask.values
                 var kl = 0.0, clippedCount = 0.0, n = 0.0
@@ -421,6 +419,19 @@ public struct RL2<E: MetaEnv>: IterativeAlgorithm {
         }
         return [("policy_loss", sums.policy / c), ("value_loss", sums.value / c), ("entropy", sums.entropy / c),
                 ("approx_kl", sums.kl / c), ("clip_fraction", sums.clipped / c)]
+    }
+
+    /// The gradient with the policy's and the value function's halves each clipped to
+    /// `maxGradientNorm` on its own (one joint norm would let the value loss, whose scale
+    /// follows the returns, shrink the policy's step to nothing).
+    func clippedSeparately(_ gradient: RecurrentActorCritic) -> RecurrentActorCritic {
+        var policy = gradient.policy
+        _ = clipByGlobalNorm(&policy, maxNorm: config.maxGradientNorm)
+        var value = gradient
+        value.policy = policy.zerosLike
+        _ = clipByGlobalNorm(&value, maxNorm: config.maxGradientNorm)
+        value.policy = policy
+        return value
     }
 
     // MARK: TRPO
@@ -510,9 +521,7 @@ public struct RL2<E: MetaEnv>: IterativeAlgorithm {
                     return ((values - mb.returns).squared() * mb.mask).sum() / Swift.max(Double(mb.mask.values.reduce(0, +)), 1)
                 }
                 guard loss.doubleScalar.isFinite else { throw NonFiniteError(iteration: state.iteration + 1, quantity: "value loss") }
-                var clipped = grad
-                _ = clipByGlobalNorm(&clipped, maxNorm: config.maxGradientNorm)
-                state.optimizer.update(&state.model, along: clipped)
+                state.optimizer.update(&state.model, along: clippedSeparately(grad))
                 valueLoss += loss.doubleScalar
                 count += 1
             }

@@ -32,9 +32,7 @@ struct Bench: ParsableCommand {
         func run() throws {
             let result = EngineBenchmark.run(quick: quick)
             if json {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.sortedKeys]
-                print(String(decoding: try encoder.encode(result), as: UTF8.self))
+                try printJSON(result)
             } else {
                 print(result.table)
             }
@@ -87,14 +85,19 @@ struct Bench: ParsableCommand {
             guard copies >= 1 else { throw fail("--copies must be at least 1 (got \(copies))") }
             let result = try EnvBenchmark.run(copies: copies, quick: quick)
             if json {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.sortedKeys]
-                print(String(decoding: try encoder.encode(result), as: UTF8.self))
+                try printJSON(result)
             } else {
                 print(result.table)
             }
         }
     }
+}
+
+/// Prints `value` as one JSON object with sorted keys.
+func printJSON<T: Encodable>(_ value: T) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys]
+    print(String(decoding: try encoder.encode(value), as: UTF8.self))
 }
 
 /// Prints a one-line error and exits non-zero (user input problems, never a trap).
@@ -286,9 +289,7 @@ struct Eval: ParsableCommand {
             let evaluator = try RL2Evaluator(directory: run, trials: trials, seed: seed, notes: { FileHandle.standardError.write(Data(("note: " + $0 + "\n").utf8)) })
             let result = try manifest.envSpec().open(evaluator)
             if json {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.sortedKeys]
-                print(String(decoding: try encoder.encode(result), as: UTF8.self))
+                try printJSON(result)
             } else {
                 print(String(format: "%@ on %@: mean trial return %.3f ± %.3f (s.e.) over %d fresh trials",
                              manifest.algorithm, manifest.env, result.mean_return, result.stderr, result.trials))

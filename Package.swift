@@ -17,6 +17,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
     ],
     targets: [
         // Declarations of CBLAS and of OpenBLAS's extras. Nothing is linked at build time:
@@ -34,7 +35,7 @@ let package = Package(
         // RL², MAML and relatives, PEARL: one file per algorithm.
         .target(name: "MetaRL", dependencies: ["TensorCore", "NN", "Envs", "RL"]),
         // Run directories, checkpoints, metrics, the training loop.
-        .target(name: "Runs", dependencies: ["TensorCore", "NN", "Envs", "RL", "MetaRL"]),
+        .target(name: "Runs", dependencies: ["TensorCore", "NN", "Envs", "RL", "MetaRL", "Yams"]),
         .target(name: "Benchmarks", dependencies: ["TensorCore", "NN", "Envs"]),
         .executableTarget(
             name: "metarl",
@@ -49,5 +50,6 @@ let package = Package(
         .testTarget(name: "NNTests", dependencies: ["NN", "TensorCore", "GradientChecking"]),
         .testTarget(name: "EnvsTests", dependencies: ["Envs", "Baselines", "TensorCore"]),
         .testTarget(name: "RLTests", dependencies: ["RL", "MetaRL", "Runs", "NN", "Envs", "TensorCore"]),
+        .testTarget(name: "RunsTests", dependencies: ["Runs", "RL", "MetaRL", "Envs", "TensorCore"]),
     ]
 )

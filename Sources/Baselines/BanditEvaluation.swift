@@ -8,11 +8,10 @@ public struct TrialStatistics: Codable, Sendable {
     public var trials: Int
 
     public init(returns: [Double]) {
-        trials = returns.count
-        let mean = returns.reduce(0, +) / Double(Swift.max(returns.count, 1))
-        meanReturn = mean
-        let variance = returns.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(Swift.max(returns.count - 1, 1))
-        standardError = (variance / Double(Swift.max(returns.count, 1))).squareRoot()
+        let statistics = SampleStatistics(returns)
+        trials = statistics.count
+        meanReturn = statistics.mean
+        standardError = statistics.standardError
     }
 }
 

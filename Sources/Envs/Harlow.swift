@@ -6,6 +6,9 @@ import TensorCore
 /// +5, the other −5 (`terminated` after the choice). Over the `episodesPerTask` episodes
 /// (six) the rewarded object is on the left in half and on the right in half, in shuffled
 /// order, so reward follows the object, not the side. Observation: [left, right] features.
+/// With `balancedSides` false each episode's side is an independent coin flip instead, which
+/// removes the published version's side channel (after five choices the sixth side is known
+/// from the count alone).
 public struct Harlow: MetaEnv, Sendable {
     public struct Task: Codable, Sendable, Equatable {
         /// The two objects' features, object 0 then object 1.
@@ -22,13 +25,15 @@ public struct Harlow: MetaEnv, Sendable {
 
     public let featureSize: Int
     public let episodesPerTask: Int
+    public let balancedSides: Bool
     public private(set) var task: Task
     public private(set) var episodeInTask = 0
     var started = false
 
-    public init(featureSize: Int = 8, episodesPerTask: Int = 6) {
+    public init(featureSize: Int = 8, episodesPerTask: Int = 6, balancedSides: Bool = true) {
         self.featureSize = featureSize
         self.episodesPerTask = episodesPerTask
+        self.balancedSides = balancedSides
         task = Task(objects: [[Float](repeating: 1, count: featureSize), [Float](repeating: -1, count: featureSize)],
                     rewardedObject: 0, objectZeroLeft: (0..<episodesPerTask).map { $0 % 2 == 0 })
     }
@@ -43,8 +48,12 @@ public struct Harlow: MetaEnv, Sendable {
             let rewarded = rng.uniformInt(below: 2)
             // The rewarded object on the left in half the episodes, order shuffled.
             var rewardedLeft = (0..<episodesPerTask).map { $0 < episodesPerTask / 2 }
-            for i in stride(from: rewardedLeft.count - 1, to: 0, by: -1) {
-                rewardedLeft.swapAt(i, rng.uniformInt(below: i + 1))
+            if balancedSides {
+                for i in stride(from: rewardedLeft.count - 1, to: 0, by: -1) {
+                    rewardedLeft.swapAt(i, rng.uniformInt(below: i + 1))
+                }
+            } else {
+                for i in rewardedLeft.indices { rewardedLeft[i] = rng.uniformInt(below: 2) == 0 }
             }
             return Task(objects: objects, rewardedObject: rewarded,
                         objectZeroLeft: rewardedLeft.map { rewarded == 0 ? $0 : !$0 })

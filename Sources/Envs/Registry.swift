@@ -72,7 +72,8 @@ public enum EnvFamily: String, CaseIterable, Sendable {
             return [int("size", 5, 2, 50, "grid side"), int("horizon", 30, 1, 10000, "step limit per episode"),
                     real("step-penalty", 0.1, 0, 10, "cost of each move"), real("goal-reward", 1, 0, 100, "reward on reaching the goal")]
         case .harlow:
-            return [int("features", 8, 1, 1024, "feature vector size of an object"), int("episodes-per-task", 6, 2, 100, "choices per task")]
+            return [int("features", 8, 1, 1024, "feature vector size of an object"), int("episodes-per-task", 6, 2, 100, "choices per task"),
+                    int("balanced-sides", 1, 0, 1, "1: rewarded object left in exactly half the episodes (published); 0: a coin flip each")]
         case .pointNav:
             return [real("goal-range", 0.5, 0.01, 100, "goals ~ U[−r, r]²"), int("horizon", 100, 1, 100000, "steps per episode")]
         case .pendulumMass:
@@ -142,7 +143,8 @@ public struct EnvSpec: Sendable, Equatable {
         case .gridworld:
             return try consumer.run(GridWorld(size: int("size"), horizon: int("horizon"),
                                               stepPenalty: Float(real("step-penalty")), goalReward: Float(real("goal-reward"))))
-        case .harlow: return try consumer.run(Harlow(featureSize: int("features"), episodesPerTask: int("episodes-per-task")))
+        case .harlow: return try consumer.run(Harlow(featureSize: int("features"), episodesPerTask: int("episodes-per-task"),
+                                                            balancedSides: int("balanced-sides") == 1))
         case .pointNav: return try consumer.run(PointNavigation(goalRange: real("goal-range"), horizon: int("horizon")))
         case .pendulumMass:
             return try consumer.run(PendulumMass(massLow: real("mass-low"), massHigh: real("mass-high"), horizon: int("horizon")))

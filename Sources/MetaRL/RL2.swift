@@ -21,7 +21,7 @@ import TensorCore
 /// entropy 0.01, γ = 0.99, λ = 0.3, Adam 2e-4).
 public struct RL2Config: Codable, Sendable, Equatable {
     /// Outer optimiser.
-    public enum Algorithm: String, Codable, Sendable, CaseIterable { case ppo, trpo }
+    public enum Algorithm: String, NamedChoice { case ppo, trpo }
 
     public var episodesPerTrial: Int = 10
     public var cell: RecurrentCellChoice.Kind = .gru
@@ -38,6 +38,8 @@ public struct RL2Config: Codable, Sendable, Equatable {
     public var maxSeqLen: Int = 0
     // PPO.
     public var learningRate: Double = 2e-4
+    /// Decay the learning rate linearly to zero at the last iteration (as CleanRL's `anneal_lr`).
+    public var annealLearningRate: Bool = false
     public var epochs: Int = 8
     /// Trials' worth of steps per PPO minibatch.
     public var minibatchTrials: Int = 60
@@ -53,6 +55,58 @@ public struct RL2Config: Codable, Sendable, Equatable {
     public var valueEpochs: Int = 5
 
     public init() {}
+
+    /// Reads the keys present and keeps the default for every key that is absent, so a
+    /// config file names only what it changes and older run directories stay readable.
+    public init(from decoder: any Decoder) throws {
+        self.init()
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        func read<T: Decodable>(_ key: CodingKeys, _ value: inout T) throws {
+            if let v = try c.decodeIfPresent(T.self, forKey: key) { value = v }
+        }
+        try read(.episodesPerTrial, &episodesPerTrial)
+        try read(.cell, &cell)
+        try read(.hiddenSize, &hiddenSize)
+        try read(.algorithm, &algorithm)
+        try read(.trialsPerIteration, &trialsPerIteration)
+        try read(.iterations, &iterations)
+        try read(.gamma, &gamma)
+        try read(.gaeLambda, &gaeLambda)
+        try read(.standardizeAdvantages, &standardizeAdvantages)
+        try read(.maxSeqLen, &maxSeqLen)
+        try read(.learningRate, &learningRate)
+        try read(.annealLearningRate, &annealLearningRate)
+        try read(.epochs, &epochs)
+        try read(.minibatchTrials, &minibatchTrials)
+        try read(.clip, &clip)
+        try read(.entropyCoefficient, &entropyCoefficient)
+        try read(.valueCoefficient, &valueCoefficient)
+        try read(.maxGradientNorm, &maxGradientNorm)
+        try read(.trpo, &trpo)
+        try read(.fisherSubsample, &fisherSubsample)
+        try read(.valueEpochs, &valueEpochs)
+    }
+
+    /// Throws a `ConfigError` naming the first field outside its allowed range.
+    public func validate() throws(ConfigError) {
+        try ConfigError.check("episodesPerTrial", episodesPerTrial, 1...100_000)
+        try ConfigError.check("hiddenSize", hiddenSize, 1...4096)
+        try ConfigError.check("trialsPerIteration", trialsPerIteration, 0...10_000_000, note: "0 means 240 000 steps' worth")
+        try ConfigError.check("iterations", iterations, 1...100_000_000)
+        try ConfigError.check("gamma", gamma, 0...1)
+        try ConfigError.check("gaeLambda", gaeLambda, 0...1)
+        try ConfigError.check("maxSeqLen", maxSeqLen, 0...1_000_000, note: "0 trains on whole trials")
+        try ConfigError.check("learningRate", learningRate, open: 0..<1)
+        try ConfigError.check("epochs", epochs, 1...1000)
+        try ConfigError.check("minibatchTrials", minibatchTrials, 1...10_000_000)
+        try ConfigError.check("clip", clip, open: 0..<1)
+        try ConfigError.check("entropyCoefficient", entropyCoefficient, 0...100)
+        try ConfigError.check("valueCoefficient", valueCoefficient, 0...1000)
+        try ConfigError.check("maxGradientNorm", maxGradientNorm, open: 0..<1e9)
+        try trpo.validate(prefix: "trpo.")
+        try ConfigError.check("fisherSubsample", fisherSubsample, open: 0..<1.000_001)
+        try ConfigError.check("valueEpochs", valueEpochs, 0...1000)
+    }
 
     /// Steps in one trial at most.
     public func trialLength(maxEpisodeSteps: Int) -> Int { episodesPerTrial * maxEpisodeSteps }
@@ -254,6 +308,25 @@ public struct RL2State: Codable, Sendable {
     public var rng: Xoshiro256
     public var iteration: Int
     public var environmentSteps: Int
+
+    /// Throws unless this state has `reference`'s parameters (names and shapes), optimiser
+    /// moments of the same shapes (or none yet) and non-negative counters.
+    public func checkCompatible(with reference: RL2State) throws(RL2Error) {
+        let mine = model.namedParameters, theirs = reference.model.namedParameters
+        guard mine.map(\.name) == theirs.map(\.name) else {
+            throw .incompatibleState("parameters \(mine.map(\.name)) where the config needs \(theirs.map(\.name))")
+        }
+        for (a, b) in zip(mine, theirs) where a.value.shape != b.value.shape {
+            throw .incompatibleState("parameter \(a.name) has shape \(a.value.shape) where the config needs \(b.value.shape)")
+        }
+        let moments = optimizer.momentShapes
+        guard moments.isEmpty || moments == theirs.map({ [$0.value.shape, $0.value.shape] }) else {
+            throw .incompatibleState("optimiser moments do not match the parameters")
+        }
+        guard iteration >= 0, environmentSteps >= 0 else {
+            throw .incompatibleState("negative counters (iteration \(iteration), steps \(environmentSteps))")
+        }
+    }
 }
 
 /// RL² on a task family: `iterate()` samples trials and updates the policy once.
@@ -281,8 +354,11 @@ public struct RL2<E: MetaEnv>: IterativeAlgorithm {
                          rng: rng, iteration: 0, environmentSteps: 0)
     }
 
-    /// Continues from a saved state.
-    public init(config: RL2Config, prototype: E, state: RL2State) {
+    /// Continues from a saved state, after checking that it fits `config` and `prototype`
+    /// (every parameter and optimiser moment of the right name and shape).
+    public init(config: RL2Config, prototype: E, state: RL2State) throws {
+        let fresh = try RL2(config: config, prototype: prototype, seed: 0)
+        try state.checkCompatible(with: fresh.state)
         self.config = config
         self.prototype = prototype
         self.state = state
@@ -302,6 +378,10 @@ public struct RL2<E: MetaEnv>: IterativeAlgorithm {
             steps: batch.steps, batch: trials, gamma: Float(config.gamma), lambda: Float(config.gaeLambda))
         if config.standardizeAdvantages { standardize(&advantages, mask: batch.valid) }
 
+        if config.annealLearningRate {
+            let remaining = 1 - Double(state.iteration) / Double(Swift.max(config.iterations, 1))
+            state.optimizer.learningRate = config.learningRate * Swift.max(remaining, 0)
+        }
         let update: [(String, Double)]
         switch config.algorithm {
         case .ppo: update = try updateWithPPO(batch, advantages: advantages, returns: returns)
@@ -314,6 +394,7 @@ public struct RL2<E: MetaEnv>: IterativeAlgorithm {
         let trialReturns = batch.trialReturns
         var metrics: [(String, Double)] = [
             ("mean_trial_return", trialReturns.reduce(0, +) / Double(trials)),
+            ("mean_trial_return_stderr", SampleStatistics(trialReturns).standardError),
         ]
         for k in 0..<config.episodesPerTrial {
             metrics.append(("return_episode_\(k + 1)", batch.episodeReturns.reduce(0) { $0 + $1[k] } / Double(trials)))
@@ -538,8 +619,13 @@ public struct RL2<E: MetaEnv>: IterativeAlgorithm {
 /// A refused RL² configuration.
 public enum RL2Error: Error, CustomStringConvertible {
     case unsupported(String)
+    /// A saved state that does not fit the run's config.
+    case incompatibleState(String)
     public var description: String {
-        switch self { case .unsupported(let s): s }
+        switch self {
+        case .unsupported(let s): s
+        case .incompatibleState(let s): "saved state does not fit the config: " + s
+        }
     }
 }
 

@@ -20,6 +20,13 @@ public struct Adam: Codable, Sendable {
         self.epsilon = epsilon
     }
 
+    /// For each parameter, the shapes of its first and second moment (empty before the
+    /// first step), to check a loaded state against a model.
+    public var momentShapes: [[[Int]]] {
+        guard firstMoment.count == secondMoment.count else { return [[[-1]]] }
+        return zip(firstMoment, secondMoment).map { [$0.shape, $1.shape] }
+    }
+
     /// One descent step: θ ← θ − lr · m̂ / (√v̂ + ε).
     public mutating func update<Model: ParameterCollection>(_ model: inout Model, along gradient: Model) {
         let grads = gradient.parameters

@@ -152,7 +152,7 @@ public enum RecurrentCellChoice: RecurrentCell, Codable, Sendable {
     case lstm(LSTMCell)
 
     /// The kinds by name, for configs and flags.
-    public enum Kind: String, Codable, Sendable, CaseIterable { case gru, lstm }
+    public enum Kind: String, NamedChoice { case gru, lstm }
 
     public init(_ kind: Kind, inputSize: Int, hiddenSize: Int, using rng: inout Xoshiro256) {
         switch kind {

@@ -12,17 +12,19 @@ public struct RL2Training: MetaEnvConsumer {
     public var directory: RunDirectory
     public var resume: Bool
     public var checkpointEvery: Int
+    public var keepCheckpoints: Int
     public var progress: ProgressLine
     /// Receives notes such as a skipped corrupt checkpoint.
     public var notes: (String) -> Void
 
     public init(config: RL2Config, seed: UInt64, directory: RunDirectory, resume: Bool, checkpointEvery: Int = 10,
-                progress: ProgressLine = ProgressLine(), notes: @escaping (String) -> Void = { _ in }) {
+                keepCheckpoints: Int = 3, progress: ProgressLine = ProgressLine(), notes: @escaping (String) -> Void = { _ in }) {
         self.config = config
         self.seed = seed
         self.directory = directory
         self.resume = resume
         self.checkpointEvery = checkpointEvery
+        self.keepCheckpoints = keepCheckpoints
         self.progress = progress
         self.notes = notes
     }
@@ -31,12 +33,13 @@ public struct RL2Training: MetaEnvConsumer {
     public func run<E: MetaEnv>(_ prototype: E) throws -> RL2State {
         var algorithm = try RL2(config: config, prototype: prototype, seed: seed)
         if resume, let (iteration, state) = try directory.latestCheckpoint(RL2State.self, notes: notes) {
-            algorithm = RL2(config: config, prototype: prototype, state: state)
+            algorithm = try RL2(config: config, prototype: prototype, state: state)
             notes("resuming from iteration \(iteration)")
         } else if resume {
             notes("no usable checkpoint in \(directory.url.path); starting from iteration 0")
         }
-        var loop = TrainingLoop(directory: directory, iterations: config.iterations, checkpointEvery: checkpointEvery, progress: progress)
+        var loop = TrainingLoop(directory: directory, iterations: config.iterations, checkpointEvery: checkpointEvery,
+                                keepCheckpoints: keepCheckpoints, progress: progress)
         try loop.run(&algorithm)
         return algorithm.state
     }
@@ -75,6 +78,7 @@ public struct RL2Evaluator: MetaEnvConsumer {
     }
 
     public func run<E: MetaEnv>(_ prototype: E) throws -> RL2Evaluation {
+        _ = try RL2(config: config, prototype: prototype, state: state)
         // Sampled in blocks so memory stays bounded for large trial counts.
         var returns: [Double] = [], perEpisode: [[Double]] = []
         var rng = Xoshiro256(seed: seed)
@@ -87,14 +91,10 @@ public struct RL2Evaluator: MetaEnvConsumer {
             perEpisode += batch.episodeReturns
             left -= n
         }
-        func meanAndError(_ xs: [Double]) -> (Double, Double) {
-            let m = xs.reduce(0, +) / Double(xs.count)
-            let v = xs.reduce(0) { $0 + ($1 - m) * ($1 - m) } / Double(Swift.max(xs.count - 1, 1))
-            return (m, (v / Double(xs.count)).squareRoot())
-        }
-        let (m, e) = meanAndError(returns)
-        let curve = (0..<config.episodesPerTrial).map { k in meanAndError(perEpisode.map { $0[k] }) }
-        return RL2Evaluation(mean_return: m, stderr: e, per_episode: curve.map(\.0), per_episode_stderr: curve.map(\.1),
+        let trial = SampleStatistics(returns)
+        let curve = (0..<config.episodesPerTrial).map { k in SampleStatistics(perEpisode.map { $0[k] }) }
+        return RL2Evaluation(mean_return: trial.mean, stderr: trial.standardError, per_episode: curve.map(\.mean),
+                             per_episode_stderr: curve.map(\.standardError),
                              trials: trials, seed: seed)
     }
 }

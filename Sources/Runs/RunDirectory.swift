@@ -21,6 +21,17 @@ public struct RunManifest: Codable, Sendable, Equatable {
         self.rl2 = rl2
     }
 
+    /// Reads the keys present; absent ones default to no algorithm (the command supplies it),
+    /// bandits with default arguments, seed 0 and no settings section.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        algorithm = try c.decodeIfPresent(String.self, forKey: .algorithm) ?? ""
+        env = try c.decodeIfPresent(String.self, forKey: .env) ?? "bandit"
+        envArguments = try c.decodeIfPresent([String: Double].self, forKey: .envArguments) ?? [:]
+        seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? 0
+        rl2 = try c.decodeIfPresent(RL2Config.self, forKey: .rl2)
+    }
+
     /// The task family, re-checked.
     public func envSpec() throws -> EnvSpec {
         try EnvSpec(family: env, arguments: envArguments.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" })
@@ -36,7 +47,9 @@ public struct RunError: Error, CustomStringConvertible {
 /// A run directory:
 /// ```
 /// DIR/run.json                 the manifest (algorithm, env, seed, resolved config)
+/// DIR/config.yaml              the same, as YAML (`--config` reads it)
 /// DIR/metrics.csv              one row per iteration
+/// DIR/events.out.tfevents.*    the same rows as TensorBoard scalars
 /// DIR/checkpoints/NNNNNNNN.ckpt  the last few checkpoints (header with length and CRC-32, then JSON state)
 /// ```
 public struct RunDirectory: Sendable {
@@ -45,6 +58,8 @@ public struct RunDirectory: Sendable {
 
     public var manifestURL: URL { url.appendingPathComponent("run.json") }
     public var metricsURL: URL { url.appendingPathComponent("metrics.csv") }
+    /// The resolved config as YAML, for reading and for `--config` to start a similar run.
+    public var configURL: URL { url.appendingPathComponent("config.yaml") }
     public var checkpointsURL: URL { url.appendingPathComponent("checkpoints") }
 
     public func create(manifest: RunManifest) throws {
@@ -56,6 +71,7 @@ public struct RunDirectory: Sendable {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         try writeAtomically(try encoder.encode(manifest), to: manifestURL)
+        try writeAtomically(Data(try RunConfigFile.yaml(manifest).utf8), to: configURL)
     }
 
     public func manifest() throws -> RunManifest {
@@ -74,7 +90,10 @@ public struct RunDirectory: Sendable {
     /// Writes `state` as checkpoint `iteration` (temporary file, fsync, rename) and keeps
     /// the newest `keep`.
     public func saveCheckpoint<S: Encodable>(_ state: S, iteration: Int, keep: Int) throws {
-        let body = try JSONEncoder().encode(state)
+        // Sorted keys: the same state is the same bytes in every process.
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let body = try encoder.encode(state)
         let header = "\(Self.magic) \(body.count) \(CRC32.checksum(body))\n"
         try writeAtomically(Data(header.utf8) + body, to: checkpointsURL.appendingPathComponent(String(format: "%08d.ckpt", iteration)))
         let all = checkpointIterations()

@@ -1,7 +1,8 @@
 import Foundation
 import RL
 
-/// Drives any `IterativeAlgorithm`: iterations, `metrics.csv`, checkpoints, progress.
+/// Drives any `IterativeAlgorithm`: iterations, `metrics.csv` and a TensorBoard event
+/// file, checkpoints, progress.
 public struct TrainingLoop {
     public var directory: RunDirectory
     /// Iterations to reach (a resumed run continues up to it).
@@ -24,6 +25,10 @@ public struct TrainingLoop {
     /// A `NonFiniteError` stops the run without writing a checkpoint of the bad state.
     public mutating func run<A: IterativeAlgorithm>(_ algorithm: inout A) throws {
         var csv = try MetricsCSV(url: directory.metricsURL, keepingRowsThrough: algorithm.iteration)
+        // One event file holding exactly the rows metrics.csv keeps, then the new ones.
+        for old in TensorBoardEventWriter.existingFiles(in: directory.url) { try? FileManager.default.removeItem(at: old) }
+        let events = try TensorBoardEventWriter(directory: directory.url)
+        for row in csv.keptRows { try events.append(step: row.iteration, scalars: row.metrics) }
         let startSteps = algorithm.environmentSteps, startIteration = algorithm.iteration
         let start = Date()
         while algorithm.iteration < iterations {
@@ -32,7 +37,9 @@ public struct TrainingLoop {
             for (name, value) in metrics where !value.isFinite {
                 throw NonFiniteError(iteration: algorithm.iteration, quantity: name)
             }
-            try csv.append(iteration: algorithm.iteration, metrics: metrics + [("wall_seconds", Date().timeIntervalSince(iterationStart))])
+            let row = metrics + [("wall_seconds", Date().timeIntervalSince(iterationStart))]
+            try csv.append(iteration: algorithm.iteration, metrics: row)
+            try events.append(step: algorithm.iteration, scalars: row)
             if algorithm.iteration % checkpointEvery == 0 || algorithm.iteration == iterations {
                 try directory.saveCheckpoint(algorithm.state, iteration: algorithm.iteration, keep: keepCheckpoints)
             }
@@ -52,6 +59,8 @@ public struct TrainingLoop {
 public struct MetricsCSV {
     let url: URL
     var header: [String]?
+    /// The rows kept when the file was opened: iteration and (metric, value) pairs.
+    public private(set) var keptRows: [(iteration: Int, metrics: [(String, Double)])] = []
 
     /// Opens (or creates) the file, dropping rows after `iteration` (a resumed run rewrites them).
     public init(url: URL, keepingRowsThrough iteration: Int) throws {
@@ -64,6 +73,12 @@ public struct MetricsCSV {
                     (Int(line.prefix { $0 != "," }) ?? Int.max) <= iteration
                 }
                 try writeAtomically(Data((lines.joined(separator: "\n") + "\n").utf8), to: url)
+                for line in lines.dropFirst() {
+                    let fields = line.split(separator: ",", omittingEmptySubsequences: false)
+                    guard let iteration = Int(fields[0]) else { continue }
+                    let values = zip(header!, fields.dropFirst()).compactMap { name, text in Double(text).map { (name, $0) } }
+                    keptRows.append((iteration, values))
+                }
             }
         }
     }
@@ -74,7 +89,10 @@ public struct MetricsCSV {
             header = metrics.map(\.0)
             text += "iteration," + metrics.map(\.0).joined(separator: ",") + "\n"
         }
-        text += "\(iteration)," + metrics.map { "\($0.1)" }.joined(separator: ",") + "\n"
+        // Values in the header's order: a run resumed by a newer build keeps its columns
+        // (a metric the header lacks is left out, one it has but the row lacks is empty).
+        let values = Dictionary(metrics, uniquingKeysWith: { first, _ in first })
+        text += "\(iteration)," + header!.map { values[$0].map { "\($0)" } ?? "" }.joined(separator: ",") + "\n"
         guard let handle = FileHandle(forWritingAtPath: url.path) ?? {
             FileManager.default.createFile(atPath: url.path, contents: nil)
             return FileHandle(forWritingAtPath: url.path)

@@ -197,17 +197,45 @@ extension Tensor: CustomStringConvertible {
 }
 
 extension Tensor: Codable {
-    private enum CodingKeys: String, CodingKey { case shape, dtype, values }
+    private enum CodingKeys: String, CodingKey { case shape, dtype, values, bytes }
 
+    /// Reads `bytes` (base64 of the little-endian elements, exact and compact) or, from
+    /// older files, `values` (a list of numbers).
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         let shape = try c.decode([Int].self, forKey: .shape)
         let dtype = try c.decodeIfPresent(DType.self, forKey: .dtype) ?? .float32
+        var count = 1
+        for d in shape {
+            let (product, overflow) = count.multipliedReportingOverflow(by: d)
+            guard d >= 0, !overflow, product <= 1 << 32 else {
+                throw DecodingError.dataCorruptedError(forKey: .shape, in: c, debugDescription: "tensor shape \(shape) is not allowed")
+            }
+            count = product
+        }
+        if let text = try c.decodeIfPresent(String.self, forKey: .bytes) {
+            let width = dtype == .float32 ? 4 : 8
+            guard let data = Data(base64Encoded: text), data.count == count * width else {
+                throw DecodingError.dataCorruptedError(
+                    forKey: .bytes, in: c, debugDescription: "tensor of shape \(shape) needs \(count * width) bytes of base64 data")
+            }
+            let bytes = [UInt8](data)
+            func word(_ i: Int, _ n: Int) -> UInt64 {
+                var w: UInt64 = 0
+                for k in 0..<n { w |= UInt64(bytes[i * n + k]) << (8 * k) }
+                return w
+            }
+            if dtype == .float32 {
+                self.init(shape: shape, values: (0..<count).map { Float(bitPattern: UInt32(word($0, 4))) })
+            } else {
+                self.init(shape: shape, doubleValues: (0..<count).map { Double(bitPattern: word($0, 8)) }, dtype: dtype)
+            }
+            return
+        }
         let values = try c.decode([Double].self, forKey: .values)
-        guard shape.allSatisfy({ $0 >= 0 }), values.count == shapeCount(shape) else {
+        guard values.count == count else {
             throw DecodingError.dataCorruptedError(
-                forKey: .values, in: c,
-                debugDescription: "tensor of shape \(shape) needs \(shapeCount(shape)) values, found \(values.count)")
+                forKey: .values, in: c, debugDescription: "tensor of shape \(shape) needs \(count) values, found \(values.count)")
         }
         self.init(shape: shape, doubleValues: values, dtype: dtype)
     }
@@ -216,7 +244,17 @@ extension Tensor: Codable {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(shape, forKey: .shape)
         try c.encode(dtype, forKey: .dtype)
-        try c.encode(doubleValues, forKey: .values)
+        var bytes: [UInt8] = []
+        if dtype == .float32 {
+            let values = self.values
+            bytes.reserveCapacity(values.count * 4)
+            for v in values { let b = v.bitPattern; for k in 0..<4 { bytes.append(UInt8(truncatingIfNeeded: b >> (8 * k))) } }
+        } else {
+            let values = doubleValues
+            bytes.reserveCapacity(values.count * 8)
+            for v in values { let b = v.bitPattern; for k in 0..<8 { bytes.append(UInt8(truncatingIfNeeded: b >> (8 * k))) } }
+        }
+        try c.encode(Data(bytes).base64EncodedString(), forKey: .bytes)
     }
 }
 

@@ -14,7 +14,7 @@ struct MetaRLCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "metarl",
         abstract: "Meta-reinforcement learning: RL², MAML and relatives, PEARL.",
-        subcommands: [Quickstart.self, Train.self, Eval.self, Bench.self, Envs.self, Baseline.self])
+        subcommands: [Quickstart.self, Train.self, Eval.self, Plot.self, Bench.self, Envs.self, Baseline.self])
 }
 
 struct Bench: ParsableCommand {
@@ -106,6 +106,32 @@ func fail(_ message: String) -> ExitCode {
     return ExitCode(2)
 }
 
+struct Plot: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Draw learning curves of run directories, or adaptation curves of `eval --json` files, as SVG.")
+
+    @Argument(help: "Run directories (learning curves) or, with --adaptation, evaluation JSON files.") var inputs: [String]
+    @Flag(help: "The inputs are `metarl eval DIR --json` outputs: draw the return by episode / step / trajectory.") var adaptation = false
+    @Option(help: "metrics.csv column to draw (default: the algorithm's headline metric).") var metric: String?
+    @Option(help: "metrics.csv column for the x axis.") var x: String = "environment_steps"
+    @Option(help: "Moving-average window, in iterations, for metrics logged without a _stderr column.") var window: Int = 10
+    @Option(name: .shortAndLong, help: "SVG file to write.") var output: String
+
+    func run() throws {
+        do {
+            guard !inputs.isEmpty else { throw RunError("give at least one run directory (or eval JSON file with --adaptation)") }
+            guard window >= 1 else { throw RunError("--window \(window): must be at least 1") }
+            let urls = inputs.map { URL(fileURLWithPath: $0) }
+            let chart = adaptation ? try RunPlots.adaptationCurves(files: urls)
+                                   : try RunPlots.learningCurves(runs: urls, metric: metric, xAxis: x, window: window)
+            try writeAtomically(Data(chart.svg().utf8), to: URL(fileURLWithPath: output))
+            print("wrote \(output)")
+        } catch {
+            throw fail("\(error)")
+        }
+    }
+}
+
 struct Envs: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "List the task families with their arguments, defaults and ranges.")
     func run() { print(EnvFamily.listing) }
@@ -182,53 +208,62 @@ struct TrainRL2: ParsableCommand {
         commandName: "rl2",
         abstract: "RL²: a recurrent policy trained with PPO over trials of several episodes of one task.")
 
-    @Option(help: "Task family (see `metarl envs`).") var env: String = "bandit"
+    @Option(help: "A run config in YAML (see README); flags given as well override it.") var config: String?
+    @Flag(help: "Print the resolved config as YAML and exit without training.") var printConfig = false
+    @Option(help: "Task family (see `metarl envs`; default bandit).") var env: String?
     @Option(name: .customLong("env-arg"), help: "A family argument, key=value (repeatable).") var envArgs: [String] = []
-    @Option(help: "Episodes per trial (pulls, for bandits).") var episodesPerTrial: Int = 10
-    @Option(help: "Outer optimiser: ppo or trpo.") var algo: String = "ppo"
-    @Option(help: "Recurrent cell: gru or lstm.") var cell: String = "gru"
-    @Option(help: "Hidden units of each recurrent network.") var hidden: Int = 256
-    @Option(help: "Trials per iteration (0: 240 000 steps' worth).") var trialsPerIteration: Int = 0
-    @Option(help: "Iterations to train for.") var iterations: Int = 100
-    @Option(help: "Adam learning rate.") var learningRate: Double = 2e-4
-    @Option(help: "PPO epochs per iteration.") var epochs: Int = 8
-    @Option(help: "Trials' worth of steps per PPO minibatch.") var minibatchTrials: Int = 60
-    @Option(help: "Truncated-BPTT length in steps (0: whole trials).") var maxSeqLen: Int = 0
-    @Option(help: "Entropy bonus coefficient.") var entropy: Double = 0.01
-    @Option(help: "Discount γ.") var gamma: Double = 0.99
-    @Option(help: "GAE λ.") var lambda: Double = 0.3
-    @Option(help: "Random seed.") var seed: UInt64 = 0
+    @Option(help: "Episodes per trial (pulls, for bandits; default 10).") var episodesPerTrial: Int?
+    @Option(help: "Outer optimiser: ppo or trpo (default ppo).") var algo: RL2Config.Algorithm?
+    @Option(help: "Recurrent cell: gru or lstm (default gru).") var cell: RecurrentCellChoice.Kind?
+    @Option(help: "Hidden units of each recurrent network (default 256).") var hidden: Int?
+    @Option(help: "Trials per iteration (default 0: 240 000 steps' worth).") var trialsPerIteration: Int?
+    @Option(help: "Iterations to train for (default 100).") var iterations: Int?
+    @Option(help: "Adam learning rate (default 2e-4).") var learningRate: Double?
+    @Flag(name: .customLong("anneal-lr"), help: "Decay the learning rate linearly to zero over the iterations.") var annealLearningRate = false
+    @Option(help: "PPO epochs per iteration (default 8).") var epochs: Int?
+    @Option(help: "Trials' worth of steps per PPO minibatch (default 60).") var minibatchTrials: Int?
+    @Option(help: "Truncated-BPTT length in steps (default 0: whole trials).") var maxSeqLen: Int?
+    @Option(help: "Entropy bonus coefficient (default 0.01).") var entropy: Double?
+    @Option(help: "Discount γ (default 0.99).") var gamma: Double?
+    @Option(help: "GAE λ (default 0.3).") var lambda: Double?
+    @Option(help: "PPO clip range ε (default 0.1).") var clip: Double?
+    @Flag(help: "Standardise advantages over each iteration's batch.") var standardizeAdvantages = false
+    @Option(help: "Random seed (default 0).") var seed: UInt64?
     @Option(help: "Run directory to create.") var out: String?
-    @Option(help: "Run directory to continue from its newest good checkpoint.") var resume: String?
+    @Option(help: "Run directory to continue from its newest good checkpoint (with --iterations N: the new total).") var resume: String?
     @Option(help: "Checkpoint every N iterations.") var checkpointEvery: Int = 10
+    @Option(help: "Checkpoints to keep.") var keepCheckpoints: Int = 3
 
     func run() throws {
-        guard (out == nil) != (resume == nil) else { throw fail("give exactly one of --out DIR (new run) or --resume DIR") }
         do {
+            if printConfig {
+                print(try RunConfigFile.yaml(try resolvedManifest()), terminator: "")
+                return
+            }
+            guard (out == nil) != (resume == nil) else { throw RunError("give exactly one of --out DIR (new run) or --resume DIR") }
+            guard checkpointEvery >= 1 else { throw RunError("--checkpoint-every \(checkpointEvery): must be at least 1") }
+            guard keepCheckpoints >= 1 else { throw RunError("--keep-checkpoints \(keepCheckpoints): must be at least 1") }
             let directory: RunDirectory
-            let config: RL2Config, spec: EnvSpec, seed: UInt64
+            let manifest: RunManifest
             if let resume {
                 directory = RunDirectory(URL(fileURLWithPath: resume))
-                let manifest = try directory.manifest()
-                guard manifest.algorithm == "rl2", var saved = manifest.rl2 else { throw RunError("\(resume) is not an RL² run") }
-                saved.iterations = max(saved.iterations, iterations)
-                config = saved
-                spec = try manifest.envSpec()
-                seed = manifest.seed
+                var saved = try directory.manifest()
+                guard saved.algorithm == "rl2", saved.rl2 != nil else { throw RunError("\(resume) is not an RL² run") }
+                if let iterations { saved.rl2!.iterations = max(saved.rl2!.iterations, iterations) }
+                manifest = saved
             } else {
-                spec = try EnvSpec(family: env, arguments: envArgs)
-                config = try makeConfig()
-                seed = self.seed
+                manifest = try resolvedManifest()
                 directory = RunDirectory(URL(fileURLWithPath: out!))
                 if FileManager.default.fileExists(atPath: directory.manifestURL.path) {
                     throw RunError("\(out!) already holds a run; use --resume \(out!) to continue it, or another --out")
                 }
-                try directory.create(manifest: RunManifest(algorithm: "rl2", env: spec, seed: seed, rl2: config))
+                try directory.create(manifest: manifest)
             }
-            let training = RL2Training(config: config, seed: seed, directory: directory, resume: resume != nil,
-                                       checkpointEvery: checkpointEvery, notes: { print("note: " + $0) })
+            let training = RL2Training(config: manifest.rl2!, seed: manifest.seed, directory: directory, resume: resume != nil,
+                                       checkpointEvery: checkpointEvery, keepCheckpoints: keepCheckpoints,
+                                       notes: { print("note: " + $0) })
             let start = Date()
-            let final = try spec.open(training)
+            let final = try manifest.envSpec().open(training)
             print(String(format: "trained %d iterations, %d environment steps, in %.1f s → %@", final.iteration, final.environmentSteps,
                          Date().timeIntervalSince(start), directory.url.path))
         } catch let error as ExitCode {
@@ -238,39 +273,55 @@ struct TrainRL2: ParsableCommand {
         }
     }
 
-    func makeConfig() throws -> RL2Config {
-        var c = RL2Config()
-        guard let algorithm = RL2Config.Algorithm(rawValue: algo) else { throw RunError("--algo \(algo): allowed values are ppo, trpo") }
-        guard let kind = RecurrentCellChoice.Kind(rawValue: cell) else { throw RunError("--cell \(cell): allowed values are gru, lstm") }
-        func check(_ ok: Bool, _ message: String) throws { if !ok { throw RunError(message) } }
-        try check(episodesPerTrial >= 1, "--episodes-per-trial \(episodesPerTrial): must be at least 1")
-        try check((1...4096).contains(hidden), "--hidden \(hidden): allowed 1…4096")
-        try check(trialsPerIteration >= 0, "--trials-per-iteration \(trialsPerIteration): must be ≥ 0")
-        try check(iterations >= 1, "--iterations \(iterations): must be at least 1")
-        try check(learningRate > 0 && learningRate < 1, "--learning-rate \(learningRate): allowed (0, 1)")
-        try check(epochs >= 1, "--epochs \(epochs): must be at least 1")
-        try check(minibatchTrials >= 1, "--minibatch-trials \(minibatchTrials): must be at least 1")
-        try check(maxSeqLen >= 0, "--max-seq-len \(maxSeqLen): must be ≥ 0")
-        try check((0...1).contains(gamma), "--gamma \(gamma): allowed 0…1")
-        try check((0...1).contains(lambda), "--lambda \(lambda): allowed 0…1")
-        try check(entropy >= 0, "--entropy \(entropy): must be ≥ 0")
-        try check(checkpointEvery >= 1, "--checkpoint-every \(checkpointEvery): must be at least 1")
-        c.algorithm = algorithm
-        c.cell = kind
-        c.episodesPerTrial = episodesPerTrial
-        c.hiddenSize = hidden
-        c.trialsPerIteration = trialsPerIteration
-        c.iterations = iterations
-        c.learningRate = learningRate
-        c.epochs = epochs
-        c.minibatchTrials = minibatchTrials
-        c.maxSeqLen = maxSeqLen
-        c.entropyCoefficient = entropy
-        c.gamma = gamma
-        c.gaeLambda = lambda
-        return c
+    /// Defaults, then the config file, then the flags given.
+    func resolvedManifest() throws -> RunManifest {
+        var manifest = try config.map { try RunConfigFile.load(path: $0, algorithm: "rl2") }
+            ?? RunManifest(algorithm: "rl2", env: try EnvSpec(family: "bandit"), seed: 0, rl2: RL2Config())
+        if let env, env != manifest.env {
+            manifest.env = env
+            manifest.envArguments = [:]
+        }
+        var spec = try manifest.envSpec()
+        if !envArgs.isEmpty {
+            let given = manifest.envArguments.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+            spec = try EnvSpec(family: manifest.env, arguments: given + envArgs)
+        }
+        manifest.envArguments = spec.values
+        if let seed { manifest.seed = seed }
+        var c = manifest.rl2 ?? RL2Config()
+        if let algo { c.algorithm = algo }
+        if let cell { c.cell = cell }
+        if let episodesPerTrial { c.episodesPerTrial = episodesPerTrial }
+        if let hidden { c.hiddenSize = hidden }
+        if let trialsPerIteration { c.trialsPerIteration = trialsPerIteration }
+        if let iterations { c.iterations = iterations }
+        if let learningRate { c.learningRate = learningRate }
+        if annealLearningRate { c.annealLearningRate = true }
+        if let epochs { c.epochs = epochs }
+        if let minibatchTrials { c.minibatchTrials = minibatchTrials }
+        if let maxSeqLen { c.maxSeqLen = maxSeqLen }
+        if let entropy { c.entropyCoefficient = entropy }
+        if let gamma { c.gamma = gamma }
+        if let lambda { c.gaeLambda = lambda }
+        if let clip { c.clip = clip }
+        if standardizeAdvantages { c.standardizeAdvantages = true }
+        do { try c.validate() } catch {
+            throw RunError("\(Self.flagNames[error.field].map { "\($0) (\(error.field))" } ?? error.field): \(error.value) is not allowed; allowed: \(error.allowed)")
+        }
+        manifest.rl2 = c
+        return manifest
     }
+
+    /// The flag that sets each config field, for error messages.
+    static let flagNames = [
+        "episodesPerTrial": "--episodes-per-trial", "hiddenSize": "--hidden", "trialsPerIteration": "--trials-per-iteration",
+        "iterations": "--iterations", "learningRate": "--learning-rate", "epochs": "--epochs", "minibatchTrials": "--minibatch-trials",
+        "maxSeqLen": "--max-seq-len", "entropyCoefficient": "--entropy", "gamma": "--gamma", "gaeLambda": "--lambda", "clip": "--clip",
+    ]
 }
+
+extension RL2Config.Algorithm: ExpressibleByArgument {}
+extension RecurrentCellChoice.Kind: ExpressibleByArgument {}
 
 struct Eval: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -279,13 +330,18 @@ struct Eval: ParsableCommand {
     @Argument(help: "A run directory made by `metarl train`.") var directory: String
     @Option(help: "Fresh trials to run.") var trials: Int = 1000
     @Option(help: "Random seed for the tasks and the actions.") var seed: UInt64 = 12345
+    @Option(name: .customLong("env-arg"), help: "Evaluate on a variant: a family argument, key=value, replacing the run's (repeatable).") var envArgs: [String] = []
     @Flag(help: "Print one JSON object.") var json = false
 
     func run() throws {
         guard trials >= 2 else { throw fail("--trials must be at least 2 (got \(trials))") }
         do {
             let run = RunDirectory(URL(fileURLWithPath: directory))
-            let manifest = try run.manifest()
+            var manifest = try run.manifest()
+            if !envArgs.isEmpty {
+                let saved = manifest.envArguments.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+                manifest.envArguments = try EnvSpec(family: manifest.env, arguments: saved + envArgs).values
+            }
             let evaluator = try RL2Evaluator(directory: run, trials: trials, seed: seed, notes: { FileHandle.standardError.write(Data(("note: " + $0 + "\n").utf8)) })
             let result = try manifest.envSpec().open(evaluator)
             if json {

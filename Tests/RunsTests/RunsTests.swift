@@ -1,0 +1,250 @@
+import Envs
+import Foundation
+import MetaRL
+import NN
+import RL
+@testable import Runs
+import Testing
+
+/// A fresh empty directory under the system's temporary directory.
+func temporaryDirectory(_ name: String) -> URL {
+    let url = FileManager.default.temporaryDirectory
+        .appendingPathComponent("metarl-tests-\(name)-\(ProcessInfo.processInfo.processIdentifier)-\(UInt32.random(in: 0...UInt32.max))")
+    try? FileManager.default.removeItem(at: url)
+    try? FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    return url
+}
+
+/// A tiny RL² config that trains in well under a second per iteration in a debug build.
+func tinyRL2Config(iterations: Int) -> RL2Config {
+    var config = RL2Config()
+    config.episodesPerTrial = 5
+    config.hiddenSize = 8
+    config.trialsPerIteration = 24
+    config.minibatchTrials = 8
+    config.epochs = 2
+    config.iterations = iterations
+    return config
+}
+
+/// metrics.csv without the wall-clock columns, which differ between any two runs.
+func deterministicRows(_ url: URL) throws -> [String] {
+    let text = try String(contentsOf: url, encoding: .utf8)
+    let lines = text.split(separator: "\n").map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
+    guard let header = lines.first else { return [] }
+    let keep = header.indices.filter { !["sample_seconds", "update_seconds", "wall_seconds"].contains(header[$0]) }
+    return lines.map { row in keep.map { $0 < row.count ? row[$0] : "" }.joined(separator: ",") }
+}
+
+@Suite struct ConfigTests {
+    @Test func printedConfigReadsBackUnchanged() throws {
+        var config = RL2Config()
+        config.hiddenSize = 48
+        config.learningRate = 3e-4
+        config.trpo.maxKL = 0.02
+        config.cell = .lstm
+        let manifest = RunManifest(algorithm: "rl2", env: try EnvSpec(family: "tabular-mdp", arguments: ["states=7"]), seed: 9, rl2: config)
+        let text = try RunConfigFile.yaml(manifest)
+        #expect(text.contains("hiddenSize: 48"))
+        #expect(text.contains("states: 7"))
+        let back = try RunConfigFile.parse(text, source: "t.yaml", algorithm: "rl2")
+        #expect(back == manifest)
+    }
+
+    @Test func absentKeysKeepTheirDefaults() throws {
+        let manifest = try RunConfigFile.parse("env: harlow\nrl2: {hiddenSize: 32}\n", source: "t.yaml", algorithm: "rl2")
+        var expected = RL2Config()
+        expected.hiddenSize = 32
+        #expect(manifest.rl2 == expected)
+        #expect(manifest.env == "harlow")
+        #expect(manifest.envArguments.isEmpty)
+        #expect(manifest.seed == 0)
+    }
+
+    /// Each bad config is a `RunError` whose message names the key, the value and what is allowed.
+    @Test(arguments: [
+        ("rl2: {hiddenSiz: 3}", ["rl2.hiddenSiz", "unknown key", "hiddenSize"]),
+        ("rl2: {hiddenSize: abc}", ["rl2.hiddenSize", "\"abc\"", "integer"]),
+        ("rl2: {hiddenSize: 0}", ["rl2.hiddenSize", "0", "1…4096"]),
+        ("rl2: {gamma: 1.5}", ["rl2.gamma", "1.5", "0.0…1.0"]),
+        ("rl2: {cell: rnn}", ["rl2.cell", "rnn", "gru, lstm"]),
+        ("rl2: {trpo: {maxKl: 1}}", ["rl2.trpo.maxKl", "unknown key", "maxKL"]),
+        ("seeds: 3", ["seeds", "unknown key", "seed"]),
+        ("seed: -1", ["seed", "-1", "integer"]),
+        ("env: maze", ["maze", "bandit"]),
+        ("env: bandit\nenvArguments: {arms: 1}", ["arms", "1"]),
+        ("algorithm: maml", ["algorithm", "maml", "rl2"]),
+        ("rl2: 5", ["rl2", "mapping"]),
+        ("- 1\n- 2", ["mapping"]),
+        ("rl2: {hiddenSize: [", ["not valid YAML"]),
+    ])
+    func badConfigsAreNamedErrors(text: String, mentions: [String]) {
+        do {
+            _ = try RunConfigFile.parse(text, source: "bad.yaml", algorithm: "rl2")
+            Issue.record("accepted: \(text)")
+        } catch {
+            let message = "\(error)"
+            #expect(message.hasPrefix("bad.yaml: "), "\(message)")
+            for word in mentions { #expect(message.contains(word), "\(message) should mention \(word)") }
+        }
+    }
+}
+
+@Suite struct EventFileTests {
+    /// The masked CRC-32C of the catalogue check string, masked by hand.
+    @Test func maskedCRCMatchesTheHandComputation() {
+        let crc: UInt32 = 0xE306_9283  // CRC-32C("123456789"), the catalogue's check value
+        #expect(MaskedCRC32C.of(Array("123456789".utf8)) == ((crc >> 15) | (crc << 17)) &+ 0xA282_EAD8)
+    }
+
+    /// Reads the file back by its framing: every record's length and masked CRCs check,
+    /// and the scalar events carry the steps written, in order.
+    @Test func recordsAreFramedAndChecksummed() throws {
+        let directory = temporaryDirectory("events")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let writer = try TensorBoardEventWriter(directory: directory, wallTime: 1000)
+        try writer.append(step: 1, scalars: [("a", 1.5), ("b", -2)], wallTime: 1001)
+        try writer.append(step: 2, scalars: [("a", .nan)], wallTime: 1002)
+        let bytes = [UInt8](try Data(contentsOf: writer.url))
+        var offset = 0, payloads: [[UInt8]] = []
+        func word(_ at: Int) -> UInt32 { (0..<4).reduce(0) { $0 | UInt32(bytes[at + $1]) << (8 * $1) } }
+        while offset < bytes.count {
+            let lengthBytes = Array(bytes[offset..<offset + 8])
+            let length = (0..<8).reduce(0) { $0 | Int(lengthBytes[$1]) << (8 * $1) }
+            #expect(word(offset + 8) == MaskedCRC32C.of(lengthBytes))
+            let payload = Array(bytes[offset + 12..<offset + 12 + length])
+            #expect(word(offset + 12 + length) == MaskedCRC32C.of(payload))
+            payloads.append(payload)
+            offset += 12 + length + 4
+        }
+        #expect(offset == bytes.count)
+        #expect(payloads.count == 3)
+        // Version record: wall_time (field 1, fixed64) then file_version (field 3).
+        #expect(payloads[0][0] == 0x09 && payloads[0][9] == 0x1A)
+        #expect(String(decoding: payloads[0][11...], as: UTF8.self) == "brain.Event:2")
+        // Step 1: field 2 varint 1; its summary holds tags "a" and "b" with float 1.5 and −2.
+        #expect(payloads[1][9] == 0x10 && payloads[1][10] == 1)
+        let onePointFive = withUnsafeBytes(of: Float(1.5).bitPattern.littleEndian) { Array($0) }
+        #expect(payloads[1].windows(ofCount: 4).contains(onePointFive))
+        // Step 2's only value is NaN, so its summary is empty.
+        #expect(payloads[2].last == 0x00 && payloads[2][payloads[2].count - 2] == 0x2A)
+    }
+}
+
+extension Array where Element == UInt8 {
+    func windows(ofCount n: Int) -> [[UInt8]] { count < n ? [] : (0...(count - n)).map { Array(self[$0..<$0 + n]) } }
+}
+
+@Suite struct CheckpointTests {
+    @Test func truncatedAndCorruptCheckpointsFallBack() throws {
+        let directory = RunDirectory(temporaryDirectory("ckpt"))
+        defer { try? FileManager.default.removeItem(at: directory.url) }
+        try directory.create(manifest: RunManifest(algorithm: "rl2", env: try EnvSpec(family: "bandit"), seed: 1, rl2: RL2Config()))
+        for i in 1...3 { try directory.saveCheckpoint([Double(i), 2, 3], iteration: i, keep: 2) }
+        #expect(directory.checkpointIterations() == [2, 3])
+        // Truncate 3: it is reported and 2 is used.
+        let three = directory.checkpointsURL.appendingPathComponent("00000003.ckpt")
+        let full = try Data(contentsOf: three)
+        try full.prefix(full.count - 3).write(to: three)
+        var notes: [String] = []
+        let loaded = try directory.latestCheckpoint([Double].self) { notes.append($0) }
+        #expect(loaded?.iteration == 2 && loaded?.state == [2, 2, 3])
+        #expect(notes.count == 1 && notes[0].contains("truncated"))
+        // Flip a byte of 2's body: the checksum catches it, and nothing usable is left.
+        let two = directory.checkpointsURL.appendingPathComponent("00000002.ckpt")
+        var bytes = [UInt8](try Data(contentsOf: two))
+        bytes[bytes.count - 2] ^= 0x01
+        try Data(bytes).write(to: two)
+        notes = []
+        #expect(try directory.latestCheckpoint([Double].self) { notes.append($0) } == nil)
+        #expect(notes.contains { $0.contains("checksum") })
+    }
+
+    /// Two iterations, stop, resume for two more: the same parameters, optimiser state and
+    /// RNG state, bit for bit, and the same metric rows as four iterations straight through.
+    @Test func resumeIsExactInProcess() throws {
+        let root = temporaryDirectory("resume")
+        defer { try? FileManager.default.removeItem(at: root) }
+        func train(_ name: String, stops: [Int]) throws -> (Data, [String]) {
+            let directory = RunDirectory(root.appendingPathComponent(name))
+            try directory.create(manifest: RunManifest(algorithm: "rl2", env: try EnvSpec(family: "bandit"), seed: 4,
+                                                       rl2: tinyRL2Config(iterations: 4)))
+            for (i, stop) in stops.enumerated() {
+                var config = tinyRL2Config(iterations: 4)
+                config.iterations = stop
+                let training = RL2Training(config: config, seed: 4, directory: directory, resume: i > 0, checkpointEvery: 1,
+                                           progress: ProgressLine(isTerminal: false, output: { _ in }))
+                _ = try training.run(BernoulliBandit(arms: 2))
+            }
+            let last = directory.checkpointsURL.appendingPathComponent("00000004.ckpt")
+            return (try Data(contentsOf: last), try deterministicRows(directory.metricsURL))
+        }
+        let straight = try train("straight", stops: [4])
+        let resumed = try train("resumed", stops: [2, 4])
+        #expect(straight.0 == resumed.0)
+        #expect(straight.1 == resumed.1)
+        #expect(straight.1.count == 5)
+    }
+}
+
+/// The `metarl` executable built beside the test bundle.
+func metarlExecutable() throws -> URL {
+    var directory = Bundle.main.bundleURL
+    for _ in 0..<3 {
+        let candidate = directory.appendingPathComponent("metarl")
+        if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
+        directory = directory.deletingLastPathComponent()
+    }
+    throw RunError("metarl executable not found near \(Bundle.main.bundleURL.path); build it with `swift build`")
+}
+
+/// Runs `metarl` to completion and returns its exit status.
+@discardableResult
+func runMetarl(_ arguments: [String]) throws -> Int32 {
+    let process = Process()
+    process.executableURL = try metarlExecutable()
+    process.arguments = arguments
+    process.standardOutput = FileHandle.nullDevice
+    process.standardError = FileHandle.nullDevice
+    try process.run()
+    process.waitUntilExit()
+    return process.terminationStatus
+}
+
+@Suite struct KilledRunTests {
+    static let arguments = ["train", "rl2", "--env", "bandit", "--env-arg", "arms=2", "--episodes-per-trial", "5", "--hidden", "8",
+                            "--trials-per-iteration", "24", "--minibatch-trials", "8", "--epochs", "2", "--iterations", "40",
+                            "--checkpoint-every", "1", "--seed", "4"]
+
+    /// `metarl train` killed with SIGKILL part-way, then `--resume`d, ends bit-identical to a
+    /// run straight through: the final checkpoint (parameters, Adam moments, RNG state,
+    /// counters) byte for byte, and the same metric rows apart from wall-clock columns.
+    @Test func resumeAfterSIGKILLIsExact() throws {
+        let root = temporaryDirectory("sigkill")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let straight = root.appendingPathComponent("straight"), killed = root.appendingPathComponent("killed")
+        #expect(try runMetarl(Self.arguments + ["--out", straight.path]) == 0)
+
+        let process = Process()
+        process.executableURL = try metarlExecutable()
+        process.arguments = Self.arguments + ["--out", killed.path]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let checkpoints = RunDirectory(killed)
+        let deadline = Date().addingTimeInterval(120)
+        while process.isRunning, (checkpoints.checkpointIterations().last ?? 0) < 3, Date() < deadline { usleep(2000) }
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        #expect(process.terminationReason == .uncaughtSignal, "the run finished before it could be killed")
+        let reached = checkpoints.checkpointIterations().last ?? 0
+        #expect(reached >= 3 && reached < 40)
+
+        #expect(try runMetarl(["train", "rl2", "--resume", killed.path]) == 0)
+        let last = "checkpoints/00000040.ckpt"
+        #expect(try Data(contentsOf: straight.appendingPathComponent(last)) == Data(contentsOf: killed.appendingPathComponent(last)))
+        let rows = try deterministicRows(straight.appendingPathComponent("metrics.csv"))
+        #expect(rows.count == 41)
+        #expect(rows == (try deterministicRows(killed.appendingPathComponent("metrics.csv"))))
+    }
+}

@@ -34,7 +34,7 @@ class OneProcessComm:
     def allreduce(self, x, op=None): return x
     def bcast(self, x, root=0): return x
     def Bcast(self, x, root=0): return None
-    def Allreduce(self, send, recv, op=None): recv[...] = send
+    def Allreduce(self, sendbuf, recvbuf, op=None): recvbuf[...] = sendbuf
 
 
 mpi = types.ModuleType("mpi4py.MPI")

@@ -152,12 +152,14 @@ public struct RecurrentActorCritic: ParameterCollection, Codable, Sendable {
 
     /// Logits [T, B, A] and values [T, B] over sequences [T, B, input] from the given states.
     public func unroll(_ inputs: Tensor, policyState: Tensor, valueState: Tensor) -> (logits: Tensor, values: Tensor) {
+        (policy.logits(inputs, state: policyState), values(inputs, state: valueState))
+    }
+
+    /// Values [T, B] over sequences [T, B, input] from `state`.
+    public func values(_ inputs: Tensor, state: Tensor) -> Tensor {
         let steps = inputs.shape[0], batch = inputs.shape[1]
-        let p = policyCell.unroll(inputs, initialState: policyState).outputs
-        let v = valueCell.unroll(inputs, initialState: valueState).outputs
-        let logits = policyHead(p.reshaped([steps * batch, p.shape[2]])).reshaped([steps, batch, actionCount])
-        let values = valueHead(v.reshaped([steps * batch, v.shape[2]])).reshaped([steps, batch])
-        return (logits, values)
+        let v = valueCell.unroll(inputs, initialState: state).outputs
+        return valueHead(v.reshaped([steps * batch, v.shape[2]])).reshaped([steps, batch])
     }
 }
 
@@ -334,6 +336,9 @@ public struct RL2<E: MetaEnv>: IterativeAlgorithm {
     public let config: RL2Config
     public let prototype: E
     public var state: RL2State
+    /// Threads for the PPO update: the policy's and the value function's gradients are
+    /// computed side by side on two (results do not depend on it).
+    public var threads: Int = ProcessInfo.processInfo.activeProcessorCount
 
     public var iteration: Int { state.iteration }
     public var environmentSteps: Int { state.environmentSteps }
@@ -460,37 +465,17 @@ public struct RL2<E: MetaEnv>: IterativeAlgorithm {
             while start < units.count {
                 let slice = units[start..<Swift.min(start + perMinibatch, units.count)]
                 start += perMinibatch
+                // The policy's and the value function's gradients are independent (separate
+                // networks, separate loss terms): one thread each, the same numbers on one.
                 let mb = gather(batch, slice, advantages: advantages, returns: returns)
-                var terms: PPOObjective.Terms?
-                var newLogProb: Tensor?
-                let (_, grad) = valueAndGradient(at: state.model) { model in
-                    let (logits, values) = model.unroll(mb.inputs, policyState: mb.policyState, valueState: mb.valueState)
-                    let distribution = Categorical(logits: logits)
-                    let logProb = distribution.logProb(mb.actions)
-                    newLogProb = logProb.detached
-                    let t = objective.loss(logProb: logProb, oldLogProb: mb.oldLogProb, advantages: mb.advantages,
-                                           values: values, returns: mb.returns, entropy: distribution.entropy(), mask: mb.mask)
-                    terms = t
-                    return t.total
-                }
-                guard let terms, let newLogProb else { continue }
-                let total = terms.total.doubleScalar
-                guard total.isFinite else { throw NonFiniteError(iteration: state.iteration + 1, quantity: "PPO loss") }
-                state.optimizer.update(&state.model, along: clippedSeparately(grad))
-                // Diagnostics: approximate KL E[log π_old − log π] and the clipped fraction.
-                let newLP = newLogProb.values, oldLP = mb.oldLogProb.values, mask = mb.mask.values
-                var kl = 0.0, clippedCount = 0.0, n = 0.0
-                for i in mask.indices where mask[i] > 0 {
-                    let logRatio = Double(newLP[i] - oldLP[i])
-                    kl += -logRatio
-                    if Swift.abs(Foundation.exp(logRatio) - 1) > config.clip { clippedCount += 1 }
-                    n += 1
-                }
-                sums.policy += terms.policyLoss.doubleScalar
-                sums.value += terms.valueLoss.doubleScalar
-                sums.entropy += terms.entropy.doubleScalar
-                sums.kl += kl / Swift.max(n, 1)
-                sums.clipped += clippedCount / Swift.max(n, 1)
+                let update = try minibatchGradient(mb, objective: objective)
+                guard update.total.isFinite else { throw NonFiniteError(iteration: state.iteration + 1, quantity: "PPO loss") }
+                state.optimizer.update(&state.model, along: clippedSeparately(update.gradient))
+                sums.policy += update.policyLoss
+                sums.value += update.valueLoss
+                sums.entropy += update.entropy
+                sums.kl += update.approxKL
+                sums.clipped += update.clipFraction
                 sums.count += 1
             }
         }
@@ -500,6 +485,61 @@ public struct RL2<E: MetaEnv>: IterativeAlgorithm {
         }
         return [("policy_loss", sums.policy / c), ("value_loss", sums.value / c), ("entropy", sums.entropy / c),
                 ("approx_kl", sums.kl / c), ("clip_fraction", sums.clipped / c)]
+    }
+
+    /// A minibatch's gradient of the PPO loss and its diagnostics.
+    struct MinibatchGradient {
+        var gradient: RecurrentActorCritic
+        var total: Double, policyLoss: Double, valueLoss: Double, entropy: Double
+        /// E[log π_old − log π] and the fraction of ratios outside 1 ± ε.
+        var approxKL: Double, clipFraction: Double
+    }
+
+    typealias Minibatch = (inputs: Tensor, policyState: Tensor, valueState: Tensor, actions: [Int32], oldLogProb: Tensor,
+                           advantages: Tensor, returns: Tensor, mask: Tensor)
+
+    /// ∇[policy loss − c_e·entropy] for the policy network and ∇[c_v·value loss] for the
+    /// value network, on `threads` threads (at most two).
+    func minibatchGradient(_ mb: Minibatch, objective: PPOObjective) throws -> MinibatchGradient {
+        let model = state.model, clip = config.clip
+        let parts = try concurrentMap(2, threads: threads) { k -> PPOUpdatePart in
+            if k == 0 {
+                var terms: (policyLoss: Tensor, entropy: Tensor)?
+                var newLogProb: Tensor?
+                let (_, grad) = valueAndGradient(at: model.policy) { policy in
+                    let distribution = Categorical(logits: policy.logits(mb.inputs, state: mb.policyState))
+                    let logProb = distribution.logProb(mb.actions)
+                    newLogProb = logProb.detached
+                    let t = objective.policyTerms(logProb: logProb, oldLogProb: mb.oldLogProb, advantages: mb.advantages,
+                                                  entropy: distribution.entropy(), mask: mb.mask)
+                    terms = t
+                    return t.policyLoss - objective.entropyCoefficient * t.entropy
+                }
+                let newLP = newLogProb!.values, oldLP = mb.oldLogProb.values, mask = mb.mask.values
+                var kl = 0.0, clippedCount = 0.0, n = 0.0
+                for i in mask.indices where mask[i] > 0 {
+                    let logRatio = Double(newLP[i] - oldLP[i])
+                    kl += -logRatio
+                    if Swift.abs(Foundation.exp(logRatio) - 1) > clip { clippedCount += 1 }
+                    n += 1
+                }
+                return .policy(grad, terms!.policyLoss.doubleScalar, terms!.entropy.doubleScalar,
+                               kl / Swift.max(n, 1), clippedCount / Swift.max(n, 1))
+            } else {
+                let (loss, grad) = valueAndGradient(at: model) { model in
+                    let values = model.values(mb.inputs, state: mb.valueState)
+                    return objective.valueCoefficient * objective.valueLoss(values: values, returns: mb.returns, mask: mb.mask)
+                }
+                return .value(grad, loss.doubleScalar / Swift.max(objective.valueCoefficient, .leastNonzeroMagnitude))
+            }
+        }
+        // concurrentMap returns the parts in index order: the policy's, then the value function's.
+        guard case .policy(let policyGrad, let policyLoss, let entropy, let kl, let clipFraction) = parts[0],
+              case .value(var gradient, let valueLoss) = parts[1] else { preconditionFailure("PPO update parts out of order") }
+        gradient.policy = policyGrad
+        let total = policyLoss + objective.valueCoefficient * valueLoss - objective.entropyCoefficient * entropy
+        return MinibatchGradient(gradient: gradient, total: total, policyLoss: policyLoss, valueLoss: valueLoss,
+                                 entropy: entropy, approxKL: kl, clipFraction: clipFraction)
     }
 
     /// The gradient with the policy's and the value function's halves each clipped to
@@ -627,6 +667,13 @@ public enum RL2Error: Error, CustomStringConvertible {
         case .incompatibleState(let s): "saved state does not fit the config: " + s
         }
     }
+}
+
+/// The two halves of a PPO minibatch update: the policy's gradient with its loss, entropy,
+/// approximate KL and clip fraction; the value function's with its loss.
+enum PPOUpdatePart {
+    case policy(RecurrentPolicy, Double, Double, Double, Double)
+    case value(RecurrentActorCritic, Double)
 }
 
 /// Fisher–Yates with the run's generator (so a seed fixes the minibatch order).

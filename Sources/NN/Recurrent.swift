@@ -12,6 +12,9 @@ public protocol RecurrentCell: ParameterCollection {
     func inputProjection(_ x: Tensor) -> Tensor
     /// One step from a precomputed input projection.
     func step(projected: Tensor, state: Tensor) -> (output: Tensor, state: Tensor)
+    /// Runs the cell over a sequence (see the extension's documentation); a cell with a
+    /// fused sequence primitive provides its own.
+    func unroll(_ inputs: Tensor, initialState: Tensor, resetMask: Tensor?) -> (outputs: Tensor, finalState: Tensor)
 }
 
 extension RecurrentCell {
@@ -30,7 +33,16 @@ extension RecurrentCell {
     /// `resetMask` [T, B] holds 1 where the state must be zeroed *before* step t (the
     /// start of a new task for RL²) and 0 where it is carried; nil carries it throughout.
     /// Returns the outputs [T, B, outputSize] and the state after the last step.
-    public func unroll(_ inputs: Tensor, initialState: Tensor, resetMask: Tensor? = nil) -> (outputs: Tensor, finalState: Tensor) {
+    public func unroll(_ inputs: Tensor, initialState: Tensor) -> (outputs: Tensor, finalState: Tensor) {
+        unroll(inputs, initialState: initialState, resetMask: nil)
+    }
+
+    public func unroll(_ inputs: Tensor, initialState: Tensor, resetMask: Tensor?) -> (outputs: Tensor, finalState: Tensor) {
+        steppedUnroll(inputs, initialState: initialState, resetMask: resetMask)
+    }
+
+    /// The unroll written as T calls of `step`.
+    public func steppedUnroll(_ inputs: Tensor, initialState: Tensor, resetMask: Tensor? = nil) -> (outputs: Tensor, finalState: Tensor) {
         precondition(inputs.rank == 3 && inputs.shape[2] == inputSize, "unroll: inputs \(inputs.shape), cell input size \(inputSize)")
         let steps = inputs.shape[0], batch = inputs.shape[1]
         precondition(initialState.shape == [batch, stateSize], "unroll: initial state \(initialState.shape) for batch \(batch), state size \(stateSize)")
@@ -84,6 +96,17 @@ public struct GRUCell: RecurrentCell, Codable, Sendable {
     public var stateSize: Int { hiddenSize }
 
     public func inputProjection(_ x: Tensor) -> Tensor { x.matmul(inputWeight) + inputBias }
+
+    /// The whole sequence as one fused primitive (`Tensor.gruSequence`), same values as
+    /// stepping, a fraction of the time.
+    public func unroll(_ inputs: Tensor, initialState: Tensor, resetMask: Tensor?) -> (outputs: Tensor, finalState: Tensor) {
+        precondition(inputs.rank == 3 && inputs.shape[2] == inputSize, "unroll: inputs \(inputs.shape), cell input size \(inputSize)")
+        let steps = inputs.shape[0], batch = inputs.shape[1]
+        let keep = resetMask.map { 1 - $0.detached }
+        let states = Tensor.gruSequence(projected: inputProjection(inputs), initialState: initialState,
+                                        hiddenWeight: hiddenWeight, hiddenBias: hiddenBias, keep: keep)
+        return (states, states.slice(axis: 0, (steps - 1)..<steps).reshaped([batch, hiddenSize]))
+    }
 
     public func step(projected gx: Tensor, state h: Tensor) -> (output: Tensor, state: Tensor) {
         let n = hiddenSize
@@ -173,6 +196,13 @@ public enum RecurrentCellChoice: RecurrentCell, Codable, Sendable {
         switch self {
         case .gru(let c): c.step(projected: projected, state: state)
         case .lstm(let c): c.step(projected: projected, state: state)
+        }
+    }
+
+    public func unroll(_ inputs: Tensor, initialState: Tensor, resetMask: Tensor?) -> (outputs: Tensor, finalState: Tensor) {
+        switch self {
+        case .gru(let c): c.unroll(inputs, initialState: initialState, resetMask: resetMask)
+        case .lstm(let c): c.unroll(inputs, initialState: initialState, resetMask: resetMask)
         }
     }
 

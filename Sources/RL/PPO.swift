@@ -31,15 +31,29 @@ public struct PPOObjective: Codable, Sendable, Equatable {
         logProb: Tensor, oldLogProb: Tensor, advantages: Tensor,
         values: Tensor, returns: Tensor, entropy: Tensor, mask: Tensor
     ) -> Terms {
-        let count = Swift.max(Double(mask.values.reduce(0, +)), 1)
-        func maskedMean(_ x: Tensor) -> Tensor { (x * mask).sum() / count }
+        let policy = policyTerms(logProb: logProb, oldLogProb: oldLogProb, advantages: advantages, entropy: entropy, mask: mask)
+        let valueLoss = self.valueLoss(values: values, returns: returns, mask: mask)
+        let total = policy.policyLoss + valueCoefficient * valueLoss - entropyCoefficient * policy.entropy
+        return Terms(total: total, policyLoss: policy.policyLoss, valueLoss: valueLoss, entropy: policy.entropy)
+    }
+
+    /// The policy's part alone: the clipped surrogate loss and the mean entropy; the
+    /// policy's share of the total is `policyLoss − entropyCoefficient · entropy`.
+    public func policyTerms(logProb: Tensor, oldLogProb: Tensor, advantages: Tensor, entropy: Tensor, mask: Tensor)
+        -> (policyLoss: Tensor, entropy: Tensor)
+    {
         let ratio = (logProb - oldLogProb).exp()
         let unclipped = ratio * advantages
         let clipped = ratio.clamped(1 - clip, 1 + clip) * advantages
-        let policyLoss = -maskedMean(Tensor.minimum(unclipped, clipped))
-        let valueLoss = maskedMean((values - returns).squared())
-        let meanEntropy = maskedMean(entropy)
-        let total = policyLoss + valueCoefficient * valueLoss - entropyCoefficient * meanEntropy
-        return Terms(total: total, policyLoss: policyLoss, valueLoss: valueLoss, entropy: meanEntropy)
+        return (-Self.maskedMean(Tensor.minimum(unclipped, clipped), mask), Self.maskedMean(entropy, mask))
+    }
+
+    /// E[(V − R)²] over the masked steps (the total weighs it by `valueCoefficient`).
+    public func valueLoss(values: Tensor, returns: Tensor, mask: Tensor) -> Tensor {
+        Self.maskedMean((values - returns).squared(), mask)
+    }
+
+    static func maskedMean(_ x: Tensor, _ mask: Tensor) -> Tensor {
+        (x * mask).sum() / Swift.max(Double(mask.values.reduce(0, +)), 1)
     }
 }

@@ -13,6 +13,8 @@ public struct RL2Training: MetaEnvConsumer {
     public var resume: Bool
     public var checkpointEvery: Int
     public var keepCheckpoints: Int
+    /// Threads for the PPO update (results do not depend on it).
+    public var threads: Int = Swift.min(2, ProcessInfo.processInfo.activeProcessorCount)
     public var progress: ProgressLine
     /// Receives notes such as a skipped corrupt checkpoint.
     public var notes: (String) -> Void
@@ -38,6 +40,7 @@ public struct RL2Training: MetaEnvConsumer {
         } else if resume {
             notes("no usable checkpoint in \(directory.url.path); starting from iteration 0")
         }
+        algorithm.threads = threads
         var loop = TrainingLoop(directory: directory, iterations: config.iterations, checkpointEvery: checkpointEvery,
                                 keepCheckpoints: keepCheckpoints, progress: progress)
         try loop.run(&algorithm)

@@ -22,6 +22,17 @@ enum Op {
     case pad(axis: Int, start: Int, size: Int)
     case gather(axis: Int, indices: [Int32])
     case scatterAdd(axis: Int, indices: [Int32])
+    /// A whole GRU sequence (GRUSequence.swift): inputs projected, initial state, hidden
+    /// weight, hidden bias, with their tape indices; the reset mask and the saved gates.
+    case gruSequence(parts: [Tensor], indices: [Int], keep: Tensor?, saved: Tensor)
+
+    /// The tape indices of an operation with more than two inputs.
+    var manyIndices: [Int]? {
+        switch self {
+        case .concat(_, _, let indices), .gruSequence(_, let indices, _, _): indices
+        default: nil
+        }
+    }
 }
 
 /// One recorded operation: the primitive, its inputs' values and tape indices (−1 for a
@@ -92,6 +103,16 @@ public final class Tape: @unchecked Sendable {
         return Tensor(shape: output.shape, storage: output.storage, tape: tape, tapeIndex: tape.entries.count - 1)
     }
 
+    /// Records a GRU sequence, whose inputs are four.
+    static func recordGRUSequence(_ output: Tensor, parts: [Tensor], keep: Tensor?, saved: Tensor) -> Tensor {
+        guard let tape = parts.first(where: { $0.tape != nil })?.tape else { return output }
+        precondition(parts.allSatisfy { $0.tape == nil || $0.tape === tape }, "operands are tracked on different tapes")
+        let op = Op.gruSequence(parts: parts.map(\.detached), indices: parts.map { $0.tape == nil ? -1 : $0.tapeIndex },
+                                keep: keep, saved: saved)
+        tape.entries.append(TapeEntry(op: op, first: nil, firstIndex: -1, second: nil, secondIndex: -1, output: output))
+        return Tensor(shape: output.shape, storage: output.storage, tape: tape, tapeIndex: tape.entries.count - 1)
+    }
+
     /// The gradients of `y` with respect to each of `xs`.
     ///
     /// - Parameters:
@@ -120,7 +141,7 @@ public final class Tape: @unchecked Sendable {
                 let first = entries[i].firstIndex, second = entries[i].secondIndex
                 if first >= 0 || second >= 0 {
                     needed[i] = (first >= 0 && needed[first]) || (second >= 0 && needed[second])
-                } else if case .concat(_, _, let indices) = entries[i].op {
+                } else if let indices = entries[i].op.manyIndices {
                     needed[i] = indices.contains { $0 >= 0 && needed[$0] }
                 }
             }
@@ -267,6 +288,21 @@ public final class Tape: @unchecked Sendable {
             toA(g.scatterAdding(axis: axis, indices: indices, shape: e.first!.shape))
         case .scatterAdd(let axis, let indices):
             toA(g.gathering(axis: axis, indices: indices, indexShape: e.first!.shape))
+        case .gruSequence(let parts, let indices, let keep, let saved):
+            let wanted = indices.map { $0 >= 0 && needed[$0] }
+            if createGraph {
+                // Replay the composed form on the tape and take its vector-Jacobian
+                // product with the backward pass recorded.
+                let inputs = zip(parts, indices).map { value($0, $1) }
+                let replay = Tensor.gruSequenceComposed(projected: inputs[0], initialState: inputs[1],
+                                                        hiddenWeight: inputs[2], hiddenBias: inputs[3], keep: keep)
+                let targets = inputs.indices.filter { wanted[$0] }
+                let replayed = gradients(of: replay, withRespectTo: targets.map { inputs[$0] }, seed: g, createGraph: true)
+                for (k, slot) in targets.enumerated() { accumulate(replayed[k], into: indices[slot], &grads, needed, createGraph) }
+            } else {
+                let fused = GRUSequenceKernel.backward(parts, keep: keep, saved: saved, states: e.output, gradient: g)
+                for slot in parts.indices where wanted[slot] { accumulate(fused[slot], into: indices[slot], &grads, needed, createGraph) }
+            }
         }
     }
 }

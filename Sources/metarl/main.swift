@@ -47,28 +47,72 @@ struct Bench: ParsableCommand {
         @Option(help: "Iterations to time (after none of warm-up: the first iteration is included).") var iterations: Int = 2
         @Option(help: "Pulls per trial on bandits k = 5 (100: 2 400 trials per update).") var episodesPerTrial: Int = 100
         @Option(help: "Trials per iteration (0: 240 000 steps' worth).") var trialsPerIteration: Int = 0
+        @Option(help: "Threads for the PPO update (policy and value gradients side by side; default: the cores, at most 2).")
+        var threads: Int = min(2, ProcessInfo.processInfo.activeProcessorCount)
+        @Option(help: "A checkout of lucaslingle/pytorch_rl2: time it too (Benchmarks/pytorch_rl2_speed.py, one update, one thread) and print the ratio.")
+        var pytorchRL2: String?
         @Flag(help: "Print one JSON object.") var json = false
 
         func run() throws {
+            guard iterations >= 1, threads >= 1 else { throw fail("--iterations and --threads must be at least 1") }
             var config = RL2Config()
             config.episodesPerTrial = episodesPerTrial
             config.trialsPerIteration = trialsPerIteration
             var rl2 = try RL2(config: config, prototype: BernoulliBandit(arms: 5), seed: 0)
-            var sample = 0.0, update = 0.0, steps = 0.0
-            for _ in 0..<max(iterations, 1) {
+            rl2.threads = threads
+            var sample = 0.0, update = 0.0
+            for _ in 0..<iterations {
                 let m = Dictionary(try rl2.iterate(), uniquingKeysWith: { a, _ in a })
                 sample += m["sample_seconds"]!
                 update += m["update_seconds"]!
             }
-            steps = Double(rl2.environmentSteps)
-            let total = sample + update
+            let steps = Double(rl2.environmentSteps), total = sample + update
+            var reference: Double?
+            if let pytorchRL2 { reference = try runPyTorchRL2(checkout: pytorchRL2) }
             if json {
-                print(#"{"steps_per_second":\#(steps / total),"sample_seconds":\#(sample),"update_seconds":\#(update),"steps":\#(Int(steps))}"#)
+                var object: [String: Double] = ["steps_per_second": steps / total, "sample_seconds": sample, "update_seconds": update,
+                                                "steps": steps, "threads": Double(threads)]
+                if let reference {
+                    object["pytorch_rl2_steps_per_second"] = reference
+                    object["ratio"] = steps / total / reference
+                }
+                try printJSON(object)
             } else {
-                print(String(format: "RL² GRU-%d PPO %d epochs, %d steps per update, bandits k=5 n=%d: %.0f steps/s (sampling %.1f s = %.0f%%, update %.1f s = %.0f%%, %d steps)",
-                             config.hiddenSize, config.epochs, Int(steps) / max(iterations, 1), episodesPerTrial, steps / total,
-                             sample, 100 * sample / total, update, 100 * update / total, Int(steps)))
+                print(String(format: "RL² GRU-%d PPO %d epochs, %d steps per update, bandits k=5 n=%d, %d thread%@: %.0f steps/s (sampling %.1f s = %.0f%%, update %.1f s = %.0f%%, %d steps)",
+                             config.hiddenSize, config.epochs, Int(steps) / iterations, episodesPerTrial, threads, threads == 1 ? "" : "s",
+                             steps / total, sample, 100 * sample / total, update, 100 * update / total, Int(steps)))
+                if let reference {
+                    print(String(format: "pytorch_rl2 (same settings, one thread, same OpenBLAS kernels): %.0f steps/s; ratio %.1f×",
+                                 reference, steps / total / reference))
+                }
             }
+        }
+
+        /// Runs Benchmarks/pytorch_rl2_speed.py in this session and returns its steps/s.
+        func runPyTorchRL2(checkout: String) throws -> Double {
+            let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+                .deletingLastPathComponent().appendingPathComponent("Benchmarks/pytorch_rl2_speed.py")
+            guard FileManager.default.fileExists(atPath: script.path) else { throw fail("\(script.path) not found") }
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+            process.arguments = [script.path, "--checkout", checkout, "--updates", "1", "--threads", "1",
+                                 "--meta-episode-len", "\(episodesPerTrial)"]
+            var environment = ProcessInfo.processInfo.environment
+            environment["OPENBLAS_CORETYPE"] = BLASLibrary.shared.coreName
+            environment["OPENBLAS_NUM_THREADS"] = "1"
+            process.environment = environment
+            let output = Pipe()
+            process.standardOutput = output
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            let data = output.fileHandleForReading.readDataToEndOfFile()
+            process.waitUntilExit()
+            guard process.terminationStatus == 0,
+                  let line = String(decoding: data, as: UTF8.self).split(separator: "\n").last(where: { $0.hasPrefix("{") }),
+                  let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                  let rate = (object["steps_per_second"] as? NSNumber)?.doubleValue
+            else { throw fail("the pytorch_rl2 run failed (exit \(process.terminationStatus)); run Benchmarks/pytorch_rl2_speed.py by hand to see why") }
+            return rate
         }
     }
 
@@ -233,6 +277,8 @@ struct TrainRL2: ParsableCommand {
     @Option(help: "Run directory to continue from its newest good checkpoint (with --iterations N: the new total).") var resume: String?
     @Option(help: "Checkpoint every N iterations.") var checkpointEvery: Int = 10
     @Option(help: "Checkpoints to keep.") var keepCheckpoints: Int = 3
+    @Option(help: "Threads for the PPO update (default: the cores, at most 2; results do not depend on it).")
+    var threads: Int = min(2, ProcessInfo.processInfo.activeProcessorCount)
 
     func run() throws {
         do {
@@ -243,6 +289,7 @@ struct TrainRL2: ParsableCommand {
             guard (out == nil) != (resume == nil) else { throw RunError("give exactly one of --out DIR (new run) or --resume DIR") }
             guard checkpointEvery >= 1 else { throw RunError("--checkpoint-every \(checkpointEvery): must be at least 1") }
             guard keepCheckpoints >= 1 else { throw RunError("--keep-checkpoints \(keepCheckpoints): must be at least 1") }
+            guard threads >= 1 else { throw RunError("--threads \(threads): must be at least 1") }
             let directory: RunDirectory
             let manifest: RunManifest
             if let resume {
@@ -259,9 +306,10 @@ struct TrainRL2: ParsableCommand {
                 }
                 try directory.create(manifest: manifest)
             }
-            let training = RL2Training(config: manifest.rl2!, seed: manifest.seed, directory: directory, resume: resume != nil,
+            var training = RL2Training(config: manifest.rl2!, seed: manifest.seed, directory: directory, resume: resume != nil,
                                        checkpointEvery: checkpointEvery, keepCheckpoints: keepCheckpoints,
                                        notes: { print("note: " + $0) })
+            training.threads = threads
             let start = Date()
             let final = try manifest.envSpec().open(training)
             print(String(format: "trained %d iterations, %d environment steps, in %.1f s → %@", final.iteration, final.environmentSteps,

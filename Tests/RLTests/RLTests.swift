@@ -116,6 +116,24 @@ import TensorCore
         #expect(zip(oneStep, recordedFirst[2..<4]).contains { abs($0 - $1) > 1e-4 })
     }
 
+    /// The PPO update computes the policy's and the value function's gradients on two
+    /// threads; the run is bit-identical on one.
+    @Test func updateDoesNotDependOnTheThreadCount() throws {
+        var config = RL2Config()
+        config.episodesPerTrial = 4
+        config.hiddenSize = 8
+        config.trialsPerIteration = 20
+        config.minibatchTrials = 7
+        config.epochs = 2
+        func train(threads: Int) throws -> [Float] {
+            var rl2 = try RL2(config: config, prototype: BernoulliBandit(arms: 3), seed: 5)
+            rl2.threads = threads
+            for _ in 0..<2 { _ = try rl2.iterate() }
+            return rl2.state.model.parameters.flatMap(\.values)
+        }
+        #expect(try train(threads: 1) == train(threads: 2))
+    }
+
     /// A two-armed bandit, 10 pulls per trial: a small RL² agent trained for a fixed seed
     /// and budget ends clearly above random (5.0).
     @Test func learnsATwoArmedBandit() throws {

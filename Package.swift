@@ -49,7 +49,7 @@ let package = Package(
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore", "GradientChecking"]),
         .testTarget(name: "NNTests", dependencies: ["NN", "TensorCore", "GradientChecking"]),
         .testTarget(name: "EnvsTests", dependencies: ["Envs", "Baselines", "TensorCore"]),
-        .testTarget(name: "RLTests", dependencies: ["RL", "MetaRL", "Runs", "NN", "Envs", "TensorCore"]),
+        .testTarget(name: "RLTests", dependencies: ["RL", "MetaRL", "Runs", "NN", "Envs", "TensorCore", "GradientChecking"]),
         .testTarget(name: "RunsTests", dependencies: ["Runs", "RL", "MetaRL", "Envs", "TensorCore"]),
     ]
 )

@@ -1,7 +1,7 @@
 import TensorCore
 
 /// An elementwise nonlinearity between layers.
-public enum Activation: String, Codable, Sendable, CaseIterable {
+public enum Activation: String, NamedChoice {
     case tanh, relu, identity
 
     /// Applies the nonlinearity.

@@ -20,7 +20,10 @@ import Yams
 /// out-of-range values are `ConfigError`s naming the key.
 public enum RunConfigFile {
     /// The top-level keys; each algorithm's section is checked against its defaults' keys.
-    static let topLevelKeys: Set<String> = ["algorithm", "env", "envArguments", "seed", "rl2"]
+    static let topLevelKeys: Set<String> = ["algorithm", "env", "envArguments", "seed", "rl2", "maml"]
+
+    /// The algorithms `metarl train` knows, each with the manifest section holding its settings.
+    public static let sections = ["rl2": "rl2", "maml": "maml", "maml-fo": "maml", "meta-sgd": "maml"]
 
     /// Parses `text` (the contents of `source`) into a manifest for `algorithm`; the
     /// algorithm's section is filled with defaults where absent and validated.
@@ -33,11 +36,12 @@ public enum RunConfigFile {
             throw RunError("\(source): a run config is a mapping of keys (algorithm, env, envArguments, seed, rl2)")
         }
         try checkKeys(mapping, allowed: topLevelKeys, path: "", source: source)
-        if let section = mapping["rl2"] {
+        for (name, defaults) in [("rl2", try template(RL2Config())), ("maml", try template(MAMLConfig()))] {
+            guard let section = mapping[name] else { continue }
             guard let sectionMapping = section.mapping else {
-                throw RunError("\(source): rl2: expected a mapping of RL² settings")
+                throw RunError("\(source): \(name): expected a mapping of settings")
             }
-            try checkKeys(sectionMapping, against: try template(RL2Config()), path: "rl2.", source: source)
+            try checkKeys(sectionMapping, against: defaults, path: "\(name).", source: source)
         }
         var manifest: RunManifest
         do {
@@ -53,6 +57,11 @@ public enum RunConfigFile {
             let config = manifest.rl2 ?? RL2Config()
             do { try config.validate() } catch { throw RunError("\(source): rl2.\(error)") }
             manifest.rl2 = config
+        } else if sections[manifest.algorithm] == "maml" {
+            var config = manifest.maml ?? MAMLConfig()
+            config.mode = MAMLTraining.mode(for: manifest.algorithm)
+            do { try config.validate() } catch { throw RunError("\(source): maml.\(error)") }
+            manifest.maml = config
         }
         do { _ = try manifest.envSpec() } catch { throw RunError("\(source): \(error)") }
         return manifest

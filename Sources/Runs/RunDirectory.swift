@@ -12,13 +12,16 @@ public struct RunManifest: Codable, Sendable, Equatable {
     public var envArguments: [String: Double]
     public var seed: UInt64
     public var rl2: RL2Config?
+    /// The settings of maml, maml-fo and meta-sgd runs.
+    public var maml: MAMLConfig?
 
-    public init(algorithm: String, env: EnvSpec, seed: UInt64, rl2: RL2Config? = nil) {
+    public init(algorithm: String, env: EnvSpec, seed: UInt64, rl2: RL2Config? = nil, maml: MAMLConfig? = nil) {
         self.algorithm = algorithm
         self.env = env.family.rawValue
         self.envArguments = env.values
         self.seed = seed
         self.rl2 = rl2
+        self.maml = maml
     }
 
     /// Reads the keys present; absent ones default to no algorithm (the command supplies it),
@@ -30,6 +33,7 @@ public struct RunManifest: Codable, Sendable, Equatable {
         envArguments = try c.decodeIfPresent([String: Double].self, forKey: .envArguments) ?? [:]
         seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? 0
         rl2 = try c.decodeIfPresent(RL2Config.self, forKey: .rl2)
+        maml = try c.decodeIfPresent(MAMLConfig.self, forKey: .maml)
     }
 
     /// The task family, re-checked.

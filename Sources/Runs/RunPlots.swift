@@ -22,7 +22,8 @@ public enum RunPlots {
         for run in runs {
             let directory = RunDirectory(run)
             let manifest = try directory.manifest()
-            let name = metric ?? headlineMetric(algorithm: manifest.algorithm)
+            let name = metric ?? manifest.maml.map { "episode_reward_mean_adapt_\($0.innerAdaptationSteps)" }
+                ?? headlineMetric(algorithm: manifest.algorithm)
             metricNames.insert(name)
             let table = try readCSV(directory.metricsURL)
             guard let ys = table[name] else {

@@ -244,7 +244,9 @@ struct Baseline: ParsableCommand {
 }
 
 struct Train: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Train a meta-RL agent into a run directory.", subcommands: [TrainRL2.self])
+    static let configuration = CommandConfiguration(
+        abstract: "Train a meta-RL agent into a run directory.",
+        subcommands: [TrainRL2.self, TrainMAML.self, TrainMAMLFirstOrder.self, TrainMetaSGD.self])
 }
 
 struct TrainRL2: ParsableCommand {
@@ -371,24 +373,167 @@ struct TrainRL2: ParsableCommand {
 extension RL2Config.Algorithm: ExpressibleByArgument {}
 extension RecurrentCellChoice.Kind: ExpressibleByArgument {}
 
+/// The options shared by `train maml`, `train maml-fo` and `train meta-sgd`.
+struct MAMLOptions: ParsableArguments {
+    @Option(help: "A run config in YAML; flags given as well override it.") var config: String?
+    @Flag(help: "Print the resolved config as YAML and exit without training.") var printConfig = false
+    @Option(help: "Task family (see `metarl envs`; default point-nav).") var env: String?
+    @Option(name: .customLong("env-arg"), help: "A family argument, key=value (repeatable).") var envArgs: [String] = []
+    @Option(help: "Meta-iterations (default 500).") var iterations: Int?
+    @Option(help: "Tasks per meta-batch (default 20).") var metaBatchSize: Int?
+    @Option(help: "Episodes per task for each inner step and for the outer step (default 20).") var fastBatchSize: Int?
+    @Option(help: "Inner adaptation steps (default 1).") var innerSteps: Int?
+    @Option(help: "Inner step size α (default 0.1; Meta-SGD's initial value).") var innerStepSize: Double?
+    @Option(help: "Hidden layer sizes, comma-separated (default 64,64).") var hiddenSizes: String?
+    @Option(help: "TRPO KL bound δ (default 0.01).") var maxKL: Double?
+    @Option(help: "Discount γ (default 0.99).") var gamma: Double?
+    @Option(help: "Random seed (default 0).") var seed: UInt64?
+    @Option(help: "Run directory to create.") var out: String?
+    @Option(help: "Run directory to continue from its newest good checkpoint (with --iterations N: the new total).") var resume: String?
+    @Option(help: "Checkpoint every N iterations.") var checkpointEvery: Int = 10
+    @Option(help: "Checkpoints to keep.") var keepCheckpoints: Int = 3
+    @Option(help: "Threads for sampling the tasks (default: the cores; results do not depend on it).")
+    var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+
+    func run(algorithm: String) throws {
+        do {
+            if printConfig {
+                print(try RunConfigFile.yaml(try resolvedManifest(algorithm: algorithm)), terminator: "")
+                return
+            }
+            guard (out == nil) != (resume == nil) else { throw RunError("give exactly one of --out DIR (new run) or --resume DIR") }
+            guard checkpointEvery >= 1, keepCheckpoints >= 1, threads >= 1 else {
+                throw RunError("--checkpoint-every, --keep-checkpoints and --threads must be at least 1")
+            }
+            let directory: RunDirectory
+            let manifest: RunManifest
+            if let resume {
+                directory = RunDirectory(URL(fileURLWithPath: resume))
+                var saved = try directory.manifest()
+                guard saved.algorithm == algorithm, saved.maml != nil else { throw RunError("\(resume) is not a \(algorithm) run") }
+                if let iterations { saved.maml!.iterations = max(saved.maml!.iterations, iterations) }
+                manifest = saved
+            } else {
+                manifest = try resolvedManifest(algorithm: algorithm)
+                directory = RunDirectory(URL(fileURLWithPath: out!))
+                if FileManager.default.fileExists(atPath: directory.manifestURL.path) {
+                    throw RunError("\(out!) already holds a run; use --resume \(out!) to continue it, or another --out")
+                }
+                try directory.create(manifest: manifest)
+            }
+            var training = MAMLTraining(config: manifest.maml!, seed: manifest.seed, directory: directory, resume: resume != nil,
+                                        checkpointEvery: checkpointEvery, keepCheckpoints: keepCheckpoints,
+                                        notes: { print("note: " + $0) })
+            training.threads = threads
+            let start = Date()
+            let final = try manifest.envSpec().open(training)
+            print(String(format: "trained %d meta-iterations, %d environment steps, in %.1f s → %@", final.iteration,
+                         final.environmentSteps, Date().timeIntervalSince(start), directory.url.path))
+        } catch let error as ExitCode {
+            throw error
+        } catch {
+            throw fail("\(error)")
+        }
+    }
+
+    /// Defaults, then the config file, then the flags given.
+    func resolvedManifest(algorithm: String) throws -> RunManifest {
+        var manifest = try config.map { try RunConfigFile.load(path: $0, algorithm: algorithm) }
+            ?? RunManifest(algorithm: algorithm, env: try EnvSpec(family: "point-nav"), seed: 0, maml: MAMLConfig())
+        if config == nil { manifest.env = "point-nav" }
+        if let env, env != manifest.env {
+            manifest.env = env
+            manifest.envArguments = [:]
+        }
+        let given = manifest.envArguments.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+        manifest.envArguments = try EnvSpec(family: manifest.env, arguments: given + envArgs).values
+        if let seed { manifest.seed = seed }
+        var c = manifest.maml ?? MAMLConfig()
+        c.mode = MAMLTraining.mode(for: algorithm)
+        if let iterations { c.iterations = iterations }
+        if let metaBatchSize { c.metaBatchSize = metaBatchSize }
+        if let fastBatchSize { c.fastBatchSize = fastBatchSize }
+        if let innerSteps { c.innerAdaptationSteps = innerSteps }
+        if let innerStepSize { c.innerStepSize = innerStepSize }
+        if let hiddenSizes {
+            let sizes = hiddenSizes.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+            guard !sizes.isEmpty, sizes.allSatisfy({ $0 != nil }) else {
+                throw RunError("--hidden-sizes \(hiddenSizes): expected comma-separated integers such as 64,64")
+            }
+            c.hiddenSizes = sizes.map { $0! }
+        }
+        if let maxKL { c.trpo.maxKL = maxKL }
+        if let gamma { c.gamma = gamma }
+        do { try c.validate() } catch {
+            let flag = ["iterations": "--iterations", "metaBatchSize": "--meta-batch-size", "fastBatchSize": "--fast-batch-size",
+                        "innerAdaptationSteps": "--inner-steps", "innerStepSize": "--inner-step-size", "hiddenSizes": "--hidden-sizes",
+                        "trpo.maxKL": "--max-kl", "gamma": "--gamma"][error.field]
+            throw RunError("\(flag.map { "\($0) (\(error.field))" } ?? error.field): \(error.value) is not allowed; allowed: \(error.allowed)")
+        }
+        manifest.maml = c
+        return manifest
+    }
+}
+
+struct TrainMAML: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "maml", abstract: "MAML with a TRPO outer step, differentiating through the inner step (second order).")
+    @OptionGroup var options: MAMLOptions
+    func run() throws { try options.run(algorithm: "maml") }
+}
+
+struct TrainMAMLFirstOrder: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "maml-fo", abstract: "First-order MAML: the inner gradient is treated as a constant in the meta-gradient.")
+    @OptionGroup var options: MAMLOptions
+    func run() throws { try options.run(algorithm: "maml-fo") }
+}
+
+struct TrainMetaSGD: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "meta-sgd", abstract: "Meta-SGD: MAML with a per-parameter inner step size learned with θ.")
+    @OptionGroup var options: MAMLOptions
+    func run() throws { try options.run(algorithm: "meta-sgd") }
+}
+
 struct Eval: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Evaluate a run directory on fresh tasks: mean trial return, its standard error, and the return by episode.")
 
     @Argument(help: "A run directory made by `metarl train`.") var directory: String
-    @Option(help: "Fresh trials to run.") var trials: Int = 1000
+    @Option(help: "Fresh trials to run (RL²).") var trials: Int = 1000
+    @Option(help: "Inner adaptation steps to evaluate (MAML family; default: the run's).") var adaptSteps: Int?
+    @Option(help: "Fresh tasks to run (MAML family).") var tasks: Int = 40
     @Option(help: "Random seed for the tasks and the actions.") var seed: UInt64 = 12345
     @Option(name: .customLong("env-arg"), help: "Evaluate on a variant: a family argument, key=value, replacing the run's (repeatable).") var envArgs: [String] = []
     @Flag(help: "Print one JSON object.") var json = false
 
     func run() throws {
         guard trials >= 2 else { throw fail("--trials must be at least 2 (got \(trials))") }
+        guard tasks >= 2 else { throw fail("--tasks must be at least 2 (got \(tasks))") }
+        if let adaptSteps, !(0...100).contains(adaptSteps) { throw fail("--adapt-steps \(adaptSteps): allowed 0…100") }
         do {
             let run = RunDirectory(URL(fileURLWithPath: directory))
             var manifest = try run.manifest()
             if !envArgs.isEmpty {
                 let saved = manifest.envArguments.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
                 manifest.envArguments = try EnvSpec(family: manifest.env, arguments: saved + envArgs).values
+            }
+            if manifest.maml != nil {
+                let evaluator = try MAMLEvaluator(directory: run, steps: adaptSteps ?? manifest.maml!.innerAdaptationSteps,
+                                                  tasks: tasks, seed: seed,
+                                                  notes: { FileHandle.standardError.write(Data(("note: " + $0 + "\n").utf8)) })
+                let result = try manifest.envSpec().open(evaluator)
+                if json {
+                    try printJSON(result)
+                } else {
+                    print(String(format: "%@ on %@ over %d fresh tasks: return before adaptation %.2f ± %.2f; adaptation delta %.2f ± %.2f (s.e.)",
+                                 manifest.algorithm, manifest.env, tasks, result.returns_by_step[0], result.stderr_by_step[0],
+                                 result.adaptation_delta, result.adaptation_delta_stderr))
+                    print("return by inner step: " + zip(result.returns_by_step, result.stderr_by_step).enumerated()
+                        .map { String(format: "%d: %.2f±%.2f", $0.offset, $0.element.0, $0.element.1) }.joined(separator: "  "))
+                }
+                return
             }
             let evaluator = try RL2Evaluator(directory: run, trials: trials, seed: seed, notes: { FileHandle.standardError.write(Data(("note: " + $0 + "\n").utf8)) })
             let result = try manifest.envSpec().open(evaluator)

@@ -212,22 +212,25 @@ func runMetarl(_ arguments: [String]) throws -> Int32 {
 }
 
 @Suite struct KilledRunTests {
-    static let arguments = ["train", "rl2", "--env", "bandit", "--env-arg", "arms=2", "--episodes-per-trial", "5", "--hidden", "8",
-                            "--trials-per-iteration", "24", "--minibatch-trials", "8", "--epochs", "2", "--iterations", "40",
-                            "--checkpoint-every", "1", "--seed", "4"]
+    static let rl2 = ["train", "rl2", "--env", "bandit", "--env-arg", "arms=2", "--episodes-per-trial", "5", "--hidden", "8",
+                      "--trials-per-iteration", "24", "--minibatch-trials", "8", "--epochs", "2", "--iterations", "40",
+                      "--checkpoint-every", "1", "--seed", "4"]
+    static let maml = ["train", "maml", "--env", "point-nav", "--env-arg", "horizon=8", "--meta-batch-size", "2",
+                       "--fast-batch-size", "3", "--hidden-sizes", "4", "--iterations", "40", "--checkpoint-every", "1", "--seed", "4"]
 
     /// `metarl train` killed with SIGKILL part-way, then `--resume`d, ends bit-identical to a
-    /// run straight through: the final checkpoint (parameters, Adam moments, RNG state,
+    /// run straight through: the final checkpoint (parameters, optimiser state, RNG state,
     /// counters) byte for byte, and the same metric rows apart from wall-clock columns.
-    @Test func resumeAfterSIGKILLIsExact() throws {
+    @Test(arguments: [rl2, maml])
+    func resumeAfterSIGKILLIsExact(arguments: [String]) throws {
         let root = temporaryDirectory("sigkill")
         defer { try? FileManager.default.removeItem(at: root) }
         let straight = root.appendingPathComponent("straight"), killed = root.appendingPathComponent("killed")
-        #expect(try runMetarl(Self.arguments + ["--out", straight.path]) == 0)
+        #expect(try runMetarl(arguments + ["--out", straight.path]) == 0)
 
         let process = Process()
         process.executableURL = try metarlExecutable()
-        process.arguments = Self.arguments + ["--out", killed.path]
+        process.arguments = arguments + ["--out", killed.path]
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         try process.run()
@@ -240,7 +243,7 @@ func runMetarl(_ arguments: [String]) throws -> Int32 {
         let reached = checkpoints.checkpointIterations().last ?? 0
         #expect(reached >= 3 && reached < 40)
 
-        #expect(try runMetarl(["train", "rl2", "--resume", killed.path]) == 0)
+        #expect(try runMetarl(["train", arguments[1], "--resume", killed.path]) == 0)
         let last = "checkpoints/00000040.ckpt"
         #expect(try Data(contentsOf: straight.appendingPathComponent(last)) == Data(contentsOf: killed.appendingPathComponent(last)))
         let rows = try deterministicRows(straight.appendingPathComponent("metrics.csv"))

@@ -1,0 +1,331 @@
+import Envs
+import Foundation
+import NN
+import RL
+import TensorCore
+
+// MAML for reinforcement learning (Finn, Abbeel & Levine 2017), with its first-order
+// approximation and Meta-SGD (Li et al. 2017) as modes.
+//
+// For a meta-batch of tasks T_i ~ p(T), with policy parameters θ:
+//   1. sample `fastBatchSize` episodes of T_i with π_θ (the pre-adaptation return);
+//   2. inner step, `innerAdaptationSteps` times, each on fresh episodes of the current
+//      parameters:  θ′_i = θ − α ∇_θ L_in(θ),  L_in = −E[log π(a|s) · Â]  (REINFORCE with the
+//      linear baseline, advantages standardised); Meta-SGD replaces the scalar α by a vector
+//      α (one step size per parameter) learned with θ;
+//   3. sample episodes of T_i with π_θ′_i (the post-adaptation return);
+//   4. outer step on  L_out(θ) = −(1/n) Σ_i E_{π_θ′_i,old}[ π_θ′_i(a|s)/π_θ′_i,old(a|s) · Â ]
+//      by TRPO: g = ∇_θ L_out differentiates through the inner steps (second order; the
+//      first-order mode treats ∇_θ L_in as a constant), the step direction solves F x = g by
+//      conjugate gradient with F the Hessian of the mean KL(π_θ′_i,old ‖ π_θ′_i) with respect to
+//      θ (again through the inner steps), and a backtracking line search keeps the KL ≤ δ.
+
+/// The settings of a MAML-family run; defaults are the MAML paper's 2D-navigation setting
+/// (and pytorch-maml-rl's): 20 tasks × 20 episodes, one inner step of 0.1, TRPO δ = 0.01.
+public struct MAMLConfig: Codable, Sendable, Equatable {
+    /// How the meta-gradient treats the inner step.
+    public enum Mode: String, NamedChoice {
+        /// Differentiate through the inner gradient (MAML).
+        case secondOrder = "second-order"
+        /// Treat the inner gradient as a constant (first-order MAML).
+        case firstOrder = "first-order"
+        /// Learn a step size per parameter with θ (Meta-SGD), second order.
+        case metaSGD = "meta-sgd"
+    }
+
+    public var mode: Mode = .secondOrder
+    public var hiddenSizes: [Int] = [64, 64]
+    public var activation: Activation = .tanh
+    public var metaBatchSize: Int = 20
+    public var fastBatchSize: Int = 20
+    public var innerAdaptationSteps: Int = 1
+    /// α, the inner step size (Meta-SGD's initial per-parameter step size).
+    public var innerStepSize: Double = 0.1
+    public var gamma: Double = 0.99
+    public var iterations: Int = 500
+    public var trpo = TRPOSettings(maxKL: 0.01, damping: 1e-5, conjugateGradientIterations: 10,
+                                   backtrackFactor: 0.8, backtrackSteps: 15)
+
+    public init() {}
+
+    /// Reads the keys present, keeping the default for the others.
+    public init(from decoder: any Decoder) throws {
+        self.init()
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        func read<T: Decodable>(_ key: CodingKeys, _ value: inout T) throws {
+            if let v = try c.decodeIfPresent(T.self, forKey: key) { value = v }
+        }
+        try read(.mode, &mode)
+        try read(.hiddenSizes, &hiddenSizes)
+        try read(.activation, &activation)
+        try read(.metaBatchSize, &metaBatchSize)
+        try read(.fastBatchSize, &fastBatchSize)
+        try read(.innerAdaptationSteps, &innerAdaptationSteps)
+        try read(.innerStepSize, &innerStepSize)
+        try read(.gamma, &gamma)
+        try read(.iterations, &iterations)
+        try read(.trpo, &trpo)
+    }
+
+    /// Throws a `ConfigError` naming the first field out of range.
+    public func validate() throws(ConfigError) {
+        guard !hiddenSizes.isEmpty, hiddenSizes.allSatisfy({ (1...4096).contains($0) }) else {
+            throw ConfigError(field: "hiddenSizes", value: "\(hiddenSizes)", allowed: "one or more sizes in 1…4096")
+        }
+        try ConfigError.check("metaBatchSize", metaBatchSize, 1...10_000)
+        try ConfigError.check("fastBatchSize", fastBatchSize, 1...100_000)
+        try ConfigError.check("innerAdaptationSteps", innerAdaptationSteps, 1...100)
+        try ConfigError.check("innerStepSize", innerStepSize, open: 0..<1e6)
+        try ConfigError.check("gamma", gamma, 0...1)
+        try ConfigError.check("iterations", iterations, 1...100_000_000)
+        try trpo.validate(prefix: "trpo.")
+    }
+}
+
+/// Everything a MAML run needs to continue: θ (and Meta-SGD's step sizes), the generator,
+/// the counters.
+public struct MAMLState: Codable, Sendable {
+    public var policy: MLPPolicy
+    /// Meta-SGD's per-parameter inner step sizes, shaped like the policy; nil otherwise.
+    public var stepSizes: MLPPolicy?
+    public var rng: Xoshiro256
+    public var iteration: Int
+    public var environmentSteps: Int
+}
+
+/// The meta-parameters TRPO moves: the policy, and with Meta-SGD its step sizes too.
+struct MetaParameters: ParameterCollection {
+    var policy: MLPPolicy
+    var stepSizes: MLPPolicy?
+
+    mutating func visitParameters(_ body: (_ name: @autoclosure () -> String, _ value: inout Tensor) -> Void) {
+        withoutActuallyEscaping(body) { body in
+            policy.visitParameters { name, t in body("policy.\(name())", &t) }
+            if var s = stepSizes {
+                s.visitParameters { name, t in body("stepSizes.\(name())", &t) }
+                stepSizes = s
+            }
+        }
+    }
+}
+
+/// MAML, first-order MAML or Meta-SGD with a TRPO outer step on a task family.
+public struct MAML<E: MetaEnv>: IterativeAlgorithm {
+    public let config: MAMLConfig
+    public let prototype: E
+    public var state: MAMLState
+    /// Threads for sampling the tasks of a meta-batch (results do not depend on it).
+    public var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+
+    public var iteration: Int { state.iteration }
+    public var environmentSteps: Int { state.environmentSteps }
+    public var headlineMetric: String { "episode_reward_mean_adapt_\(config.innerAdaptationSteps)" }
+
+    public init(config: MAMLConfig, prototype: E, seed: UInt64) throws {
+        guard case .box = prototype.observationSpace else {
+            throw MAMLError.unsupported("MAML needs a vector observation space")
+        }
+        self.config = config
+        self.prototype = prototype
+        var rng = Xoshiro256(seed: seed)
+        let policy = MLPPolicy(observationSize: prototype.observationSpace.flatSize, actionSpace: prototype.actionSpace,
+                               hiddenSizes: config.hiddenSizes, activation: config.activation, using: &rng)
+        let stepSizes = config.mode == .metaSGD
+            ? policy.mapParameters { Tensor(repeating: config.innerStepSize, shape: $0.shape, dtype: $0.dtype) } : nil
+        state = MAMLState(policy: policy, stepSizes: stepSizes, rng: rng, iteration: 0, environmentSteps: 0)
+    }
+
+    /// Continues from a saved state after checking it fits the config.
+    public init(config: MAMLConfig, prototype: E, state: MAMLState) throws {
+        let fresh = try MAML(config: config, prototype: prototype, seed: 0)
+        let mine = state.policy.namedParameters, theirs = fresh.state.policy.namedParameters
+        guard mine.map(\.name) == theirs.map(\.name), zip(mine, theirs).allSatisfy({ $0.value.shape == $1.value.shape }),
+              (state.stepSizes == nil) == (fresh.state.stepSizes == nil), state.iteration >= 0, state.environmentSteps >= 0
+        else { throw MAMLError.incompatibleState("the saved policy does not match the config's architecture or mode") }
+        self.config = config
+        self.prototype = prototype
+        self.state = state
+    }
+
+    // MARK: The inner loop
+
+    /// One inner step: θ − α ⊙ ∇L_in(θ) on `batch`. With `secondOrder` the gradient stays on
+    /// the tape (θ′ is a differentiable function of θ and α); otherwise it is a constant.
+    static func adapt(_ policy: MLPPolicy, stepSizes: MLPPolicy?, scalarStep: Double, on batch: EpisodeBatch,
+                      advantages: Tensor, secondOrder: Bool) -> MLPPolicy {
+        let dtype = policy.network.layers[0].weight.dtype
+        let observations = batch.observationTensor.converted(to: dtype), actions = batch.actionTensor.converted(to: dtype)
+        let mask = batch.maskTensor.converted(to: dtype), advantages = advantages.converted(to: dtype)
+        let count = Swift.max(batch.validSteps, 1)
+        let grad = NN.gradient(at: policy, createGraph: secondOrder) { p in
+            -(p.logProb(observations, actions) * advantages * mask).sum() / count
+        }
+        let g = secondOrder ? grad : grad.detached
+        if let stepSizes {
+            return policy.zipParameters(g.zipParameters(stepSizes) { $0 * $1 }) { $0 - $1 }
+        }
+        return policy.zipParameters(g) { $0 - $1 * scalarStep }
+    }
+
+    /// Adapted (detached) policies for each task, with the episodes sampled before each
+    /// step and after the last: `batches[k]` were sampled with the parameters after k steps.
+    func adaptAndSample(tasks: [E.Task], seeds: [[UInt64]]) throws -> [(policies: [MLPPolicy], batches: [EpisodeBatch])] {
+        let policy = state.policy, stepSizes = state.stepSizes, config = self.config, prototype = self.prototype
+        return try concurrentMap(tasks.count, threads: threads) { i in
+            var current = policy
+            var policies = [policy], batches: [EpisodeBatch] = []
+            for k in 0...config.innerAdaptationSteps {
+                let batch = try sampleEpisodes(policy: current, prototype: prototype, task: tasks[i],
+                                               episodes: config.fastBatchSize, seed: seeds[i][k])
+                batches.append(batch)
+                if k < config.innerAdaptationSteps {
+                    let advantages = Tensor(shape: [batch.steps * batch.episodes], values: standardizedAdvantages(batch, gamma: config.gamma))
+                    current = Self.adapt(current, stepSizes: stepSizes, scalarStep: config.innerStepSize, on: batch,
+                                         advantages: advantages, secondOrder: false).detached
+                    policies.append(current)
+                }
+            }
+            return (policies, batches)
+        }
+    }
+
+    // MARK: One meta-iteration
+
+    public mutating func iterate() throws -> [(String, Double)] {
+        let config = self.config
+        let start = Date()
+        let tasks = prototype.sampleTasks(config.metaBatchSize, using: &state.rng)
+        let seeds = tasks.map { _ in (0...config.innerAdaptationSteps).map { _ in state.rng.next() } }
+        let rollouts = try adaptAndSample(tasks: tasks, seeds: seeds)
+        let sampled = Date()
+
+        // Advantages of every batch; the last batch of each task is its validation set.
+        let advantages = rollouts.map { r in
+            r.batches.map { Tensor(shape: [$0.steps * $0.episodes], values: standardizedAdvantages($0, gamma: config.gamma)) }
+        }
+        let last = config.innerAdaptationSteps
+        let oldAdapted = rollouts.map { $0.policies[last] }
+        let secondOrder = config.mode != .firstOrder
+
+        // θ′_i(θ) through every inner step, each on the episodes its parameters produced.
+        func adapted(_ meta: MetaParameters, task i: Int, secondOrder: Bool) -> MLPPolicy {
+            var p = meta.policy
+            for k in 0..<config.innerAdaptationSteps {
+                p = Self.adapt(p, stepSizes: meta.stepSizes, scalarStep: config.innerStepSize, on: rollouts[i].batches[k],
+                               advantages: advantages[i][k], secondOrder: secondOrder)
+            }
+            return p
+        }
+        // Surrogate gain (−L_out) and mean KL(π_old′ ‖ π_θ′) over the tasks.
+        func surrogate(_ meta: MetaParameters, secondOrder: Bool, withKL: Bool) -> (gain: Tensor, kl: Tensor?) {
+            var gain: Tensor?, kl: Tensor?
+            for i in tasks.indices {
+                let batch = rollouts[i].batches[last]
+                let p = adapted(meta, task: i, secondOrder: secondOrder)
+                let observations = batch.observationTensor, actions = batch.actionTensor, mask = batch.maskTensor
+                let count = Swift.max(batch.validSteps, 1) * Double(tasks.count)
+                let ratio = (p.logProb(observations, actions) - oldAdapted[i].logProb(observations, actions).detached).exp()
+                let g = (ratio * advantages[i][last] * mask).sum() / count
+                gain = gain.map { $0 + g } ?? g
+                if withKL {
+                    let k = (oldAdapted[i].kl(to: p, observations) * mask).sum() / count
+                    kl = kl.map { $0 + k } ?? k
+                }
+            }
+            return (gain!, kl)
+        }
+
+        let meta = MetaParameters(policy: state.policy, stepSizes: state.stepSizes)
+        let gradient = NN.gradient(at: meta) { surrogate($0, secondOrder: secondOrder, withKL: false).gain }
+        let shapes = meta.parameters.map(\.shape)
+        func split(_ v: [Double]) -> [Tensor] {
+            var offset = 0
+            return shapes.map { shape in
+                let n = shapeCount(shape)
+                defer { offset += n }
+                return Tensor(shape: shape, values: v[offset..<(offset + n)].map(Float.init))
+            }
+        }
+        let fisherProduct: ([Double]) -> [Double] = { v in
+            let hv = hessianVectorProduct(at: meta.parameters, vector: split(v)) { p in
+                var m = meta
+                m.parameters = p
+                return surrogate(m, secondOrder: secondOrder, withKL: true).kl!
+            }
+            return hv.flatMap { $0.values.map(Double.init) }
+        }
+        let evaluate: ([Double]) -> (gain: Double, kl: Double) = { theta in
+            let m = meta.withFlatParameters(Tensor(shape: [theta.count], values: theta.map(Float.init)))
+            let (gain, kl) = surrogate(m, secondOrder: false, withKL: true)
+            return (gain.doubleScalar, kl!.doubleScalar)
+        }
+        let theta = meta.flatParameters.values.map(Double.init)
+        let step = TRPO.step(parameters: theta, gradient: gradient.flatParameters.values.map(Double.init),
+                             settings: config.trpo, fisherProduct: fisherProduct, evaluate: evaluate)
+        guard step.parameters.allSatisfy({ $0.isFinite }) else {
+            throw NonFiniteError(iteration: state.iteration + 1, quantity: "TRPO step")
+        }
+        let updated = meta.withFlatParameters(Tensor(shape: [theta.count], values: step.parameters.map(Float.init)))
+        state.policy = updated.policy
+        state.stepSizes = updated.stepSizes
+        let finished = Date()
+
+        state.iteration += 1
+        let stepsSampled = rollouts.reduce(0) { $0 + $1.batches.reduce(0) { $0 + Int($1.validSteps) } }
+        state.environmentSteps += stepsSampled
+        var metrics: [(String, Double)] = []
+        let byStep = (0...last).map { k in SampleStatistics(rollouts.map { r in r.batches[k].episodeReturns.reduce(0, +) / Double(config.fastBatchSize) }) }
+        metrics.append(("episode_reward_mean", byStep[0].mean))
+        metrics.append(("episode_reward_mean_stderr", byStep[0].standardError))
+        for k in 1...last {
+            metrics.append(("episode_reward_mean_adapt_\(k)", byStep[k].mean))
+            metrics.append(("episode_reward_mean_adapt_\(k)_stderr", byStep[k].standardError))
+        }
+        metrics += [
+            ("adaptation_delta", byStep[last].mean - byStep[0].mean),
+            ("trpo_kl", step.kl), ("trpo_improvement", step.improvement), ("trpo_accepted", step.accepted ? 1 : 0),
+            ("trpo_backtracks", Double(step.backtracks)),
+            ("environment_steps", Double(state.environmentSteps)),
+            ("sample_seconds", sampled.timeIntervalSince(start)),
+            ("update_seconds", finished.timeIntervalSince(sampled)),
+        ]
+        return metrics
+    }
+
+    // MARK: Meta-test
+
+    /// On `taskCount` fresh tasks: the mean episode return before adaptation and after
+    /// each of `steps` inner steps (fresh episodes for each), with standard errors over tasks.
+    public func evaluate(steps: Int, taskCount: Int, seed: UInt64) throws -> (returns: [SampleStatistics], perTask: [[Double]]) {
+        var rng = Xoshiro256(seed: seed)
+        let tasks = prototype.sampleTasks(taskCount, using: &rng)
+        let policy = state.policy, stepSizes = state.stepSizes, config = self.config, prototype = self.prototype
+        let seeds = tasks.map { _ in (0...steps).map { _ in rng.next() } }
+        let perTask = try concurrentMap(tasks.count, threads: threads) { i -> [Double] in
+            var current = policy, returns: [Double] = []
+            for k in 0...steps {
+                let batch = try sampleEpisodes(policy: current, prototype: prototype, task: tasks[i],
+                                               episodes: config.fastBatchSize, seed: seeds[i][k])
+                returns.append(batch.episodeReturns.reduce(0, +) / Double(batch.episodes))
+                if k < steps {
+                    let advantages = Tensor(shape: [batch.steps * batch.episodes], values: standardizedAdvantages(batch, gamma: config.gamma))
+                    current = Self.adapt(current, stepSizes: stepSizes, scalarStep: config.innerStepSize, on: batch,
+                                         advantages: advantages, secondOrder: false).detached
+                }
+            }
+            return returns
+        }
+        return ((0...steps).map { k in SampleStatistics(perTask.map { $0[k] }) }, perTask)
+    }
+}
+
+public enum MAMLError: Error, CustomStringConvertible {
+    case unsupported(String)
+    case incompatibleState(String)
+    public var description: String {
+        switch self {
+        case .unsupported(let s): s
+        case .incompatibleState(let s): "saved state does not fit the config: " + s
+        }
+    }
+}

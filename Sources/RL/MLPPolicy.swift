@@ -1,0 +1,224 @@
+import Envs
+import Foundation
+import NN
+import TensorCore
+
+/// A feed-forward stochastic policy: an MLP from observations to a diagonal Gaussian's mean
+/// (with a state-independent learned log standard deviation) for box actions, or to
+/// categorical logits for discrete ones. The policy of MAML and its relatives.
+public struct MLPPolicy: ParameterCollection, Codable, Sendable {
+    public var network: MLP
+    /// [actionSize] for a Gaussian policy; empty for a categorical one.
+    public var logStd: Tensor
+    public let discrete: Bool
+
+    public init(observationSize: Int, actionSpace: Space, hiddenSizes: [Int], activation: Activation = .tanh,
+                initialLogStd: Double = 0, using rng: inout Xoshiro256) {
+        let outputs: Int
+        switch actionSpace {
+        case .discrete(let n):
+            discrete = true
+            outputs = n
+        case .box:
+            discrete = false
+            outputs = actionSpace.flatSize
+        }
+        network = MLP(sizes: [observationSize] + hiddenSizes + [outputs], activation: activation, outputScale: 0.1, using: &rng)
+        logStd = discrete ? Tensor.zeros([0]) : Tensor(repeating: initialLogStd, shape: [outputs], dtype: .float32)
+    }
+
+    /// Floats per action as stored in an `EpisodeBatch` (an index for a discrete action).
+    public var actionWidth: Int { discrete ? 1 : network.outputSize }
+
+    /// log π(a | s) for observations [N, obs] and actions [N, actionWidth]: [N].
+    public func logProb(_ observations: Tensor, _ actions: Tensor) -> Tensor {
+        let out = network(observations)
+        if discrete {
+            return Categorical(logits: out).logProb(actions.values.map { Int32($0) })
+        }
+        return DiagonalGaussian(mean: out, logStd: logStd).logProb(actions)
+    }
+
+    /// KL(self ‖ other) per observation [N].
+    public func kl(to other: MLPPolicy, _ observations: Tensor) -> Tensor {
+        let mine = network(observations), theirs = other.network(observations)
+        if discrete { return Categorical(logits: mine).kl(to: Categorical(logits: theirs)) }
+        return DiagonalGaussian(mean: mine, logStd: logStd).kl(to: DiagonalGaussian(mean: theirs, logStd: other.logStd))
+    }
+
+    /// Actions [N × actionWidth] drawn for observations [N, obs].
+    public func sample(_ observations: Tensor, using rng: inout Xoshiro256) -> [Float] {
+        let out = network(observations.detached).detached
+        if discrete { return Categorical(logits: out).sample(using: &rng).map(Float.init) }
+        let mean = out.values, std = logStd.detached.values.map { Foundation.exp($0) }
+        let width = std.count
+        return mean.indices.map { i in mean[i] + std[i % width] * rng.normalFloat() }
+    }
+
+    public mutating func visitParameters(_ body: (_ name: @autoclosure () -> String, _ value: inout Tensor) -> Void) {
+        withoutActuallyEscaping(body) { body in
+            network.visitParameters { name, t in body("network.\(name())", &t) }
+        }
+        if !discrete { body("logStd", &logStd) }
+    }
+
+    enum CodingKeys: String, CodingKey { case network, logStd, discrete }
+}
+
+/// Episodes of one task, padded to the longest: step-major rows (row = t·episodes + e)
+/// with a mask of the steps that happened, and the undiscounted return of each episode.
+public struct EpisodeBatch: Sendable {
+    public let episodes: Int
+    public let steps: Int
+    public let observationSize: Int
+    public let actionWidth: Int
+    public var observations: [Float]
+    public var actions: [Float]
+    public var rewards: [Float]
+    public var mask: [Float]
+    public var episodeReturns: [Double]
+
+    /// Discounted returns-to-go per row, zero after an episode ends.
+    public func returnsToGo(gamma: Double) -> [Float] {
+        var out = [Float](repeating: 0, count: rewards.count)
+        for e in 0..<episodes {
+            var running = 0.0
+            for t in stride(from: steps - 1, through: 0, by: -1) {
+                let row = t * episodes + e
+                running = Double(rewards[row]) + gamma * running * Double(mask[row])
+                out[row] = Float(running * Double(mask[row]))
+            }
+        }
+        return out
+    }
+
+    public var observationTensor: Tensor { Tensor(shape: [steps * episodes, observationSize], values: observations) }
+    public var actionTensor: Tensor { Tensor(shape: [steps * episodes, actionWidth], values: actions) }
+    public var maskTensor: Tensor { Tensor(shape: [steps * episodes], values: mask) }
+    public var validSteps: Double { Double(mask.reduce(0, +)) }
+}
+
+/// Runs `episodes` episodes of `task` with `policy`, all in lockstep in one `VectorEnv`
+/// (each copy one episode; a copy that finishes early is masked from then on).
+public func sampleEpisodes<E: MetaEnv>(
+    policy: MLPPolicy, prototype: E, task: E.Task, episodes: Int, seed: UInt64
+) throws -> EpisodeBatch {
+    var env = VectorEnv(prototype, count: episodes, seed: seed)
+    for i in 0..<episodes { env.setTask(task, at: i) }
+    env.resetAll()
+    var rng = Xoshiro256(seed: seed ^ 0x9E37_79B9_7F4A_7C15)
+    let steps = prototype.maxEpisodeSteps, obsSize = env.observationSize, width = policy.actionWidth
+    var batch = EpisodeBatch(
+        episodes: episodes, steps: steps, observationSize: obsSize, actionWidth: width,
+        observations: [Float](repeating: 0, count: steps * episodes * obsSize),
+        actions: [Float](repeating: 0, count: steps * episodes * width),
+        rewards: [Float](repeating: 0, count: steps * episodes), mask: [Float](repeating: 0, count: steps * episodes),
+        episodeReturns: [Double](repeating: 0, count: episodes))
+    var alive = [Bool](repeating: true, count: episodes)
+    for t in 0..<steps {
+        let obs = env.observations
+        let actions = policy.sample(Tensor(shape: [episodes, obsSize], values: obs), using: &rng)
+        try env.step(actions)
+        for e in 0..<episodes where alive[e] {
+            let row = t * episodes + e
+            for j in 0..<obsSize { batch.observations[row * obsSize + j] = obs[e * obsSize + j] }
+            for j in 0..<width { batch.actions[row * width + j] = actions[e * width + j] }
+            batch.rewards[row] = env.rewards[e]
+            batch.mask[row] = 1
+            batch.episodeReturns[e] += Double(env.rewards[e])
+            if env.terminated[e] || env.truncated[e] { alive[e] = false }
+        }
+        if !alive.contains(true) { break }
+    }
+    return batch
+}
+
+/// The linear baseline of Duan et al. (2016, supplement), as the MAML paper uses: a ridge
+/// regression of the returns-to-go on [s, s², t/100, (t/100)², (t/100)³, 1], refitted on
+/// each batch of one task.
+public struct LinearFeatureBaseline {
+    public var weights: [Double]
+
+    static func features(_ batch: EpisodeBatch, row: Int) -> [Double] {
+        let t = Double(row / batch.episodes) / 100
+        let s = (0..<batch.observationSize).map { Double(batch.observations[row * batch.observationSize + $0]) }
+        return s + s.map { $0 * $0 } + [t, t * t, t * t * t, 1]
+    }
+
+    /// Fits to `returns` over the batch's valid rows (regularisation raised tenfold until
+    /// the normal equations solve, as the reference does).
+    public init(fitting batch: EpisodeBatch, returns: [Float], regularisation: Double = 1e-5) {
+        let k = 2 * batch.observationSize + 4
+        var xtx = [Double](repeating: 0, count: k * k), xty = [Double](repeating: 0, count: k)
+        for row in 0..<(batch.steps * batch.episodes) where batch.mask[row] > 0 {
+            let f = Self.features(batch, row: row)
+            for i in 0..<k {
+                xty[i] += f[i] * Double(returns[row])
+                for j in 0..<k { xtx[i * k + j] += f[i] * f[j] }
+            }
+        }
+        var lambda = regularisation
+        for _ in 0..<8 {
+            var a = xtx
+            for i in 0..<k { a[i * k + i] += lambda }
+            if let w = Self.choleskySolve(a, xty, k) {
+                weights = w
+                return
+            }
+            lambda *= 10
+        }
+        weights = [Double](repeating: 0, count: k)
+    }
+
+    /// Predicted values per row (zero on masked rows).
+    public func predict(_ batch: EpisodeBatch) -> [Float] {
+        (0..<(batch.steps * batch.episodes)).map { row in
+            batch.mask[row] > 0 ? Float(zip(Self.features(batch, row: row), weights).reduce(0) { $0 + $1.0 * $1.1 }) : 0
+        }
+    }
+
+    /// Solves A x = b for symmetric positive-definite A (k × k), or nil if A is not.
+    static func choleskySolve(_ a: [Double], _ b: [Double], _ k: Int) -> [Double]? {
+        var l = [Double](repeating: 0, count: k * k)
+        for i in 0..<k {
+            for j in 0...i {
+                var sum = a[i * k + j]
+                for p in 0..<j { sum -= l[i * k + p] * l[j * k + p] }
+                if i == j {
+                    guard sum > 0, sum.isFinite else { return nil }
+                    l[i * k + i] = sum.squareRoot()
+                } else {
+                    l[i * k + j] = sum / l[j * k + j]
+                }
+            }
+        }
+        var y = b
+        for i in 0..<k {
+            for p in 0..<i { y[i] -= l[i * k + p] * y[p] }
+            y[i] /= l[i * k + i]
+        }
+        for i in stride(from: k - 1, through: 0, by: -1) {
+            for p in (i + 1)..<k { y[i] -= l[p * k + i] * y[p] }
+            y[i] /= l[i * k + i]
+        }
+        return y
+    }
+}
+
+/// Advantages of a batch for policy-gradient steps: returns-to-go minus the linear
+/// baseline fitted on the same batch (GAE with λ = 1, as MAML uses), standardised over
+/// the valid steps.
+public func standardizedAdvantages(_ batch: EpisodeBatch, gamma: Double) -> [Float] {
+    let returns = batch.returnsToGo(gamma: gamma)
+    let values = LinearFeatureBaseline(fitting: batch, returns: returns).predict(batch)
+    var advantages = zip(returns, values).map { $0 - $1 }
+    let n = Swift.max(batch.validSteps, 1)
+    var mean = 0.0
+    for i in advantages.indices where batch.mask[i] > 0 { mean += Double(advantages[i]) }
+    mean /= n
+    var variance = 0.0
+    for i in advantages.indices where batch.mask[i] > 0 { variance += (Double(advantages[i]) - mean) * (Double(advantages[i]) - mean) }
+    let std = (variance / n).squareRoot() + 1e-8
+    for i in advantages.indices { advantages[i] = batch.mask[i] > 0 ? Float((Double(advantages[i]) - mean) / std) : 0 }
+    return advantages
+}

@@ -1,0 +1,85 @@
+import Envs
+import Foundation
+import GradientChecking
+@testable import MetaRL
+import NN
+@testable import RL
+import TensorCore
+import Testing
+
+/// MAML's meta-gradient on a tiny problem, in float64.
+@Suite struct MAMLTests {
+    static func batch(seed: UInt64) -> EpisodeBatch {
+        var rng = Xoshiro256(seed: seed)
+        let episodes = 2, steps = 3
+        return EpisodeBatch(
+            episodes: episodes, steps: steps, observationSize: 2, actionWidth: 2,
+            observations: (0..<(episodes * steps * 2)).map { _ in rng.normalFloat() },
+            actions: (0..<(episodes * steps * 2)).map { _ in rng.normalFloat() * 0.5 },
+            rewards: [Float](repeating: 0, count: episodes * steps),
+            mask: [1, 1, 1, 1, 1, 0], episodeReturns: [0, 0])
+    }
+
+    static let train = batch(seed: 1), valid = batch(seed: 2)
+    static let trainAdvantages = Tensor(shape: [6], doubleValues: [1.0, -0.5, 0.3, -1.2, 0.8, 0])
+    static let validAdvantages = Tensor(shape: [6], doubleValues: [-0.7, 1.1, 0.4, 0.2, -0.9, 0])
+    static let alpha = 0.3
+
+    static func policy() -> MLPPolicy {
+        var rng = Xoshiro256(seed: 3)
+        var p = MLPPolicy(observationSize: 2, actionSpace: .box(low: -1, high: 1, shape: [2]), hiddenSizes: [3], using: &rng)
+        // Larger output weights than the default initialisation, so the inner step matters.
+        p.network.layers[1].weight = p.network.layers[1].weight * 10
+        return p.converted(to: .float64)
+    }
+
+    /// J(θ) = E_valid[log π_θ′(a|s) · A] with θ′ = θ − α∇L_in(θ).
+    static func postAdaptationObjective(_ theta: MLPPolicy, secondOrder: Bool) -> Tensor {
+        let adapted = MAML<PointNavigation>.adapt(theta, stepSizes: nil, scalarStep: alpha, on: train,
+                                                  advantages: trainAdvantages, secondOrder: secondOrder)
+        let obs = valid.observationTensor.converted(to: .float64), actions = valid.actionTensor.converted(to: .float64)
+        return (adapted.logProb(obs, actions) * validAdvantages * valid.maskTensor.converted(to: .float64)).sum() / valid.validSteps
+    }
+
+    /// The second-order meta-gradient equals the central finite difference of J, and the
+    /// first-order one differs from it by exactly −α·H_in·∇_θ′J (the term it drops).
+    @Test func metaGradientMatchesFiniteDifferencesAndFirstOrderDropsTheHessianTerm() {
+        let theta = Self.policy()
+        let secondOrder = NN.gradient(at: theta) { Self.postAdaptationObjective($0, secondOrder: true) }
+        let firstOrder = NN.gradient(at: theta) { Self.postAdaptationObjective($0, secondOrder: false) }
+        let flat = theta.parameters, engine = secondOrder.flatParameters.doubleValues
+        var index = 0, worst = 0.0
+        for k in flat.indices {
+            for j in 0..<flat[k].count {
+                let numeric = GradientCheck.centralDifference(flat, input: k, element: j) { p in
+                    var t = theta
+                    t.parameters = p
+                    return Self.postAdaptationObjective(t, secondOrder: false).doubleScalar
+                }
+                worst = max(worst, abs(engine[index] - numeric) / max(1, abs(numeric)))
+                index += 1
+            }
+        }
+        #expect(worst < 1e-6, "worst relative error \(worst)")
+
+        // ∇_θ′ J at θ′, then H_in · that vector at θ.
+        let adapted = MAML<PointNavigation>.adapt(theta, stepSizes: nil, scalarStep: Self.alpha, on: Self.train,
+                                                  advantages: Self.trainAdvantages, secondOrder: false).detached
+        let outer = NN.gradient(at: adapted) { p in
+            (p.logProb(Self.valid.observationTensor.converted(to: .float64), Self.valid.actionTensor.converted(to: .float64))
+                * Self.validAdvantages * Self.valid.maskTensor.converted(to: .float64)).sum() / Self.valid.validSteps
+        }
+        let hv = hessianVectorProduct(at: theta.parameters, vector: outer.parameters) { p in
+            var t = theta
+            t.parameters = p
+            let obs = Self.train.observationTensor.converted(to: .float64), actions = Self.train.actionTensor.converted(to: .float64)
+            return -(t.logProb(obs, actions) * Self.trainAdvantages * Self.train.maskTensor.converted(to: .float64)).sum()
+                / Self.train.validSteps
+        }
+        let term = hv.flatMap(\.doubleValues).map { -Self.alpha * $0 }
+        let difference = zip(engine, firstOrder.flatParameters.doubleValues).map { $0 - $1 }
+        #expect(zip(difference, term).allSatisfy { abs($0 - $1) < 1e-9 })
+        // And the term is not negligible here.
+        #expect(term.map { abs($0) }.max()! > 1e-3)
+    }
+}

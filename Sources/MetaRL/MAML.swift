@@ -31,6 +31,8 @@ public struct MAMLConfig: Codable, Sendable, Equatable {
         case firstOrder = "first-order"
         /// Learn a step size per parameter with θ (Meta-SGD), second order.
         case metaSGD = "meta-sgd"
+        /// No meta-gradient: move θ toward the adapted parameters (Reptile.swift).
+        case reptile
     }
 
     public var mode: Mode = .secondOrder
@@ -42,6 +44,8 @@ public struct MAMLConfig: Codable, Sendable, Equatable {
     /// α, the inner step size (Meta-SGD's initial per-parameter step size).
     public var innerStepSize: Double = 0.1
     public var gamma: Double = 0.99
+    /// ε, Reptile's outer step toward the adapted parameters.
+    public var outerStepSize: Double = 0.1
     public var iterations: Int = 500
     public var trpo = TRPOSettings(maxKL: 0.01, damping: 1e-5, conjugateGradientIterations: 10,
                                    backtrackFactor: 0.8, backtrackSteps: 15)
@@ -63,6 +67,7 @@ public struct MAMLConfig: Codable, Sendable, Equatable {
         try read(.innerAdaptationSteps, &innerAdaptationSteps)
         try read(.innerStepSize, &innerStepSize)
         try read(.gamma, &gamma)
+        try read(.outerStepSize, &outerStepSize)
         try read(.iterations, &iterations)
         try read(.trpo, &trpo)
     }
@@ -77,6 +82,7 @@ public struct MAMLConfig: Codable, Sendable, Equatable {
         try ConfigError.check("innerAdaptationSteps", innerAdaptationSteps, 1...100)
         try ConfigError.check("innerStepSize", innerStepSize, open: 0..<1e6)
         try ConfigError.check("gamma", gamma, 0...1)
+        try ConfigError.check("outerStepSize", outerStepSize, open: 0..<1.000_001)
         try ConfigError.check("iterations", iterations, 1...100_000_000)
         try trpo.validate(prefix: "trpo.")
     }

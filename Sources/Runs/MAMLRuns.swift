@@ -34,21 +34,33 @@ public struct MAMLTraining: MetaEnvConsumer {
         switch algorithm {
         case "maml-fo": .firstOrder
         case "meta-sgd": .metaSGD
+        case "reptile": .reptile
         default: .secondOrder
         }
     }
 
     public func run<E: MetaEnv>(_ prototype: E) throws -> MAMLState {
-        var algorithm = try MAML(config: config, prototype: prototype, seed: seed)
-        if resume, let (iteration, state) = try directory.latestCheckpoint(MAMLState.self, notes: notes) {
-            algorithm = try MAML(config: config, prototype: prototype, state: state)
-            notes("resuming from iteration \(iteration)")
-        } else if resume {
-            notes("no usable checkpoint in \(directory.url.path); starting from iteration 0")
+        var saved: MAMLState?
+        if resume {
+            if let (iteration, state) = try directory.latestCheckpoint(MAMLState.self, notes: notes) {
+                saved = state
+                notes("resuming from iteration \(iteration)")
+            } else {
+                notes("no usable checkpoint in \(directory.url.path); starting from iteration 0")
+            }
         }
-        algorithm.threads = threads
         var loop = TrainingLoop(directory: directory, iterations: config.iterations, checkpointEvery: checkpointEvery,
                                 keepCheckpoints: keepCheckpoints, progress: progress)
+        if config.mode == .reptile {
+            var algorithm = try saved.map { try Reptile(config: config, prototype: prototype, state: $0) }
+                ?? Reptile(config: config, prototype: prototype, seed: seed)
+            algorithm.threads = threads
+            try loop.run(&algorithm)
+            return algorithm.state
+        }
+        var algorithm = try saved.map { try MAML(config: config, prototype: prototype, state: $0) }
+            ?? MAML(config: config, prototype: prototype, seed: seed)
+        algorithm.threads = threads
         try loop.run(&algorithm)
         return algorithm.state
     }

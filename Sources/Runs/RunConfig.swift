@@ -23,7 +23,7 @@ public enum RunConfigFile {
     static let topLevelKeys: Set<String> = ["algorithm", "env", "envArguments", "seed", "rl2", "maml"]
 
     /// The algorithms `metarl train` knows, each with the manifest section holding its settings.
-    public static let sections = ["rl2": "rl2", "maml": "maml", "maml-fo": "maml", "meta-sgd": "maml"]
+    public static let sections = ["rl2": "rl2", "maml": "maml", "maml-fo": "maml", "meta-sgd": "maml", "reptile": "maml"]
 
     /// Parses `text` (the contents of `source`) into a manifest for `algorithm`; the
     /// algorithm's section is filled with defaults where absent and validated.

@@ -246,7 +246,7 @@ struct Baseline: ParsableCommand {
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Train a meta-RL agent into a run directory.",
-        subcommands: [TrainRL2.self, TrainMAML.self, TrainMAMLFirstOrder.self, TrainMetaSGD.self])
+        subcommands: [TrainRL2.self, TrainMAML.self, TrainMAMLFirstOrder.self, TrainMetaSGD.self, TrainReptile.self])
 }
 
 struct TrainRL2: ParsableCommand {
@@ -386,6 +386,7 @@ struct MAMLOptions: ParsableArguments {
     @Option(help: "Inner step size α (default 0.1; Meta-SGD's initial value).") var innerStepSize: Double?
     @Option(help: "Hidden layer sizes, comma-separated (default 64,64).") var hiddenSizes: String?
     @Option(help: "TRPO KL bound δ (default 0.01).") var maxKL: Double?
+    @Option(help: "Reptile's outer step size ε (default 0.1).") var outerStepSize: Double?
     @Option(help: "Discount γ (default 0.99).") var gamma: Double?
     @Option(help: "Random seed (default 0).") var seed: UInt64?
     @Option(help: "Run directory to create.") var out: String?
@@ -463,11 +464,12 @@ struct MAMLOptions: ParsableArguments {
             c.hiddenSizes = sizes.map { $0! }
         }
         if let maxKL { c.trpo.maxKL = maxKL }
+        if let outerStepSize { c.outerStepSize = outerStepSize }
         if let gamma { c.gamma = gamma }
         do { try c.validate() } catch {
             let flag = ["iterations": "--iterations", "metaBatchSize": "--meta-batch-size", "fastBatchSize": "--fast-batch-size",
                         "innerAdaptationSteps": "--inner-steps", "innerStepSize": "--inner-step-size", "hiddenSizes": "--hidden-sizes",
-                        "trpo.maxKL": "--max-kl", "gamma": "--gamma"][error.field]
+                        "trpo.maxKL": "--max-kl", "gamma": "--gamma", "outerStepSize": "--outer-step-size"][error.field]
             throw RunError("\(flag.map { "\($0) (\(error.field))" } ?? error.field): \(error.value) is not allowed; allowed: \(error.allowed)")
         }
         manifest.maml = c
@@ -487,6 +489,13 @@ struct TrainMAMLFirstOrder: ParsableCommand {
         commandName: "maml-fo", abstract: "First-order MAML: the inner gradient is treated as a constant in the meta-gradient.")
     @OptionGroup var options: MAMLOptions
     func run() throws { try options.run(algorithm: "maml-fo") }
+}
+
+struct TrainReptile: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "reptile", abstract: "Reptile: adapt to each task, then move θ toward the adapted parameters by ε.")
+    @OptionGroup var options: MAMLOptions
+    func run() throws { try options.run(algorithm: "reptile") }
 }
 
 struct TrainMetaSGD: ParsableCommand {

@@ -83,3 +83,23 @@ import Testing
         #expect(term.map { abs($0) }.max()! > 1e-3)
     }
 }
+
+@Suite struct ReptileTests {
+    /// With two tasks and ε = 1, Reptile's update is model aggregation w·φ₁ + (1 − w)·φ₂;
+    /// with ε < 1 it moves θ that fraction of the way to the average.
+    @Test func twoTasksOneStepIsModelAggregation() {
+        var rng = Xoshiro256(seed: 4)
+        let space = Space.box(low: -1, high: 1, shape: [2])
+        let theta = MLPPolicy(observationSize: 3, actionSpace: space, hiddenSizes: [5], using: &rng)
+        let phi1 = MLPPolicy(observationSize: 3, actionSpace: space, hiddenSizes: [5], using: &rng)
+        let phi2 = MLPPolicy(observationSize: 3, actionSpace: space, hiddenSizes: [5], using: &rng)
+        let w = 0.3
+        let aggregated = Reptile<PointNavigation>.aggregate(theta, adapted: [phi1, phi2], weights: [w, 1 - w], outerStepSize: 1)
+        let expected = zip(phi1.flatParameters.doubleValues, phi2.flatParameters.doubleValues).map { w * $0 + (1 - w) * $1 }
+        #expect(zip(aggregated.flatParameters.doubleValues, expected).allSatisfy { abs($0 - $1) < 1e-6 })
+        let halfway = Reptile<PointNavigation>.aggregate(theta, adapted: [phi1, phi2], weights: [0.5, 0.5], outerStepSize: 0.5)
+        let expectedHalf = zip(theta.flatParameters.doubleValues, zip(phi1.flatParameters.doubleValues, phi2.flatParameters.doubleValues))
+            .map { t, p in t + 0.5 * ((p.0 + p.1) / 2 - t) }
+        #expect(zip(halfway.flatParameters.doubleValues, expectedHalf).allSatisfy { abs($0 - $1) < 1e-6 })
+    }
+}

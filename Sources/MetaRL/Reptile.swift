@@ -1,0 +1,92 @@
+import Envs
+import Foundation
+import NN
+import RL
+import TensorCore
+
+// Reptile (Nichol, Achiam & Schulman 2018) for reinforcement learning.
+//
+// For a meta-batch of tasks T_i, starting from θ:
+//   φ_i ← θ, then k times: sample episodes of T_i with π_φ_i and take the inner policy-gradient
+//   step φ_i ← φ_i − α ∇L_in(φ_i) (the same REINFORCE step as MAML's inner loop);
+//   θ ← θ + ε · (1/n) Σ_i (φ_i − θ).
+// No second derivatives: the update direction is the average of the adapted parameters'
+// displacement. With two tasks, one step and ε = 1 it is model aggregation,
+// θ ← ½φ₁ + ½φ₂ (weights w and 1 − w with `aggregate(_:weights:)`).
+//
+// The settings are `MAMLConfig` with `mode: reptile` (`outerStepSize` is ε), so a Reptile run
+// directory is evaluated like any MAML-family run.
+
+/// Reptile on a task family: `iterate()` adapts to each task of a meta-batch and moves θ
+/// toward the adapted parameters.
+public struct Reptile<E: MetaEnv>: IterativeAlgorithm {
+    public let config: MAMLConfig
+    public let prototype: E
+    public var state: MAMLState
+    /// Threads for the tasks of a meta-batch (results do not depend on it).
+    public var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+
+    public var iteration: Int { state.iteration }
+    public var environmentSteps: Int { state.environmentSteps }
+    public var headlineMetric: String { "episode_reward_mean_adapt_\(config.innerAdaptationSteps)" }
+
+    public init(config: MAMLConfig, prototype: E, seed: UInt64) throws {
+        self.config = config
+        self.prototype = prototype
+        state = try MAML(config: config, prototype: prototype, seed: seed).state
+    }
+
+    public init(config: MAMLConfig, prototype: E, state: MAMLState) throws {
+        _ = try MAML(config: config, prototype: prototype, state: state)  // the same checks
+        self.config = config
+        self.prototype = prototype
+        self.state = state
+    }
+
+    /// θ + ε · (Σ_i w_i φ_i − θ) for weights summing to one.
+    public static func aggregate(_ theta: MLPPolicy, adapted: [MLPPolicy], weights: [Double], outerStepSize: Double) -> MLPPolicy {
+        precondition(adapted.count == weights.count && !adapted.isEmpty, "aggregate: one weight per adapted policy")
+        var mean = adapted[0].mapParameters { $0 * weights[0] }
+        for (phi, w) in zip(adapted.dropFirst(), weights.dropFirst()) { mean = mean.zipParameters(phi) { $0 + $1 * w } }
+        return theta.zipParameters(mean) { $0 + ($1 - $0) * outerStepSize }
+    }
+
+    public mutating func iterate() throws -> [(String, Double)] {
+        let config = self.config
+        let start = Date()
+        let tasks = prototype.sampleTasks(config.metaBatchSize, using: &state.rng)
+        let seeds = tasks.map { _ in (0...config.innerAdaptationSteps).map { _ in state.rng.next() } }
+        var maml = try MAML(config: config, prototype: prototype, state: state)
+        maml.threads = threads
+        // The same inner loop as MAML: the parameters after each step and the episodes
+        // each produced (the last batch measures the adapted policy).
+        let rollouts = try maml.adaptAndSample(tasks: tasks, seeds: seeds)
+        let last = config.innerAdaptationSteps
+        state.policy = Self.aggregate(state.policy, adapted: rollouts.map { $0.policies[last] },
+                                      weights: [Double](repeating: 1 / Double(tasks.count), count: tasks.count),
+                                      outerStepSize: config.outerStepSize)
+        for (name, p) in state.policy.namedParameters where !p.values.allSatisfy({ $0.isFinite }) {
+            throw NonFiniteError(iteration: state.iteration + 1, quantity: "parameter \(name)")
+        }
+        let finished = Date()
+        state.iteration += 1
+        state.environmentSteps += rollouts.reduce(0) { $0 + $1.batches.reduce(0) { $0 + Int($1.validSteps) } }
+        let byStep = (0...last).map { k in
+            SampleStatistics(rollouts.map { r in r.batches[k].episodeReturns.reduce(0, +) / Double(config.fastBatchSize) })
+        }
+        var metrics: [(String, Double)] = [
+            ("episode_reward_mean", byStep[0].mean), ("episode_reward_mean_stderr", byStep[0].standardError),
+        ]
+        for k in 1...last {
+            metrics.append(("episode_reward_mean_adapt_\(k)", byStep[k].mean))
+            metrics.append(("episode_reward_mean_adapt_\(k)_stderr", byStep[k].standardError))
+        }
+        metrics += [
+            ("adaptation_delta", byStep[last].mean - byStep[0].mean),
+            ("environment_steps", Double(state.environmentSteps)),
+            ("sample_seconds", finished.timeIntervalSince(start)),
+            ("update_seconds", 0),
+        ]
+        return metrics
+    }
+}

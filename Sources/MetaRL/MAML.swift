@@ -252,14 +252,13 @@ public struct MAML<E: MetaEnv>: IterativeAlgorithm {
                 return Tensor(shape: shape, values: v[offset..<(offset + n)].map(Float.init))
             }
         }
-        let fisherProduct: ([Double]) -> [Double] = { v in
-            let hv = hessianVectorProduct(at: meta.parameters, vector: split(v)) { p in
-                var m = meta
-                m.parameters = p
-                return surrogate(m, secondOrder: secondOrder, withKL: true).kl!
-            }
-            return hv.flatMap { $0.values.map(Double.init) }
+        // The KL's gradient is recorded once; each of CG's products differentiates it again.
+        let fisher = HessianVectorProducts(at: meta.parameters) { p in
+            var m = meta
+            m.parameters = p
+            return surrogate(m, secondOrder: secondOrder, withKL: true).kl!
         }
+        let fisherProduct: ([Double]) -> [Double] = { v in fisher(split(v)).flatMap { $0.values.map(Double.init) } }
         let evaluate: ([Double]) -> (gain: Double, kl: Double) = { theta in
             let m = meta.withFlatParameters(Tensor(shape: [theta.count], values: theta.map(Float.init)))
             let (gain, kl) = surrogate(m, secondOrder: false, withKL: true)

@@ -50,3 +50,37 @@ public func hessianVectorProduct(
     guard let inner else { return inputs.map { Tensor.zeros($0.shape, dtype: $0.dtype) } }
     return tape.gradients(of: inner, withRespectTo: watched)
 }
+
+/// Hessian-vector products of one function at one point, for many vectors: the gradient
+/// is recorded once (its backward pass on the tape) and each product differentiates
+/// ∇f·v again, instead of re-running f and its gradient per vector as
+/// `hessianVectorProduct` does. Conjugate gradient on a Fisher matrix calls it ten times.
+public struct HessianVectorProducts {
+    let tape: Tape
+    let watched: [Tensor]
+    let gradient: [Tensor]
+
+    public init(at inputs: [Tensor], of f: ([Tensor]) throws -> Tensor) rethrows {
+        let tape = Tape()
+        let watched = inputs.map { tape.watch($0.detached) }
+        self.tape = tape
+        self.watched = watched
+        let y = try f(watched)
+        gradient = y.isTracked ? tape.gradients(of: y, withRespectTo: watched, createGraph: true)
+                               : inputs.map { Tensor.zeros($0.shape, dtype: $0.dtype) }
+    }
+
+    /// H·v, with `vector` shaped like the inputs.
+    public func callAsFunction(_ vector: [Tensor]) -> [Tensor] {
+        precondition(vector.count == watched.count, "HessianVectorProducts: \(watched.count) inputs, \(vector.count) vector parts")
+        var inner: Tensor? = nil
+        for (g, v) in zip(gradient, vector) {
+            precondition(g.shape == v.shape, "HessianVectorProducts: vector part \(v.shape) for input \(g.shape)")
+            guard g.isTracked else { continue }
+            let term = (g * v.detached).sum()
+            inner = inner.map { $0 + term } ?? term
+        }
+        guard let inner else { return watched.map { Tensor.zeros($0.shape, dtype: $0.dtype) } }
+        return tape.gradients(of: inner, withRespectTo: watched).map(\.detached)
+    }
+}

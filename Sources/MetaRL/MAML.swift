@@ -35,7 +35,15 @@ public struct MAMLConfig: Codable, Sendable, Equatable {
         case reptile
     }
 
+    /// The outer step: TRPO (the MAML paper's) or Adam epochs on PPO's clipped surrogate.
+    public enum OuterOptimizer: String, NamedChoice { case trpo, ppo }
+
     public var mode: Mode = .secondOrder
+    public var outerOptimizer: OuterOptimizer = .trpo
+    /// PPO outer step: epochs over the meta-batch, clip range, Adam learning rate.
+    public var ppoEpochs: Int = 5
+    public var ppoClip: Double = 0.2
+    public var outerLearningRate: Double = 1e-3
     public var hiddenSizes: [Int] = [64, 64]
     public var activation: Activation = .tanh
     public var metaBatchSize: Int = 20
@@ -60,6 +68,10 @@ public struct MAMLConfig: Codable, Sendable, Equatable {
             if let v = try c.decodeIfPresent(T.self, forKey: key) { value = v }
         }
         try read(.mode, &mode)
+        try read(.outerOptimizer, &outerOptimizer)
+        try read(.ppoEpochs, &ppoEpochs)
+        try read(.ppoClip, &ppoClip)
+        try read(.outerLearningRate, &outerLearningRate)
         try read(.hiddenSizes, &hiddenSizes)
         try read(.activation, &activation)
         try read(.metaBatchSize, &metaBatchSize)
@@ -77,6 +89,9 @@ public struct MAMLConfig: Codable, Sendable, Equatable {
         guard !hiddenSizes.isEmpty, hiddenSizes.allSatisfy({ (1...4096).contains($0) }) else {
             throw ConfigError(field: "hiddenSizes", value: "\(hiddenSizes)", allowed: "one or more sizes in 1…4096")
         }
+        try ConfigError.check("ppoEpochs", ppoEpochs, 1...1000)
+        try ConfigError.check("ppoClip", ppoClip, open: 0..<1)
+        try ConfigError.check("outerLearningRate", outerLearningRate, open: 0..<1)
         try ConfigError.check("metaBatchSize", metaBatchSize, 1...10_000)
         try ConfigError.check("fastBatchSize", fastBatchSize, 1...100_000)
         try ConfigError.check("innerAdaptationSteps", innerAdaptationSteps, 1...100)
@@ -97,6 +112,8 @@ public struct MAMLState: Codable, Sendable {
     public var rng: Xoshiro256
     public var iteration: Int
     public var environmentSteps: Int
+    /// Adam's state for the PPO outer step (nil with TRPO).
+    public var optimizer: Adam?
 }
 
 /// The meta-parameters TRPO moves: the policy, and with Meta-SGD its step sizes too.
@@ -138,7 +155,8 @@ public struct MAML<E: MetaEnv>: IterativeAlgorithm {
                                hiddenSizes: config.hiddenSizes, activation: config.activation, using: &rng)
         let stepSizes = config.mode == .metaSGD
             ? policy.mapParameters { Tensor(repeating: config.innerStepSize, shape: $0.shape, dtype: $0.dtype) } : nil
-        state = MAMLState(policy: policy, stepSizes: stepSizes, rng: rng, iteration: 0, environmentSteps: 0)
+        state = MAMLState(policy: policy, stepSizes: stepSizes, rng: rng, iteration: 0, environmentSteps: 0,
+                          optimizer: config.outerOptimizer == .ppo ? Adam(learningRate: config.outerLearningRate) : nil)
     }
 
     /// Continues from a saved state after checking it fits the config.
@@ -241,38 +259,40 @@ public struct MAML<E: MetaEnv>: IterativeAlgorithm {
             return (gain!, kl)
         }
 
-        let meta = MetaParameters(policy: state.policy, stepSizes: state.stepSizes)
-        let gradient = NN.gradient(at: meta) { surrogate($0, secondOrder: secondOrder, withKL: false).gain }
-        let shapes = meta.parameters.map(\.shape)
-        func split(_ v: [Double]) -> [Tensor] {
-            var offset = 0
-            return shapes.map { shape in
-                let n = shapeCount(shape)
-                defer { offset += n }
-                return Tensor(shape: shape, values: v[offset..<(offset + n)].map(Float.init))
+        var meta = MetaParameters(policy: state.policy, stepSizes: state.stepSizes)
+        var outerMetrics: [(String, Double)]
+        switch config.outerOptimizer {
+        case .ppo:
+            // Adam epochs on −E[min(ρÂ, clip(ρ, 1 ± ε)Â)], ρ = π_θ′/π_θ′,old, through the inner step.
+            var optimizer = state.optimizer ?? Adam(learningRate: config.outerLearningRate)
+            var lastLoss = 0.0
+            for _ in 0..<config.ppoEpochs {
+                let (loss, grad) = NN.valueAndGradient(at: meta) { m -> Tensor in
+                    var total: Tensor?
+                    for i in tasks.indices {
+                        let batch = rollouts[i].batches[last]
+                        let p = adapted(m, task: i, secondOrder: secondOrder)
+                        let observations = batch.observationTensor, actions = batch.actionTensor, mask = batch.maskTensor
+                        let count = Swift.max(batch.validSteps, 1) * Double(tasks.count)
+                        let ratio = (p.logProb(observations, actions) - oldAdapted[i].logProb(observations, actions).detached).exp()
+                        let a = advantages[i][last]
+                        let objective = Tensor.minimum(ratio * a, ratio.clamped(1 - config.ppoClip, 1 + config.ppoClip) * a)
+                        let term = -(objective * mask).sum() / count
+                        total = total.map { $0 + term } ?? term
+                    }
+                    return total!
+                }
+                lastLoss = loss.doubleScalar
+                guard lastLoss.isFinite else { throw NonFiniteError(iteration: state.iteration + 1, quantity: "PPO outer loss") }
+                optimizer.update(&meta, along: grad)
             }
+            state.optimizer = optimizer
+            state.policy = meta.policy
+            state.stepSizes = meta.stepSizes
+            outerMetrics = [("ppo_outer_loss", lastLoss)]
+        case .trpo:
+            outerMetrics = try trpoStep(meta: meta, secondOrder: secondOrder, surrogate: surrogate)
         }
-        // The KL's gradient is recorded once; each of CG's products differentiates it again.
-        let fisher = HessianVectorProducts(at: meta.parameters) { p in
-            var m = meta
-            m.parameters = p
-            return surrogate(m, secondOrder: secondOrder, withKL: true).kl!
-        }
-        let fisherProduct: ([Double]) -> [Double] = { v in fisher(split(v)).flatMap { $0.values.map(Double.init) } }
-        let evaluate: ([Double]) -> (gain: Double, kl: Double) = { theta in
-            let m = meta.withFlatParameters(Tensor(shape: [theta.count], values: theta.map(Float.init)))
-            let (gain, kl) = surrogate(m, secondOrder: false, withKL: true)
-            return (gain.doubleScalar, kl!.doubleScalar)
-        }
-        let theta = meta.flatParameters.values.map(Double.init)
-        let step = TRPO.step(parameters: theta, gradient: gradient.flatParameters.values.map(Double.init),
-                             settings: config.trpo, fisherProduct: fisherProduct, evaluate: evaluate)
-        guard step.parameters.allSatisfy({ $0.isFinite }) else {
-            throw NonFiniteError(iteration: state.iteration + 1, quantity: "TRPO step")
-        }
-        let updated = meta.withFlatParameters(Tensor(shape: [theta.count], values: step.parameters.map(Float.init)))
-        state.policy = updated.policy
-        state.stepSizes = updated.stepSizes
         let finished = Date()
 
         state.iteration += 1
@@ -286,15 +306,54 @@ public struct MAML<E: MetaEnv>: IterativeAlgorithm {
             metrics.append(("episode_reward_mean_adapt_\(k)", byStep[k].mean))
             metrics.append(("episode_reward_mean_adapt_\(k)_stderr", byStep[k].standardError))
         }
+        metrics.append(("adaptation_delta", byStep[last].mean - byStep[0].mean))
+        metrics += outerMetrics
         metrics += [
-            ("adaptation_delta", byStep[last].mean - byStep[0].mean),
-            ("trpo_kl", step.kl), ("trpo_improvement", step.improvement), ("trpo_accepted", step.accepted ? 1 : 0),
-            ("trpo_backtracks", Double(step.backtracks)),
             ("environment_steps", Double(state.environmentSteps)),
             ("sample_seconds", sampled.timeIntervalSince(start)),
             ("update_seconds", finished.timeIntervalSince(sampled)),
         ]
         return metrics
+    }
+
+    /// The TRPO outer step: natural gradient of the surrogate gain by conjugate gradient on
+    /// the KL's Hessian (through the inner step), then a backtracking line search.
+    mutating func trpoStep(meta: MetaParameters, secondOrder: Bool,
+                           surrogate: (MetaParameters, Bool, Bool) -> (gain: Tensor, kl: Tensor?)) throws -> [(String, Double)] {
+        let config = self.config
+        let gradient = NN.gradient(at: meta) { surrogate($0, secondOrder, false).gain }
+        let shapes = meta.parameters.map(\.shape)
+        func split(_ v: [Double]) -> [Tensor] {
+            var offset = 0
+            return shapes.map { shape in
+                let n = shapeCount(shape)
+                defer { offset += n }
+                return Tensor(shape: shape, values: v[offset..<(offset + n)].map(Float.init))
+            }
+        }
+        // The KL's gradient is recorded once; each of CG's products differentiates it again.
+        let fisher = HessianVectorProducts(at: meta.parameters) { p in
+            var m = meta
+            m.parameters = p
+            return surrogate(m, secondOrder, true).kl!
+        }
+        let fisherProduct: ([Double]) -> [Double] = { v in fisher(split(v)).flatMap { $0.values.map(Double.init) } }
+        let evaluate: ([Double]) -> (gain: Double, kl: Double) = { theta in
+            let m = meta.withFlatParameters(Tensor(shape: [theta.count], values: theta.map(Float.init)))
+            let (gain, kl) = surrogate(m, false, true)
+            return (gain.doubleScalar, kl!.doubleScalar)
+        }
+        let theta = meta.flatParameters.values.map(Double.init)
+        let step = TRPO.step(parameters: theta, gradient: gradient.flatParameters.values.map(Double.init),
+                             settings: config.trpo, fisherProduct: fisherProduct, evaluate: evaluate)
+        guard step.parameters.allSatisfy({ $0.isFinite }) else {
+            throw NonFiniteError(iteration: state.iteration + 1, quantity: "TRPO step")
+        }
+        let updated = meta.withFlatParameters(Tensor(shape: [theta.count], values: step.parameters.map(Float.init)))
+        state.policy = updated.policy
+        state.stepSizes = updated.stepSizes
+        return [("trpo_kl", step.kl), ("trpo_improvement", step.improvement), ("trpo_accepted", step.accepted ? 1 : 0),
+                ("trpo_backtracks", Double(step.backtracks))]
     }
 
     // MARK: Meta-test

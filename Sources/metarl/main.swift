@@ -371,6 +371,7 @@ struct TrainRL2: ParsableCommand {
 }
 
 extension RL2Config.Algorithm: ExpressibleByArgument {}
+extension MAMLConfig.OuterOptimizer: ExpressibleByArgument {}
 extension RecurrentCellChoice.Kind: ExpressibleByArgument {}
 
 /// The options shared by `train maml`, `train maml-fo` and `train meta-sgd`.
@@ -387,6 +388,7 @@ struct MAMLOptions: ParsableArguments {
     @Option(help: "Hidden layer sizes, comma-separated (default 64,64).") var hiddenSizes: String?
     @Option(help: "TRPO KL bound δ (default 0.01).") var maxKL: Double?
     @Option(help: "Reptile's outer step size ε (default 0.1).") var outerStepSize: Double?
+    @Option(help: "Outer step of maml, maml-fo, meta-sgd: trpo or ppo (default trpo).") var outer: MAMLConfig.OuterOptimizer?
     @Option(help: "Discount γ (default 0.99).") var gamma: Double?
     @Option(help: "Random seed (default 0).") var seed: UInt64?
     @Option(help: "Run directory to create.") var out: String?
@@ -465,6 +467,7 @@ struct MAMLOptions: ParsableArguments {
         }
         if let maxKL { c.trpo.maxKL = maxKL }
         if let outerStepSize { c.outerStepSize = outerStepSize }
+        if let outer { c.outerOptimizer = outer }
         if let gamma { c.gamma = gamma }
         do { try c.validate() } catch {
             let flag = ["iterations": "--iterations", "metaBatchSize": "--meta-batch-size", "fastBatchSize": "--fast-batch-size",

@@ -240,19 +240,24 @@ public struct MAML<E: MetaEnv>: IterativeAlgorithm {
             }
             return p
         }
+        // ρ_i = π_θ′_i(a|s) / π_θ′_i,old(a|s) on task i's validation episodes, and each step's
+        // weight in the mean over tasks and valid steps.
+        func ratio(_ meta: MetaParameters, task i: Int, secondOrder: Bool) -> (policy: MLPPolicy, ratio: Tensor, weight: Tensor) {
+            let batch = rollouts[i].batches[last]
+            let p = adapted(meta, task: i, secondOrder: secondOrder)
+            let observations = batch.observationTensor, actions = batch.actionTensor
+            let ratio = (p.logProb(observations, actions) - oldAdapted[i].logProb(observations, actions).detached).exp()
+            return (p, ratio, batch.maskTensor / (Swift.max(batch.validSteps, 1) * Double(tasks.count)))
+        }
         // Surrogate gain (−L_out) and mean KL(π_old′ ‖ π_θ′) over the tasks.
         func surrogate(_ meta: MetaParameters, secondOrder: Bool, withKL: Bool) -> (gain: Tensor, kl: Tensor?) {
             var gain: Tensor?, kl: Tensor?
             for i in tasks.indices {
-                let batch = rollouts[i].batches[last]
-                let p = adapted(meta, task: i, secondOrder: secondOrder)
-                let observations = batch.observationTensor, actions = batch.actionTensor, mask = batch.maskTensor
-                let count = Swift.max(batch.validSteps, 1) * Double(tasks.count)
-                let ratio = (p.logProb(observations, actions) - oldAdapted[i].logProb(observations, actions).detached).exp()
-                let g = (ratio * advantages[i][last] * mask).sum() / count
+                let (p, rho, weight) = ratio(meta, task: i, secondOrder: secondOrder)
+                let g = (rho * advantages[i][last] * weight).sum()
                 gain = gain.map { $0 + g } ?? g
                 if withKL {
-                    let k = (oldAdapted[i].kl(to: p, observations) * mask).sum() / count
+                    let k = (oldAdapted[i].kl(to: p, rollouts[i].batches[last].observationTensor) * weight).sum()
                     kl = kl.map { $0 + k } ?? k
                 }
             }
@@ -270,14 +275,9 @@ public struct MAML<E: MetaEnv>: IterativeAlgorithm {
                 let (loss, grad) = NN.valueAndGradient(at: meta) { m -> Tensor in
                     var total: Tensor?
                     for i in tasks.indices {
-                        let batch = rollouts[i].batches[last]
-                        let p = adapted(m, task: i, secondOrder: secondOrder)
-                        let observations = batch.observationTensor, actions = batch.actionTensor, mask = batch.maskTensor
-                        let count = Swift.max(batch.validSteps, 1) * Double(tasks.count)
-                        let ratio = (p.logProb(observations, actions) - oldAdapted[i].logProb(observations, actions).detached).exp()
+                        let (_, rho, weight) = ratio(m, task: i, secondOrder: secondOrder)
                         let a = advantages[i][last]
-                        let objective = Tensor.minimum(ratio * a, ratio.clamped(1 - config.ppoClip, 1 + config.ppoClip) * a)
-                        let term = -(objective * mask).sum() / count
+                        let term = -(Tensor.minimum(rho * a, rho.clamped(1 - config.ppoClip, 1 + config.ppoClip) * a) * weight).sum()
                         total = total.map { $0 + term } ?? term
                     }
                     return total!

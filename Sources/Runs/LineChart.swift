@@ -87,7 +87,9 @@ public struct LineChart {
         if yMax <= yMin { yMin -= 0.5; yMax += 0.5 }
         let pad = (yMax - yMin) * 0.05
         yMin -= pad; yMax += pad
-        let xTicks = Self.ticks(xMin, xMax), yTicks = Self.ticks(yMin, yMax)
+        // Whole-number x values (episodes, steps) get whole-number ticks only.
+        let integral = xs.allSatisfy { $0 == $0.rounded() }
+        let xTicks = Self.ticks(xMin, xMax).filter { !integral || $0 == $0.rounded() }, yTicks = Self.ticks(yMin, yMax)
         func px(_ x: Double) -> Double { left + (x - xMin) / (xMax - xMin) * plotWidth }
         func py(_ y: Double) -> Double { top + (1 - (y - yMin) / (yMax - yMin)) * plotHeight }
         func f(_ v: Double) -> String { String(format: "%.2f", v) }

@@ -94,7 +94,7 @@ public struct MetricsCSV {
         let values = Dictionary(metrics, uniquingKeysWith: { first, _ in first })
         text += "\(iteration)," + header!.map { values[$0].map { "\($0)" } ?? "" }.joined(separator: ",") + "\n"
         guard let handle = FileHandle(forWritingAtPath: url.path) ?? {
-            FileManager.default.createFile(atPath: url.path, contents: nil)
+            _ = FileManager.default.createFile(atPath: url.path, contents: nil)
             return FileHandle(forWritingAtPath: url.path)
         }() else { throw RunError("cannot write \(url.path)") }
         defer { try? handle.close() }

@@ -193,16 +193,18 @@ public struct MAML<E: MetaEnv>: IterativeAlgorithm {
 
     /// Adapted (detached) policies for each task, with the episodes sampled before each
     /// step and after the last: `batches[k]` were sampled with the parameters after k steps.
-    func adaptAndSample(tasks: [E.Task], seeds: [[UInt64]]) throws -> [(policies: [MLPPolicy], batches: [EpisodeBatch])] {
+    /// `seeds[i][k]` seeds task i's episodes after k steps; `steps` defaults to the config's.
+    func adaptAndSample(tasks: [E.Task], seeds: [[UInt64]], steps: Int? = nil) throws -> [(policies: [MLPPolicy], batches: [EpisodeBatch])] {
         let policy = state.policy, stepSizes = state.stepSizes, config = self.config, prototype = self.prototype
+        let steps = steps ?? config.innerAdaptationSteps
         return try concurrentMap(tasks.count, threads: threads) { i in
             var current = policy
             var policies = [policy], batches: [EpisodeBatch] = []
-            for k in 0...config.innerAdaptationSteps {
+            for k in 0...steps {
                 let batch = try sampleEpisodes(policy: current, prototype: prototype, task: tasks[i],
                                                episodes: config.fastBatchSize, seed: seeds[i][k])
                 batches.append(batch)
-                if k < config.innerAdaptationSteps {
+                if k < steps {
                     let advantages = Tensor(shape: [batch.steps * batch.episodes], values: standardizedAdvantages(batch, gamma: config.gamma))
                     current = Self.adapt(current, stepSizes: stepSizes, scalarStep: config.innerStepSize, on: batch,
                                          advantages: advantages, secondOrder: false).detached
@@ -296,17 +298,8 @@ public struct MAML<E: MetaEnv>: IterativeAlgorithm {
         let finished = Date()
 
         state.iteration += 1
-        let stepsSampled = rollouts.reduce(0) { $0 + $1.batches.reduce(0) { $0 + Int($1.validSteps) } }
-        state.environmentSteps += stepsSampled
-        var metrics: [(String, Double)] = []
-        let byStep = (0...last).map { k in SampleStatistics(rollouts.map { r in r.batches[k].episodeReturns.reduce(0, +) / Double(config.fastBatchSize) }) }
-        metrics.append(("episode_reward_mean", byStep[0].mean))
-        metrics.append(("episode_reward_mean_stderr", byStep[0].standardError))
-        for k in 1...last {
-            metrics.append(("episode_reward_mean_adapt_\(k)", byStep[k].mean))
-            metrics.append(("episode_reward_mean_adapt_\(k)_stderr", byStep[k].standardError))
-        }
-        metrics.append(("adaptation_delta", byStep[last].mean - byStep[0].mean))
+        state.environmentSteps += Self.stepsSampled(rollouts)
+        var metrics = Self.adaptationMetrics(rollouts)
         metrics += outerMetrics
         metrics += [
             ("environment_steps", Double(state.environmentSteps)),
@@ -316,28 +309,45 @@ public struct MAML<E: MetaEnv>: IterativeAlgorithm {
         return metrics
     }
 
+    /// Environment steps in all the batches of a meta-batch.
+    static func stepsSampled(_ rollouts: [(policies: [MLPPolicy], batches: [EpisodeBatch])]) -> Int {
+        rollouts.reduce(0) { $0 + $1.batches.reduce(0) { $0 + Int($1.validSteps) } }
+    }
+
+    /// The mean episode return of the meta-batch before adaptation and after each inner
+    /// step, with standard errors over its tasks, and the adaptation delta.
+    static func adaptationMetrics(_ rollouts: [(policies: [MLPPolicy], batches: [EpisodeBatch])]) -> [(String, Double)] {
+        let last = rollouts[0].batches.count - 1
+        let byStep = (0...last).map { k in
+            SampleStatistics(rollouts.map { r in r.batches[k].episodeReturns.reduce(0, +) / Double(r.batches[k].episodes) })
+        }
+        var metrics: [(String, Double)] = [
+            ("episode_reward_mean", byStep[0].mean), ("episode_reward_mean_stderr", byStep[0].standardError),
+        ]
+        for k in 1...last {
+            metrics.append(("episode_reward_mean_adapt_\(k)", byStep[k].mean))
+            metrics.append(("episode_reward_mean_adapt_\(k)_stderr", byStep[k].standardError))
+        }
+        metrics.append(("adaptation_delta", byStep[last].mean - byStep[0].mean))
+        return metrics
+    }
+
     /// The TRPO outer step: natural gradient of the surrogate gain by conjugate gradient on
     /// the KL's Hessian (through the inner step), then a backtracking line search.
     mutating func trpoStep(meta: MetaParameters, secondOrder: Bool,
                            surrogate: (MetaParameters, Bool, Bool) -> (gain: Tensor, kl: Tensor?)) throws -> [(String, Double)] {
         let config = self.config
         let gradient = NN.gradient(at: meta) { surrogate($0, secondOrder, false).gain }
-        let shapes = meta.parameters.map(\.shape)
-        func split(_ v: [Double]) -> [Tensor] {
-            var offset = 0
-            return shapes.map { shape in
-                let n = shapeCount(shape)
-                defer { offset += n }
-                return Tensor(shape: shape, values: v[offset..<(offset + n)].map(Float.init))
-            }
-        }
         // The KL's gradient is recorded once; each of CG's products differentiates it again.
         let fisher = HessianVectorProducts(at: meta.parameters) { p in
             var m = meta
             m.parameters = p
             return surrogate(m, secondOrder, true).kl!
         }
-        let fisherProduct: ([Double]) -> [Double] = { v in fisher(split(v)).flatMap { $0.values.map(Double.init) } }
+        let fisherProduct: ([Double]) -> [Double] = { v in
+            fisher(meta.withFlatParameters(Tensor(shape: [v.count], values: v.map(Float.init))).parameters)
+                .flatMap { $0.values.map(Double.init) }
+        }
         let evaluate: ([Double]) -> (gain: Double, kl: Double) = { theta in
             let m = meta.withFlatParameters(Tensor(shape: [theta.count], values: theta.map(Float.init)))
             let (gain, kl) = surrogate(m, false, true)
@@ -363,21 +373,9 @@ public struct MAML<E: MetaEnv>: IterativeAlgorithm {
     public func evaluate(steps: Int, taskCount: Int, seed: UInt64) throws -> (returns: [SampleStatistics], perTask: [[Double]]) {
         var rng = Xoshiro256(seed: seed)
         let tasks = prototype.sampleTasks(taskCount, using: &rng)
-        let policy = state.policy, stepSizes = state.stepSizes, config = self.config, prototype = self.prototype
         let seeds = tasks.map { _ in (0...steps).map { _ in rng.next() } }
-        let perTask = try concurrentMap(tasks.count, threads: threads) { i -> [Double] in
-            var current = policy, returns: [Double] = []
-            for k in 0...steps {
-                let batch = try sampleEpisodes(policy: current, prototype: prototype, task: tasks[i],
-                                               episodes: config.fastBatchSize, seed: seeds[i][k])
-                returns.append(batch.episodeReturns.reduce(0, +) / Double(batch.episodes))
-                if k < steps {
-                    let advantages = Tensor(shape: [batch.steps * batch.episodes], values: standardizedAdvantages(batch, gamma: config.gamma))
-                    current = Self.adapt(current, stepSizes: stepSizes, scalarStep: config.innerStepSize, on: batch,
-                                         advantages: advantages, secondOrder: false).detached
-                }
-            }
-            return returns
+        let perTask = try adaptAndSample(tasks: tasks, seeds: seeds, steps: steps).map { rollout in
+            rollout.batches.map { $0.episodeReturns.reduce(0, +) / Double($0.episodes) }
         }
         return ((0...steps).map { k in SampleStatistics(perTask.map { $0[k] }) }, perTask)
     }

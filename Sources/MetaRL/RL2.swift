@@ -589,18 +589,9 @@ public struct RL2<E: MetaEnv>: IterativeAlgorithm {
         // Fisher-vector products on a subsample of the minibatches, rescaled to the batch.
         let fisherCount = Swift.max(1, Int((Double(minibatches.count) * config.fisherSubsample).rounded()))
         let fisherScale = Double(minibatches.count) / Double(fisherCount)
-        let shapes = oldPolicy.parameters.map(\.shape)
-        func split(_ v: [Double]) -> [Tensor] {
-            var offset = 0
-            return shapes.map { shape in
-                let n = shapeCount(shape)
-                defer { offset += n }
-                return Tensor(shape: shape, values: v[offset..<(offset + n)].map(Float.init))
-            }
-        }
         let fisherProduct: ([Double]) -> [Double] = { v in
             var out = [Double](repeating: 0, count: v.count)
-            let parts = split(v)
+            let parts = oldPolicy.withFlatParameters(Tensor(shape: [v.count], values: v.map(Float.init))).parameters
             for i in 0..<fisherCount {
                 let hv = hessianVectorProduct(at: oldPolicy.parameters, vector: parts) { p in
                     var policy = oldPolicy

@@ -70,23 +70,11 @@ public struct Reptile<E: MetaEnv>: IterativeAlgorithm {
         }
         let finished = Date()
         state.iteration += 1
-        state.environmentSteps += rollouts.reduce(0) { $0 + $1.batches.reduce(0) { $0 + Int($1.validSteps) } }
-        let byStep = (0...last).map { k in
-            SampleStatistics(rollouts.map { r in r.batches[k].episodeReturns.reduce(0, +) / Double(config.fastBatchSize) })
-        }
-        var metrics: [(String, Double)] = [
-            ("episode_reward_mean", byStep[0].mean), ("episode_reward_mean_stderr", byStep[0].standardError),
-        ]
-        for k in 1...last {
-            metrics.append(("episode_reward_mean_adapt_\(k)", byStep[k].mean))
-            metrics.append(("episode_reward_mean_adapt_\(k)_stderr", byStep[k].standardError))
-        }
-        metrics += [
-            ("adaptation_delta", byStep[last].mean - byStep[0].mean),
+        state.environmentSteps += MAML<E>.stepsSampled(rollouts)
+        return MAML<E>.adaptationMetrics(rollouts) + [
             ("environment_steps", Double(state.environmentSteps)),
             ("sample_seconds", finished.timeIntervalSince(start)),
             ("update_seconds", 0),
         ]
-        return metrics
     }
 }

@@ -36,6 +36,19 @@ public struct RunManifest: Codable, Sendable, Equatable {
         maml = try c.decodeIfPresent(MAMLConfig.self, forKey: .maml)
     }
 
+    /// Applies a command line's task flags: `env` switches the family (dropping the old
+    /// family's arguments), `arguments` (`key=value`) override the ones kept, `seed` replaces
+    /// the seed. The result is checked against the family's argument ranges.
+    public mutating func override(env: String?, arguments: [String], seed: UInt64?) throws {
+        if let env, env != self.env {
+            self.env = env
+            envArguments = [:]
+        }
+        let kept = envArguments.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+        envArguments = try EnvSpec(family: self.env, arguments: kept + arguments).values
+        if let seed { self.seed = seed }
+    }
+
     /// The task family, re-checked.
     public func envSpec() throws -> EnvSpec {
         try EnvSpec(family: env, arguments: envArguments.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" })

@@ -35,26 +35,13 @@ public func gradient(
 public func hessianVectorProduct(
     at inputs: [Tensor], vector: [Tensor], of f: ([Tensor]) throws -> Tensor
 ) rethrows -> [Tensor] {
-    precondition(inputs.count == vector.count, "hessianVectorProduct: \(inputs.count) inputs, \(vector.count) vector parts")
-    let tape = Tape()
-    let watched = inputs.map { tape.watch($0.detached) }
-    let y = try f(watched)
-    let g = tape.gradients(of: y, withRespectTo: watched, createGraph: true)
-    var inner: Tensor? = nil
-    for (gi, vi) in zip(g, vector) {
-        precondition(gi.shape == vi.shape, "hessianVectorProduct: vector part \(vi.shape) for input \(gi.shape)")
-        guard gi.isTracked else { continue }  // this input enters f linearly or not at all
-        let term = (gi * vi.detached).sum()
-        inner = inner.map { $0 + term } ?? term
-    }
-    guard let inner else { return inputs.map { Tensor.zeros($0.shape, dtype: $0.dtype) } }
-    return tape.gradients(of: inner, withRespectTo: watched)
+    try HessianVectorProducts(at: inputs, of: f)(vector)
 }
 
 /// Hessian-vector products of one function at one point, for many vectors: the gradient
 /// is recorded once (its backward pass on the tape) and each product differentiates
-/// ∇f·v again, instead of re-running f and its gradient per vector as
-/// `hessianVectorProduct` does. Conjugate gradient on a Fisher matrix calls it ten times.
+/// ∇f·v again, so f and its gradient run once however many vectors follow (conjugate
+/// gradient on a Fisher matrix asks for ten).
 public struct HessianVectorProducts {
     let tape: Tape
     let watched: [Tensor]

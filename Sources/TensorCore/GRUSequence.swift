@@ -29,7 +29,9 @@ extension Tensor {
         GRUSequenceKernel.checkShapes(projected, initialState, hiddenWeight, hiddenBias, keep)
         let parts = [projected, initialState, hiddenWeight, hiddenBias]
         let (states, saved) = GRUSequenceKernel.forward(parts.map(\.detached), keep: keep?.detached)
-        return Tape.recordGRUSequence(states, parts: parts, keep: keep?.detached, saved: saved)
+        return Tape.recordMany(states, parts) { indices in
+            .gruSequence(parts: parts.map(\.detached), indices: indices, keep: keep?.detached, saved: saved)
+        }
     }
 
     /// The same computation written with the small primitives: the reference the fused

@@ -142,7 +142,9 @@ extension Tensor {
         precondition(!parts.isEmpty, "concat of no tensors")
         let axis = parts[0].normalizedAxis(axis)
         if parts.count == 1 { return parts[0] }
-        return Tape.recordConcat(Kernels.concat(parts.map(\.detached), axis: axis), parts, axis: axis)
+        return Tape.recordMany(Kernels.concat(parts.map(\.detached), axis: axis), parts) { indices in
+            .concat(axis: axis, parts: parts.map(\.detached), indices: indices)
+        }
     }
 
     /// The elements at positions `range` along `axis`.

@@ -93,22 +93,12 @@ public final class Tape: @unchecked Sendable {
         return Tensor(shape: output.shape, storage: output.storage, tape: tape, tapeIndex: tape.entries.count - 1)
     }
 
-    /// Records a concatenation, whose inputs are many.
-    static func recordConcat(_ output: Tensor, _ parts: [Tensor], axis: Int) -> Tensor {
+    /// Records an operation with more than two inputs (a concatenation, a GRU sequence);
+    /// `makeOp` receives the inputs' tape indices (−1 for constants).
+    static func recordMany(_ output: Tensor, _ parts: [Tensor], _ makeOp: (_ indices: [Int]) -> Op) -> Tensor {
         guard let tape = parts.first(where: { $0.tape != nil })?.tape else { return output }
         precondition(parts.allSatisfy { $0.tape == nil || $0.tape === tape }, "operands are tracked on different tapes")
-        let op = Op.concat(
-            axis: axis, parts: parts.map(\.detached), indices: parts.map { $0.tape == nil ? -1 : $0.tapeIndex })
-        tape.entries.append(TapeEntry(op: op, first: nil, firstIndex: -1, second: nil, secondIndex: -1, output: output))
-        return Tensor(shape: output.shape, storage: output.storage, tape: tape, tapeIndex: tape.entries.count - 1)
-    }
-
-    /// Records a GRU sequence, whose inputs are four.
-    static func recordGRUSequence(_ output: Tensor, parts: [Tensor], keep: Tensor?, saved: Tensor) -> Tensor {
-        guard let tape = parts.first(where: { $0.tape != nil })?.tape else { return output }
-        precondition(parts.allSatisfy { $0.tape == nil || $0.tape === tape }, "operands are tracked on different tapes")
-        let op = Op.gruSequence(parts: parts.map(\.detached), indices: parts.map { $0.tape == nil ? -1 : $0.tapeIndex },
-                                keep: keep, saved: saved)
+        let op = makeOp(parts.map { $0.tape == nil ? -1 : $0.tapeIndex })
         tape.entries.append(TapeEntry(op: op, first: nil, firstIndex: -1, second: nil, secondIndex: -1, output: output))
         return Tensor(shape: output.shape, storage: output.storage, tape: tape, tapeIndex: tape.entries.count - 1)
     }

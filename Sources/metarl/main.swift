@@ -144,6 +144,27 @@ func printJSON<T: Encodable>(_ value: T) throws {
     print(String(decoding: try encoder.encode(value), as: UTF8.self))
 }
 
+/// The run directory a `train` command works in: with `--resume`, the existing run (which
+/// must be `algorithm`'s; `extend` checks its settings section and applies `--iterations`);
+/// with `--out`, a new one created from `resolve()`.
+func openRun(out: String?, resume: String?, algorithm: String, resolve: () throws -> RunManifest,
+             extend: (inout RunManifest) -> Bool) throws -> (RunDirectory, RunManifest) {
+    guard (out == nil) != (resume == nil) else { throw RunError("give exactly one of --out DIR (new run) or --resume DIR") }
+    if let resume {
+        let directory = RunDirectory(URL(fileURLWithPath: resume))
+        var saved = try directory.manifest()
+        guard saved.algorithm == algorithm, extend(&saved) else { throw RunError("\(resume) is not a \(algorithm) run") }
+        return (directory, saved)
+    }
+    let manifest = try resolve()
+    let directory = RunDirectory(URL(fileURLWithPath: out!))
+    if FileManager.default.fileExists(atPath: directory.manifestURL.path) {
+        throw RunError("\(out!) already holds a run; use --resume \(out!) to continue it, or another --out")
+    }
+    try directory.create(manifest: manifest)
+    return (directory, manifest)
+}
+
 /// Prints a one-line error and exits non-zero (user input problems, never a trap).
 func fail(_ message: String) -> ExitCode {
     FileHandle.standardError.write(Data(("error: " + message + "\n").utf8))
@@ -288,25 +309,13 @@ struct TrainRL2: ParsableCommand {
                 print(try RunConfigFile.yaml(try resolvedManifest()), terminator: "")
                 return
             }
-            guard (out == nil) != (resume == nil) else { throw RunError("give exactly one of --out DIR (new run) or --resume DIR") }
             guard checkpointEvery >= 1 else { throw RunError("--checkpoint-every \(checkpointEvery): must be at least 1") }
             guard keepCheckpoints >= 1 else { throw RunError("--keep-checkpoints \(keepCheckpoints): must be at least 1") }
             guard threads >= 1 else { throw RunError("--threads \(threads): must be at least 1") }
-            let directory: RunDirectory
-            let manifest: RunManifest
-            if let resume {
-                directory = RunDirectory(URL(fileURLWithPath: resume))
-                var saved = try directory.manifest()
-                guard saved.algorithm == "rl2", saved.rl2 != nil else { throw RunError("\(resume) is not an RL² run") }
+            let (directory, manifest) = try openRun(out: out, resume: resume, algorithm: "rl2", resolve: resolvedManifest) { saved in
+                guard saved.rl2 != nil else { return false }
                 if let iterations { saved.rl2!.iterations = max(saved.rl2!.iterations, iterations) }
-                manifest = saved
-            } else {
-                manifest = try resolvedManifest()
-                directory = RunDirectory(URL(fileURLWithPath: out!))
-                if FileManager.default.fileExists(atPath: directory.manifestURL.path) {
-                    throw RunError("\(out!) already holds a run; use --resume \(out!) to continue it, or another --out")
-                }
-                try directory.create(manifest: manifest)
+                return true
             }
             var training = RL2Training(config: manifest.rl2!, seed: manifest.seed, directory: directory, resume: resume != nil,
                                        checkpointEvery: checkpointEvery, keepCheckpoints: keepCheckpoints,
@@ -327,17 +336,7 @@ struct TrainRL2: ParsableCommand {
     func resolvedManifest() throws -> RunManifest {
         var manifest = try config.map { try RunConfigFile.load(path: $0, algorithm: "rl2") }
             ?? RunManifest(algorithm: "rl2", env: try EnvSpec(family: "bandit"), seed: 0, rl2: RL2Config())
-        if let env, env != manifest.env {
-            manifest.env = env
-            manifest.envArguments = [:]
-        }
-        var spec = try manifest.envSpec()
-        if !envArgs.isEmpty {
-            let given = manifest.envArguments.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
-            spec = try EnvSpec(family: manifest.env, arguments: given + envArgs)
-        }
-        manifest.envArguments = spec.values
-        if let seed { manifest.seed = seed }
+        try manifest.override(env: env, arguments: envArgs, seed: seed)
         var c = manifest.rl2 ?? RL2Config()
         if let algo { c.algorithm = algo }
         if let cell { c.cell = cell }
@@ -404,25 +403,14 @@ struct MAMLOptions: ParsableArguments {
                 print(try RunConfigFile.yaml(try resolvedManifest(algorithm: algorithm)), terminator: "")
                 return
             }
-            guard (out == nil) != (resume == nil) else { throw RunError("give exactly one of --out DIR (new run) or --resume DIR") }
             guard checkpointEvery >= 1, keepCheckpoints >= 1, threads >= 1 else {
                 throw RunError("--checkpoint-every, --keep-checkpoints and --threads must be at least 1")
             }
-            let directory: RunDirectory
-            let manifest: RunManifest
-            if let resume {
-                directory = RunDirectory(URL(fileURLWithPath: resume))
-                var saved = try directory.manifest()
-                guard saved.algorithm == algorithm, saved.maml != nil else { throw RunError("\(resume) is not a \(algorithm) run") }
+            let (directory, manifest) = try openRun(out: out, resume: resume, algorithm: algorithm,
+                                                    resolve: { try resolvedManifest(algorithm: algorithm) }) { saved in
+                guard saved.maml != nil else { return false }
                 if let iterations { saved.maml!.iterations = max(saved.maml!.iterations, iterations) }
-                manifest = saved
-            } else {
-                manifest = try resolvedManifest(algorithm: algorithm)
-                directory = RunDirectory(URL(fileURLWithPath: out!))
-                if FileManager.default.fileExists(atPath: directory.manifestURL.path) {
-                    throw RunError("\(out!) already holds a run; use --resume \(out!) to continue it, or another --out")
-                }
-                try directory.create(manifest: manifest)
+                return true
             }
             var training = MAMLTraining(config: manifest.maml!, seed: manifest.seed, directory: directory, resume: resume != nil,
                                         checkpointEvery: checkpointEvery, keepCheckpoints: keepCheckpoints,
@@ -443,14 +431,7 @@ struct MAMLOptions: ParsableArguments {
     func resolvedManifest(algorithm: String) throws -> RunManifest {
         var manifest = try config.map { try RunConfigFile.load(path: $0, algorithm: algorithm) }
             ?? RunManifest(algorithm: algorithm, env: try EnvSpec(family: "point-nav"), seed: 0, maml: MAMLConfig())
-        if config == nil { manifest.env = "point-nav" }
-        if let env, env != manifest.env {
-            manifest.env = env
-            manifest.envArguments = [:]
-        }
-        let given = manifest.envArguments.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
-        manifest.envArguments = try EnvSpec(family: manifest.env, arguments: given + envArgs).values
-        if let seed { manifest.seed = seed }
+        try manifest.override(env: env, arguments: envArgs, seed: seed)
         var c = manifest.maml ?? MAMLConfig()
         c.mode = MAMLTraining.mode(for: algorithm)
         if let iterations { c.iterations = iterations }
@@ -527,10 +508,7 @@ struct Eval: ParsableCommand {
         do {
             let run = RunDirectory(URL(fileURLWithPath: directory))
             var manifest = try run.manifest()
-            if !envArgs.isEmpty {
-                let saved = manifest.envArguments.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
-                manifest.envArguments = try EnvSpec(family: manifest.env, arguments: saved + envArgs).values
-            }
+            try manifest.override(env: nil, arguments: envArgs, seed: nil)
             if manifest.maml != nil {
                 let evaluator = try MAMLEvaluator(directory: run, steps: adaptSteps ?? manifest.maml!.innerAdaptationSteps,
                                                   tasks: tasks, seed: seed,

@@ -20,10 +20,11 @@ import Yams
 /// out-of-range values are `ConfigError`s naming the key.
 public enum RunConfigFile {
     /// The top-level keys; each algorithm's section is checked against its defaults' keys.
-    static let topLevelKeys: Set<String> = ["algorithm", "env", "envArguments", "seed", "rl2", "maml"]
+    static let topLevelKeys: Set<String> = ["algorithm", "env", "envArguments", "seed", "rl2", "maml", "sac", "pearl"]
 
     /// The algorithms `metarl train` knows, each with the manifest section holding its settings.
-    public static let sections = ["rl2": "rl2", "maml": "maml", "maml-fo": "maml", "meta-sgd": "maml", "reptile": "maml"]
+    public static let sections = ["rl2": "rl2", "maml": "maml", "maml-fo": "maml", "meta-sgd": "maml", "reptile": "maml",
+                                  "sac": "sac", "pearl": "pearl"]
 
     /// Parses `text` (the contents of `source`) into a manifest for `algorithm`; the
     /// algorithm's section is filled with defaults where absent and validated.
@@ -33,10 +34,12 @@ public enum RunConfigFile {
             throw RunError("\(source): not valid YAML: \(String(describing: error).split(separator: "\n").first ?? "")")
         }
         guard let node, let mapping = node.mapping else {
-            throw RunError("\(source): a run config is a mapping of keys (algorithm, env, envArguments, seed, rl2)")
+            throw RunError("\(source): a run config is a mapping of keys (\(topLevelKeys.sorted().joined(separator: ", ")))")
         }
         try checkKeys(mapping, allowed: topLevelKeys, path: "", source: source)
-        for (name, defaults) in [("rl2", try template(RL2Config())), ("maml", try template(MAMLConfig()))] {
+        let templates = [("rl2", try template(RL2Config())), ("maml", try template(MAMLConfig())),
+                         ("sac", try template(SACConfig())), ("pearl", try template(PEARLConfig()))]
+        for (name, defaults) in templates {
             guard let section = mapping[name] else { continue }
             guard let sectionMapping = section.mapping else {
                 throw RunError("\(source): \(name): expected a mapping of settings")
@@ -62,6 +65,14 @@ public enum RunConfigFile {
             config.mode = MAMLTraining.mode(for: manifest.algorithm)
             do { try config.validate() } catch { throw RunError("\(source): maml.\(error)") }
             manifest.maml = config
+        } else if manifest.algorithm == "sac" {
+            let config = manifest.sac ?? SACConfig()
+            do { try config.validate() } catch { throw RunError("\(source): sac.\(error)") }
+            manifest.sac = config
+        } else if manifest.algorithm == "pearl" {
+            let config = manifest.pearl ?? PEARLConfig()
+            do { try config.validate() } catch { throw RunError("\(source): pearl.\(error)") }
+            manifest.pearl = config
         }
         do { _ = try manifest.envSpec() } catch { throw RunError("\(source): \(error)") }
         return manifest

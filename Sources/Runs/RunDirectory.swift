@@ -12,16 +12,21 @@ public struct RunManifest: Codable, Sendable, Equatable {
     public var envArguments: [String: Double]
     public var seed: UInt64
     public var rl2: RL2Config?
-    /// The settings of maml, maml-fo and meta-sgd runs.
+    /// The settings of maml, maml-fo, meta-sgd and reptile runs.
     public var maml: MAMLConfig?
+    public var sac: SACConfig?
+    public var pearl: PEARLConfig?
 
-    public init(algorithm: String, env: EnvSpec, seed: UInt64, rl2: RL2Config? = nil, maml: MAMLConfig? = nil) {
+    public init(algorithm: String, env: EnvSpec, seed: UInt64, rl2: RL2Config? = nil, maml: MAMLConfig? = nil,
+                sac: SACConfig? = nil, pearl: PEARLConfig? = nil) {
         self.algorithm = algorithm
         self.env = env.family.rawValue
         self.envArguments = env.values
         self.seed = seed
         self.rl2 = rl2
         self.maml = maml
+        self.sac = sac
+        self.pearl = pearl
     }
 
     /// Reads the keys present; absent ones default to no algorithm (the command supplies it),
@@ -34,6 +39,8 @@ public struct RunManifest: Codable, Sendable, Equatable {
         seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? 0
         rl2 = try c.decodeIfPresent(RL2Config.self, forKey: .rl2)
         maml = try c.decodeIfPresent(MAMLConfig.self, forKey: .maml)
+        sac = try c.decodeIfPresent(SACConfig.self, forKey: .sac)
+        pearl = try c.decodeIfPresent(PEARLConfig.self, forKey: .pearl)
     }
 
     /// Applies a command line's task flags: `env` switches the family (dropping the old

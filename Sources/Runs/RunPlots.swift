@@ -7,6 +7,7 @@ public enum RunPlots {
     public static func headlineMetric(algorithm: String) -> String {
         switch algorithm {
         case "rl2": return "mean_trial_return"
+        case "sac": return "eval_return_mean"
         default: return "mean_return"
         }
     }
@@ -23,6 +24,7 @@ public enum RunPlots {
             let directory = RunDirectory(run)
             let manifest = try directory.manifest()
             let name = metric ?? manifest.maml.map { "episode_reward_mean_adapt_\($0.innerAdaptationSteps)" }
+                ?? manifest.pearl.map { "eval_return_trajectory_\($0.evalTrajectories)" }
                 ?? headlineMetric(algorithm: manifest.algorithm)
             metricNames.insert(name)
             let table = try readCSV(directory.metricsURL)

@@ -1,6 +1,7 @@
 import Envs
 import Foundation
 import MetaRL
+import RL
 import NN
 @testable import Runs
 import TensorCore
@@ -132,6 +133,70 @@ import Testing
         }
         print("fuzz checkpoints: \(outcomes.sorted { $0.key < $1.key }), no traps")
         #expect((outcomes["run error"] ?? 0) > 1000, "\(outcomes)")
+    }
+
+    /// The same damage to a PEARL checkpoint, whose state holds every task's replay and
+    /// context buffers: a state that loads and passes the checks must also train.
+    @Test func corruptedPEARLCheckpointsGiveNamedErrors() throws {
+        let directory = RunDirectory(temporaryDirectory("fuzz-pearl"))
+        defer { try? FileManager.default.removeItem(at: directory.url) }
+        var config = PEARLConfig()
+        config.hiddenSizes = [4]
+        config.encoderHiddenSizes = [4]
+        config.trainTasks = 2
+        config.metaBatchSize = 2
+        config.batchSize = 4
+        config.contextBatchSize = 4
+        config.initialStepsPerTask = 4
+        config.tasksPerIteration = 1
+        config.priorSteps = 4
+        config.extraPosteriorSteps = 4
+        config.gradientStepsPerIteration = 1
+        config.evalTasks = 2
+        config.evalTrajectories = 1
+        let prototype = PendulumMass(horizon: 4)
+        var pearl = try PEARL(config: config, prototype: prototype, seed: 2)
+        _ = try pearl.iterate()
+        try directory.create(manifest: RunManifest(algorithm: "pearl", env: try EnvSpec(family: "pendulum-mass", arguments: ["horizon=4"]),
+                                                   seed: 2, pearl: config))
+        try directory.saveCheckpoint(pearl.state, iteration: 1, keep: 1)
+        let file = directory.checkpointsURL.appendingPathComponent("00000001.ckpt")
+        let original = [UInt8](try Data(contentsOf: file))
+        let body = Array(original[(original.firstIndex(of: 10)! + 1)...])
+        var rng = Xoshiro256(seed: 14)
+        var outcomes = [String: Int]()
+        for _ in 0..<600 {
+            var b = body
+            for _ in 0..<(1 + rng.uniformInt(below: 3)) {
+                let i = rng.uniformInt(below: b.count)
+                switch rng.uniformInt(below: 3) {
+                case 0: b[i] = Array("0123456789-.,:[]{}\"e".utf8)[rng.uniformInt(below: 20)]
+                case 1: b.removeSubrange(i..<min(b.count, i + 1 + rng.uniformInt(below: 30)))
+                default: b.insert(contentsOf: Array(Self.tokens[rng.uniformInt(below: Self.tokens.count)].utf8), at: i)
+                }
+            }
+            try Data(Array("metarl-checkpoint-v1 \(b.count) \(CRC32.checksum(b))\n".utf8) + b).write(to: file)
+            do {
+                let state = try directory.loadCheckpoint(PEARLState.self, iteration: 1)
+                var resumed = try PEARL(config: config, prototype: prototype, state: state)
+                _ = try resumed.iterate()
+                outcomes["loaded and trained", default: 0] += 1
+            } catch let error as RunError {
+                #expect(error.description.contains(file.path), "\(error)")
+                outcomes["run error", default: 0] += 1
+            } catch let error as ConfigError {
+                #expect(error.field == "checkpoint", "\(error)")
+                outcomes["incompatible", default: 0] += 1
+            } catch let error as NonFiniteError {
+                // A damaged number can be a NaN: training stops with its named error.
+                #expect(error.description.contains("NaN"), "\(error)")
+                outcomes["non-finite", default: 0] += 1
+            } catch {
+                Issue.record("not a named error: \(error)")
+            }
+        }
+        print("fuzz PEARL checkpoints: \(outcomes.sorted { $0.key < $1.key }), no traps")
+        #expect((outcomes["run error"] ?? 0) > 300, "\(outcomes)")
     }
 
     static let flags = ["--env", "--env-arg", "--episodes-per-trial", "--algo", "--cell", "--hidden", "--trials-per-iteration",

@@ -27,12 +27,12 @@ func tinyRL2Config(iterations: Int) -> RL2Config {
     return config
 }
 
-/// metrics.csv without the wall-clock columns, which differ between any two runs.
+/// metrics.csv without the wall-clock columns (`*_seconds`, `*_per_second`), which differ between any two runs.
 func deterministicRows(_ url: URL) throws -> [String] {
     let text = try String(contentsOf: url, encoding: .utf8)
     let lines = text.split(separator: "\n").map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
     guard let header = lines.first else { return [] }
-    let keep = header.indices.filter { !["sample_seconds", "update_seconds", "wall_seconds"].contains(header[$0]) }
+    let keep = header.indices.filter { !header[$0].hasSuffix("_seconds") && !header[$0].hasSuffix("_per_second") }
     return lines.map { row in keep.map { $0 < row.count ? row[$0] : "" }.joined(separator: ",") }
 }
 
@@ -218,13 +218,40 @@ func runMetarl(_ arguments: [String]) throws -> Int32 {
     static let maml = ["train", "maml", "--env", "point-nav", "--env-arg", "horizon=8", "--meta-batch-size", "2",
                        "--fast-batch-size", "3", "--hidden-sizes", "4", "--iterations", "40", "--checkpoint-every", "1", "--seed", "4"]
 
+    static let sac = ["train", "sac", "--env", "point-nav", "--env-arg", "horizon=8", "--hidden-sizes", "8", "--batch-size", "8",
+                      "--steps-per-iteration", "16", "--random-steps", "20", "--eval-episodes", "2", "--iterations", "40",
+                      "--checkpoint-every", "1", "--seed", "4"]
+    /// PEARL's small settings come from a config file (written by the test), the rest from flags.
+    static let pearlConfig = """
+        pearl:
+          hiddenSizes: [8]
+          encoderHiddenSizes: [8]
+          trainTasks: 3
+          metaBatchSize: 2
+          batchSize: 8
+          contextBatchSize: 4
+          initialStepsPerTask: 8
+          tasksPerIteration: 1
+          priorSteps: 8
+          extraPosteriorSteps: 8
+          gradientStepsPerIteration: 3
+          evalTasks: 2
+          evalTrajectories: 2
+        """
+    static let pearl = ["train", "pearl", "--env", "pendulum-mass", "--env-arg", "horizon=8", "--iterations", "40",
+                        "--checkpoint-every", "1", "--seed", "4", "--config", "PEARL_CONFIG"]
+
     /// `metarl train` killed with SIGKILL part-way, then `--resume`d, ends bit-identical to a
     /// run straight through: the final checkpoint (parameters, optimiser state, RNG state,
     /// counters) byte for byte, and the same metric rows apart from wall-clock columns.
-    @Test(arguments: [rl2, maml])
+    @Test(arguments: [rl2, maml, sac, pearl])
     func resumeAfterSIGKILLIsExact(arguments: [String]) throws {
         let root = temporaryDirectory("sigkill")
         defer { try? FileManager.default.removeItem(at: root) }
+        let configFile = root.appendingPathComponent("pearl.yaml")
+        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        try Data(Self.pearlConfig.utf8).write(to: configFile)
+        let arguments = arguments.map { $0 == "PEARL_CONFIG" ? configFile.path : $0 }
         let straight = root.appendingPathComponent("straight"), killed = root.appendingPathComponent("killed")
         #expect(try runMetarl(arguments + ["--out", straight.path]) == 0)
 

@@ -267,7 +267,8 @@ struct Baseline: ParsableCommand {
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Train a meta-RL agent into a run directory.",
-        subcommands: [TrainRL2.self, TrainMAML.self, TrainMAMLFirstOrder.self, TrainMetaSGD.self, TrainReptile.self])
+        subcommands: [TrainRL2.self, TrainMAML.self, TrainMAMLFirstOrder.self, TrainMetaSGD.self, TrainReptile.self,
+                      TrainSAC.self, TrainPEARL.self])
 }
 
 struct TrainRL2: ParsableCommand {
@@ -496,7 +497,9 @@ struct Eval: ParsableCommand {
     @Argument(help: "A run directory made by `metarl train`.") var directory: String
     @Option(help: "Fresh trials to run (RL²).") var trials: Int = 1000
     @Option(help: "Inner adaptation steps to evaluate (MAML family; default: the run's).") var adaptSteps: Int?
-    @Option(help: "Fresh tasks to run (MAML family).") var tasks: Int = 40
+    @Option(help: "Fresh tasks to run (MAML family, SAC, PEARL).") var tasks: Int = 40
+    @Option(help: "Trajectories per task (SAC, PEARL: the adaptation curve by trajectory).") var trajectories: Int = 3
+    @Flag(help: "PEARL: act with the policy's mean given z instead of sampling actions (SAC always uses the mean).") var meanAction = false
     @Option(help: "Random seed for the tasks and the actions.") var seed: UInt64 = 12345
     @Option(name: .customLong("env-arg"), help: "Evaluate on a variant: a family argument, key=value, replacing the run's (repeatable).") var envArgs: [String] = []
     @Flag(help: "Print one JSON object.") var json = false
@@ -505,10 +508,31 @@ struct Eval: ParsableCommand {
         guard trials >= 2 else { throw fail("--trials must be at least 2 (got \(trials))") }
         guard tasks >= 2 else { throw fail("--tasks must be at least 2 (got \(tasks))") }
         if let adaptSteps, !(0...100).contains(adaptSteps) { throw fail("--adapt-steps \(adaptSteps): allowed 0…100") }
+        guard (1...1000).contains(trajectories) else { throw fail("--trajectories \(trajectories): allowed 1…1000") }
         do {
             let run = RunDirectory(URL(fileURLWithPath: directory))
             var manifest = try run.manifest()
             try manifest.override(env: nil, arguments: envArgs, seed: nil)
+            let notes: (String) -> Void = { FileHandle.standardError.write(Data(("note: " + $0 + "\n").utf8)) }
+            if manifest.sac != nil || manifest.pearl != nil {
+                let result: TrajectoryEvaluation
+                if manifest.sac != nil {
+                    result = try manifest.envSpec().open(SACEvaluator(directory: run, trajectories: trajectories, tasks: tasks, seed: seed, notes: notes))
+                } else {
+                    var evaluator = try PEARLEvaluator(directory: run, trajectories: trajectories, tasks: tasks, seed: seed, notes: notes)
+                    evaluator.sampleActions = !meanAction
+                    result = try manifest.envSpec().open(evaluator)
+                }
+                if json {
+                    try printJSON(result)
+                } else {
+                    print(String(format: "%@ on %@ over %d fresh tasks (%@):", manifest.algorithm, manifest.env, tasks,
+                                 manifest.sac != nil || meanAction ? "mean action" : "actions sampled given z"))
+                    print("return by trajectory: " + zip(result.returns_by_trajectory, result.stderr_by_trajectory).enumerated()
+                        .map { String(format: "%d: %.2f±%.2f", $0.offset + 1, $0.element.0, $0.element.1) }.joined(separator: "  "))
+                }
+                return
+            }
             if manifest.maml != nil {
                 let evaluator = try MAMLEvaluator(directory: run, steps: adaptSteps ?? manifest.maml!.innerAdaptationSteps,
                                                   tasks: tasks, seed: seed,

@@ -1,0 +1,472 @@
+import Envs
+import Foundation
+import NN
+import RL
+import TensorCore
+
+// PEARL (Rakelly, Zhou, Quillen, Finn & Levine 2019): meta-RL as inference of a latent
+// task variable z, on top of soft actor-critic.
+//
+// Encoder: each context transition c_n = (s, a, r, s′) of a task gives a Gaussian factor
+// Ψ(z | c_n) = N(μ_n, σ_n²); the posterior is their product,
+//     q(z | c) ∝ Π_n N(μ_n, σ_n²):  σ² = 1 / Σ_n σ_n⁻²,  μ = σ² Σ_n μ_n / σ_n²,
+// which does not depend on the order of the context.
+//
+// Training, over a fixed set of `trainTasks` tasks, each with its own replay buffer and a
+// separate context buffer of recent experience:
+//   1. collect: for `tasksPerIteration` tasks, clear the context buffer, run `priorSteps`
+//      steps with z ~ N(0, I) (into both buffers), `posteriorSteps` with z ~ q(z | c) (into
+//      both) and `extraPosteriorSteps` with z ~ q(z | c) (replay buffer only);
+//   2. `gradientStepsPerIteration` times, for a meta-batch of tasks T_i: a context batch c_i
+//      from T_i's context buffer, z_i ~ q(z | c_i) reparameterised, an RL batch from T_i's
+//      replay buffer; then
+//        critics and encoder ← ∇ [ SAC critic loss on inputs (s, z_i)  +  β Σ_i KL(q(z | c_i) ‖ N(0, I)) ]
+//      (the encoder learns through the critic: z is not detached there), and
+//        actor and temperature ← SAC's losses on inputs (s, z_i) with z_i detached.
+// Meta-test on a new task: z ~ N(0, I) for the first trajectory; after each trajectory
+// the posterior is recomputed from all the context so far and a new z drawn. Actions are
+// sampled from the policy given z, as in training (see `evaluate`).
+
+/// The settings of a PEARL run. Network sizes, batch sizes and step counts are scaled down
+/// from the paper's (300-unit networks, 2 000 gradient steps per iteration) to fit two
+/// cores; β = 0.1, latent size 5, SAC's learning rate and Polyak τ are the paper's.
+public struct PEARLConfig: Codable, Sendable, Equatable {
+    public var latentSize: Int = 5
+    /// Hidden sizes of the actor and the critics.
+    public var hiddenSizes: [Int] = [128, 128]
+    public var encoderHiddenSizes: [Int] = [128, 128]
+    public var update: SACUpdateSettings = {
+        var s = SACUpdateSettings()
+        s.rewardScale = 5
+        return s
+    }()
+    /// β, the weight of KL(q(z | c) ‖ N(0, I)).
+    public var klWeight: Double = 0.1
+    /// Tasks drawn once (from the seed) to train on.
+    public var trainTasks: Int = 40
+    public var metaBatchSize: Int = 8
+    /// RL transitions per task in a gradient step.
+    public var batchSize: Int = 128
+    /// Context transitions per task given to the encoder in a gradient step.
+    public var contextBatchSize: Int = 64
+    /// Steps with z ~ N(0, I) on every training task before the first iteration.
+    public var initialStepsPerTask: Int = 400
+    public var tasksPerIteration: Int = 5
+    public var priorSteps: Int = 400
+    public var posteriorSteps: Int = 0
+    public var extraPosteriorSteps: Int = 400
+    public var gradientStepsPerIteration: Int = 500
+    public var iterations: Int = 100
+    /// Capacity of each task's replay buffer (the context buffers hold one collection).
+    public var bufferCapacity: Int = 100_000
+    /// Fresh tasks, and trajectories on each, of the meta-test run after every iteration.
+    public var evalTasks: Int = 20
+    public var evalTrajectories: Int = 3
+
+    public init() {}
+
+    public init(from decoder: any Decoder) throws {
+        self.init()
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        func read<T: Decodable>(_ key: CodingKeys, _ value: inout T) throws {
+            if let v = try c.decodeIfPresent(T.self, forKey: key) { value = v }
+        }
+        try read(.latentSize, &latentSize)
+        try read(.hiddenSizes, &hiddenSizes)
+        try read(.encoderHiddenSizes, &encoderHiddenSizes)
+        try read(.update, &update)
+        try read(.klWeight, &klWeight)
+        try read(.trainTasks, &trainTasks)
+        try read(.metaBatchSize, &metaBatchSize)
+        try read(.batchSize, &batchSize)
+        try read(.contextBatchSize, &contextBatchSize)
+        try read(.initialStepsPerTask, &initialStepsPerTask)
+        try read(.tasksPerIteration, &tasksPerIteration)
+        try read(.priorSteps, &priorSteps)
+        try read(.posteriorSteps, &posteriorSteps)
+        try read(.extraPosteriorSteps, &extraPosteriorSteps)
+        try read(.gradientStepsPerIteration, &gradientStepsPerIteration)
+        try read(.iterations, &iterations)
+        try read(.bufferCapacity, &bufferCapacity)
+        try read(.evalTasks, &evalTasks)
+        try read(.evalTrajectories, &evalTrajectories)
+    }
+
+    /// Throws a `ConfigError` naming the first field out of range.
+    public func validate() throws(ConfigError) {
+        for (name, sizes) in [("hiddenSizes", hiddenSizes), ("encoderHiddenSizes", encoderHiddenSizes)] {
+            guard !sizes.isEmpty, sizes.allSatisfy({ (1...4096).contains($0) }) else {
+                throw ConfigError(field: name, value: "\(sizes)", allowed: "one or more sizes in 1…4096")
+            }
+        }
+        try ConfigError.check("latentSize", latentSize, 1...1024)
+        try update.validate(prefix: "update.")
+        try ConfigError.check("klWeight", klWeight, 0...1e6)
+        try ConfigError.check("trainTasks", trainTasks, 1...100_000)
+        try ConfigError.check("metaBatchSize", metaBatchSize, 1...trainTasks, note: "at most trainTasks")
+        try ConfigError.check("batchSize", batchSize, 1...100_000)
+        try ConfigError.check("contextBatchSize", contextBatchSize, 1...100_000)
+        try ConfigError.check("initialStepsPerTask", initialStepsPerTask, 1...100_000_000)
+        try ConfigError.check("tasksPerIteration", tasksPerIteration, 0...trainTasks, note: "at most trainTasks")
+        try ConfigError.check("priorSteps", priorSteps, 0...100_000_000)
+        try ConfigError.check("posteriorSteps", posteriorSteps, 0...100_000_000)
+        try ConfigError.check("extraPosteriorSteps", extraPosteriorSteps, 0...100_000_000)
+        guard tasksPerIteration == 0 || priorSteps + posteriorSteps > 0 else {
+            throw ConfigError(field: "priorSteps", value: "\(priorSteps)",
+                              allowed: "priorSteps + posteriorSteps ≥ 1 (the context buffer must be refilled)")
+        }
+        try ConfigError.check("gradientStepsPerIteration", gradientStepsPerIteration, 0...100_000_000)
+        try ConfigError.check("iterations", iterations, 1...100_000_000)
+        try ConfigError.check("bufferCapacity", bufferCapacity, 1...100_000_000)
+        try ConfigError.check("evalTasks", evalTasks, 2...100_000)
+        try ConfigError.check("evalTrajectories", evalTrajectories, 1...1000)
+    }
+}
+
+/// PEARL's context encoder: an MLP from one transition (s, a, r, s′) to a Gaussian factor
+/// over z (mean and variance), and the product of the factors as the posterior.
+public struct ContextEncoder: ParameterCollection, Codable, Sendable {
+    public var network: MLP
+    public let latentSize: Int
+
+    public init(transitionSize: Int, latentSize: Int, hiddenSizes: [Int], using rng: inout Xoshiro256) {
+        network = MLP(sizes: [transitionSize] + hiddenSizes + [2 * latentSize], activation: .relu, using: &rng)
+        self.latentSize = latentSize
+    }
+
+    /// q(z | c) for contexts [T, C, transition]: means and variances [T, latent].
+    public func posterior(_ context: Tensor) -> (mean: Tensor, variance: Tensor) {
+        let (t, c, width) = (context.shape[0], context.shape[1], context.shape[2]), l = latentSize
+        let out = network(context.reshaped([t * c, width])).reshaped([t, c, 2 * l])
+        let variances = out.slice(axis: 2, l..<(2 * l)).softplus().clamped(1e-7, 1e30)
+        return Self.productOfGaussians(means: out.slice(axis: 2, 0..<l), variances: variances)
+    }
+
+    /// Π_n N(μ_n, σ_n²) over axis 1 of [T, C, L]: σ² = 1/Σ σ_n⁻², μ = σ² Σ μ_n/σ_n².
+    public static func productOfGaussians(means: Tensor, variances: Tensor) -> (mean: Tensor, variance: Tensor) {
+        let precision = (1.0 / variances).sum(axes: [1])
+        let variance = 1.0 / precision
+        return (variance * (means / variances).sum(axes: [1]), variance)
+    }
+
+    /// KL(N(μ, σ²) ‖ N(0, I)) = ½ Σ_d (σ² + μ² − 1 − log σ²), per row of [T, L]: [T].
+    public static func klToStandardNormal(mean: Tensor, variance: Tensor) -> Tensor {
+        ((variance + mean.squared() - 1 - variance.log()) * 0.5).sum(axes: [1])
+    }
+
+    public mutating func visitParameters(_ body: (_ name: @autoclosure () -> String, _ value: inout Tensor) -> Void) {
+        withoutActuallyEscaping(body) { body in network.visitParameters { name, t in body("network.\(name())", &t) } }
+    }
+}
+
+/// Everything a PEARL run needs to continue: the SAC learner over (s, z), the encoder
+/// and its optimiser, every task's replay and context buffers, the generator, the
+/// counters, and the seed the training tasks are drawn from.
+public struct PEARLState: Codable, Sendable {
+    public var agent: SACAgent
+    public var encoder: ContextEncoder
+    public var encoderOptimizer: Adam
+    public var buffers: [ReplayBuffer]
+    public var contextBuffers: [ReplayBuffer]
+    public var rng: Xoshiro256
+    public var seed: UInt64
+    public var iteration: Int
+    public var environmentSteps: Int
+}
+
+/// The parameters the critic loss trains: the critics and, through z, the encoder.
+struct CriticsAndEncoder: ParameterCollection {
+    var critics: TwinQ
+    var encoder: ContextEncoder
+
+    mutating func visitParameters(_ body: (_ name: @autoclosure () -> String, _ value: inout Tensor) -> Void) {
+        withoutActuallyEscaping(body) { body in
+            critics.visitParameters { name, t in body("critics.\(name())", &t) }
+            encoder.visitParameters { name, t in body("encoder.\(name())", &t) }
+        }
+    }
+}
+
+/// PEARL on a task family with bounded continuous actions.
+public struct PEARL<E: MetaEnv>: IterativeAlgorithm {
+    public let config: PEARLConfig
+    public let prototype: E
+    public var state: PEARLState
+    /// The tasks trained on (drawn from the seed).
+    public let trainTasks: [E.Task]
+    let observationSize: Int
+    let actionSize: Int
+
+    public var iteration: Int { state.iteration }
+    public var environmentSteps: Int { state.environmentSteps }
+    public var headlineMetric: String { "eval_return_trajectory_\(config.evalTrajectories)" }
+    var transitionSize: Int { 2 * observationSize + actionSize + 1 }
+
+    public init(config: PEARLConfig, prototype: E, seed: UInt64) throws {
+        _ = try ActionScaling(prototype.actionSpace)
+        self.config = config
+        self.prototype = prototype
+        observationSize = prototype.observationSpace.flatSize
+        actionSize = prototype.actionSpace.flatSize
+        var taskRNG = Xoshiro256(seed: seed ^ 0x9EA7_1000_0000_0001)
+        trainTasks = prototype.sampleTasks(config.trainTasks, using: &taskRNG)
+        var rng = Xoshiro256(seed: seed)
+        let (n, m) = (observationSize, actionSize)
+        let agent = SACAgent(inputSize: n + config.latentSize, actionSize: m, hiddenSizes: config.hiddenSizes,
+                             settings: config.update, using: &rng)
+        let encoder = ContextEncoder(transitionSize: 2 * n + m + 1, latentSize: config.latentSize,
+                                     hiddenSizes: config.encoderHiddenSizes, using: &rng)
+        let contextCapacity = Swift.max(config.priorSteps + config.posteriorSteps, config.initialStepsPerTask) + prototype.maxEpisodeSteps
+        state = PEARLState(
+            agent: agent, encoder: encoder, encoderOptimizer: Adam(learningRate: config.update.learningRate),
+            buffers: [ReplayBuffer](repeating: ReplayBuffer(capacity: config.bufferCapacity, observationSize: n, actionSize: m),
+                                    count: config.trainTasks),
+            contextBuffers: [ReplayBuffer](repeating: ReplayBuffer(capacity: contextCapacity, observationSize: n, actionSize: m),
+                                           count: config.trainTasks),
+            rng: rng, seed: seed, iteration: 0, environmentSteps: 0)
+    }
+
+    /// Continues from a saved state after checking it fits the config.
+    public init(config: PEARLConfig, prototype: E, state: PEARLState) throws {
+        let fresh = try PEARL(config: config, prototype: prototype, seed: state.seed)
+        func fits<P: ParameterCollection>(_ a: P, _ b: P) -> Bool {
+            let x = a.namedParameters, y = b.namedParameters
+            return x.map(\.name) == y.map(\.name) && zip(x, y).allSatisfy { $0.value.shape == $1.value.shape }
+        }
+        let f = fresh.state
+        guard fits(state.agent.actor, f.agent.actor), fits(state.agent.critics, f.agent.critics),
+              fits(state.agent.targetCritics, f.agent.critics), fits(state.encoder, f.encoder),
+              state.buffers.count == f.buffers.count, state.contextBuffers.count == f.contextBuffers.count,
+              zip(state.buffers + state.contextBuffers, f.buffers + f.contextBuffers).allSatisfy({
+                  $0.capacity == $1.capacity && $0.observationSize == $1.observationSize && $0.actionSize == $1.actionSize
+              }),
+              state.iteration >= 0, state.environmentSteps >= 0,
+              // After the initial collection every buffer holds transitions (they are sampled from).
+              (state.iteration == 0 && state.environmentSteps == 0)
+                || (state.buffers + state.contextBuffers).allSatisfy({ $0.count > 0 })
+        else { throw ConfigError(field: "checkpoint", value: "a PEARL state", allowed: "one whose networks and buffers match the config") }
+        self = fresh
+        self.state = state
+    }
+
+    // MARK: The latent variable
+
+    /// The rows of `buffer` (or the given slots) as encoder inputs (s, a, r, s′): [count, transition].
+    static func contextRows(_ buffer: ReplayBuffer, slots: [Int]) -> [Float] {
+        let batch = buffer.batch(slots)
+        let (o, a, r, s) = (batch.observations.values, batch.actions.values, batch.rewards.values, batch.nextObservations.values)
+        let n = buffer.observationSize, m = buffer.actionSize
+        var rows: [Float] = []
+        rows.reserveCapacity(slots.count * (2 * n + m + 1))
+        for i in slots.indices {
+            rows += o[(i * n)..<((i + 1) * n)]
+            rows += a[(i * m)..<((i + 1) * m)]
+            rows.append(r[i])
+            rows += s[(i * n)..<((i + 1) * n)]
+        }
+        return rows
+    }
+
+    /// `count` draws of z: from N(0, I) when `context` is nil, else from q(z | context)
+    /// (context rows [C × transition]). Returns [count × latent].
+    func sampleLatents(_ count: Int, context: [Float]?, using rng: inout Xoshiro256) -> [Float] {
+        let l = config.latentSize
+        var mean = [Float](repeating: 0, count: l), std = [Float](repeating: 1, count: l)
+        if let context, !context.isEmpty {
+            let q = state.encoder.posterior(Tensor(shape: [1, context.count / transitionSize, transitionSize], values: context))
+            mean = q.mean.values
+            std = q.variance.values.map { $0.squareRoot() }
+        }
+        var z = [Float](repeating: 0, count: count * l)
+        for i in 0..<count {
+            for j in 0..<l { z[i * l + j] = mean[j] + std[j] * rng.normalFloat() }
+        }
+        return z
+    }
+
+    /// Runs one episode per row of `latents` on `task`, acting on (s, z); records each
+    /// transition into the task's replay buffer and, if `intoContext`, its context buffer.
+    mutating func collect(task index: Int, latents: [Float], intoContext: Bool) throws {
+        let (n, l) = (observationSize, config.latentSize), count = latents.count / l
+        let actor = state.agent.actor
+        var rng = state.rng.split()
+        let seed = state.rng.next()
+        var buffer = state.buffers[index], context = state.contextBuffers[index]
+        let (_, steps) = try runLockstepEpisodes(
+            prototype: prototype, tasks: [E.Task](repeating: trainTasks[index], count: count), seed: seed,
+            act: { observations in
+                actor.actions(Self.inputs(observations, latents: latents, n: n, l: l, rows: count), deterministic: false, using: &rng)
+            },
+            record: { _, observation, action, reward, next, terminal in
+                observation.withUnsafeBufferPointer { o in
+                    action.withUnsafeBufferPointer { a in
+                        next.withUnsafeBufferPointer { s in
+                            buffer.add(observation: o, action: a, reward: reward, nextObservation: s, terminal: terminal)
+                            if intoContext { context.add(observation: o, action: a, reward: reward, nextObservation: s, terminal: terminal) }
+                        }
+                    }
+                }
+            })
+        state.buffers[index] = buffer
+        state.contextBuffers[index] = context
+        state.environmentSteps += steps
+    }
+
+    /// [rows, obs + latent]: each observation row followed by its latent row.
+    static func inputs(_ observations: [Float], latents: [Float], n: Int, l: Int, rows: Int) -> Tensor {
+        var out = [Float](repeating: 0, count: rows * (n + l))
+        for i in 0..<rows {
+            for j in 0..<n { out[i * (n + l) + j] = observations[i * n + j] }
+            for j in 0..<l { out[i * (n + l) + n + j] = latents[i * l + j] }
+        }
+        return Tensor(shape: [rows, n + l], values: out)
+    }
+
+    /// Episodes to cover `steps` steps.
+    func episodes(for steps: Int) -> Int { (steps + prototype.maxEpisodeSteps - 1) / prototype.maxEpisodeSteps }
+
+    /// Step 1 for one task: the context buffer refilled with prior (and posterior) episodes,
+    /// then extra posterior episodes for the replay buffer only.
+    mutating func collectIteration(task index: Int) throws {
+        state.contextBuffers[index].removeAll()
+        if config.priorSteps > 0 {
+            let z = sampleLatents(episodes(for: config.priorSteps), context: nil, using: &state.rng)
+            try collect(task: index, latents: z, intoContext: true)
+        }
+        for (steps, intoContext) in [(config.posteriorSteps, true), (config.extraPosteriorSteps, false)] where steps > 0 {
+            let slots = state.contextBuffers[index].sampleSlots(config.contextBatchSize, using: &state.rng)
+            let context = Self.contextRows(state.contextBuffers[index], slots: slots)
+            let z = sampleLatents(episodes(for: steps), context: context, using: &state.rng)
+            try collect(task: index, latents: z, intoContext: intoContext)
+        }
+    }
+
+    // MARK: One iteration
+
+    public mutating func iterate() throws -> [(String, Double)] {
+        let config = self.config
+        let start = Date()
+        if state.iteration == 0 && state.environmentSteps == 0 {
+            for i in 0..<config.trainTasks {
+                let z = sampleLatents(episodes(for: config.initialStepsPerTask), context: nil, using: &state.rng)
+                try collect(task: i, latents: z, intoContext: true)
+            }
+        }
+        for _ in 0..<config.tasksPerIteration {
+            try collectIteration(task: state.rng.uniformInt(below: config.trainTasks))
+        }
+        let collected = Date()
+
+        var losses = SACLosses(), kl = 0.0
+        for _ in 0..<config.gradientStepsPerIteration {
+            let step = gradientStep()
+            losses = losses + step.losses
+            kl += step.kl
+        }
+        guard state.agent.actor.parameters.allSatisfy({ $0.values.allSatisfy(\.isFinite) }),
+              state.encoder.parameters.allSatisfy({ $0.values.allSatisfy(\.isFinite) })
+        else { throw NonFiniteError(iteration: state.iteration + 1, quantity: "PEARL actor or encoder parameters") }
+        let trained = Date()
+
+        let evaluation = try evaluate(taskCount: config.evalTasks, trajectories: config.evalTrajectories, seed: state.rng.next())
+        state.iteration += 1
+        let g = Double(Swift.max(config.gradientStepsPerIteration, 1))
+        let mean = losses.scaled(by: 1 / g)
+        var metrics: [(String, Double)] = []
+        for (k, stats) in evaluation.returns.enumerated() {
+            metrics += [("eval_return_trajectory_\(k + 1)", stats.mean), ("eval_return_trajectory_\(k + 1)_stderr", stats.standardError)]
+        }
+        metrics += [
+            ("critic_loss", mean.critic), ("actor_loss", mean.actor), ("kl", kl / g), ("temperature", state.agent.temperature.alpha),
+            ("entropy", mean.entropy), ("mean_q_target", mean.meanQ),
+            ("environment_steps", Double(state.environmentSteps)),
+            ("collect_seconds", collected.timeIntervalSince(start)), ("train_seconds", trained.timeIntervalSince(collected)),
+            ("gradient_steps_per_second", g / Swift.max(trained.timeIntervalSince(collected), 1e-9)),
+        ]
+        return metrics
+    }
+
+    /// Step 2: one gradient step on a meta-batch of training tasks.
+    mutating func gradientStep() -> (losses: SACLosses, kl: Double) {
+        let config = self.config, (m, l) = (actionSize, config.latentSize)
+        let (t, b, c) = (config.metaBatchSize, config.batchSize, config.contextBatchSize)
+        // The meta-batch: distinct tasks (a partial Fisher–Yates shuffle).
+        var order = Array(0..<config.trainTasks)
+        for i in 0..<t { order.swapAt(i, i + state.rng.uniformInt(below: config.trainTasks - i)) }
+        let tasks = Array(order.prefix(t))
+        var context: [Float] = []
+        context.reserveCapacity(t * c * transitionSize)
+        var parts: [TransitionBatch] = []
+        for i in tasks {
+            context += Self.contextRows(state.contextBuffers[i], slots: state.contextBuffers[i].sampleSlots(c, using: &state.rng))
+            parts.append(state.buffers[i].sample(b, using: &state.rng))
+        }
+        let contextTensor = Tensor(shape: [t, c, transitionSize], values: context)
+        let batch = TransitionBatch.concatenated(parts)
+        let latentNoise = Tensor.randomNormal([t, l], using: &state.rng)
+        let targetNoise = Tensor.randomNormal([t * b, m], using: &state.rng)
+        let actorNoise = Tensor.randomNormal([t * b, m], using: &state.rng)
+
+        // z_i ~ q(z | c_i), reparameterised, one row per RL transition of task i.
+        func latents(_ encoder: ContextEncoder) -> (rows: Tensor, kl: Tensor) {
+            let q = encoder.posterior(contextTensor)
+            let z = q.mean + q.variance.sqrt() * latentNoise
+            let rows = z.reshaped([t, 1, l]).expanded(to: [t, b, l]).reshaped([t * b, l])
+            return (rows, ContextEncoder.klToStandardNormal(mean: q.mean, variance: q.variance).sum())
+        }
+        let (fixedLatents, _) = latents(state.encoder)
+        let z = fixedLatents.detached
+        let y = state.agent.targets(rewards: batch.rewards, terminals: batch.terminals,
+                                    nextInputs: Tensor.concat([batch.nextObservations, z], axis: 1), noise: targetNoise)
+        var losses = SACLosses()
+        var klValue = 0.0
+        let (criticLoss, gradient) = NN.valueAndGradient(at: CriticsAndEncoder(critics: state.agent.critics, encoder: state.encoder)) { p in
+            let (rows, kl) = latents(p.encoder)
+            klValue = kl.detached.doubleScalar / Double(t)
+            return p.critics.loss(Tensor.concat([batch.observations, rows], axis: 1), batch.actions, targets: y) + kl * config.klWeight
+        }
+        state.agent.criticOptimizer.update(&state.agent.critics, along: gradient.critics)
+        state.encoderOptimizer.update(&state.encoder, along: gradient.encoder)
+        losses.critic = criticLoss.doubleScalar
+        losses.meanQ = y.mean().doubleScalar
+        state.agent.updateActorAndTemperature(inputs: Tensor.concat([batch.observations, z], axis: 1), noise: actorNoise, losses: &losses)
+        state.agent.updateTargets()
+        return (losses, klValue)
+    }
+
+    // MARK: Meta-test
+
+    /// On `taskCount` fresh tasks, `trajectories` episodes each: the first with z from the
+    /// prior, each later one with z from the posterior given all the task's transitions so
+    /// far. Actions are sampled from π(·|s, z) by default, as when the context buffers were
+    /// filled in training (the mean action given z makes a first trajectory that often parks
+    /// in one place, a context unlike any the encoder was trained on); `sampleActions: false`
+    /// acts with the mean. Returns per-trajectory statistics over tasks and the per-task returns.
+    public func evaluate(taskCount: Int, trajectories: Int, seed: UInt64, sampleActions: Bool = true) throws -> (returns: [SampleStatistics], perTask: [[Double]]) {
+        var rng = Xoshiro256(seed: seed)
+        let tasks = prototype.sampleTasks(taskCount, using: &rng)
+        let (n, l) = (observationSize, config.latentSize)
+        let actor = state.agent.actor
+        var contexts = [[Float]](repeating: [], count: taskCount)
+        var perTask = [[Double]](repeating: [], count: taskCount)
+        for _ in 0..<trajectories {
+            var z: [Float] = []
+            for i in 0..<taskCount { z += sampleLatents(1, context: contexts[i].isEmpty ? nil : contexts[i], using: &rng) }
+            var actionRNG = rng.split()
+            let (returns, _) = try runLockstepEpisodes(
+                prototype: prototype, tasks: tasks, seed: rng.next(),
+                act: { observations in
+                    actor.actions(Self.inputs(observations, latents: z, n: n, l: l, rows: taskCount), deterministic: !sampleActions,
+                                  using: &actionRNG)
+                },
+                record: { i, observation, action, reward, next, _ in
+                    contexts[i] += observation
+                    contexts[i] += action
+                    contexts[i].append(reward)
+                    contexts[i] += next
+                })
+            for i in 0..<taskCount { perTask[i].append(returns[i]) }
+        }
+        return ((0..<trajectories).map { k in SampleStatistics(perTask.map { $0[k] }) }, perTask)
+    }
+}

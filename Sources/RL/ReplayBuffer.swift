@@ -1,0 +1,175 @@
+import TensorCore
+
+/// A preallocated ring buffer of transitions (s, a, r, s′, terminal) for off-policy
+/// learning: once full, each new transition overwrites the oldest. Adding copies into the
+/// preallocated arrays, so a training loop allocates nothing per environment step.
+///
+/// `terminal` marks a true end (no bootstrapping past it); a time-limit cut is stored as
+/// not terminal, with s′ the last observation.
+public struct ReplayBuffer: Sendable, Equatable {
+    public let capacity: Int
+    public let observationSize: Int
+    public let actionSize: Int
+    /// Transitions held (at most `capacity`).
+    public private(set) var count = 0
+    /// The slot the next transition goes into.
+    public private(set) var nextSlot = 0
+    var observations: [Float]
+    var actions: [Float]
+    var rewards: [Float]
+    var nextObservations: [Float]
+    var terminals: [Float]
+
+    public init(capacity: Int, observationSize: Int, actionSize: Int) {
+        precondition(capacity >= 1 && observationSize >= 1 && actionSize >= 1, "ReplayBuffer: sizes must be positive")
+        self.capacity = capacity
+        self.observationSize = observationSize
+        self.actionSize = actionSize
+        observations = [Float](repeating: 0, count: capacity * observationSize)
+        actions = [Float](repeating: 0, count: capacity * actionSize)
+        rewards = [Float](repeating: 0, count: capacity)
+        nextObservations = observations
+        terminals = rewards
+    }
+
+    /// Stores one transition in the next slot (overwriting the oldest when full).
+    public mutating func add(observation: UnsafeBufferPointer<Float>, action: UnsafeBufferPointer<Float>, reward: Float,
+                             nextObservation: UnsafeBufferPointer<Float>, terminal: Bool) {
+        let slot = nextSlot, n = observationSize, m = actionSize
+        observations.withUnsafeMutableBufferPointer { o in
+            for j in 0..<n { o[slot * n + j] = observation[j] }
+        }
+        nextObservations.withUnsafeMutableBufferPointer { o in
+            for j in 0..<n { o[slot * n + j] = nextObservation[j] }
+        }
+        actions.withUnsafeMutableBufferPointer { a in
+            for j in 0..<m { a[slot * m + j] = action[j] }
+        }
+        rewards[slot] = reward
+        terminals[slot] = terminal ? 1 : 0
+        nextSlot = (slot + 1) % capacity
+        count = Swift.min(count + 1, capacity)
+    }
+
+    /// Stores one transition given as arrays (tests, scripts).
+    public mutating func add(observation: [Float], action: [Float], reward: Float, nextObservation: [Float], terminal: Bool) {
+        observation.withUnsafeBufferPointer { o in
+            action.withUnsafeBufferPointer { a in
+                nextObservation.withUnsafeBufferPointer { n in
+                    add(observation: o, action: a, reward: reward, nextObservation: n, terminal: terminal)
+                }
+            }
+        }
+    }
+
+    /// Forgets every transition (PEARL's context buffer is refilled per collection).
+    public mutating func removeAll() {
+        count = 0
+        nextSlot = 0
+    }
+
+    /// The slots in order from oldest to newest.
+    public var chronologicalSlots: [Int] {
+        count < capacity ? Array(0..<count) : (0..<capacity).map { (nextSlot + $0) % capacity }
+    }
+
+    /// `n` slots drawn uniformly with replacement.
+    public func sampleSlots(_ n: Int, using rng: inout Xoshiro256) -> [Int] {
+        precondition(count > 0, "ReplayBuffer.sample: the buffer is empty")
+        return (0..<n).map { _ in rng.uniformInt(below: count) }
+    }
+
+    /// The transitions in `slots`, as tensors.
+    public func batch(_ slots: [Int]) -> TransitionBatch {
+        func gather(_ source: [Float], width: Int) -> Tensor {
+            var out = [Float](repeating: 0, count: slots.count * width)
+            source.withUnsafeBufferPointer { s in
+                for (row, slot) in slots.enumerated() {
+                    for j in 0..<width { out[row * width + j] = s[slot * width + j] }
+                }
+            }
+            return Tensor(shape: [slots.count, width], values: out)
+        }
+        return TransitionBatch(
+            observations: gather(observations, width: observationSize), actions: gather(actions, width: actionSize),
+            rewards: gather(rewards, width: 1).reshaped([slots.count]),
+            nextObservations: gather(nextObservations, width: observationSize),
+            terminals: gather(terminals, width: 1).reshaped([slots.count]))
+    }
+
+    /// `n` transitions drawn uniformly with replacement.
+    public func sample(_ n: Int, using rng: inout Xoshiro256) -> TransitionBatch {
+        batch(sampleSlots(n, using: &rng))
+    }
+}
+
+/// A minibatch of transitions: observations and next observations [N, obs], actions
+/// [N, act], rewards and terminal flags (1 = true end) [N].
+public struct TransitionBatch {
+    public var observations: Tensor
+    public var actions: Tensor
+    public var rewards: Tensor
+    public var nextObservations: Tensor
+    public var terminals: Tensor
+
+    /// The rows of several batches one after another (PEARL's meta-batch).
+    public static func concatenated(_ parts: [TransitionBatch]) -> TransitionBatch {
+        TransitionBatch(observations: .concat(parts.map(\.observations), axis: 0), actions: .concat(parts.map(\.actions), axis: 0),
+                        rewards: .concat(parts.map(\.rewards), axis: 0),
+                        nextObservations: .concat(parts.map(\.nextObservations), axis: 0),
+                        terminals: .concat(parts.map(\.terminals), axis: 0))
+    }
+}
+
+extension ReplayBuffer: Codable {
+    enum CodingKeys: String, CodingKey { case capacity, observationSize, actionSize, count, nextSlot, transitions }
+
+    /// Stores the filled slots only, in slot order (so a resumed run samples the same slots),
+    /// as one [count, obs + act + 1 + obs + 1] tensor.
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(capacity, forKey: .capacity)
+        try c.encode(observationSize, forKey: .observationSize)
+        try c.encode(actionSize, forKey: .actionSize)
+        try c.encode(count, forKey: .count)
+        try c.encode(nextSlot, forKey: .nextSlot)
+        let n = observationSize, m = actionSize, width = 2 * n + m + 2
+        var rows = [Float](repeating: 0, count: count * width)
+        for slot in 0..<count {
+            var k = slot * width
+            for j in 0..<n { rows[k] = observations[slot * n + j]; k += 1 }
+            for j in 0..<m { rows[k] = actions[slot * m + j]; k += 1 }
+            rows[k] = rewards[slot]; k += 1
+            for j in 0..<n { rows[k] = nextObservations[slot * n + j]; k += 1 }
+            rows[k] = terminals[slot]
+        }
+        try c.encode(Tensor(shape: [count, width], values: rows), forKey: .transitions)
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let capacity = try c.decode(Int.self, forKey: .capacity)
+        let n = try c.decode(Int.self, forKey: .observationSize), m = try c.decode(Int.self, forKey: .actionSize)
+        guard (1...100_000_000).contains(capacity), (1...1_000_000).contains(n), (1...1_000_000).contains(m) else {
+            throw DecodingError.dataCorruptedError(forKey: .capacity, in: c, debugDescription: "replay buffer sizes out of range")
+        }
+        let count = try c.decode(Int.self, forKey: .count), nextSlot = try c.decode(Int.self, forKey: .nextSlot)
+        let width = 2 * n + m + 2
+        let rows = try c.decode(Tensor.self, forKey: .transitions)
+        guard (0...capacity).contains(count), (0..<capacity).contains(nextSlot), count == capacity || nextSlot == count,
+              rows.shape == [count, width], rows.dtype == .float32
+        else { throw DecodingError.dataCorruptedError(forKey: .transitions, in: c, debugDescription: "replay buffer contents do not match its counters") }
+        self.init(capacity: capacity, observationSize: n, actionSize: m)
+        let values = rows.values
+        for slot in 0..<count {
+            var k = slot * width
+            for j in 0..<n { observations[slot * n + j] = values[k]; k += 1 }
+            for j in 0..<m { actions[slot * m + j] = values[k]; k += 1 }
+            rewards[slot] = values[k]; k += 1
+            for j in 0..<n { nextObservations[slot * n + j] = values[k]; k += 1 }
+            terminals[slot] = values[k]
+        }
+        self.count = count
+        self.nextSlot = nextSlot
+    }
+}

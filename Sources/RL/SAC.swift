@@ -1,0 +1,236 @@
+import Envs
+import Foundation
+import NN
+import TensorCore
+
+// Soft actor-critic on one task (or, with `taskMixture`, on a fresh task of the family
+// every episode: the domain-randomisation baseline PEARL is compared with).
+//
+// Each environment step: act with a ~ π(·|s) (uniformly random for the first
+// `randomSteps`), store (s, a, r, s′, d) in the replay buffer, and once `randomSteps` have
+// been taken, make `updatesPerStep` updates on minibatches drawn from it (SACAgent.update):
+//   critics  ← ∇ ½ Σ_k E(Q_k(s, a) − y)²,   y = s_r·r + γ(1 − d)(min_k Q′_k(s′, a′) − α log π(a′|s′))
+//   actor    ← ∇ E[α log π(ã|s) − min_k Q_k(s, ã)],  ã reparameterised
+//   α        ← ∇ E[−log α (log π(ã|s) + H̄)],  H̄ = −dim(A)
+//   targets  ← Polyak average with τ.
+// An iteration is whole episodes, at least `stepsPerIteration` steps (so a checkpoint
+// never falls inside an episode), followed by `evalEpisodes` episodes with the mean action.
+
+/// The settings of a SAC run. Defaults follow the SAC paper (256 × 256 ReLU networks,
+/// Adam 3e-4, batch 256, γ 0.99, τ 0.005, automatic temperature) with a short random
+/// warm-up, sized for the 20 000-step pendulum budget.
+public struct SACConfig: Codable, Sendable, Equatable {
+    public var hiddenSizes: [Int] = [256, 256]
+    public var update = SACUpdateSettings()
+    public var batchSize: Int = 256
+    /// Steps with uniformly random actions before the first update.
+    public var randomSteps: Int = 1000
+    public var updatesPerStep: Int = 1
+    public var stepsPerIteration: Int = 1000
+    public var iterations: Int = 20
+    public var bufferCapacity: Int = 1_000_000
+    /// Evaluation episodes (mean action) after each iteration.
+    public var evalEpisodes: Int = 10
+    /// A fresh task of the family every episode (domain randomisation) instead of one fixed task.
+    public var taskMixture: Bool = false
+
+    public init() {}
+
+    public init(from decoder: any Decoder) throws {
+        self.init()
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        func read<T: Decodable>(_ key: CodingKeys, _ value: inout T) throws {
+            if let v = try c.decodeIfPresent(T.self, forKey: key) { value = v }
+        }
+        try read(.hiddenSizes, &hiddenSizes)
+        try read(.update, &update)
+        try read(.batchSize, &batchSize)
+        try read(.randomSteps, &randomSteps)
+        try read(.updatesPerStep, &updatesPerStep)
+        try read(.stepsPerIteration, &stepsPerIteration)
+        try read(.iterations, &iterations)
+        try read(.bufferCapacity, &bufferCapacity)
+        try read(.evalEpisodes, &evalEpisodes)
+        try read(.taskMixture, &taskMixture)
+    }
+
+    /// Throws a `ConfigError` naming the first field out of range.
+    public func validate() throws(ConfigError) {
+        guard !hiddenSizes.isEmpty, hiddenSizes.allSatisfy({ (1...4096).contains($0) }) else {
+            throw ConfigError(field: "hiddenSizes", value: "\(hiddenSizes)", allowed: "one or more sizes in 1…4096")
+        }
+        try update.validate(prefix: "update.")
+        try ConfigError.check("batchSize", batchSize, 1...100_000)
+        try ConfigError.check("randomSteps", randomSteps, 0...100_000_000)
+        try ConfigError.check("updatesPerStep", updatesPerStep, 0...100)
+        try ConfigError.check("stepsPerIteration", stepsPerIteration, 1...100_000_000)
+        try ConfigError.check("iterations", iterations, 1...100_000_000)
+        try ConfigError.check("bufferCapacity", bufferCapacity, 1...100_000_000)
+        try ConfigError.check("evalEpisodes", evalEpisodes, 1...100_000)
+    }
+}
+
+/// Everything a SAC run needs to continue: the learner, the replay buffer, the generator,
+/// the counters, and the seed the fixed task is drawn from.
+public struct SACState: Codable, Sendable {
+    public var agent: SACAgent
+    public var buffer: ReplayBuffer
+    public var rng: Xoshiro256
+    public var seed: UInt64
+    public var iteration: Int
+    public var environmentSteps: Int
+    public var updates: Int
+}
+
+/// Soft actor-critic on a task family: one fixed task, or the task mixture.
+public struct SAC<E: MetaEnv>: IterativeAlgorithm {
+    public let config: SACConfig
+    public let prototype: E
+    public var state: SACState
+    /// The task trained on unless `taskMixture` (drawn from the seed).
+    public let fixedTask: E.Task
+    let scaling: ActionScaling
+
+    public var iteration: Int { state.iteration }
+    public var environmentSteps: Int { state.environmentSteps }
+    public var headlineMetric: String { "eval_return_mean" }
+
+    public init(config: SACConfig, prototype: E, seed: UInt64) throws {
+        scaling = try ActionScaling(prototype.actionSpace)
+        self.config = config
+        self.prototype = prototype
+        var rng = Xoshiro256(seed: seed)
+        let n = prototype.observationSpace.flatSize, m = prototype.actionSpace.flatSize
+        let agent = SACAgent(inputSize: n, actionSize: m, hiddenSizes: config.hiddenSizes, settings: config.update, using: &rng)
+        state = SACState(agent: agent, buffer: ReplayBuffer(capacity: config.bufferCapacity, observationSize: n, actionSize: m),
+                         rng: rng, seed: seed, iteration: 0, environmentSteps: 0, updates: 0)
+        fixedTask = Self.task(of: prototype, seed: seed)
+    }
+
+    /// Continues from a saved state after checking it fits the config.
+    public init(config: SACConfig, prototype: E, state: SACState) throws {
+        let fresh = try SAC(config: config, prototype: prototype, seed: state.seed)
+        func fits<P: ParameterCollection>(_ a: P, _ b: P) -> Bool {
+            let x = a.namedParameters, y = b.namedParameters
+            return x.map(\.name) == y.map(\.name) && zip(x, y).allSatisfy { $0.value.shape == $1.value.shape }
+        }
+        guard fits(state.agent.actor, fresh.state.agent.actor), fits(state.agent.critics, fresh.state.agent.critics),
+              fits(state.agent.targetCritics, fresh.state.agent.critics),
+              state.buffer.capacity == config.bufferCapacity, state.buffer.observationSize == fresh.state.buffer.observationSize,
+              state.buffer.actionSize == fresh.state.buffer.actionSize, state.iteration >= 0, state.environmentSteps >= 0
+        else { throw ConfigError(field: "checkpoint", value: "a SAC state", allowed: "one whose networks and buffer match the config") }
+        self = fresh
+        self.state = state
+    }
+
+    /// The fixed task of a run with this seed.
+    static func task(of prototype: E, seed: UInt64) -> E.Task {
+        var rng = Xoshiro256(seed: seed ^ 0x5AC7_A5C0_0000_0001)
+        return prototype.sampleTasks(1, using: &rng)[0]
+    }
+
+    public mutating func iterate() throws -> [(String, Double)] {
+        let config = self.config, n = state.buffer.observationSize, m = state.buffer.actionSize
+        let start = Date()
+        var env = prototype
+        var observation = [Float](repeating: 0, count: n), next = observation
+        var action = [Float](repeating: 0, count: m), envAction = action
+        var trainingReturns: [Double] = [], losses = SACLosses(), updates = 0
+        var steps = 0
+        while steps < config.stepsPerIteration {
+            env.setTask(config.taskMixture ? prototype.sampleTasks(1, using: &state.rng)[0] : fixedTask)
+            observation.withUnsafeMutableBufferPointer { env.reset(observation: $0, using: &state.rng) }
+            var episodeReturn = 0.0
+            while true {
+                if state.environmentSteps < config.randomSteps {
+                    for j in 0..<m { action[j] = state.rng.uniformFloat() * 2 - 1 }
+                } else {
+                    action = state.agent.actor.actions(Tensor(shape: [1, n], values: observation), deterministic: false, using: &state.rng)
+                }
+                for j in 0..<m { envAction[j] = scaling(action[j], j) }
+                let outcome = try envAction.withUnsafeBufferPointer { a throws(InvalidAction) in
+                    try next.withUnsafeMutableBufferPointer { o throws(InvalidAction) in try env.step(a, observation: o, using: &state.rng) }
+                }
+                state.buffer.add(observation: observation, action: action, reward: outcome.reward, nextObservation: next,
+                                 terminal: outcome.terminated)
+                episodeReturn += Double(outcome.reward)
+                state.environmentSteps += 1
+                steps += 1
+                if state.environmentSteps >= config.randomSteps {
+                    for _ in 0..<config.updatesPerStep {
+                        losses = losses + state.agent.update(state.buffer.sample(config.batchSize, using: &state.rng), using: &state.rng)
+                        updates += 1
+                    }
+                }
+                swap(&observation, &next)
+                if outcome.episodeEnded { break }
+            }
+            trainingReturns.append(episodeReturn)
+        }
+        state.updates += updates
+        let trained = Date()
+        guard state.agent.actor.parameters.allSatisfy({ $0.values.allSatisfy(\.isFinite) }) else {
+            throw NonFiniteError(iteration: state.iteration + 1, quantity: "SAC actor parameters")
+        }
+
+        let tasks = config.taskMixture ? prototype.sampleTasks(config.evalEpisodes, using: &state.rng)
+                                       : [E.Task](repeating: fixedTask, count: config.evalEpisodes)
+        let evaluation = SampleStatistics(try evaluate(tasks: tasks, seed: state.rng.next()))
+        state.iteration += 1
+        let mean = updates > 0 ? losses.scaled(by: 1 / Double(updates)) : SACLosses()
+        return [
+            ("eval_return_mean", evaluation.mean), ("eval_return_mean_stderr", evaluation.standardError),
+            ("episode_return_mean", trainingReturns.reduce(0, +) / Double(trainingReturns.count)),
+            ("critic_loss", mean.critic), ("actor_loss", mean.actor), ("temperature", state.agent.temperature.alpha),
+            ("entropy", mean.entropy), ("mean_q_target", mean.meanQ),
+            ("environment_steps", Double(state.environmentSteps)), ("updates", Double(state.updates)),
+            ("train_seconds", trained.timeIntervalSince(start)),
+        ]
+    }
+
+    /// One episode of each task with the mean action; the returns.
+    public func evaluate(tasks: [E.Task], seed: UInt64) throws -> [Double] {
+        let actor = state.agent.actor, n = state.buffer.observationSize
+        var unused = Xoshiro256(seed: 0)
+        return try runLockstepEpisodes(prototype: prototype, tasks: tasks, seed: seed) { observations in
+            actor.actions(Tensor(shape: [tasks.count, n], values: observations), deterministic: true, using: &unused)
+        }.returns
+    }
+}
+
+/// One episode of each task, all in lockstep in one `VectorEnv`: `act` maps the
+/// observations of every copy [N × obs] to actions in (−1, 1) [N × act] (scaled to the
+/// action box here); `record` sees each transition of an unfinished episode, with its
+/// action in (−1, 1) and its true next observation. Returns each episode's return and the
+/// steps taken.
+@discardableResult
+public func runLockstepEpisodes<E: MetaEnv>(
+    prototype: E, tasks: [E.Task], seed: UInt64, act: ([Float]) -> [Float],
+    record: ((_ copy: Int, _ observation: ArraySlice<Float>, _ action: ArraySlice<Float>, _ reward: Float,
+              _ next: ArraySlice<Float>, _ terminal: Bool) -> Void)? = nil
+) throws -> (returns: [Double], steps: Int) {
+    let scaling = try ActionScaling(prototype.actionSpace)
+    var env = VectorEnv(prototype, count: tasks.count, seed: seed)
+    for (i, task) in tasks.enumerated() { env.setTask(task, at: i) }
+    env.resetAll()
+    let n = env.observationSize, m = env.actionSize
+    var alive = [Bool](repeating: true, count: tasks.count), returns = [Double](repeating: 0, count: tasks.count)
+    var envActions = [Float](repeating: 0, count: tasks.count * m), steps = 0
+    while alive.contains(true) {
+        let observations = env.observations
+        let actions = act(observations)
+        for i in 0..<(tasks.count * m) { envActions[i] = scaling(actions[i], i % m) }
+        try env.step(envActions)
+        for i in tasks.indices where alive[i] {
+            let ended = env.terminated[i] || env.truncated[i]
+            returns[i] += Double(env.rewards[i])
+            steps += 1
+            if let record {
+                let next = ended ? env.finalObservations[(i * n)..<((i + 1) * n)] : env.observations[(i * n)..<((i + 1) * n)]
+                record(i, observations[(i * n)..<((i + 1) * n)], actions[(i * m)..<((i + 1) * m)], env.rewards[i], next, env.terminated[i])
+            }
+            if ended { alive[i] = false }
+        }
+    }
+    return (returns, steps)
+}

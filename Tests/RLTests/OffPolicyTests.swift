@@ -1,0 +1,214 @@
+import Envs
+import Foundation
+@testable import MetaRL
+import NN
+@testable import RL
+import TensorCore
+import Testing
+
+@Suite struct ReplayBufferTests {
+    func transition(_ k: Int) -> (o: [Float], a: [Float], r: Float, s: [Float], d: Bool) {
+        let x = Float(k)
+        return ([x, x + 0.5], [-x], x * 10, [x + 1, x + 1.5], k % 2 == 0)
+    }
+
+    @Test func wrapsAroundOverwritingTheOldest() throws {
+        var buffer = ReplayBuffer(capacity: 3, observationSize: 2, actionSize: 1)
+        for k in 0..<2 {
+            let t = transition(k)
+            buffer.add(observation: t.o, action: t.a, reward: t.r, nextObservation: t.s, terminal: t.d)
+        }
+        #expect(buffer.count == 2 && buffer.nextSlot == 2)
+        #expect(buffer.chronologicalSlots == [0, 1])
+        for k in 2..<5 {
+            let t = transition(k)
+            buffer.add(observation: t.o, action: t.a, reward: t.r, nextObservation: t.s, terminal: t.d)
+        }
+        // Five transitions into three slots: 3 and 4 overwrote 0 and 1; slot 2 holds 2.
+        #expect(buffer.count == 3 && buffer.nextSlot == 2)
+        #expect(buffer.chronologicalSlots == [2, 0, 1])
+        let batch = buffer.batch(buffer.chronologicalSlots)
+        #expect(batch.rewards.values == [20, 30, 40])
+        #expect(batch.observations.values == [2, 2.5, 3, 3.5, 4, 4.5])
+        #expect(batch.actions.values == [-2, -3, -4])
+        #expect(batch.nextObservations.values == [3, 3.5, 4, 4.5, 5, 5.5])
+        #expect(batch.terminals.values == [1, 0, 1])
+        // Sampling only ever returns stored slots.
+        var rng = Xoshiro256(seed: 1)
+        #expect(Set(buffer.sampleSlots(200, using: &rng)) == [0, 1, 2])
+    }
+
+    @Test func codableRoundTripKeepsSlotsAndCounters() throws {
+        for added in [0, 2, 7] {
+            var buffer = ReplayBuffer(capacity: 4, observationSize: 2, actionSize: 1)
+            for k in 0..<added {
+                let t = transition(k)
+                buffer.add(observation: t.o, action: t.a, reward: t.r, nextObservation: t.s, terminal: t.d)
+            }
+            let copy = try JSONDecoder().decode(ReplayBuffer.self, from: JSONEncoder().encode(buffer))
+            #expect(copy == buffer)
+        }
+        // Counters that do not match the stored rows are a decoding error, not a trap.
+        let bad = #"{"capacity":4,"observationSize":2,"actionSize":1,"count":3,"nextSlot":1,"transitions":{"shape":[0,7],"dtype":"float32","values":[]}}"#
+        #expect(throws: DecodingError.self) { try JSONDecoder().decode(ReplayBuffer.self, from: Data(bad.utf8)) }
+    }
+}
+
+@Suite struct SACTests {
+    /// y = s·r + γ(1 − d)(min(Q′₁, Q′₂) − α log π), worked by hand for three transitions.
+    @Test func targetMatchesTheHandComputation() {
+        let y = SACAgent.target(
+            rewards: Tensor(shape: [3], values: [1, -2, 0.5]), terminals: Tensor(shape: [3], values: [0, 0, 1]),
+            nextQ1: Tensor(shape: [3], values: [10, 3, 7]), nextQ2: Tensor(shape: [3], values: [8, 4, 9]),
+            nextLogProb: Tensor(shape: [3], values: [-1, 2, 0.3]), temperature: 0.2, gamma: 0.9, rewardScale: 2)
+        // 1: 2·1 + 0.9·(8 − 0.2·(−1)) = 2 + 7.38 = 9.38
+        // 2: 2·(−2) + 0.9·(3 − 0.2·2) = −4 + 2.34 = −1.66
+        // 3: terminal: 2·0.5 = 1
+        let expected: [Float] = [9.38, -1.66, 1]
+        for (a, b) in zip(y.values, expected) { #expect(Swift.abs(a - b) < 1e-5) }
+        #expect(!y.isTracked)
+    }
+
+    /// The agent's own target path: a′ from the actor for given noise, the target critics,
+    /// and α, against the same pieces evaluated separately.
+    @Test func agentTargetsUseTargetCriticsAndTheSampledAction() {
+        var rng = Xoshiro256(seed: 3)
+        var agent = SACAgent(inputSize: 3, actionSize: 2, hiddenSizes: [8], settings: SACUpdateSettings(), using: &rng)
+        agent.targetCritics = agent.targetCritics.mapParameters { $0 * 0.5 }
+        let next = Tensor.randomNormal([4, 3], using: &rng), noise = Tensor.randomNormal([4, 2], using: &rng)
+        let rewards = Tensor(shape: [4], values: [1, 2, 3, 4]), terminals = Tensor(shape: [4], values: [0, 1, 0, 0])
+        let y = agent.targets(rewards: rewards, terminals: terminals, nextInputs: next, noise: noise).values
+        let pi = agent.actor.distribution(next)
+        let (a, u) = pi.sample(noise: noise)
+        let q1 = agent.targetCritics.q1(next, a).values, q2 = agent.targetCritics.q2(next, a).values
+        let logp = pi.logProb(preSquash: u).values
+        for i in 0..<4 {
+            let soft = Swift.min(q1[i], q2[i]) - logp[i] * Float(agent.temperature.alpha)
+            let expected = rewards.values[i] + (1 - terminals.values[i]) * 0.99 * soft
+            #expect(Swift.abs(y[i] - expected) < 1e-5)
+        }
+    }
+
+    /// Polyak averaging moves each target parameter τ of the way to the online one.
+    @Test func polyakAveraging() {
+        var rng = Xoshiro256(seed: 4)
+        var settings = SACUpdateSettings()
+        settings.polyak = 0.25
+        var agent = SACAgent(inputSize: 2, actionSize: 1, hiddenSizes: [4], settings: settings, using: &rng)
+        agent.targetCritics = agent.critics.mapParameters { $0 * 0 }
+        agent.updateTargets()
+        for (t, p) in zip(agent.targetCritics.parameters, agent.critics.parameters) {
+            for (x, y) in zip(t.values, p.values) { #expect(Swift.abs(x - 0.25 * y) < 1e-7) }
+        }
+    }
+
+    /// With a fixed seed and a small budget, SAC solves a 1-D point-nav-like task: move
+    /// toward a goal at +0.4 (point-nav with the goal fixed by the seed), far above acting randomly.
+    @Test func learnsPointNavigationOnOneTask() throws {
+        var config = SACConfig()
+        config.hiddenSizes = [32, 32]
+        config.batchSize = 64
+        config.randomSteps = 200
+        config.stepsPerIteration = 400
+        config.iterations = 6
+        config.evalEpisodes = 4
+        let env = PointNavigation(goalRange: 0.5, horizon: 20)
+        var sac = try SAC(config: config, prototype: env, seed: 2)
+        var returns: [Double] = []
+        for _ in 0..<config.iterations {
+            returns.append(Dictionary(try sac.iterate(), uniquingKeysWith: { a, _ in a })["eval_return_mean"]!)
+        }
+        // Standing still scores −20·|goal|; the trained policy reaches the goal in a few steps.
+        let goal = sac.fixedTask.goal, still = -20 * (goal[0] * goal[0] + goal[1] * goal[1]).squareRoot()
+        #expect(returns.last! > still * 0.5, "returns \(returns), standing still \(still)")
+    }
+}
+
+@Suite struct PEARLTests {
+    /// Two factors N(1, 1) and N(3, 3): precision 1 + 1/3, so σ² = 3/4 and μ = ¾(1/1 + 3/3) = 1.5.
+    @Test func productOfGaussiansMatchesTheHandComputation() {
+        let means = Tensor(shape: [1, 2, 1], values: [1, 3]), variances = Tensor(shape: [1, 2, 1], values: [1, 3])
+        let q = ContextEncoder.productOfGaussians(means: means, variances: variances)
+        #expect(Swift.abs(q.variance.scalar - 0.75) < 1e-6)
+        #expect(Swift.abs(q.mean.scalar - 1.5) < 1e-6)
+        // Two dimensions, three factors: each dimension on its own.
+        let m2 = Tensor(shape: [1, 3, 2], values: [0, 1, 2, 1, 4, 1]), v2 = Tensor(shape: [1, 3, 2], values: [1, 2, 1, 2, 2, 2])
+        let q2 = ContextEncoder.productOfGaussians(means: m2, variances: v2)
+        // dim 0: precisions 1, 1, 0.5 → σ² = 0.4, μ = 0.4·(0 + 2 + 2) = 1.6; dim 1: σ² = 2/3, μ = 1.
+        let expectedVariance: [Float] = [0.4, 2.0 / 3], expectedMean: [Float] = [1.6, 1]
+        for (a, b) in zip(q2.variance.values, expectedVariance) { #expect(Swift.abs(a - b) < 1e-6) }
+        for (a, b) in zip(q2.mean.values, expectedMean) { #expect(Swift.abs(a - b) < 1e-6) }
+    }
+
+    /// The encoder's posterior does not depend on the order of the context.
+    @Test func posteriorIsOrderInvariant() {
+        var rng = Xoshiro256(seed: 5)
+        let encoder = ContextEncoder(transitionSize: 4, latentSize: 3, hiddenSizes: [16], using: &rng)
+        let context = Tensor.randomNormal([1, 6, 4], using: &rng)
+        let reversed = Tensor.concat((0..<6).reversed().map { context.slice(axis: 1, $0..<($0 + 1)) }, axis: 1)
+        let a = encoder.posterior(context), b = encoder.posterior(reversed)
+        for (x, y) in zip(a.mean.values + a.variance.values, b.mean.values + b.variance.values) { #expect(Swift.abs(x - y) < 1e-5) }
+    }
+
+    /// KL(N(μ, σ²) ‖ N(0, I)) against ½ Σ (σ² + μ² − 1 − ln σ²) worked by hand, and
+    /// against the general two-Gaussian closed form.
+    @Test func klToThePriorMatchesTheClosedForm() {
+        let mean = Tensor(shape: [2, 2], values: [1, 0, -0.5, 2]), variance = Tensor(shape: [2, 2], values: [2, 1, 0.25, 0.5])
+        let kl = ContextEncoder.klToStandardNormal(mean: mean, variance: variance).values
+        // row 0: ½(2 + 1 − 1 − ln 2) + ½(1 + 0 − 1 − 0) = 1 − ½ ln 2
+        // row 1: ½(0.25 + 0.25 − 1 − ln 0.25) + ½(0.5 + 4 − 1 − ln 0.5)
+        let row0: Double = 1 - 0.5 * Foundation.log(2.0)
+        let row1: Double = 0.5 * (0.25 + 0.25 - 1 - Foundation.log(0.25)) + 0.5 * (0.5 + 4 - 1 - Foundation.log(0.5))
+        let expected = [row0, row1]
+        for (a, b) in zip(kl, expected) { #expect(Swift.abs(Double(a) - b) < 1e-5) }
+        let general = DiagonalGaussian(mean: mean, logStd: variance.log() * 0.5)
+            .kl(to: DiagonalGaussian(mean: Tensor.zeros([2, 2]), logStd: Tensor.zeros([2, 2]))).values
+        for (a, b) in zip(kl, general) { #expect(Swift.abs(a - b) < 1e-5) }
+    }
+
+    static var tinyConfig: PEARLConfig {
+        var c = PEARLConfig()
+        c.hiddenSizes = [16]
+        c.encoderHiddenSizes = [16]
+        c.trainTasks = 4
+        c.metaBatchSize = 2
+        c.batchSize = 16
+        c.contextBatchSize = 8
+        c.initialStepsPerTask = 20
+        c.tasksPerIteration = 2
+        c.priorSteps = 10
+        c.extraPosteriorSteps = 10
+        c.gradientStepsPerIteration = 5
+        c.evalTasks = 3
+        c.evalTrajectories = 2
+        return c
+    }
+
+    /// Buffers fill as the protocol says, the critic loss reaches the encoder, and a seed
+    /// reproduces the run exactly.
+    @Test func iterationsFillBuffersTrainTheEncoderAndAreDeterministic() throws {
+        let env = PendulumMass(horizon: 10)
+        func run() throws -> (PEARL<PendulumMass>, [[(String, Double)]]) {
+            var pearl = try PEARL(config: Self.tinyConfig, prototype: env, seed: 9)
+            var rows: [[(String, Double)]] = []
+            for _ in 0..<2 { rows.append(try pearl.iterate()) }
+            return (pearl, rows)
+        }
+        let initialEncoder = try PEARL(config: Self.tinyConfig, prototype: env, seed: 9).state.encoder
+        let (a, rowsA) = try run()
+        let (b, rowsB) = try run()
+        // Initial collection: 2 episodes × 10 steps into each task's buffers.
+        let stored: Int = a.state.buffers.map(\.count).reduce(0, +)
+        #expect(stored == 160, "4 tasks × 20 initial steps, then 2 iterations × 2 tasks × (10 prior + 10 posterior)")
+        // A context buffer refilled this iteration holds only its prior episode.
+        #expect(a.state.contextBuffers.allSatisfy { $0.count == 10 || $0.count == 20 })
+        #expect(a.state.encoder.flatParameters.values != initialEncoder.flatParameters.values)
+        func deterministic(_ rows: [[(String, Double)]]) -> [[Double]] {
+            rows.map { row in row.filter { !$0.0.hasSuffix("seconds") && $0.0 != "gradient_steps_per_second" }.map(\.1) }
+        }
+        #expect(deterministic(rowsA) == deterministic(rowsB))
+        #expect(a.state.agent.actor.flatParameters.values == b.state.agent.actor.flatParameters.values)
+        let evaluation = try a.evaluate(taskCount: 3, trajectories: 2, seed: 1)
+        #expect(evaluation.returns.count == 2 && evaluation.perTask.count == 3)
+    }
+}

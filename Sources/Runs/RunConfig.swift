@@ -103,6 +103,9 @@ public enum RunConfigFile {
                 if value.mapping != nil {
                     lines.append("\(indent)\(key):")
                     emit(value, indent: indent + "  ")
+                } else if let sequence = value.sequence {
+                    // Lists of scalars (hidden sizes) in flow style.
+                    lines.append("\(indent)\(key): [\(sequence.map { $0.scalar?.string ?? "" }.joined(separator: ", "))]")
                 } else {
                     lines.append("\(indent)\(key): \(value.scalar?.string ?? "")")
                 }

@@ -51,6 +51,28 @@ func deterministicRows(_ url: URL) throws -> [String] {
         #expect(back == manifest)
     }
 
+    /// Lists (hidden sizes) and nested sections of the MAML, SAC and PEARL settings survive
+    /// the round trip too, with values other than the defaults.
+    @Test func listsAndNestedSectionsReadBack() throws {
+        var maml = MAMLConfig()
+        maml.hiddenSizes = [32, 16, 8]
+        var sac = SACConfig()
+        sac.hiddenSizes = [100, 50]
+        sac.update.targetEntropy = -3.5
+        sac.taskMixture = true
+        var pearl = PEARLConfig()
+        pearl.encoderHiddenSizes = [7]
+        pearl.update.rewardScale = 100
+        let spec = try EnvSpec(family: "point-nav")
+        for manifest in [RunManifest(algorithm: "maml", env: spec, seed: 1, maml: maml),
+                         RunManifest(algorithm: "sac", env: spec, seed: 2, sac: sac),
+                         RunManifest(algorithm: "pearl", env: spec, seed: 3, pearl: pearl)] {
+            let text = try RunConfigFile.yaml(manifest)
+            let back = try RunConfigFile.parse(text, source: "t.yaml", algorithm: manifest.algorithm)
+            #expect(back == manifest, "\(text)")
+        }
+    }
+
     @Test func absentKeysKeepTheirDefaults() throws {
         let manifest = try RunConfigFile.parse("env: harlow\nrl2: {hiddenSize: 32}\n", source: "t.yaml", algorithm: "rl2")
         var expected = RL2Config()

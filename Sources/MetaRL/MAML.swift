@@ -162,8 +162,7 @@ public struct MAML<E: MetaEnv>: IterativeAlgorithm {
     /// Continues from a saved state after checking it fits the config.
     public init(config: MAMLConfig, prototype: E, state: MAMLState) throws {
         let fresh = try MAML(config: config, prototype: prototype, seed: 0)
-        let mine = state.policy.namedParameters, theirs = fresh.state.policy.namedParameters
-        guard mine.map(\.name) == theirs.map(\.name), zip(mine, theirs).allSatisfy({ $0.value.shape == $1.value.shape }),
+        guard state.policy.hasSameParameterShapes(as: fresh.state.policy),
               (state.stepSizes == nil) == (fresh.state.stepSizes == nil), state.iteration >= 0, state.environmentSteps >= 0
         else { throw MAMLError.incompatibleState("the saved policy does not match the config's architecture or mode") }
         self.config = config

@@ -229,13 +229,10 @@ public struct PEARL<E: MetaEnv>: IterativeAlgorithm {
     /// Continues from a saved state after checking it fits the config.
     public init(config: PEARLConfig, prototype: E, state: PEARLState) throws {
         let fresh = try PEARL(config: config, prototype: prototype, seed: state.seed)
-        func fits<P: ParameterCollection>(_ a: P, _ b: P) -> Bool {
-            let x = a.namedParameters, y = b.namedParameters
-            return x.map(\.name) == y.map(\.name) && zip(x, y).allSatisfy { $0.value.shape == $1.value.shape }
-        }
         let f = fresh.state
-        guard fits(state.agent.actor, f.agent.actor), fits(state.agent.critics, f.agent.critics),
-              fits(state.agent.targetCritics, f.agent.critics), fits(state.encoder, f.encoder),
+        guard state.agent.actor.hasSameParameterShapes(as: f.agent.actor),
+              state.agent.critics.hasSameParameterShapes(as: f.agent.critics),
+              state.agent.targetCritics.hasSameParameterShapes(as: f.agent.critics), state.encoder.hasSameParameterShapes(as: f.encoder),
               state.buffers.count == f.buffers.count, state.contextBuffers.count == f.contextBuffers.count,
               zip(state.buffers + state.contextBuffers, f.buffers + f.contextBuffers).allSatisfy({
                   $0.capacity == $1.capacity && $0.observationSize == $1.observationSize && $0.actionSize == $1.actionSize

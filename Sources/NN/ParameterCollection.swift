@@ -42,6 +42,13 @@ extension ParameterCollection {
         return list
     }
 
+    /// Whether `other` has the same parameter names and shapes, in the same order (a loaded
+    /// state checked against the model a config builds).
+    public func hasSameParameterShapes(as other: Self) -> Bool {
+        let mine = namedParameters, theirs = other.namedParameters
+        return mine.map(\.name) == theirs.map(\.name) && zip(mine, theirs).allSatisfy { $0.value.shape == $1.value.shape }
+    }
+
     /// The total number of scalars over all parameters.
     public var parameterCount: Int { parameters.reduce(0) { $0 + $1.count } }
 

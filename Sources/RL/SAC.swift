@@ -110,12 +110,9 @@ public struct SAC<E: MetaEnv>: IterativeAlgorithm {
     /// Continues from a saved state after checking it fits the config.
     public init(config: SACConfig, prototype: E, state: SACState) throws {
         let fresh = try SAC(config: config, prototype: prototype, seed: state.seed)
-        func fits<P: ParameterCollection>(_ a: P, _ b: P) -> Bool {
-            let x = a.namedParameters, y = b.namedParameters
-            return x.map(\.name) == y.map(\.name) && zip(x, y).allSatisfy { $0.value.shape == $1.value.shape }
-        }
-        guard fits(state.agent.actor, fresh.state.agent.actor), fits(state.agent.critics, fresh.state.agent.critics),
-              fits(state.agent.targetCritics, fresh.state.agent.critics),
+        guard state.agent.actor.hasSameParameterShapes(as: fresh.state.agent.actor),
+              state.agent.critics.hasSameParameterShapes(as: fresh.state.agent.critics),
+              state.agent.targetCritics.hasSameParameterShapes(as: fresh.state.agent.critics),
               state.buffer.capacity == config.bufferCapacity, state.buffer.observationSize == fresh.state.buffer.observationSize,
               state.buffer.actionSize == fresh.state.buffer.actionSize, state.iteration >= 0, state.environmentSteps >= 0
         else { throw ConfigError(field: "checkpoint", value: "a SAC state", allowed: "one whose networks and buffer match the config") }

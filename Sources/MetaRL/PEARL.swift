@@ -248,22 +248,6 @@ public struct PEARL<E: MetaEnv>: IterativeAlgorithm {
 
     // MARK: The latent variable
 
-    /// The rows of `buffer` (or the given slots) as encoder inputs (s, a, r, s′): [count, transition].
-    static func contextRows(_ buffer: ReplayBuffer, slots: [Int]) -> [Float] {
-        let batch = buffer.batch(slots)
-        let (o, a, r, s) = (batch.observations.values, batch.actions.values, batch.rewards.values, batch.nextObservations.values)
-        let n = buffer.observationSize, m = buffer.actionSize
-        var rows: [Float] = []
-        rows.reserveCapacity(slots.count * (2 * n + m + 1))
-        for i in slots.indices {
-            rows += o[(i * n)..<((i + 1) * n)]
-            rows += a[(i * m)..<((i + 1) * m)]
-            rows.append(r[i])
-            rows += s[(i * n)..<((i + 1) * n)]
-        }
-        return rows
-    }
-
     /// `count` draws of z: from N(0, I) when `context` is nil, else from q(z | context)
     /// (context rows [C × transition]). Returns [count × latent].
     func sampleLatents(_ count: Int, context: [Float]?, using rng: inout Xoshiro256) -> [Float] {
@@ -332,7 +316,7 @@ public struct PEARL<E: MetaEnv>: IterativeAlgorithm {
         }
         for (steps, intoContext) in [(config.posteriorSteps, true), (config.extraPosteriorSteps, false)] where steps > 0 {
             let slots = state.contextBuffers[index].sampleSlots(config.contextBatchSize, using: &state.rng)
-            let context = Self.contextRows(state.contextBuffers[index], slots: slots)
+            let context = state.contextBuffers[index].transitionRows(slots)
             let z = sampleLatents(episodes(for: steps), context: context, using: &state.rng)
             try collect(task: index, latents: z, intoContext: intoContext)
         }
@@ -395,7 +379,7 @@ public struct PEARL<E: MetaEnv>: IterativeAlgorithm {
         context.reserveCapacity(t * c * transitionSize)
         var parts: [TransitionBatch] = []
         for i in tasks {
-            context += Self.contextRows(state.contextBuffers[i], slots: state.contextBuffers[i].sampleSlots(c, using: &state.rng))
+            context += state.contextBuffers[i].transitionRows(state.contextBuffers[i].sampleSlots(c, using: &state.rng))
             parts.append(state.buffers[i].sample(b, using: &state.rng))
         }
         let contextTensor = Tensor(shape: [t, c, transitionSize], values: context)

@@ -97,6 +97,22 @@ public struct ReplayBuffer: Sendable, Equatable {
             terminals: gather(terminals, width: 1).reshaped([slots.count]))
     }
 
+    /// The transitions in `slots` as flat rows (s, a, r, s′), and the terminal flag after
+    /// them if `withTerminal`: PEARL's encoder inputs, and the checkpoint layout.
+    public func transitionRows(_ slots: [Int], withTerminal: Bool = false) -> [Float] {
+        let n = observationSize, m = actionSize, width = 2 * n + m + 1 + (withTerminal ? 1 : 0)
+        var rows = [Float](repeating: 0, count: slots.count * width)
+        for (row, slot) in slots.enumerated() {
+            var k = row * width
+            for j in 0..<n { rows[k] = observations[slot * n + j]; k += 1 }
+            for j in 0..<m { rows[k] = actions[slot * m + j]; k += 1 }
+            rows[k] = rewards[slot]; k += 1
+            for j in 0..<n { rows[k] = nextObservations[slot * n + j]; k += 1 }
+            if withTerminal { rows[k] = terminals[slot] }
+        }
+        return rows
+    }
+
     /// `n` transitions drawn uniformly with replacement.
     public func sample(_ n: Int, using rng: inout Xoshiro256) -> TransitionBatch {
         batch(sampleSlots(n, using: &rng))
@@ -133,17 +149,8 @@ extension ReplayBuffer: Codable {
         try c.encode(actionSize, forKey: .actionSize)
         try c.encode(count, forKey: .count)
         try c.encode(nextSlot, forKey: .nextSlot)
-        let n = observationSize, m = actionSize, width = 2 * n + m + 2
-        var rows = [Float](repeating: 0, count: count * width)
-        for slot in 0..<count {
-            var k = slot * width
-            for j in 0..<n { rows[k] = observations[slot * n + j]; k += 1 }
-            for j in 0..<m { rows[k] = actions[slot * m + j]; k += 1 }
-            rows[k] = rewards[slot]; k += 1
-            for j in 0..<n { rows[k] = nextObservations[slot * n + j]; k += 1 }
-            rows[k] = terminals[slot]
-        }
-        try c.encode(Tensor(shape: [count, width], values: rows), forKey: .transitions)
+        let rows = transitionRows(Array(0..<count), withTerminal: true)
+        try c.encode(Tensor(shape: [count, 2 * observationSize + actionSize + 2], values: rows), forKey: .transitions)
     }
 
     public init(from decoder: any Decoder) throws {

@@ -40,29 +40,19 @@ public struct MAMLTraining: MetaEnvConsumer {
     }
 
     public func run<E: MetaEnv>(_ prototype: E) throws -> MAMLState {
-        var saved: MAMLState?
-        if resume {
-            if let (iteration, state) = try directory.latestCheckpoint(MAMLState.self, notes: notes) {
-                saved = state
-                notes("resuming from iteration \(iteration)")
-            } else {
-                notes("no usable checkpoint in \(directory.url.path); starting from iteration 0")
-            }
+        let threads = self.threads
+        func train<A: IterativeAlgorithm>(fresh: () throws -> A, restore: (MAMLState) throws -> A) throws -> MAMLState where A.State == MAMLState {
+            try trainOrResume(directory: directory, resume: resume, iterations: config.iterations, checkpointEvery: checkpointEvery,
+                              keepCheckpoints: keepCheckpoints, progress: progress, notes: notes, fresh: fresh, restore: restore).state
         }
-        var loop = TrainingLoop(directory: directory, iterations: config.iterations, checkpointEvery: checkpointEvery,
-                                keepCheckpoints: keepCheckpoints, progress: progress)
         if config.mode == .reptile {
-            var algorithm = try saved.map { try Reptile(config: config, prototype: prototype, state: $0) }
-                ?? Reptile(config: config, prototype: prototype, seed: seed)
-            algorithm.threads = threads
-            try loop.run(&algorithm)
-            return algorithm.state
+            func threaded(_ r: Reptile<E>) -> Reptile<E> { var r = r; r.threads = threads; return r }
+            return try train(fresh: { threaded(try Reptile(config: config, prototype: prototype, seed: seed)) },
+                             restore: { threaded(try Reptile(config: config, prototype: prototype, state: $0)) })
         }
-        var algorithm = try saved.map { try MAML(config: config, prototype: prototype, state: $0) }
-            ?? MAML(config: config, prototype: prototype, seed: seed)
-        algorithm.threads = threads
-        try loop.run(&algorithm)
-        return algorithm.state
+        func threaded(_ m: MAML<E>) -> MAML<E> { var m = m; m.threads = threads; return m }
+        return try train(fresh: { threaded(try MAML(config: config, prototype: prototype, seed: seed)) },
+                         restore: { threaded(try MAML(config: config, prototype: prototype, state: $0)) })
     }
 }
 

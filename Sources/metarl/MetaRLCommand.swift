@@ -144,25 +144,45 @@ func printJSON<T: Encodable>(_ value: T) throws {
     print(String(decoding: try encoder.encode(value), as: UTF8.self))
 }
 
-/// The run directory a `train` command works in: with `--resume`, the existing run (which
-/// must be `algorithm`'s; `extend` checks its settings section and applies `--iterations`);
-/// with `--out`, a new one created from `resolve()`.
-func openRun(out: String?, resume: String?, algorithm: String, resolve: () throws -> RunManifest,
-             extend: (inout RunManifest) -> Bool) throws -> (RunDirectory, RunManifest) {
+/// Opens the run directory a `train` command works in and calls `train` with it: with
+/// `--resume`, the existing run (which must be `algorithm`'s; `extend` checks its settings
+/// section and applies `--iterations`); with `--out`, a new one created from `resolve()`.
+/// A new run that fails before its first iteration is logged (say, a task family whose
+/// action space the algorithm cannot use) is removed again, so that the same `--out` can be
+/// given once the mistake is fixed.
+func withRun<T>(out: String?, resume: String?, algorithm: String, resolve: () throws -> RunManifest,
+                extend: (inout RunManifest) -> Bool, train: (RunDirectory, RunManifest) throws -> T) throws -> (RunDirectory, T) {
     guard (out == nil) != (resume == nil) else { throw RunError("give exactly one of --out DIR (new run) or --resume DIR") }
     if let resume {
         let directory = RunDirectory(URL(fileURLWithPath: resume))
         var saved = try directory.manifest()
         guard saved.algorithm == algorithm, extend(&saved) else { throw RunError("\(resume) is not a \(algorithm) run") }
-        return (directory, saved)
+        return (directory, try train(directory, saved))
     }
     let manifest = try resolve()
     let directory = RunDirectory(URL(fileURLWithPath: out!))
-    if FileManager.default.fileExists(atPath: directory.manifestURL.path) {
+    let files = FileManager.default
+    if files.fileExists(atPath: directory.manifestURL.path) {
         throw RunError("\(out!) already holds a run; use --resume \(out!) to continue it, or another --out")
     }
+    let existed = files.fileExists(atPath: directory.url.path)
     try directory.create(manifest: manifest)
-    return (directory, manifest)
+    do {
+        return (directory, try train(directory, manifest))
+    } catch {
+        let logged = (try? String(contentsOf: directory.metricsURL, encoding: .utf8))?.split(separator: "\n").count ?? 0
+        let checkpoints = (try? files.contentsOfDirectory(atPath: directory.checkpointsURL.path)) ?? []
+        if logged <= 1 && checkpoints.isEmpty {
+            for url in [directory.manifestURL, directory.configURL, directory.metricsURL, directory.checkpointsURL]
+                + TensorBoardEventWriter.existingFiles(in: directory.url) {
+                try? files.removeItem(at: url)
+            }
+            if !existed, (try? files.contentsOfDirectory(atPath: directory.url.path))?.isEmpty == true {
+                try? files.removeItem(at: directory.url)
+            }
+        }
+        throw error
+    }
 }
 
 /// Prints a one-line error and exits non-zero (user input problems, never a trap).
@@ -313,17 +333,18 @@ struct TrainRL2: ParsableCommand {
             guard checkpointEvery >= 1 else { throw RunError("--checkpoint-every \(checkpointEvery): must be at least 1") }
             guard keepCheckpoints >= 1 else { throw RunError("--keep-checkpoints \(keepCheckpoints): must be at least 1") }
             guard threads >= 1 else { throw RunError("--threads \(threads): must be at least 1") }
-            let (directory, manifest) = try openRun(out: out, resume: resume, algorithm: "rl2", resolve: resolvedManifest) { saved in
+            let start = Date()
+            let (directory, final) = try withRun(out: out, resume: resume, algorithm: "rl2", resolve: resolvedManifest, extend: { saved in
                 guard saved.rl2 != nil else { return false }
                 if let iterations { saved.rl2!.iterations = max(saved.rl2!.iterations, iterations) }
                 return true
+            }) { directory, manifest in
+                var training = RL2Training(config: manifest.rl2!, seed: manifest.seed, directory: directory, resume: resume != nil,
+                                           checkpointEvery: checkpointEvery, keepCheckpoints: keepCheckpoints,
+                                           notes: { print("note: " + $0) })
+                training.threads = threads
+                return try manifest.envSpec().open(training)
             }
-            var training = RL2Training(config: manifest.rl2!, seed: manifest.seed, directory: directory, resume: resume != nil,
-                                       checkpointEvery: checkpointEvery, keepCheckpoints: keepCheckpoints,
-                                       notes: { print("note: " + $0) })
-            training.threads = threads
-            let start = Date()
-            let final = try manifest.envSpec().open(training)
             print(String(format: "trained %d iterations, %d environment steps, in %.1f s → %@", final.iteration, final.environmentSteps,
                          Date().timeIntervalSince(start), directory.url.path))
         } catch let error as ExitCode {
@@ -407,18 +428,19 @@ struct MAMLOptions: ParsableArguments {
             guard checkpointEvery >= 1, keepCheckpoints >= 1, threads >= 1 else {
                 throw RunError("--checkpoint-every, --keep-checkpoints and --threads must be at least 1")
             }
-            let (directory, manifest) = try openRun(out: out, resume: resume, algorithm: algorithm,
-                                                    resolve: { try resolvedManifest(algorithm: algorithm) }) { saved in
+            let start = Date()
+            let (directory, final) = try withRun(out: out, resume: resume, algorithm: algorithm,
+                                                 resolve: { try resolvedManifest(algorithm: algorithm) }, extend: { saved in
                 guard saved.maml != nil else { return false }
                 if let iterations { saved.maml!.iterations = max(saved.maml!.iterations, iterations) }
                 return true
+            }) { directory, manifest in
+                var training = MAMLTraining(config: manifest.maml!, seed: manifest.seed, directory: directory, resume: resume != nil,
+                                            checkpointEvery: checkpointEvery, keepCheckpoints: keepCheckpoints,
+                                            notes: { print("note: " + $0) })
+                training.threads = threads
+                return try manifest.envSpec().open(training)
             }
-            var training = MAMLTraining(config: manifest.maml!, seed: manifest.seed, directory: directory, resume: resume != nil,
-                                        checkpointEvery: checkpointEvery, keepCheckpoints: keepCheckpoints,
-                                        notes: { print("note: " + $0) })
-            training.threads = threads
-            let start = Date()
-            let final = try manifest.envSpec().open(training)
             print(String(format: "trained %d meta-iterations, %d environment steps, in %.1f s → %@", final.iteration,
                          final.environmentSteps, Date().timeIntervalSince(start), directory.url.path))
         } catch let error as ExitCode {

@@ -35,9 +35,9 @@ struct RunOptions: ParsableArguments {
                 return
             }
             guard checkpointEvery >= 1, keepCheckpoints >= 1 else { throw RunError("--checkpoint-every and --keep-checkpoints must be at least 1") }
-            let (directory, manifest) = try openRun(out: out, resume: resume, algorithm: algorithm, resolve: resolve, extend: extend)
             let start = Date()
-            let (iteration, steps) = try train(directory, manifest)
+            let (directory, (iteration, steps)) = try withRun(out: out, resume: resume, algorithm: algorithm, resolve: resolve,
+                                                              extend: extend, train: train)
             print(String(format: "trained %d iterations, %d environment steps, in %.1f s → %@", iteration, steps,
                          Date().timeIntervalSince(start), directory.url.path))
         } catch let error as ExitCode {

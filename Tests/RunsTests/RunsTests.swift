@@ -300,3 +300,30 @@ func runMetarl(_ arguments: [String]) throws -> Int32 {
         #expect(rows == (try deterministicRows(killed.appendingPathComponent("metrics.csv"))))
     }
 }
+
+@Suite struct FailedStartTests {
+    /// A new run that fails before its first iteration (SAC on a discrete-action family)
+    /// exits non-zero and leaves no run behind, so the same `--out` works once fixed; a
+    /// directory the user made beforehand keeps what it held; the same `--out` then trains.
+    @Test func newRunThatFailsAtOnceLeavesNothingBehind() throws {
+        let root = temporaryDirectory("failed-start")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let files = FileManager.default
+        let fresh = root.appendingPathComponent("fresh")
+        #expect(try runMetarl(["train", "sac", "--env", "bandit", "--out", fresh.path]) == 2)
+        #expect(!files.fileExists(atPath: fresh.path))
+
+        let made = root.appendingPathComponent("made")
+        try files.createDirectory(at: made, withIntermediateDirectories: true)
+        try Data("notes".utf8).write(to: made.appendingPathComponent("notes.txt"))
+        #expect(try runMetarl(["train", "pearl", "--env", "gridworld", "--out", made.path]) == 2)
+        #expect(try files.contentsOfDirectory(atPath: made.path) == ["notes.txt"])
+
+        let small = ["train", "sac", "--env", "point-nav", "--env-arg", "horizon=8", "--hidden-sizes", "8", "--batch-size", "8",
+                     "--steps-per-iteration", "16", "--random-steps", "20", "--eval-episodes", "2", "--iterations", "1",
+                     "--out", fresh.path]
+        #expect(try runMetarl(small) == 0)
+        #expect(files.fileExists(atPath: RunDirectory(fresh).manifestURL.path))
+        #expect(RunDirectory(fresh).checkpointIterations() == [1])
+    }
+}

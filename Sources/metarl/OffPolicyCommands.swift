@@ -136,6 +136,7 @@ struct TrainPEARL: ParsableCommand {
     @Option(help: "Reward scale (default 5).") var rewardScale: Double?
     @Option(help: "Steps per task with z from the prior before training (default 400).") var initialSteps: Int?
     @Option(help: "Training tasks whose buffers are refilled each iteration (default 5).") var tasksPerIteration: Int?
+    @Option(help: "Context transitions per task given to the encoder in a gradient step (default 64).") var contextBatchSize: Int?
     @Option(help: "Fresh tasks evaluated after each iteration (default 20).") var evalTasks: Int?
 
     func run() throws {
@@ -169,12 +170,14 @@ struct TrainPEARL: ParsableCommand {
         if let rewardScale { c.update.rewardScale = rewardScale }
         if let initialSteps { c.initialStepsPerTask = initialSteps }
         if let tasksPerIteration { c.tasksPerIteration = tasksPerIteration }
+        if let contextBatchSize { c.contextBatchSize = contextBatchSize }
         if let evalTasks { c.evalTasks = evalTasks }
         try checked(c.validate, flags: [
             "iterations": "--iterations", "trainTasks": "--train-tasks", "metaBatchSize": "--meta-batch-size", "batchSize": "--batch-size",
             "gradientStepsPerIteration": "--gradient-steps", "hiddenSizes": "--hidden-sizes", "encoderHiddenSizes": "--encoder-hidden-sizes",
             "latentSize": "--latent-size", "klWeight": "--kl-weight", "update.rewardScale": "--reward-scale",
-            "initialStepsPerTask": "--initial-steps", "tasksPerIteration": "--tasks-per-iteration", "evalTasks": "--eval-tasks",
+            "initialStepsPerTask": "--initial-steps", "tasksPerIteration": "--tasks-per-iteration",
+            "contextBatchSize": "--context-batch-size", "evalTasks": "--eval-tasks",
         ])
         manifest.pearl = c
         return manifest

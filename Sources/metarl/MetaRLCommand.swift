@@ -170,16 +170,14 @@ func withRun<T>(out: String?, resume: String?, algorithm: String, resolve: () th
     do {
         return (directory, try train(directory, manifest))
     } catch {
-        let logged = (try? String(contentsOf: directory.metricsURL, encoding: .utf8))?.split(separator: "\n").count ?? 0
-        let checkpoints = (try? files.contentsOfDirectory(atPath: directory.checkpointsURL.path)) ?? []
-        if logged <= 1 && checkpoints.isEmpty {
-            for url in [directory.manifestURL, directory.configURL, directory.metricsURL, directory.checkpointsURL]
-                + TensorBoardEventWriter.existingFiles(in: directory.url) {
-                try? files.removeItem(at: url)
-            }
-            if !existed, (try? files.contentsOfDirectory(atPath: directory.url.path))?.isEmpty == true {
-                try? files.removeItem(at: directory.url)
-            }
+        // Metrics rows or a checkpoint are evidence of a run worth keeping (a NaN at iteration 3, say).
+        let rows = (try? String(contentsOf: directory.metricsURL, encoding: .utf8))?.split(separator: "\n").count ?? 0
+        if rows <= 1 && directory.checkpointIterations().isEmpty {
+            let created = existed
+                ? [directory.manifestURL, directory.configURL, directory.metricsURL, directory.checkpointsURL]
+                    + TensorBoardEventWriter.existingFiles(in: directory.url)
+                : [directory.url]
+            for url in created { try? files.removeItem(at: url) }
         }
         throw error
     }

@@ -303,8 +303,8 @@ func runMetarl(_ arguments: [String]) throws -> Int32 {
 
 @Suite struct FailedStartTests {
     /// A new run that fails before its first iteration (SAC on a discrete-action family)
-    /// exits non-zero and leaves no run behind, so the same `--out` works once fixed; a
-    /// directory the user made beforehand keeps what it held; the same `--out` then trains.
+    /// exits non-zero and leaves no run behind; a directory the user made beforehand keeps
+    /// what it held; the same `--out` then trains.
     @Test func newRunThatFailsAtOnceLeavesNothingBehind() throws {
         let root = temporaryDirectory("failed-start")
         defer { try? FileManager.default.removeItem(at: root) }

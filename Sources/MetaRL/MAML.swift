@@ -241,28 +241,28 @@ public struct MAML<E: MetaEnv>: IterativeAlgorithm {
             }
             return p
         }
-        // ρ_i = π_θ′_i(a|s) / π_θ′_i,old(a|s) on task i's validation episodes, and each step's
-        // weight in the mean over tasks and valid steps.
-        func ratio(_ meta: MetaParameters, task i: Int, secondOrder: Bool) -> (policy: MLPPolicy, ratio: Tensor, weight: Tensor) {
+        // π_θ′_i,old on task i's validation episodes and its log-probabilities, constants of
+        // this iteration.
+        let oldDistributions = tasks.indices.map { i in
+            oldAdapted[i].distribution(rollouts[i].batches[last].observationTensor).detached
+        }
+        let oldLogProbs = tasks.indices.map { i in oldDistributions[i].logProb(rollouts[i].batches[last].actionTensor) }
+        // ρ_i = π_θ′_i(a|s) / π_θ′_i,old(a|s) on task i's validation episodes, π_θ′_i there,
+        // and each step's weight in the mean over tasks and valid steps.
+        func ratio(_ meta: MetaParameters, task i: Int, secondOrder: Bool) -> (policy: MLPPolicy.ActionDistribution, ratio: Tensor, weight: Tensor) {
             let batch = rollouts[i].batches[last]
-            let p = adapted(meta, task: i, secondOrder: secondOrder)
-            let observations = batch.observationTensor, actions = batch.actionTensor
-            let ratio = (p.logProb(observations, actions) - oldAdapted[i].logProb(observations, actions).detached).exp()
+            let p = adapted(meta, task: i, secondOrder: secondOrder).distribution(batch.observationTensor)
+            let ratio = (p.logProb(batch.actionTensor) - oldLogProbs[i]).exp()
             return (p, ratio, batch.maskTensor / (Swift.max(batch.validSteps, 1) * Double(tasks.count)))
         }
-        // Surrogate gain (−L_out) and mean KL(π_old′ ‖ π_θ′) over the tasks.
-        func surrogate(_ meta: MetaParameters, secondOrder: Bool, withKL: Bool) -> (gain: Tensor, kl: Tensor?) {
-            var gain: Tensor?, kl: Tensor?
-            for i in tasks.indices {
-                let (p, rho, weight) = ratio(meta, task: i, secondOrder: secondOrder)
-                let g = (rho * advantages[i][last] * weight).sum()
-                gain = gain.map { $0 + g } ?? g
-                if withKL {
-                    let k = (oldAdapted[i].kl(to: p, rollouts[i].batches[last].observationTensor) * weight).sum()
-                    kl = kl.map { $0 + k } ?? k
-                }
-            }
-            return (gain!, kl)
+        // Task i's share of the surrogate gain (−L_out) and of the mean KL(π_old′ ‖ π_θ′).
+        // Each task is differentiated on its own tape, the tasks side by side on `threads`
+        // threads; their shares are added in task order, so results do not depend on threads.
+        func surrogate(_ meta: MetaParameters, task i: Int, secondOrder: Bool, withKL: Bool) -> (gain: Tensor, kl: Tensor?) {
+            let (p, rho, weight) = ratio(meta, task: i, secondOrder: secondOrder)
+            let gain = (rho * advantages[i][last] * weight).sum()
+            guard withKL else { return (gain, nil) }
+            return (gain, (oldDistributions[i].kl(to: p) * weight).sum())
         }
 
         var meta = MetaParameters(policy: state.policy, stepSizes: state.stepSizes)
@@ -273,17 +273,17 @@ public struct MAML<E: MetaEnv>: IterativeAlgorithm {
             var optimizer = state.optimizer ?? Adam(learningRate: config.outerLearningRate)
             var lastLoss = 0.0
             for _ in 0..<config.ppoEpochs {
-                let (loss, grad) = NN.valueAndGradient(at: meta) { m -> Tensor in
-                    var total: Tensor?
-                    for i in tasks.indices {
+                let current = meta
+                let shares = concurrentMap(tasks.count, threads: threads) { i in
+                    let (loss, grad) = NN.valueAndGradient(at: current) { m -> Tensor in
                         let (_, rho, weight) = ratio(m, task: i, secondOrder: secondOrder)
                         let a = advantages[i][last]
-                        let term = -(Tensor.minimum(rho * a, rho.clamped(1 - config.ppoClip, 1 + config.ppoClip) * a) * weight).sum()
-                        total = total.map { $0 + term } ?? term
+                        return -(Tensor.minimum(rho * a, rho.clamped(1 - config.ppoClip, 1 + config.ppoClip) * a) * weight).sum()
                     }
-                    return total!
+                    return (loss.doubleScalar, grad.flatParameters.values)
                 }
-                lastLoss = loss.doubleScalar
+                let grad = meta.withFlatParameters(Tensor(shape: [meta.parameterCount], values: Self.sumInOrder(shares.map(\.1))))
+                lastLoss = shares.reduce(0) { $0 + $1.0 }
                 guard lastLoss.isFinite else { throw NonFiniteError(iteration: state.iteration + 1, quantity: "PPO outer loss") }
                 optimizer.update(&meta, along: grad)
             }
@@ -292,7 +292,7 @@ public struct MAML<E: MetaEnv>: IterativeAlgorithm {
             state.stepSizes = meta.stepSizes
             outerMetrics = [("ppo_outer_loss", lastLoss)]
         case .trpo:
-            outerMetrics = try trpoStep(meta: meta, secondOrder: secondOrder, surrogate: surrogate)
+            outerMetrics = try trpoStep(meta: meta, tasks: tasks.count, secondOrder: secondOrder, surrogate: surrogate)
         }
         let finished = Date()
 
@@ -331,30 +331,55 @@ public struct MAML<E: MetaEnv>: IterativeAlgorithm {
         return metrics
     }
 
+    /// Adds equal-length vectors element by element, in the order given.
+    static func sumInOrder(_ parts: [[Float]]) -> [Float] {
+        var total = parts[0]
+        for part in parts.dropFirst() {
+            for j in total.indices { total[j] += part[j] }
+        }
+        return total
+    }
+
     /// The TRPO outer step: natural gradient of the surrogate gain by conjugate gradient on
-    /// the KL's Hessian (through the inner step), then a backtracking line search.
-    mutating func trpoStep(meta: MetaParameters, secondOrder: Bool,
-                           surrogate: (MetaParameters, Bool, Bool) -> (gain: Tensor, kl: Tensor?)) throws -> [(String, Double)] {
-        let config = self.config
-        let gradient = NN.gradient(at: meta) { surrogate($0, secondOrder, false).gain }
-        // The KL's gradient is recorded once; each of CG's products differentiates it again.
-        let fisher = HessianVectorProducts(at: meta.parameters) { p in
-            var m = meta
-            m.parameters = p
-            return surrogate(m, secondOrder, true).kl!
+    /// the KL's Hessian (through the inner step), then a backtracking line search. The gain,
+    /// the KL and their derivatives are sums of per-task shares (`surrogate(meta, i, …)`),
+    /// computed side by side on `threads` threads.
+    mutating func trpoStep(meta: MetaParameters, tasks: Int, secondOrder: Bool,
+                           surrogate: (MetaParameters, Int, Bool, Bool) -> (gain: Tensor, kl: Tensor?)) throws -> [(String, Double)] {
+        let config = self.config, threads = self.threads
+        let gradients = concurrentMap(tasks, threads: threads) { i in
+            let (gain, gradient) = NN.valueAndGradient(at: meta) { surrogate($0, i, secondOrder, false).gain }
+            return (gain: gain.doubleScalar, gradient: gradient.flatParameters.values)
+        }
+        // Each task's KL gradient is recorded once; each of CG's products differentiates it again.
+        let fisher = concurrentMap(tasks, threads: threads) { i in
+            HessianVectorProducts(at: meta.parameters) { p in
+                var m = meta
+                m.parameters = p
+                return surrogate(m, i, secondOrder, true).kl!
+            }
         }
         let fisherProduct: ([Double]) -> [Double] = { v in
-            fisher(meta.withFlatParameters(Tensor(shape: [v.count], values: v.map(Float.init))).parameters)
-                .flatMap { $0.values.map(Double.init) }
+            let vector = meta.withFlatParameters(Tensor(shape: [v.count], values: v.map(Float.init))).parameters
+            let parts = concurrentMap(tasks, threads: threads) { i in fisher[i](vector).flatMap(\.values) }
+            return Self.sumInOrder(parts).map(Double.init)
         }
         let evaluate: ([Double]) -> (gain: Double, kl: Double) = { theta in
             let m = meta.withFlatParameters(Tensor(shape: [theta.count], values: theta.map(Float.init)))
-            let (gain, kl) = surrogate(m, false, true)
-            return (gain.doubleScalar, kl!.doubleScalar)
+            var gain = 0.0, kl = 0.0
+            for (g, k) in concurrentMap(tasks, threads: threads, { i in
+                let share = surrogate(m, i, false, true)
+                return (share.gain.doubleScalar, share.kl!.doubleScalar)
+            }) {
+                gain += g
+                kl += k
+            }
+            return (gain, kl)
         }
         let theta = meta.flatParameters.values.map(Double.init)
-        let step = TRPO.step(parameters: theta, gradient: gradient.flatParameters.values.map(Double.init),
-                             settings: config.trpo, fisherProduct: fisherProduct, evaluate: evaluate)
+        let step = TRPO.step(parameters: theta, gradient: Self.sumInOrder(gradients.map(\.gradient)).map(Double.init),
+                             settings: config.trpo, fisherProduct: fisherProduct, evaluate: evaluate,
+                             gainAtStart: gradients.reduce(0) { $0 + $1.gain })
         guard step.parameters.allSatisfy({ $0.isFinite }) else {
             throw NonFiniteError(iteration: state.iteration + 1, quantity: "TRPO step")
         }

@@ -502,7 +502,7 @@ public struct RL2<E: MetaEnv>: IterativeAlgorithm {
     /// value network, on `threads` threads (at most two).
     func minibatchGradient(_ mb: Minibatch, objective: PPOObjective) throws -> MinibatchGradient {
         let model = state.model, clip = config.clip
-        let parts = try concurrentMap(2, threads: threads) { k -> PPOUpdatePart in
+        let parts = concurrentMap(2, threads: threads) { k -> PPOUpdatePart in
             if k == 0 {
                 var terms: (policyLoss: Tensor, entropy: Tensor)?
                 var newLogProb: Tensor?

@@ -30,20 +30,53 @@ public struct MLPPolicy: ParameterCollection, Codable, Sendable {
     /// Floats per action as stored in an `EpisodeBatch` (an index for a discrete action).
     public var actionWidth: Int { discrete ? 1 : network.outputSize }
 
+    /// The action distribution at a batch of observations: a diagonal Gaussian (box actions)
+    /// or a categorical (discrete ones).
+    public enum ActionDistribution {
+        case gaussian(DiagonalGaussian)
+        case categorical(Categorical)
+
+        /// log π(a | s) for actions [N, actionWidth]: [N].
+        public func logProb(_ actions: Tensor) -> Tensor {
+            switch self {
+            case .gaussian(let d): d.logProb(actions)
+            case .categorical(let d): d.logProb(actions.values.map { Int32($0) })
+            }
+        }
+
+        /// KL(self ‖ other) per observation [N]; both from the same kind of policy.
+        public func kl(to other: ActionDistribution) -> Tensor {
+            switch (self, other) {
+            case (.gaussian(let p), .gaussian(let q)): p.kl(to: q)
+            case (.categorical(let p), .categorical(let q)): p.kl(to: q)
+            default: preconditionFailure("ActionDistribution.kl: a Gaussian and a categorical policy")
+            }
+        }
+
+        /// The same distribution as constants (off any tape).
+        public var detached: ActionDistribution {
+            switch self {
+            case .gaussian(let d): .gaussian(DiagonalGaussian(mean: d.mean.detached, logStd: d.logStd.detached))
+            case .categorical(let d): .categorical(Categorical(logits: d.logProbabilities.detached))
+            }
+        }
+    }
+
+    /// π(· | s) for observations [N, obs]: one network pass, for as many log-probabilities
+    /// and KL terms as a caller needs.
+    public func distribution(_ observations: Tensor) -> ActionDistribution {
+        let out = network(observations)
+        return discrete ? .categorical(Categorical(logits: out)) : .gaussian(DiagonalGaussian(mean: out, logStd: logStd))
+    }
+
     /// log π(a | s) for observations [N, obs] and actions [N, actionWidth]: [N].
     public func logProb(_ observations: Tensor, _ actions: Tensor) -> Tensor {
-        let out = network(observations)
-        if discrete {
-            return Categorical(logits: out).logProb(actions.values.map { Int32($0) })
-        }
-        return DiagonalGaussian(mean: out, logStd: logStd).logProb(actions)
+        distribution(observations).logProb(actions)
     }
 
     /// KL(self ‖ other) per observation [N].
     public func kl(to other: MLPPolicy, _ observations: Tensor) -> Tensor {
-        let mine = network(observations), theirs = other.network(observations)
-        if discrete { return Categorical(logits: mine).kl(to: Categorical(logits: theirs)) }
-        return DiagonalGaussian(mean: mine, logStd: logStd).kl(to: DiagonalGaussian(mean: theirs, logStd: other.logStd))
+        distribution(observations).kl(to: other.distribution(observations))
     }
 
     /// Actions [N × actionWidth] drawn for observations [N, obs].

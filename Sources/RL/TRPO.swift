@@ -96,9 +96,11 @@ public enum TRPO {
     /// - `gradient`: g = ∇L at θ (L is the surrogate to maximise).
     /// - `fisherProduct`: v ↦ ∇²KL(θ)·v (without damping; damping is added here).
     /// - `evaluate`: for candidate parameters, (L, KL to the old policy).
+    /// - `gainAtStart`: L(θ) if the caller has it already (else `evaluate(θ)` computes it).
     public static func step(
         parameters theta: [Double], gradient g: [Double], settings: TRPOSettings,
-        fisherProduct: ([Double]) -> [Double], evaluate: ([Double]) -> (gain: Double, kl: Double)
+        fisherProduct: ([Double]) -> [Double], evaluate: ([Double]) -> (gain: Double, kl: Double),
+        gainAtStart: Double? = nil
     ) -> StepResult {
         func damped(_ v: [Double]) -> [Double] {
             let fv = fisherProduct(v)
@@ -108,7 +110,7 @@ public enum TRPO {
         let xFx = dot(x, damped(x))
         guard xFx > 0, xFx.isFinite else { return StepResult(parameters: theta, accepted: false, kl: 0, improvement: 0, backtracks: 0) }
         let scale = (2 * settings.maxKL / xFx).squareRoot()
-        let baseline = evaluate(theta).gain
+        let baseline = gainAtStart ?? evaluate(theta).gain
         var fraction = 1.0
         for k in 0..<settings.backtrackSteps {
             let candidate = zip(theta, x).map { $0 + fraction * scale * $1 }

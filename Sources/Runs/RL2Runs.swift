@@ -65,6 +65,8 @@ public struct RL2Evaluator: MetaEnvConsumer {
     public var config: RL2Config
     public var trials: Int
     public var seed: UInt64
+    /// Act with each step's most probable action instead of sampling from the policy.
+    public var greedy = false
 
     public init(directory: RunDirectory, trials: Int, seed: UInt64, notes: (String) -> Void = { _ in }) throws {
         let manifest = try directory.manifest()
@@ -89,7 +91,7 @@ public struct RL2Evaluator: MetaEnvConsumer {
         while left > 0 {
             let n = Swift.min(left, 2000)
             let batch = try sampleTrials(model: state.model, prototype: prototype, trials: n,
-                                         episodesPerTrial: config.episodesPerTrial, seed: rng.next())
+                                         episodesPerTrial: config.episodesPerTrial, seed: rng.next(), greedy: greedy)
             returns += batch.trialReturns
             perEpisode += batch.episodeReturns
             left -= n

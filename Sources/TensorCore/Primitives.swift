@@ -50,6 +50,12 @@ extension Tensor {
     public func exp() -> Tensor { Tape.record(.exp, Kernels.unary(.exp, self), self) }
     public func log() -> Tensor { Tape.record(.log, Kernels.unary(.log, self), self) }
     public func tanh() -> Tensor { Tape.record(.tanh, Kernels.unary(.tanh, self), self) }
+    /// g ⊙ (1 − y²), the gradient at x of y = tanh(x) given the gradient g at y: tanh's
+    /// backward rule as one primitive, so that a recorded backward pass (MAML's inner step)
+    /// costs one element-wise pass here instead of three, and its own derivatives likewise.
+    public static func tanhGradient(_ g: Tensor, output y: Tensor) -> Tensor {
+        Tape.record(.tanhGradient, Kernels.binary(.tanhBackward, g, y), g, y)
+    }
     public func sigmoid() -> Tensor { Tape.record(.sigmoid, Kernels.unary(.sigmoid, self), self) }
     public func relu() -> Tensor { Tape.record(.relu, Kernels.unary(.relu, self), self) }
     /// log(1 + eˣ), computed stably.

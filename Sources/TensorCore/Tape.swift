@@ -6,6 +6,7 @@ enum Op {
     case affine(scale: Double, shift: Double)
     case matmul(transposeA: Bool, transposeB: Bool)
     case exp, log, tanh, sigmoid, relu, softplus, sqrt, abs
+    case tanhGradient
     case power(Double)
     case clamp(Double, Double)
     /// mask ? first : second (the mask is a constant)
@@ -212,7 +213,12 @@ public final class Tape: @unchecked Sendable {
         case .log:
             toA(g / a)
         case .tanh:
-            toA(createGraph ? g * (1 - y * y) : Kernels.binary(.tanhBackward, g, e.output))
+            toA(createGraph ? Tensor.tanhGradient(g, output: y) : Kernels.binary(.tanhBackward, g, e.output))
+        case .tanhGradient:
+            // z = g ⊙ (1 − y²) with upstream u: ∂g = u ⊙ (1 − y²), ∂y = −2 u ⊙ g ⊙ y.
+            toA((createGraph ? Tensor.tanhGradient(g, output: b) : Kernels.binary(.tanhBackward, g, e.second!))
+                .summed(toShape: e.first!.shape))
+            toB((g * a * b * -2).summed(toShape: e.second!.shape))
         case .sigmoid:
             toA(createGraph ? g * (y * (1 - y)) : Kernels.binary(.sigmoidBackward, g, e.output))
         case .relu:

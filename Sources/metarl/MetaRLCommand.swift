@@ -20,7 +20,7 @@ struct MetaRLCommand: ParsableCommand {
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure the speed of parts of the system (build with -c release).",
-        subcommands: [Engine.self, EnvSteps.self, RL2Speed.self])
+        subcommands: [Engine.self, EnvSteps.self, RL2Speed.self, MAMLSpeed.self])
 
     struct Engine: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -113,6 +113,87 @@ struct Bench: ParsableCommand {
                   let rate = (object["steps_per_second"] as? NSNumber)?.doubleValue
             else { throw fail("the pytorch_rl2 run failed (exit \(process.terminationStatus)); run Benchmarks/pytorch_rl2_speed.py by hand to see why") }
             return rate
+        }
+    }
+
+    struct MAMLSpeed: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "maml",
+            abstract: "Seconds per MAML-TRPO meta-iteration on point-nav at the MAML paper's settings (20 tasks × 20 episodes, one inner step, 10 CG steps).")
+
+        @Option(help: "Meta-iterations to run; the median leaves out the first.") var iterations: Int = 10
+        @Option(help: "Threads for sampling and for the outer step (default: the cores).")
+        var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+        @Option(name: .customLong("pytorch-maml-rl"), help: "A checkout of tristandeleu/pytorch-maml-rl: time it too (Benchmarks/pytorch_maml_rl_run.py, one torch thread, same iterations) and print the ratio of medians.")
+        var pytorchMAMLRL: String?
+        @Option(help: "The Python that runs pytorch-maml-rl (it needs torch and gym 0.17; see the script's header).")
+        var python: String = "/usr/bin/python3"
+        @Flag(help: "Print one JSON object.") var json = false
+
+        func run() throws {
+            guard iterations >= 2, threads >= 1 else { throw fail("--iterations must be at least 2 and --threads at least 1") }
+            var maml = try MAML(config: MAMLConfig(), prototype: PointNavigation(), seed: 1)
+            maml.threads = threads
+            var wall: [Double] = [], sample: [Double] = [], update: [Double] = []
+            for _ in 0..<iterations {
+                let start = Date()
+                let m = Dictionary(try maml.iterate(), uniquingKeysWith: { a, _ in a })
+                wall.append(Date().timeIntervalSince(start))
+                sample.append(m["sample_seconds"]!)
+                update.append(m["update_seconds"]!)
+            }
+            func median(_ xs: [Double]) -> Double {
+                let s = xs.dropFirst().sorted()
+                return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+            }
+            var reference: Double?
+            if let pytorchMAMLRL { reference = median(try runPyTorchMAMLRL(checkout: pytorchMAMLRL)) }
+            if json {
+                var object: [String: Double] = ["seconds_per_iteration": median(wall), "sample_seconds": median(sample),
+                                                "update_seconds": median(update), "iterations": Double(iterations),
+                                                "threads": Double(threads)]
+                if let reference {
+                    object["pytorch_maml_rl_seconds_per_iteration"] = reference
+                    object["ratio"] = reference / median(wall)
+                }
+                try printJSON(object)
+            } else {
+                print(String(format: "MAML-TRPO point-nav, 20 tasks × 20 episodes, %d thread%@: median %.3f s per meta-iteration (sampling %.3f s, outer step %.3f s; %d iterations, the first left out; min %.3f, max %.3f)",
+                             threads, threads == 1 ? "" : "s", median(wall), median(sample), median(update), iterations,
+                             wall.dropFirst().min()!, wall.dropFirst().max()!))
+                if let reference {
+                    print(String(format: "pytorch-maml-rl (same settings, one torch thread plus its sampler process, same OpenBLAS kernels): median %.3f s; ratio %.1f×",
+                                 reference, reference / median(wall)))
+                }
+            }
+        }
+
+        /// Runs Benchmarks/pytorch_maml_rl_run.py in this session; its seconds per meta-iteration.
+        func runPyTorchMAMLRL(checkout: String) throws -> [Double] {
+            let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+                .deletingLastPathComponent().appendingPathComponent("Benchmarks/pytorch_maml_rl_run.py")
+            guard FileManager.default.fileExists(atPath: script.path) else { throw fail("\(script.path) not found") }
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: python)
+            process.arguments = [script.path, "--checkout", checkout, "--iterations", "\(iterations)", "--seed", "1", "--threads", "1"]
+            var environment = ProcessInfo.processInfo.environment
+            environment["OPENBLAS_CORETYPE"] = BLASLibrary.shared.coreName
+            environment["OPENBLAS_NUM_THREADS"] = "1"
+            process.environment = environment
+            let output = Pipe()
+            process.standardOutput = output
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            let data = output.fileHandleForReading.readDataToEndOfFile()
+            process.waitUntilExit()
+            let seconds = String(decoding: data, as: UTF8.self).split(separator: "\n").compactMap { line -> Double? in
+                guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { return nil }
+                return (object["seconds"] as? NSNumber)?.doubleValue
+            }
+            guard process.terminationStatus == 0, seconds.count == iterations else {
+                throw fail("the pytorch-maml-rl run failed (exit \(process.terminationStatus)); run Benchmarks/pytorch_maml_rl_run.py by hand to see why")
+            }
+            return seconds
         }
     }
 
@@ -414,7 +495,7 @@ struct MAMLOptions: ParsableArguments {
     @Option(help: "Run directory to continue from its newest good checkpoint (with --iterations N: the new total).") var resume: String?
     @Option(help: "Checkpoint every N iterations.") var checkpointEvery: Int = 10
     @Option(help: "Checkpoints to keep.") var keepCheckpoints: Int = 3
-    @Option(help: "Threads for sampling the tasks (default: the cores; results do not depend on it).")
+    @Option(help: "Threads for sampling the tasks and differentiating them in the outer step (default: the cores; results do not depend on it).")
     var threads: Int = ProcessInfo.processInfo.activeProcessorCount
 
     func run(algorithm: String) throws {
@@ -520,6 +601,7 @@ struct Eval: ParsableCommand {
     @Option(help: "Fresh tasks to run (MAML family, SAC, PEARL).") var tasks: Int = 40
     @Option(help: "Trajectories per task (SAC, PEARL: the adaptation curve by trajectory).") var trajectories: Int = 3
     @Flag(help: "PEARL: act with the policy's mean given z instead of sampling actions (SAC always uses the mean).") var meanAction = false
+    @Flag(help: "RL²: act with the most probable action at every step instead of sampling from the policy.") var greedy = false
     @Option(help: "Random seed for the tasks and the actions.") var seed: UInt64 = 12345
     @Option(name: .customLong("env-arg"), help: "Evaluate on a variant: a family argument, key=value, replacing the run's (repeatable).") var envArgs: [String] = []
     @Flag(help: "Print one JSON object.") var json = false
@@ -569,13 +651,15 @@ struct Eval: ParsableCommand {
                 }
                 return
             }
-            let evaluator = try RL2Evaluator(directory: run, trials: trials, seed: seed, notes: { FileHandle.standardError.write(Data(("note: " + $0 + "\n").utf8)) })
+            var evaluator = try RL2Evaluator(directory: run, trials: trials, seed: seed, notes: { FileHandle.standardError.write(Data(("note: " + $0 + "\n").utf8)) })
+            evaluator.greedy = greedy
             let result = try manifest.envSpec().open(evaluator)
             if json {
                 try printJSON(result)
             } else {
-                print(String(format: "%@ on %@: mean trial return %.3f ± %.3f (s.e.) over %d fresh trials",
-                             manifest.algorithm, manifest.env, result.mean_return, result.stderr, result.trials))
+                print(String(format: "%@ on %@: mean trial return %.3f ± %.3f (s.e.) over %d fresh trials%@",
+                             manifest.algorithm, manifest.env, result.mean_return, result.stderr, result.trials,
+                             greedy ? ", most probable actions" : ""))
                 print("return by episode: " + zip(result.per_episode, result.per_episode_stderr).enumerated()
                     .map { String(format: "%d: %.3f±%.3f", $0.offset + 1, $0.element.0, $0.element.1) }.joined(separator: "  "))
             }

@@ -82,6 +82,29 @@ import Testing
         // And the term is not negligible here.
         #expect(term.map { abs($0) }.max()! > 1e-3)
     }
+
+    /// The outer step differentiates each task on its own tape, the tasks side by side;
+    /// the shares are added in task order, so a meta-iteration (TRPO, second order, and PPO,
+    /// Meta-SGD) gives bit-identical parameters on one thread and on three.
+    @Test(arguments: [(MAMLConfig.Mode.secondOrder, MAMLConfig.OuterOptimizer.trpo), (.metaSGD, .ppo)])
+    func outerStepDoesNotDependOnTheThreadCount(mode: MAMLConfig.Mode, outer: MAMLConfig.OuterOptimizer) throws {
+        var config = MAMLConfig()
+        config.mode = mode
+        config.outerOptimizer = outer
+        config.hiddenSizes = [8]
+        config.metaBatchSize = 5
+        config.fastBatchSize = 3
+        config.ppoEpochs = 2
+        func train(threads: Int, iterations: Int) throws -> [Float] {
+            var maml = try MAML(config: config, prototype: PointNavigation(horizon: 10), seed: 3)
+            maml.threads = threads
+            for _ in 0..<iterations { _ = try maml.iterate() }
+            return MetaParameters(policy: maml.state.policy, stepSizes: maml.state.stepSizes).flatParameters.values
+        }
+        let one = try train(threads: 1, iterations: 2)
+        #expect(one == (try train(threads: 3, iterations: 2)))
+        #expect(one != (try train(threads: 1, iterations: 0)))  // the steps did move θ
+    }
 }
 
 @Suite struct ReptileTests {

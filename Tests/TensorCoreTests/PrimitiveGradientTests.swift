@@ -50,6 +50,8 @@ import GradientChecking
         let x = randn([2, 3], seed: 5)
         GradientCheck.checkOperation([x]) { $0[0].exp() }
         GradientCheck.checkOperation([x]) { $0[0].tanh() }
+        GradientCheck.checkOperation([randn([2, 3], seed: 7), x.tanh()]) { Tensor.tanhGradient($0[0], output: $0[1]) }
+        GradientCheck.checkOperation([randn([2, 3], seed: 7), randn([3], seed: 8)]) { Tensor.tanhGradient($0[0], output: $0[1]) }
         GradientCheck.checkOperation([x]) { $0[0].sigmoid() }
         GradientCheck.checkOperation([x * 3]) { $0[0].softplus() }
         let positive = randu([2, 3], seed: 6, 0.3, 3)

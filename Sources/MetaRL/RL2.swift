@@ -383,10 +383,10 @@ public struct RL2<E: MetaEnv>: IterativeAlgorithm {
             steps: batch.steps, batch: trials, gamma: Float(config.gamma), lambda: Float(config.gaeLambda))
         if config.standardizeAdvantages { standardize(&advantages, mask: batch.valid) }
 
-        if config.annealLearningRate {
-            let remaining = 1 - Double(state.iteration) / Double(Swift.max(config.iterations, 1))
-            state.optimizer.learningRate = config.learningRate * Swift.max(remaining, 0)
-        }
+        // The config's rate (annealed linearly to 0 at `iterations`), also after a resume
+        // whose config changed it: the optimizer's saved rate is not the one to keep.
+        let remaining = config.annealLearningRate ? 1 - Double(state.iteration) / Double(Swift.max(config.iterations, 1)) : 1
+        state.optimizer.learningRate = config.learningRate * Swift.max(remaining, 0)
         let update: [(String, Double)]
         switch config.algorithm {
         case .ppo: update = try updateWithPPO(batch, advantages: advantages, returns: returns)

@@ -134,6 +134,28 @@ import TensorCore
         #expect(try train(threads: 1) == train(threads: 2))
     }
 
+    /// The learning rate each update uses is the config's (annealed when asked), also when a
+    /// run resumes with a config that changed it: not the rate saved with the optimizer.
+    @Test func learningRateFollowsTheConfigAfterAResume() throws {
+        var config = RL2Config()
+        config.episodesPerTrial = 2
+        config.hiddenSize = 4
+        config.trialsPerIteration = 4
+        config.minibatchTrials = 4
+        config.epochs = 1
+        config.iterations = 4
+        config.annealLearningRate = true
+        config.learningRate = 1e-3
+        var rl2 = try RL2(config: config, prototype: BernoulliBandit(arms: 2), seed: 1)
+        for _ in 0..<3 { _ = try rl2.iterate() }
+        #expect(abs(rl2.state.optimizer.learningRate - 1e-3 * (1 - 2.0 / 4)) < 1e-12)
+        config.annealLearningRate = false
+        config.learningRate = 5e-5
+        var resumed = try RL2(config: config, prototype: BernoulliBandit(arms: 2), state: rl2.state)
+        _ = try resumed.iterate()
+        #expect(resumed.state.optimizer.learningRate == 5e-5)
+    }
+
     /// A two-armed bandit, 10 pulls per trial: a small RL² agent trained for a fixed seed
     /// and budget ends clearly above random (5.0).
     @Test func learnsATwoArmedBandit() throws {

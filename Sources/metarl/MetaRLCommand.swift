@@ -90,28 +90,11 @@ struct Bench: ParsableCommand {
 
         /// Runs Benchmarks/pytorch_rl2_speed.py in this session and returns its steps/s.
         func runPyTorchRL2(checkout: String) throws -> Double {
-            let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-                .deletingLastPathComponent().appendingPathComponent("Benchmarks/pytorch_rl2_speed.py")
-            guard FileManager.default.fileExists(atPath: script.path) else { throw fail("\(script.path) not found") }
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-            process.arguments = [script.path, "--checkout", checkout, "--updates", "1", "--threads", "1",
-                                 "--meta-episode-len", "\(episodesPerTrial)"]
-            var environment = ProcessInfo.processInfo.environment
-            environment["OPENBLAS_CORETYPE"] = BLASLibrary.shared.coreName
-            environment["OPENBLAS_NUM_THREADS"] = "1"
-            process.environment = environment
-            let output = Pipe()
-            process.standardOutput = output
-            process.standardError = FileHandle.nullDevice
-            try process.run()
-            let data = output.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
-            guard process.terminationStatus == 0,
-                  let line = String(decoding: data, as: UTF8.self).split(separator: "\n").last(where: { $0.hasPrefix("{") }),
-                  let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-                  let rate = (object["steps_per_second"] as? NSNumber)?.doubleValue
-            else { throw fail("the pytorch_rl2 run failed (exit \(process.terminationStatus)); run Benchmarks/pytorch_rl2_speed.py by hand to see why") }
+            let (status, lines) = try Bench.runReferenceScript("pytorch_rl2_speed.py", python: "/usr/bin/python3", arguments: [
+                "--checkout", checkout, "--updates", "1", "--threads", "1", "--meta-episode-len", "\(episodesPerTrial)"])
+            guard status == 0, let rate = lines.last.flatMap({ $0["steps_per_second"] as? NSNumber })?.doubleValue else {
+                throw fail("the pytorch_rl2 run failed (exit \(status)); run Benchmarks/pytorch_rl2_speed.py by hand to see why")
+            }
             return rate
         }
     }
@@ -170,31 +153,40 @@ struct Bench: ParsableCommand {
 
         /// Runs Benchmarks/pytorch_maml_rl_run.py in this session; its seconds per meta-iteration.
         func runPyTorchMAMLRL(checkout: String) throws -> [Double] {
-            let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-                .deletingLastPathComponent().appendingPathComponent("Benchmarks/pytorch_maml_rl_run.py")
-            guard FileManager.default.fileExists(atPath: script.path) else { throw fail("\(script.path) not found") }
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: python)
-            process.arguments = [script.path, "--checkout", checkout, "--iterations", "\(iterations)", "--seed", "1", "--threads", "1"]
-            var environment = ProcessInfo.processInfo.environment
-            environment["OPENBLAS_CORETYPE"] = BLASLibrary.shared.coreName
-            environment["OPENBLAS_NUM_THREADS"] = "1"
-            process.environment = environment
-            let output = Pipe()
-            process.standardOutput = output
-            process.standardError = FileHandle.nullDevice
-            try process.run()
-            let data = output.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
-            let seconds = String(decoding: data, as: UTF8.self).split(separator: "\n").compactMap { line -> Double? in
-                guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { return nil }
-                return (object["seconds"] as? NSNumber)?.doubleValue
-            }
-            guard process.terminationStatus == 0, seconds.count == iterations else {
-                throw fail("the pytorch-maml-rl run failed (exit \(process.terminationStatus)); run Benchmarks/pytorch_maml_rl_run.py by hand to see why")
+            let (status, lines) = try Bench.runReferenceScript("pytorch_maml_rl_run.py", python: python, arguments: [
+                "--checkout", checkout, "--iterations", "\(iterations)", "--seed", "1", "--threads", "1"])
+            let seconds = lines.compactMap { ($0["seconds"] as? NSNumber)?.doubleValue }
+            guard status == 0, seconds.count == iterations else {
+                throw fail("the pytorch-maml-rl run failed (exit \(status)); run Benchmarks/pytorch_maml_rl_run.py by hand to see why")
             }
             return seconds
         }
+    }
+
+    /// Runs `Benchmarks/<name>` (a reference implementation's timing script) with one
+    /// OpenBLAS thread on this process's kernel set; its exit status and the JSON objects it
+    /// printed, one per line.
+    static func runReferenceScript(_ name: String, python: String, arguments: [String]) throws -> (status: Int32, lines: [[String: Any]]) {
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("Benchmarks/" + name)
+        guard FileManager.default.fileExists(atPath: script.path) else { throw fail("\(script.path) not found") }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: python)
+        process.arguments = [script.path] + arguments
+        var environment = ProcessInfo.processInfo.environment
+        environment["OPENBLAS_CORETYPE"] = BLASLibrary.shared.coreName
+        environment["OPENBLAS_NUM_THREADS"] = "1"
+        process.environment = environment
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        let lines = String(decoding: data, as: UTF8.self).split(separator: "\n").compactMap { line in
+            try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+        }
+        return (process.terminationStatus, lines)
     }
 
     struct EnvSteps: ParsableCommand {

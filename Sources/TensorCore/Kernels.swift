@@ -197,17 +197,35 @@ enum Kernels {
             "matmul: inner dimensions differ, \(a.shape)\(transposeA ? "ᵀ" : "") · \(b.shape)\(transposeB ? "ᵀ" : "")")
         let shape = batched ? [batch, m, n] : [m, n]
         let out = Storage.allocate(count: batch * m * n, dtype: a.dtype)
+        gemm(a, b, transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, batch: batch, beta: 0, into: out)
+        return Tensor(shape: shape, storage: out)
+    }
+
+    /// c += op(a)·op(b) for matrices, in c's own storage (BLAS's β = 1: no product is
+    /// allocated and no separate addition pass runs). `c` must own its storage.
+    static func matmul(_ a: Tensor, _ b: Tensor, transposeA: Bool, transposeB: Bool, accumulatingInto c: inout Tensor) {
+        precondition(a.rank == 2 && b.rank == 2 && a.dtype == b.dtype && c.dtype == a.dtype, "matmul accumulating: two matrices of c's dtype")
+        let (m, k) = transposeA ? (a.shape[1], a.shape[0]) : (a.shape[0], a.shape[1])
+        let (k2, n) = transposeB ? (b.shape[1], b.shape[0]) : (b.shape[0], b.shape[1])
+        precondition(k == k2 && c.shape == [m, n], "matmul accumulating: \(a.shape) · \(b.shape) into \(c.shape)")
+        gemm(a, b, transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, batch: 1, beta: 1, into: c.storage)
+    }
+
+    private static func gemm(_ a: Tensor, _ b: Tensor, transposeA: Bool, transposeB: Bool,
+                             m: Int, n: Int, k: Int, batch: Int, beta: Float, into out: Storage) {
+        let (ar, ac) = (a.shape[a.rank - 2], a.shape[a.rank - 1])
+        let (br, bc) = (b.shape[b.rank - 2], b.shape[b.rank - 1])
         func run<T: KernelScalar>(_: T.Type) {
             let pa = a.storage.pointer(T.self), pb = b.storage.pointer(T.self), pc = out.pointer(T.self)
             if k == 0 {
-                pc.initialize(repeating: 0, count: batch * m * n)
+                if beta == 0 { pc.initialize(repeating: 0, count: batch * m * n) }
                 return
             }
             for i in 0..<batch {
                 T.gemm(
                     transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k,
                     a: pa + i * ar * ac, lda: ac, b: pb + i * br * bc, ldb: bc,
-                    beta: 0, c: pc + i * m * n, ldc: n)
+                    beta: T(beta), c: pc + i * m * n, ldc: n)
             }
         }
         if m * n > 0 {
@@ -216,7 +234,6 @@ enum Kernels {
             case .float64: run(Double.self)
             }
         }
-        return Tensor(shape: shape, storage: out)
     }
 
     // MARK: Reductions
@@ -501,6 +518,23 @@ enum Kernels {
         case .float32: loop(Float.self)
         case .float64: loop(Double.self)
         }
+    }
+
+    /// −2·u·g·y element-wise (same shapes): the derivative of g ⊙ (1 − y²) with respect to
+    /// y, times the upstream gradient u, in one pass.
+    static func tanhGradientOutputBackward(_ u: Tensor, _ g: Tensor, _ y: Tensor) -> Tensor {
+        let n = y.count
+        let out = Storage.allocate(count: n, dtype: y.dtype)
+        func loop<T: KernelScalar>(_: T.Type) {
+            let pu = u.storage.pointer(T.self), pg = g.storage.pointer(T.self), py = y.storage.pointer(T.self)
+            let po = out.pointer(T.self)
+            for i in 0..<n { po[i] = -2 * pu[i] * pg[i] * py[i] }
+        }
+        switch y.dtype {
+        case .float32: loop(Float.self)
+        case .float64: loop(Double.self)
+        }
+        return Tensor(shape: y.shape, storage: out)
     }
 
     /// a += b in place, same shape and dtype; `a` must own its storage.

@@ -174,6 +174,21 @@ public final class Tape: @unchecked Sendable {
     /// the inputs and output are used as constants, so nothing is recorded; with it they
     /// are rebuilt as tracked tensors of this tape, so the rule's own operations are
     /// recorded and the result can be differentiated again.
+    /// Adds op(x)·op(y) to the gradient in slot `index`. Without a recorded graph, a slot
+    /// that already holds a matrix of its own gets the product added by BLAS in place
+    /// (β = 1), saving the product's allocation and the separate addition pass.
+    private func accumulateProduct(
+        _ x: Tensor, _ y: Tensor, transposeX: Bool, transposeY: Bool, into index: Int,
+        _ grads: inout [Tensor?], _ needed: [Bool], _ createGraph: Bool
+    ) {
+        if !createGraph, x.rank == 2, grads[index] != nil, grads[index]!.rank == 2,
+           isKnownUniquelyReferenced(&grads[index]!.storage) {
+            Kernels.matmul(x.detached, y.detached, transposeA: transposeX, transposeB: transposeY, accumulatingInto: &grads[index]!)
+        } else {
+            accumulate(Tensor.matmul(x, y, transposeA: transposeX, transposeB: transposeY), into: index, &grads, needed, createGraph)
+        }
+    }
+
     private func propagate(entry i: Int, gradient g: Tensor, createGraph: Bool, needed: [Bool], into grads: inout [Tensor?]) {
         let e = entries[i]
         func value(_ t: Tensor?, _ index: Int) -> Tensor {
@@ -206,8 +221,14 @@ public final class Tape: @unchecked Sendable {
             toA(g * scale)
         case .matmul(let tA, let tB):
             // C = op(A)·op(B): ∂A = g·op(B)ᵀ (or its transpose), ∂B = op(A)ᵀ·g (likewise).
-            toA(tA ? Tensor.matmul(b, g, transposeA: tB, transposeB: true) : Tensor.matmul(g, b, transposeA: false, transposeB: !tB))
-            toB(tB ? Tensor.matmul(g, a, transposeA: true, transposeB: tA) : Tensor.matmul(a, g, transposeA: !tA, transposeB: false))
+            if wantA {
+                let (x, y, tx, ty) = tA ? (b, g, tB, true) : (g, b, false, !tB)
+                accumulateProduct(x, y, transposeX: tx, transposeY: ty, into: e.firstIndex, &grads, needed, createGraph)
+            }
+            if wantB {
+                let (x, y, tx, ty) = tB ? (g, a, true, tA) : (a, g, !tA, false)
+                accumulateProduct(x, y, transposeX: tx, transposeY: ty, into: e.secondIndex, &grads, needed, createGraph)
+            }
         case .exp:
             toA(g * y)
         case .log:
@@ -218,7 +239,11 @@ public final class Tape: @unchecked Sendable {
             // z = g ⊙ (1 − y²) with upstream u: ∂g = u ⊙ (1 − y²), ∂y = −2 u ⊙ g ⊙ y.
             toA((createGraph ? Tensor.tanhGradient(g, output: b) : Kernels.binary(.tanhBackward, g, e.second!))
                 .summed(toShape: e.first!.shape))
-            toB((g * a * b * -2).summed(toShape: e.second!.shape))
+            if !createGraph && e.first!.shape == e.second!.shape && g.shape == e.second!.shape {
+                toB(Kernels.tanhGradientOutputBackward(g, e.first!, e.second!))
+            } else {
+                toB((g * a * b * -2).summed(toShape: e.second!.shape))
+            }
         case .sigmoid:
             toA(createGraph ? g * (y * (1 - y)) : Kernels.binary(.sigmoidBackward, g, e.output))
         case .relu:

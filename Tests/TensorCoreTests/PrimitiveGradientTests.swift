@@ -36,6 +36,15 @@ import GradientChecking
         }
     }
 
+    /// An operand used by several products gets their gradients added, the later ones by
+    /// BLAS in place (β = 1) in a first-order pass.
+    @Test func matmulFanIn() {
+        let a = randn([3, 3], seed: 5), b = randn([3, 3], seed: 6)
+        GradientCheck.checkOperation([a, b]) { x in
+            Tensor.matmul(x[0], x[1]) + Tensor.matmul(x[1], x[0], transposeA: true) + Tensor.matmul(x[0], x[0], transposeB: true)
+        }
+    }
+
     @Test func batchedMatmul() {
         for tA in [false, true] {
             for tB in [false, true] {

@@ -140,6 +140,10 @@ public struct MAML<E: MetaEnv>: IterativeAlgorithm {
     /// Threads for sampling the tasks of a meta-batch (results do not depend on it).
     public var threads: Int = ProcessInfo.processInfo.activeProcessorCount
 
+    /// Fisher products through the inner step as Jᵀ F′ J (second-order graphs) where that
+    /// is exact; off, every product differentiates the KL's recorded gradient (third order).
+    var useFactoredFisher = true
+
     public var iteration: Int { state.iteration }
     public var environmentSteps: Int { state.environmentSteps }
     public var headlineMetric: String { "episode_reward_mean_adapt_\(config.innerAdaptationSteps)" }
@@ -176,18 +180,20 @@ public struct MAML<E: MetaEnv>: IterativeAlgorithm {
     /// the tape (θ′ is a differentiable function of θ and α); otherwise it is a constant.
     static func adapt(_ policy: MLPPolicy, stepSizes: MLPPolicy?, scalarStep: Double, on batch: EpisodeBatch,
                       advantages: Tensor, secondOrder: Bool) -> MLPPolicy {
-        let dtype = policy.network.layers[0].weight.dtype
-        let observations = batch.observationTensor.converted(to: dtype), actions = batch.actionTensor.converted(to: dtype)
-        let mask = batch.maskTensor.converted(to: dtype), advantages = advantages.converted(to: dtype)
-        let count = Swift.max(batch.validSteps, 1)
-        let grad = NN.gradient(at: policy, createGraph: secondOrder) { p in
-            -(p.logProb(observations, actions) * advantages * mask).sum() / count
-        }
+        let grad = NN.gradient(at: policy, createGraph: secondOrder) { innerLoss($0, on: batch, advantages: advantages) }
         let g = secondOrder ? grad : grad.detached
         if let stepSizes {
             return policy.zipParameters(g.zipParameters(stepSizes) { $0 * $1 }) { $0 - $1 }
         }
         return policy.zipParameters(g) { $0 - $1 * scalarStep }
+    }
+
+    /// L_in = −E[log π(a|s) · Â] over the valid steps of `batch`: the REINFORCE loss of an inner step.
+    static func innerLoss(_ policy: MLPPolicy, on batch: EpisodeBatch, advantages: Tensor) -> Tensor {
+        let dtype = policy.network.layers[0].weight.dtype
+        let observations = batch.observationTensor.converted(to: dtype), actions = batch.actionTensor.converted(to: dtype)
+        let mask = batch.maskTensor.converted(to: dtype), advantages = advantages.converted(to: dtype)
+        return -(policy.logProb(observations, actions) * advantages * mask).sum() / Swift.max(batch.validSteps, 1)
     }
 
     /// Adapted (detached) policies for each task, with the episodes sampled before each
@@ -292,7 +298,24 @@ public struct MAML<E: MetaEnv>: IterativeAlgorithm {
             state.stepSizes = meta.stepSizes
             outerMetrics = [("ppo_outer_loss", lastLoss)]
         case .trpo:
-            outerMetrics = try trpoStep(meta: meta, tasks: tasks.count, secondOrder: secondOrder, surrogate: surrogate)
+            // With one inner step of a scalar α (MAML's setting) or none differentiated (first
+            // order), θ′ = θ − α∇L_in(θ) has the symmetric Jacobian J = I − α∇²L_in (or I), and
+            // at θ_old, where θ′ = θ′_old and the KL's gradient in θ′ vanishes, the KL's Hessian
+            // in θ is exactly Jᵀ F′ J with F′ its Hessian in θ′. CG's products then need only
+            // second-order graphs: two inner Hessian-vector products and one F′ product.
+            var factors: FisherFactors?
+            if config.mode == .firstOrder || (config.mode == .secondOrder && config.innerAdaptationSteps == 1), useFactoredFisher {
+                factors = FisherFactors(
+                    alpha: config.mode == .firstOrder ? 0 : config.innerStepSize,
+                    innerLoss: { p, i in Self.innerLoss(p, on: rollouts[i].batches[0], advantages: advantages[i][0]) },
+                    adaptedKL: { p, i in
+                        let batch = rollouts[i].batches[last]
+                        return (oldDistributions[i].kl(to: p.distribution(batch.observationTensor))
+                            * (batch.maskTensor / (Swift.max(batch.validSteps, 1) * Double(tasks.count)))).sum()
+                    },
+                    adapted: oldAdapted)
+            }
+            outerMetrics = try trpoStep(meta: meta, tasks: tasks.count, secondOrder: secondOrder, surrogate: surrogate, factors: factors)
         }
         let finished = Date()
 
@@ -345,24 +368,54 @@ public struct MAML<E: MetaEnv>: IterativeAlgorithm {
     /// the KL and their derivatives are sums of per-task shares (`surrogate(meta, i, …)`),
     /// computed side by side on `threads` threads.
     mutating func trpoStep(meta: MetaParameters, tasks: Int, secondOrder: Bool,
-                           surrogate: (MetaParameters, Int, Bool, Bool) -> (gain: Tensor, kl: Tensor?)) throws -> [(String, Double)] {
+                           surrogate: (MetaParameters, Int, Bool, Bool) -> (gain: Tensor, kl: Tensor?),
+                           factors: FisherFactors? = nil) throws -> [(String, Double)] {
         let config = self.config, threads = self.threads
         let gradients = concurrentMap(tasks, threads: threads) { i in
             let (gain, gradient) = NN.valueAndGradient(at: meta) { surrogate($0, i, secondOrder, false).gain }
             return (gain: gain.doubleScalar, gradient: gradient.flatParameters.values)
         }
-        // Each task's KL gradient is recorded once; each of CG's products differentiates it again.
-        let fisher = concurrentMap(tasks, threads: threads) { i in
-            HessianVectorProducts(at: meta.parameters) { p in
-                var m = meta
-                m.parameters = p
-                return surrogate(m, i, secondOrder, true).kl!
+        let fisherProduct: ([Double]) -> [Double]
+        if let factors {
+            // J v = v − α ∇²L_in·v, then F′(J v), then Jᵀ = J on that; each task's two
+            // Hessians recorded once.
+            let recorded = concurrentMap(tasks, threads: threads) { i in
+                (inner: factors.alpha == 0 ? nil : HessianVectorProducts(at: meta.policy.parameters) { p in
+                    var m = meta.policy
+                    m.parameters = p
+                    return factors.innerLoss(m, i)
+                 },
+                 outer: HessianVectorProducts(at: factors.adapted[i].parameters) { p in
+                    var m = factors.adapted[i]
+                    m.parameters = p
+                    return factors.adaptedKL(m, i)
+                 })
             }
-        }
-        let fisherProduct: ([Double]) -> [Double] = { v in
-            let vector = meta.withFlatParameters(Tensor(shape: [v.count], values: v.map(Float.init))).parameters
-            let parts = concurrentMap(tasks, threads: threads) { i in fisher[i](vector).flatMap(\.values) }
-            return Self.sumInOrder(parts).map(Double.init)
+            fisherProduct = { v in
+                let vector = meta.withFlatParameters(Tensor(shape: [v.count], values: v.map(Float.init))).parameters
+                let parts = concurrentMap(tasks, threads: threads) { i in
+                    func jacobian(_ u: [Tensor]) -> [Tensor] {
+                        guard let inner = recorded[i].inner else { return u }
+                        return zip(u, inner(u)).map { $0 - $1 * factors.alpha }
+                    }
+                    return jacobian(recorded[i].outer(jacobian(vector))).flatMap(\.values)
+                }
+                return Self.sumInOrder(parts).map(Double.init)
+            }
+        } else {
+            // Each task's KL gradient is recorded once; each of CG's products differentiates it again.
+            let fisher = concurrentMap(tasks, threads: threads) { i in
+                HessianVectorProducts(at: meta.parameters) { p in
+                    var m = meta
+                    m.parameters = p
+                    return surrogate(m, i, secondOrder, true).kl!
+                }
+            }
+            fisherProduct = { v in
+                let vector = meta.withFlatParameters(Tensor(shape: [v.count], values: v.map(Float.init))).parameters
+                let parts = concurrentMap(tasks, threads: threads) { i in fisher[i](vector).flatMap(\.values) }
+                return Self.sumInOrder(parts).map(Double.init)
+            }
         }
         let evaluate: ([Double]) -> (gain: Double, kl: Double) = { theta in
             let m = meta.withFlatParameters(Tensor(shape: [theta.count], values: theta.map(Float.init)))
@@ -403,6 +456,16 @@ public struct MAML<E: MetaEnv>: IterativeAlgorithm {
         }
         return ((0...steps).map { k in SampleStatistics(perTask.map { $0[k] }) }, perTask)
     }
+}
+
+/// What the factored Fisher product Jᵀ F′ J needs for each task i: the inner step size α
+/// (0: J = I), the inner loss at given meta-parameters, the mean-KL share at given adapted
+/// parameters, and the adapted parameters θ′_i,old where F′ is taken.
+struct FisherFactors {
+    var alpha: Double
+    var innerLoss: (MLPPolicy, Int) -> Tensor
+    var adaptedKL: (MLPPolicy, Int) -> Tensor
+    var adapted: [MLPPolicy]
 }
 
 public enum MAMLError: Error, CustomStringConvertible {

@@ -59,6 +59,14 @@ public enum TRPO {
     public static func conjugateGradient(
         _ product: ([Double]) -> [Double], _ b: [Double], iterations: Int, tolerance: Double = 1e-10
     ) -> [Double] {
+        conjugateGradientWithResidual(product, b, iterations: iterations, tolerance: tolerance).solution
+    }
+
+    /// Conjugate gradient as above, also returning the residual r = b − A x it kept
+    /// up to date, so that xᵀAx = xᵀ(b − r) costs no further product.
+    public static func conjugateGradientWithResidual(
+        _ product: ([Double]) -> [Double], _ b: [Double], iterations: Int, tolerance: Double = 1e-10
+    ) -> (solution: [Double], residual: [Double]) {
         var x = [Double](repeating: 0, count: b.count)
         var r = b, p = b
         var rr = dot(r, r)
@@ -74,7 +82,7 @@ public enum TRPO {
             for i in p.indices { p[i] = r[i] + beta * p[i] }
             rr = next
         }
-        return x
+        return (x, r)
     }
 
     public static func dot(_ a: [Double], _ b: [Double]) -> Double {
@@ -106,8 +114,9 @@ public enum TRPO {
             let fv = fisherProduct(v)
             return zip(fv, v).map { $0 + settings.damping * $1 }
         }
-        let x = conjugateGradient(damped, g, iterations: settings.conjugateGradientIterations)
-        let xFx = dot(x, damped(x))
+        let (x, residual) = conjugateGradientWithResidual(damped, g, iterations: settings.conjugateGradientIterations)
+        // xᵀ(F + damping)x = xᵀ(g − r): CG's residual saves an eleventh product.
+        let xFx = dot(x, g) - dot(x, residual)
         guard xFx > 0, xFx.isFinite else { return StepResult(parameters: theta, accepted: false, kl: 0, improvement: 0, backtracks: 0) }
         let scale = (2 * settings.maxKL / xFx).squareRoot()
         let baseline = gainAtStart ?? evaluate(theta).gain

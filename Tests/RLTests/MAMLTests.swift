@@ -83,6 +83,63 @@ import Testing
         #expect(term.map { abs($0) }.max()! > 1e-3)
     }
 
+    /// At θ_old the Hessian of KL(π_θ′old ‖ π_θ′(θ)) in θ is Jᵀ F′ J, J = I − α∇²L_in, F′ the
+    /// KL's Hessian in θ′ (its gradient in θ′ vanishes there): the factored Fisher product
+    /// equals the product through the inner step's recorded gradient (third order).
+    @Test func factoredFisherProductMatchesTheProductThroughTheInnerStep() {
+        let theta = Self.policy()
+        let oldAdapted = MAML<PointNavigation>.adapt(theta, stepSizes: nil, scalarStep: Self.alpha, on: Self.train,
+                                                     advantages: Self.trainAdvantages, secondOrder: false).detached
+        let obs = Self.valid.observationTensor.converted(to: .float64)
+        let old = oldAdapted.distribution(obs).detached
+        func kl(_ adapted: MLPPolicy) -> Tensor { old.kl(to: adapted.distribution(obs)).mean() }
+        var rng = Xoshiro256(seed: 9)
+        let v = theta.parameters.map { Tensor.randomNormal($0.shape, dtype: .float64, using: &rng) }
+        let full = hessianVectorProduct(at: theta.parameters, vector: v) { p in
+            var m = theta
+            m.parameters = p
+            return kl(MAML<PointNavigation>.adapt(m, stepSizes: nil, scalarStep: Self.alpha, on: Self.train,
+                                                  advantages: Self.trainAdvantages, secondOrder: true))
+        }
+        func jacobian(_ u: [Tensor]) -> [Tensor] {
+            let hu = hessianVectorProduct(at: theta.parameters, vector: u) { p in
+                var m = theta
+                m.parameters = p
+                return MAML<PointNavigation>.innerLoss(m, on: Self.train, advantages: Self.trainAdvantages)
+            }
+            return zip(u, hu).map { $0 - $1 * Self.alpha }
+        }
+        let fisherAdapted = hessianVectorProduct(at: oldAdapted.parameters, vector: jacobian(v)) { p in
+            var m = oldAdapted
+            m.parameters = p
+            return kl(m)
+        }
+        let factored = jacobian(fisherAdapted).flatMap(\.doubleValues)
+        let expected = full.flatMap(\.doubleValues)
+        #expect(zip(factored, expected).allSatisfy { abs($0 - $1) < 1e-9 * max(1, abs($1)) })
+        #expect(expected.map { abs($0) }.max()! > 1e-3)  // not a trivially zero product
+    }
+
+    /// The factored products and the third-order ones give the same TRPO step, up to
+    /// float32 rounding that conjugate gradient amplifies.
+    @Test func factoredFisherGivesTheSameOuterStep() throws {
+        var config = MAMLConfig()
+        config.hiddenSizes = [8]
+        config.metaBatchSize = 4
+        config.fastBatchSize = 4
+        func step(factored: Bool) throws -> [Double] {
+            var maml = try MAML(config: config, prototype: PointNavigation(horizon: 10), seed: 3)
+            maml.useFactoredFisher = factored
+            let before = maml.state.policy.flatParameters.doubleValues
+            _ = try maml.iterate()
+            return zip(maml.state.policy.flatParameters.doubleValues, before).map { $0 - $1 }
+        }
+        let a = try step(factored: true), b = try step(factored: false)
+        let cosine = TRPO.dot(a, b) / (TRPO.dot(a, a) * TRPO.dot(b, b)).squareRoot()
+        #expect(cosine > 0.999, "cosine \(cosine)")
+        #expect(TRPO.dot(a, a) > 0)
+    }
+
     /// The outer step differentiates each task on its own tape, the tasks side by side;
     /// the shares are added in task order, so a meta-iteration (TRPO, second order, and PPO,
     /// Meta-SGD) gives bit-identical parameters on one thread and on three.

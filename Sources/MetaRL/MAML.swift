@@ -253,22 +253,28 @@ public struct MAML<E: MetaEnv>: IterativeAlgorithm {
             oldAdapted[i].distribution(rollouts[i].batches[last].observationTensor).detached
         }
         let oldLogProbs = tasks.indices.map { i in oldDistributions[i].logProb(rollouts[i].batches[last].actionTensor) }
-        // ρ_i = π_θ′_i(a|s) / π_θ′_i,old(a|s) on task i's validation episodes, π_θ′_i there,
-        // and each step's weight in the mean over tasks and valid steps.
-        func ratio(_ meta: MetaParameters, task i: Int, secondOrder: Bool) -> (policy: MLPPolicy.ActionDistribution, ratio: Tensor, weight: Tensor) {
+        // Each validation step's weight in the mean over tasks and valid steps.
+        func weight(task i: Int) -> Tensor {
+            let batch = rollouts[i].batches[last]
+            return batch.maskTensor / (Swift.max(batch.validSteps, 1) * Double(tasks.count))
+        }
+        // Task i's share of the mean KL(π_θ′_i,old ‖ π) for π on its validation episodes.
+        func klShare(_ p: MLPPolicy.ActionDistribution, task i: Int) -> Tensor {
+            (oldDistributions[i].kl(to: p) * weight(task: i)).sum()
+        }
+        // ρ_i = π_θ′_i(a|s) / π_θ′_i,old(a|s) on task i's validation episodes, and π_θ′_i there.
+        func ratio(_ meta: MetaParameters, task i: Int, secondOrder: Bool) -> (policy: MLPPolicy.ActionDistribution, ratio: Tensor) {
             let batch = rollouts[i].batches[last]
             let p = adapted(meta, task: i, secondOrder: secondOrder).distribution(batch.observationTensor)
-            let ratio = (p.logProb(batch.actionTensor) - oldLogProbs[i]).exp()
-            return (p, ratio, batch.maskTensor / (Swift.max(batch.validSteps, 1) * Double(tasks.count)))
+            return (p, (p.logProb(batch.actionTensor) - oldLogProbs[i]).exp())
         }
         // Task i's share of the surrogate gain (−L_out) and of the mean KL(π_old′ ‖ π_θ′).
         // Each task is differentiated on its own tape, the tasks side by side on `threads`
         // threads; their shares are added in task order, so results do not depend on threads.
         func surrogate(_ meta: MetaParameters, task i: Int, secondOrder: Bool, withKL: Bool) -> (gain: Tensor, kl: Tensor?) {
-            let (p, rho, weight) = ratio(meta, task: i, secondOrder: secondOrder)
-            let gain = (rho * advantages[i][last] * weight).sum()
-            guard withKL else { return (gain, nil) }
-            return (gain, (oldDistributions[i].kl(to: p) * weight).sum())
+            let (p, rho) = ratio(meta, task: i, secondOrder: secondOrder)
+            let gain = (rho * advantages[i][last] * weight(task: i)).sum()
+            return (gain, withKL ? klShare(p, task: i) : nil)
         }
 
         var meta = MetaParameters(policy: state.policy, stepSizes: state.stepSizes)
@@ -282,9 +288,9 @@ public struct MAML<E: MetaEnv>: IterativeAlgorithm {
                 let current = meta
                 let shares = concurrentMap(tasks.count, threads: threads) { i in
                     let (loss, grad) = NN.valueAndGradient(at: current) { m -> Tensor in
-                        let (_, rho, weight) = ratio(m, task: i, secondOrder: secondOrder)
+                        let (_, rho) = ratio(m, task: i, secondOrder: secondOrder)
                         let a = advantages[i][last]
-                        return -(Tensor.minimum(rho * a, rho.clamped(1 - config.ppoClip, 1 + config.ppoClip) * a) * weight).sum()
+                        return -(Tensor.minimum(rho * a, rho.clamped(1 - config.ppoClip, 1 + config.ppoClip) * a) * weight(task: i)).sum()
                     }
                     return (loss.doubleScalar, grad.flatParameters.values)
                 }
@@ -308,11 +314,7 @@ public struct MAML<E: MetaEnv>: IterativeAlgorithm {
                 factors = FisherFactors(
                     alpha: config.mode == .firstOrder ? 0 : config.innerStepSize,
                     innerLoss: { p, i in Self.innerLoss(p, on: rollouts[i].batches[0], advantages: advantages[i][0]) },
-                    adaptedKL: { p, i in
-                        let batch = rollouts[i].batches[last]
-                        return (oldDistributions[i].kl(to: p.distribution(batch.observationTensor))
-                            * (batch.maskTensor / (Swift.max(batch.validSteps, 1) * Double(tasks.count)))).sum()
-                    },
+                    adaptedKL: { p, i in klShare(p.distribution(rollouts[i].batches[last].observationTensor), task: i) },
                     adapted: oldAdapted)
             }
             outerMetrics = try trpoStep(meta: meta, tasks: tasks.count, secondOrder: secondOrder, surrogate: surrogate, factors: factors)

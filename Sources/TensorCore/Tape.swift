@@ -168,12 +168,6 @@ public final class Tape: @unchecked Sendable {
         }
     }
 
-    /// Applies entry `i`'s backward rule to its output gradient `g`.
-    ///
-    /// Each rule is written with differentiable tensor operations. Without `createGraph`
-    /// the inputs and output are used as constants, so nothing is recorded; with it they
-    /// are rebuilt as tracked tensors of this tape, so the rule's own operations are
-    /// recorded and the result can be differentiated again.
     /// Adds op(x)·op(y) to the gradient in slot `index`. Without a recorded graph, a slot
     /// that already holds a matrix of its own gets the product added by BLAS in place
     /// (β = 1), saving the product's allocation and the separate addition pass.
@@ -189,6 +183,12 @@ public final class Tape: @unchecked Sendable {
         }
     }
 
+    /// Applies entry `i`'s backward rule to its output gradient `g`.
+    ///
+    /// Each rule is written with differentiable tensor operations. Without `createGraph`
+    /// the inputs and output are used as constants, so nothing is recorded; with it they
+    /// are rebuilt as tracked tensors of this tape, so the rule's own operations are
+    /// recorded and the result can be differentiated again.
     private func propagate(entry i: Int, gradient g: Tensor, createGraph: Bool, needed: [Bool], into grads: inout [Tensor?]) {
         let e = entries[i]
         func value(_ t: Tensor?, _ index: Int) -> Tensor {

@@ -125,10 +125,7 @@ struct Bench: ParsableCommand {
                 sample.append(m["sample_seconds"]!)
                 update.append(m["update_seconds"]!)
             }
-            func median(_ xs: [Double]) -> Double {
-                let s = xs.dropFirst().sorted()
-                return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
-            }
+            func median(_ xs: [Double]) -> Double { Timing.medianOf(Array(xs.dropFirst())) }  // the first warms up
             var reference: Double?
             if let pytorchMAMLRL { reference = median(try runPyTorchMAMLRL(checkout: pytorchMAMLRL)) }
             if json {

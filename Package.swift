@@ -23,7 +23,9 @@ let package = Package(
         // Declarations of CBLAS and of OpenBLAS's extras. Nothing is linked at build time:
         // TensorCore loads OpenBLAS with dlopen after choosing its kernels (see BLAS.swift).
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS"),
-        .target(name: "TensorCore", dependencies: ["CBLAS"], swiftSettings: crossModule),
+        // Float element-wise loops built for several vector widths, chosen at load time.
+        .target(name: "CKernels"),
+        .target(name: "TensorCore", dependencies: ["CBLAS", "CKernels"], swiftSettings: crossModule),
         .target(name: "NN", dependencies: ["TensorCore"]),
         // Environments are stepped from other modules through generics (VectorEnv<E>),
         // so their code is made available for specialisation across modules.
@@ -36,7 +38,7 @@ let package = Package(
         .target(name: "MetaRL", dependencies: ["TensorCore", "NN", "Envs", "RL"]),
         // Run directories, checkpoints, metrics, the training loop.
         .target(name: "Runs", dependencies: ["TensorCore", "NN", "Envs", "RL", "MetaRL", "Yams"]),
-        .target(name: "Benchmarks", dependencies: ["TensorCore", "NN", "Envs"]),
+        .target(name: "Benchmarks", dependencies: ["TensorCore", "NN", "Envs", "RL"]),
         .executableTarget(
             name: "metarl",
             dependencies: [

@@ -1,5 +1,7 @@
+import Envs
 import Foundation
 import NN
+import RL
 import TensorCore
 
 /// The engine benchmark of `metarl bench engine`: small-network latency, large-batch
@@ -19,6 +21,14 @@ public struct EngineBenchmark: Codable, Sendable {
     public var blas_core: String
     /// One Hessian-vector product of the MLP loss at batch 4096, ms.
     public var hvp_ms: Double
+    /// MAML's two curvature products for a Gaussian MLP policy 2→64→64→2 on 2 000 steps
+    /// (point-nav's shape), ms each: the policy-gradient loss's Hessian and the KL's
+    /// (Fisher) at its fixed point, by the tape's recorded double backward and by
+    /// `PolicyCurvature`'s R-operator pass, timed alternately.
+    public var inner_hvp_tape_ms: Double
+    public var inner_hvp_rop_ms: Double
+    public var fisher_tape_ms: Double
+    public var fisher_rop_ms: Double
 
     /// Runs every measurement; `quick` cuts the repetitions (for smoke tests).
     public static func run(quick: Bool = false) -> EngineBenchmark {
@@ -43,6 +53,8 @@ public struct EngineBenchmark: Codable, Sendable {
                 return mlpLoss(m, xBig)
             }
         }
+
+        let curvature = policyCurvature(samples: quick ? 3 : 31, using: &rng)
 
         let gru = GRUCell(inputSize: 16, hiddenSize: 256, using: &rng)
         let sequence = Tensor.randomNormal([100, 64, 16], using: &rng)
@@ -76,7 +88,48 @@ public struct EngineBenchmark: Codable, Sendable {
         return EngineBenchmark(
             mlp_b1_us: b1 * 1e6, mlp_b4096_us: big * 1e6, gru_ms: gruTime * 1e3,
             matmul_ratio: engineTime / rawTime, matmul_gflops: 2 * Double(n * n * n) / engineTime / 1e9,
-            blas_core: blas.coreName, hvp_ms: hvp * 1e3)
+            blas_core: blas.coreName, hvp_ms: hvp * 1e3,
+            inner_hvp_tape_ms: curvature.innerTape * 1e3, inner_hvp_rop_ms: curvature.innerROp * 1e3,
+            fisher_tape_ms: curvature.fisherTape * 1e3, fisher_rop_ms: curvature.fisherROp * 1e3)
+    }
+
+    /// Median seconds of one product of each kind; see `inner_hvp_tape_ms`.
+    static func policyCurvature(samples: Int, using rng: inout Xoshiro256)
+        -> (innerTape: Double, innerROp: Double, fisherTape: Double, fisherROp: Double) {
+        let rows = 2000
+        var policy = MLPPolicy(observationSize: 2, actionSpace: .box(low: -0.1, high: 0.1, shape: [2]),
+                               hiddenSizes: [64, 64], using: &rng)
+        policy.network.layers[2].weight = policy.network.layers[2].weight * 10
+        let observations = Tensor.randomNormal([rows, 2], using: &rng)
+        let actions = Tensor.randomNormal([rows, 2], using: &rng)
+        let weights = Tensor.randomNormal([rows], using: &rng) / Double(rows)
+        let fixed = policy.distribution(observations).detached
+        func recorded(_ loss: @escaping (MLPPolicy) -> Tensor) -> HessianVectorProducts {
+            HessianVectorProducts(at: policy.parameters) { p in
+                var m = policy
+                m.parameters = p
+                return loss(m)
+            }
+        }
+        let innerTape = recorded { -($0.logProb(observations, actions) * weights).sum() }
+        let fisherTape = recorded { (fixed.kl(to: $0.distribution(observations)) * weights).sum() }
+        let innerROp = PolicyCurvature(policy: policy, observations: observations,
+                                       loss: .negativeLogLikelihood(actions: actions, weights: weights))
+        let fisherROp = PolicyCurvature(policy: policy, observations: observations, loss: .klFromFixedPoint(weights: weights))
+        let v = policy.parameters.map { Tensor.randomNormal($0.shape, using: &rng) }
+        let products: [([Tensor]) -> [Tensor]] = [innerTape.callAsFunction, innerROp.callAsFunction,
+                                                  fisherTape.callAsFunction, fisherROp.callAsFunction]
+        var times = [[Double]](repeating: [], count: products.count)
+        for product in products { _ = product(v) }
+        for _ in 0..<samples {  // interleaved, so drift in the machine's speed hits all alike
+            for (k, product) in products.enumerated() {
+                let start = Timing.now()
+                _ = product(v)
+                times[k].append(Timing.now() - start)
+            }
+        }
+        let medians = times.map(Timing.medianOf)
+        return (medians[0], medians[1], medians[2], medians[3])
     }
 
     /// A readable table of the results beside the targets.
@@ -88,6 +141,12 @@ public struct EngineBenchmark: Codable, Sendable {
             ("matmul 1024³ engine ÷ cblas_sgemm", String(format: "%.3f", matmul_ratio), "≤ 1.25"),
             ("matmul 1024³ throughput (1 thread)", String(format: "%.1f GFLOP/s", matmul_gflops), "≥ 120"),
             ("Hessian-vector product, MLP batch 4096", String(format: "%.2f ms", hvp_ms), ""),
+            ("policy-gradient Hessian product, tape", String(format: "%.2f ms", inner_hvp_tape_ms), "policy 2→64→64→2, 2 000 steps"),
+            ("policy-gradient Hessian product, R-op", String(format: "%.2f ms", inner_hvp_rop_ms),
+             String(format: "%.2f× the tape's", inner_hvp_rop_ms / inner_hvp_tape_ms)),
+            ("Fisher product, tape", String(format: "%.2f ms", fisher_tape_ms), ""),
+            ("Fisher product, R-op", String(format: "%.2f ms", fisher_rop_ms),
+             String(format: "%.2f× the tape's", fisher_rop_ms / fisher_tape_ms)),
             ("OpenBLAS kernels", blas_core, BLASLibrary.shared.coreTypeSource),
         ]
         let w0 = rows.map(\.0.count).max()!, w1 = rows.map(\.1.count).max()!

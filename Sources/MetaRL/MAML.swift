@@ -192,8 +192,12 @@ public struct MAML<E: MetaEnv>: IterativeAlgorithm {
     static func innerLoss(_ policy: MLPPolicy, on batch: EpisodeBatch, advantages: Tensor) -> Tensor {
         let dtype = policy.network.layers[0].weight.dtype
         let observations = batch.observationTensor.converted(to: dtype), actions = batch.actionTensor.converted(to: dtype)
-        let mask = batch.maskTensor.converted(to: dtype), advantages = advantages.converted(to: dtype)
-        return -(policy.logProb(observations, actions) * advantages * mask).sum() / Swift.max(batch.validSteps, 1)
+        return -(policy.logProb(observations, actions) * innerWeights(on: batch, advantages: advantages, dtype: dtype)).sum()
+    }
+
+    /// Each step's weight in L_in: Â · mask / (valid steps).
+    static func innerWeights(on batch: EpisodeBatch, advantages: Tensor, dtype: DType) -> Tensor {
+        advantages.converted(to: dtype) * batch.maskTensor.converted(to: dtype) / Swift.max(batch.validSteps, 1)
     }
 
     /// Adapted (detached) policies for each task, with the episodes sampled before each
@@ -308,14 +312,23 @@ public struct MAML<E: MetaEnv>: IterativeAlgorithm {
             // order), θ′ = θ − α∇L_in(θ) has the symmetric Jacobian J = I − α∇²L_in (or I), and
             // at θ_old, where θ′ = θ′_old and the KL's gradient in θ′ vanishes, the KL's Hessian
             // in θ is exactly Jᵀ F′ J with F′ its Hessian in θ′. CG's products then need only
-            // second-order graphs: two inner Hessian-vector products and one F′ product.
+            // two inner Hessian-vector products and one F′ product, each an R-operator pass
+            // through the policy (`PolicyCurvature`) instead of a third-order graph.
             var factors: FisherFactors?
             if config.mode == .firstOrder || (config.mode == .secondOrder && config.innerAdaptationSteps == 1), useFactoredFisher {
+                let theta = meta.policy
                 factors = FisherFactors(
                     alpha: config.mode == .firstOrder ? 0 : config.innerStepSize,
-                    innerLoss: { p, i in Self.innerLoss(p, on: rollouts[i].batches[0], advantages: advantages[i][0]) },
-                    adaptedKL: { p, i in klShare(p.distribution(rollouts[i].batches[last].observationTensor), task: i) },
-                    adapted: oldAdapted)
+                    innerHessian: { i in
+                        let batch = rollouts[i].batches[0]
+                        let weights = Self.innerWeights(on: batch, advantages: advantages[i][0], dtype: theta.network.layers[0].weight.dtype)
+                        return PolicyCurvature(policy: theta, observations: batch.observationTensor,
+                                               loss: .negativeLogLikelihood(actions: batch.actionTensor, weights: weights))
+                    },
+                    adaptedFisher: { i in
+                        PolicyCurvature(policy: oldAdapted[i], observations: rollouts[i].batches[last].observationTensor,
+                                        loss: .klFromFixedPoint(weights: weight(task: i)))
+                    })
             }
             outerMetrics = try trpoStep(meta: meta, tasks: tasks.count, secondOrder: secondOrder, surrogate: surrogate, factors: factors)
         }
@@ -379,19 +392,10 @@ public struct MAML<E: MetaEnv>: IterativeAlgorithm {
         }
         let fisherProduct: ([Double]) -> [Double]
         if let factors {
-            // J v = v − α ∇²L_in·v, then F′(J v), then Jᵀ = J on that; each task's two
-            // Hessians recorded once.
+            // J v = v − α ∇²L_in·v, then F′(J v), then Jᵀ = J on that; each task's
+            // activations for the two Hessians kept once.
             let recorded = concurrentMap(tasks, threads: threads) { i in
-                (inner: factors.alpha == 0 ? nil : HessianVectorProducts(at: meta.policy.parameters) { p in
-                    var m = meta.policy
-                    m.parameters = p
-                    return factors.innerLoss(m, i)
-                 },
-                 outer: HessianVectorProducts(at: factors.adapted[i].parameters) { p in
-                    var m = factors.adapted[i]
-                    m.parameters = p
-                    return factors.adaptedKL(m, i)
-                 })
+                (inner: factors.alpha == 0 ? nil : factors.innerHessian(i), outer: factors.adaptedFisher(i))
             }
             fisherProduct = { v in
                 let vector = meta.withFlatParameters(Tensor(shape: [v.count], values: v.map(Float.init))).parameters
@@ -461,13 +465,12 @@ public struct MAML<E: MetaEnv>: IterativeAlgorithm {
 }
 
 /// What the factored Fisher product Jᵀ F′ J needs for each task i: the inner step size α
-/// (0: J = I), the inner loss at given meta-parameters, the mean-KL share at given adapted
-/// parameters, and the adapted parameters θ′_i,old where F′ is taken.
+/// (0: J = I), the inner loss's Hessian at θ, and F′, the KL's Hessian at the adapted
+/// parameters θ′_i,old.
 struct FisherFactors {
     var alpha: Double
-    var innerLoss: (MLPPolicy, Int) -> Tensor
-    var adaptedKL: (MLPPolicy, Int) -> Tensor
-    var adapted: [MLPPolicy]
+    var innerHessian: (Int) -> PolicyCurvature
+    var adaptedFisher: (Int) -> PolicyCurvature
 }
 
 public enum MAMLError: Error, CustomStringConvertible {

@@ -1,3 +1,5 @@
+import CKernels
+
 // The loops behind the primitives. Every kernel takes tensor values, allocates its
 // result and returns an untracked tensor; recording for differentiation happens in
 // Primitives.swift. Kernels are generic over the element type and dispatch on the
@@ -34,7 +36,12 @@ enum Kernels {
     static func unary(_ kind: UnaryKind, _ x: Tensor) -> Tensor {
         let out = Storage.allocate(count: x.count, dtype: x.dtype)
         switch x.dtype {
-        case .float32: unaryLoop(kind, x.storage.pointer(Float.self), out.pointer(Float.self), x.count)
+        case .float32:
+            if case .tanh = kind {
+                metarl_tanh_f32(x.storage.pointer(Float.self), out.pointer(Float.self), x.count)
+            } else {
+                unaryLoop(kind, x.storage.pointer(Float.self), out.pointer(Float.self), x.count)
+            }
         case .float64: unaryLoop(kind, x.storage.pointer(Double.self), out.pointer(Double.self), x.count)
         }
         return Tensor(shape: x.shape, storage: out)

@@ -1,5 +1,9 @@
 #include "CKernels.h"
 
+// No fused multiply-adds: every width then rounds exactly as the others and as the Swift
+// loops they replace, so a seed gives the same run on any x86 CPU's clone.
+#pragma clang fp contract(off)
+
 #if defined(__x86_64__) && defined(__linux__)
 #define METARL_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else

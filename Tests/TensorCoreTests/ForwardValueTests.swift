@@ -117,6 +117,35 @@ import GradientChecking
         #expect(Tensor(shape: [3], values: [0, 1e-8, -3e-5]).tanh().values == [0, 1e-8, -3e-5])
     }
 
+    /// The Float tanh and multiply-add run as C loops built for several vector widths,
+    /// without fused multiply-adds: they round exactly as the Swift expressions do.
+    @Test func cKernelsRoundAsTheSwiftLoops() {
+        var rng = Xoshiro256(seed: 21)
+        let values = (0..<4099).map { _ in rng.normalFloat() * 4 }
+        #expect(Tensor(shape: [values.count], values: values).tanh().values == values.map(fastTanh))
+        let s = Tensor.randomNormal([33, 7], using: &rng), a = Tensor.randomNormal([33, 7], using: &rng)
+        let b = Tensor.randomNormal([33, 7], using: &rng), y = Tensor.randomNormal([33, 7], using: &rng)
+        var z = y
+        z.multiplyAdd(scale: s, a, b)
+        let expected = (0..<y.count).map { i in y.values[i] * s.values[i] + a.values[i] * b.values[i] }
+        #expect(z.values == expected)
+    }
+
+    /// In-place updates change only the tensor they are called on, even when its storage
+    /// was shared, and agree with the out-of-place operations.
+    @Test func inPlaceUpdatesKeepValueSemantics() {
+        var rng = Xoshiro256(seed: 22)
+        let a = Tensor.randomNormal([5, 3], using: &rng), b = Tensor.randomNormal([4, 3], using: &rng)
+        let c = Tensor.randomNormal([5, 4], using: &rng)
+        var d = c
+        d.addMatrixProduct(a, b, transposeB: true)
+        #expect(c.values != d.values)
+        let sum = (c + Tensor.matmul(a, b, transposeB: true)).values
+        #expect(zip(d.values, sum).allSatisfy { abs($0 - $1) < 1e-5 })
+        let bias = Tensor(shape: [3], values: [1, -2, 0.5])
+        #expect(bias.repeatedAsRows(2).values == [1, -2, 0.5, 1, -2, 0.5])
+    }
+
     @Test func float32AndFloat64RunTheSameGraph() {
         var rng = Xoshiro256(seed: 11)
         let x = Tensor.randomNormal([8, 5], using: &rng), w = Tensor.randomNormal([5, 3], using: &rng)

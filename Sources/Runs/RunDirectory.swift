@@ -92,6 +92,12 @@ public struct RunDirectory: Sendable {
         } catch {
             throw RunError("cannot create run directory \(url.path): \(error.localizedDescription)")
         }
+        try write(manifest: manifest)
+    }
+
+    /// Writes `manifest` as run.json and as config.yaml, replacing both: a resumed run
+    /// records its new total of iterations, and a hand-edited run.json its YAML twin.
+    public func write(manifest: RunManifest) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         try writeAtomically(try encoder.encode(manifest), to: manifestURL)

@@ -216,7 +216,8 @@ func printJSON<T: Encodable>(_ value: T) throws {
 
 /// Opens the run directory a `train` command works in and calls `train` with it: with
 /// `--resume`, the existing run (which must be `algorithm`'s; `extend` checks its settings
-/// section and applies `--iterations`); with `--out`, a new one created from `resolve()`.
+/// section and applies `--iterations`, and run.json and config.yaml are rewritten with the
+/// result); with `--out`, a new one created from `resolve()`.
 /// A new run that fails before its first iteration is logged (say, a task family whose
 /// action space the algorithm cannot use) is removed again, so that the same `--out` can be
 /// given once the mistake is fixed.
@@ -227,6 +228,7 @@ func withRun<T>(out: String?, resume: String?, algorithm: String, resolve: () th
         let directory = RunDirectory(URL(fileURLWithPath: resume))
         var saved = try directory.manifest()
         guard saved.algorithm == algorithm, extend(&saved) else { throw RunError("\(resume) is not a \(algorithm) run") }
+        try directory.write(manifest: saved)
         return (directory, try train(directory, saved))
     }
     let manifest = try resolve()

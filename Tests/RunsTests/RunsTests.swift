@@ -301,6 +301,30 @@ func runMetarl(_ arguments: [String]) throws -> Int32 {
     }
 }
 
+@Suite struct ResumedManifestTests {
+    /// `--resume DIR --iterations N` writes the new total into run.json and config.yaml, and
+    /// a setting changed by hand in run.json reaches config.yaml when the run resumes.
+    @Test func resumeRewritesTheManifestAndItsYAML() throws {
+        let root = temporaryDirectory("resume-manifest")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let run = root.appendingPathComponent("run")
+        let arguments = KilledRunTests.rl2.map { $0 == "40" ? "2" : $0 }
+        #expect(try runMetarl(arguments + ["--out", run.path]) == 0)
+        let directory = RunDirectory(run)
+        var manifest = try directory.manifest()
+        #expect(manifest.rl2?.iterations == 2)
+        manifest.rl2!.learningRate = 5e-5
+        let encoder = JSONEncoder()
+        try encoder.encode(manifest).write(to: directory.manifestURL)
+
+        #expect(try runMetarl(["train", "rl2", "--resume", run.path, "--iterations", "3"]) == 0)
+        let resumed = try directory.manifest()
+        #expect(resumed.rl2?.iterations == 3 && resumed.rl2?.learningRate == 5e-5)
+        #expect(try RunConfigFile.load(path: directory.configURL.path, algorithm: "rl2") == resumed)
+        #expect(directory.checkpointIterations().last == 3)
+    }
+}
+
 @Suite struct FailedStartTests {
     /// A new run that fails before its first iteration (SAC on a discrete-action family)
     /// exits non-zero and leaves no run behind; a directory the user made beforehand keeps

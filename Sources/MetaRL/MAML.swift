@@ -140,8 +140,9 @@ public struct MAML<E: MetaEnv>: IterativeAlgorithm {
     /// Threads for sampling the tasks of a meta-batch (results do not depend on it).
     public var threads: Int = ProcessInfo.processInfo.activeProcessorCount
 
-    /// Fisher products through the inner step as Jᵀ F′ J (second-order graphs) where that
-    /// is exact; off, every product differentiates the KL's recorded gradient (third order).
+    /// Fisher products through the inner step as Jᵀ F′ J (R-operator passes through the
+    /// policy) where that is exact; off, every product differentiates the KL's recorded
+    /// gradient (third order).
     var useFactoredFisher = true
 
     public var iteration: Int { state.iteration }

@@ -139,7 +139,7 @@ public struct PolicyCurvature {
         // Forward tangents: R a_l for every layer, R h_l for l ≥ 1.
         var rA: [Tensor] = [], rH: [Tensor?] = [nil]
         for l in 0...last {
-            var ra = v[2 * l + 1].repeatedAsRows(rows)
+            var ra = v[2 * l + 1].expanded(to: [rows, layers[l].outputSize])
             ra.addMatrixProduct(inputs[l], v[2 * l])
             if let rh = rH[l] { ra.addMatrixProduct(rh, layers[l].weight) }
             rA.append(ra)

@@ -31,12 +31,6 @@ extension Tensor {
         }
     }
 
-    /// A [rows, n] matrix whose every row is this [n] vector.
-    public func repeatedAsRows(_ rows: Int) -> Tensor {
-        precondition(rank == 1, "repeatedAsRows: a vector, got \(shape)")
-        return Kernels.expand(detached, to: [rows, shape[0]])
-    }
-
     private mutating func makeOwnedConstant(_ operation: String) {
         precondition(tape == nil, "\(operation): in-place change of a tracked tensor would corrupt its tape")
         if !isKnownUniquelyReferenced(&storage) { storage = storage.copy() }

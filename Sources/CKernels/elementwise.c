@@ -13,7 +13,7 @@
 // e^x by the Cephes expf polynomial after Cody–Waite range reduction, and tanh as an odd
 // polynomial for |x| < 0.625, 1 − 2/(e^{2|x|} + 1) elsewhere; both branches are computed
 // and one selected, so the loop vectorises. Mirrors fastExp/fastTanh in FastMath.swift.
-static inline float exp_approx(float x) {
+static inline __attribute__((always_inline)) float exp_approx(float x) {
     x = x < -87.33654f ? -87.33654f : (x > 88.0f ? 88.0f : x);
     float shifted = x * 1.44269504f + 12582912.0f;
     float n = shifted - 12582912.0f;
@@ -50,4 +50,116 @@ METARL_CLONES
 void metarl_multiply_add_f32(float *restrict y, const float *restrict s, const float *restrict a,
                              const float *restrict b, long n) {
     for (long i = 0; i < n; i++) y[i] = y[i] * s[i] + a[i] * b[i];
+}
+
+// ---- Layer normalisation and the layer-normalised GRU, one row at a time ----
+// The Float paths of TensorCore's LayerNormalization.swift and LayerNormGRUSequence.swift;
+// the Swift loops there (used for Double) are the reference, and the sums below add in the
+// same order as their `kSum`/`kDot` (eight partial sums, combined pairwise).
+
+static inline __attribute__((always_inline)) float sum8(const float *x, long n) {
+    float s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
+    long j = 0;
+    for (; j + 8 <= n; j += 8) {
+        s0 += x[j]; s1 += x[j + 1]; s2 += x[j + 2]; s3 += x[j + 3];
+        s4 += x[j + 4]; s5 += x[j + 5]; s6 += x[j + 6]; s7 += x[j + 7];
+    }
+    for (; j < n; j++) s0 += x[j];
+    return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7));
+}
+
+static inline __attribute__((always_inline)) float dot8(const float *x, const float *y, long n) {
+    float s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
+    long j = 0;
+    for (; j + 8 <= n; j += 8) {
+        s0 += x[j] * y[j]; s1 += x[j + 1] * y[j + 1]; s2 += x[j + 2] * y[j + 2]; s3 += x[j + 3] * y[j + 3];
+        s4 += x[j + 4] * y[j + 4]; s5 += x[j + 5] * y[j + 5]; s6 += x[j + 6] * y[j + 6]; s7 += x[j + 7] * y[j + 7];
+    }
+    for (; j < n; j++) s0 += x[j] * y[j];
+    return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7));
+}
+
+static inline __attribute__((always_inline)) float sigmoid_approx(float x) { return 1.0f / (1.0f + exp_approx(-x)); }
+
+static inline __attribute__((always_inline)) float standardise(const float *restrict x, float *restrict u, long n, float epsilon) {
+    float mean = sum8(x, n) / (float)n;
+    for (long j = 0; j < n; j++) u[j] = x[j] - mean;
+    float inverse = 1.0f / __builtin_sqrtf(dot8(u, u, n) / (float)n + epsilon);
+    for (long j = 0; j < n; j++) u[j] *= inverse;
+    return inverse;
+}
+
+/// (du − mean(du) − u·mean(du·u))·inverse in place over n values.
+static inline __attribute__((always_inline)) void standardise_backward(float *restrict du, const float *restrict u, long n, float inverse) {
+    float mean = sum8(du, n) / (float)n, meanDot = dot8(du, u, n) / (float)n;
+    for (long j = 0; j < n; j++) du[j] = inverse * (du[j] - mean - u[j] * meanDot);
+}
+
+METARL_CLONES
+void metarl_layer_norm_forward_row_f32(const float *restrict x, const float *restrict gain, const float *restrict bias,
+                                       const long *segments, long segmentCount, float epsilon,
+                                       float *restrict u, float *restrict inverses, float *restrict y) {
+    long start = 0;
+    for (long k = 0; k < segmentCount; k++) {
+        inverses[k] = standardise(x + start, u + start, segments[k], epsilon);
+        start += segments[k];
+    }
+    for (long j = 0; j < start; j++) y[j] = u[j] * gain[j] + bias[j];
+}
+
+METARL_CLONES
+void metarl_layer_norm_backward_row_f32(const float *restrict dy, const float *restrict u, const float *restrict inverses,
+                                        const float *restrict gain, const long *segments, long segmentCount,
+                                        float *restrict dx, float *restrict dGain, float *restrict dBias) {
+    long width = 0;
+    for (long k = 0; k < segmentCount; k++) width += segments[k];
+    for (long j = 0; j < width; j++) dBias[j] += dy[j];
+    for (long j = 0; j < width; j++) dGain[j] += dy[j] * u[j];
+    for (long j = 0; j < width; j++) dx[j] = dy[j] * gain[j];
+    long start = 0;
+    for (long k = 0; k < segmentCount; k++) {
+        standardise_backward(dx + start, u + start, segments[k], inverses[k]);
+        start += segments[k];
+    }
+}
+
+METARL_CLONES
+void metarl_lngru_forward_row_f32(const float *restrict x, const float *restrict g, const float *restrict h,
+                                  const float *restrict gateGain, const float *restrict gateBias,
+                                  const float *restrict candidateGain, const float *restrict candidateBias,
+                                  float forgetBias, float epsilon, long n,
+                                  float *restrict u, float *restrict gates, float *restrict inverses, float *restrict y) {
+    inverses[0] = standardise(g, u, 2 * n, epsilon);
+    inverses[1] = standardise(g + 2 * n, u + 2 * n, n, epsilon);
+    float *r = gates, *z = gates + n, *candidate = gates + 2 * n, *hidden = gates + 3 * n;
+    for (long j = 0; j < n; j++) r[j] = sigmoid_approx(x[j] + u[j] * gateGain[j] + gateBias[j]);
+    for (long j = 0; j < n; j++) z[j] = sigmoid_approx(x[n + j] + u[n + j] * gateGain[n + j] + gateBias[n + j] - forgetBias);
+    for (long j = 0; j < n; j++) hidden[j] = u[2 * n + j] * candidateGain[j] + candidateBias[j];
+    for (long j = 0; j < n; j++) {
+        float pre = x[2 * n + j] + r[j] * hidden[j];
+        candidate[j] = pre > 0 ? pre : 0;
+    }
+    for (long j = 0; j < n; j++) y[j] = h[j] + z[j] * (candidate[j] - h[j]);
+}
+
+METARL_CLONES
+void metarl_lngru_backward_row_f32(const float *restrict dy, const float *restrict hp, const float *restrict gates,
+                                   const float *restrict u, const float *restrict inverses,
+                                   const float *restrict gateGain, const float *restrict candidateGain, long n,
+                                   float *restrict d, float *restrict dx, float *restrict du, float *restrict dHidden) {
+    const float *r = gates, *z = gates + n, *candidate = gates + 2 * n, *hidden = gates + 3 * n;
+    float *dPre = dx + 2 * n;
+    for (long j = 0; j < n; j++) d[j] += dy[j];
+    for (long j = 0; j < n; j++) {
+        float through = d[j] * z[j];
+        dPre[j] = candidate[j] > 0 ? through : 0;
+    }
+    for (long j = 0; j < n; j++) dx[j] = dPre[j] * hidden[j] * r[j] * (1 - r[j]);
+    for (long j = 0; j < n; j++) dx[n + j] = d[j] * (candidate[j] - hp[j]) * z[j] * (1 - z[j]);
+    for (long j = 0; j < n; j++) dHidden[j] = dPre[j] * r[j];
+    for (long j = 0; j < n; j++) d[j] *= 1 - z[j];
+    for (long j = 0; j < 2 * n; j++) du[j] = dx[j] * gateGain[j];
+    for (long j = 0; j < n; j++) du[2 * n + j] = dHidden[j] * candidateGain[j];
+    standardise_backward(du, u, 2 * n, inverses[0]);
+    standardise_backward(du + 2 * n, u + 2 * n, n, inverses[1]);
 }

@@ -92,11 +92,9 @@ public struct LayerNorm: ParameterCollection, Codable, Sendable {
         self.epsilon = epsilon
     }
 
+    /// The fused primitive `Tensor.layerNormalized`.
     public func callAsFunction(_ x: Tensor) -> Tensor {
-        let axis = x.rank - 1
-        let centred = x - x.mean(axes: [axis], keepDims: true)
-        let variance = centred.squared().mean(axes: [axis], keepDims: true)
-        return centred / (variance + epsilon).sqrt() * gain + bias
+        x.layerNormalized(gain: gain, bias: bias, epsilon: epsilon)
     }
 
     public mutating func visitParameters(_ body: (_ name: @autoclosure () -> String, _ value: inout Tensor) -> Void) {

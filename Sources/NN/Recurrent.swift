@@ -126,6 +126,97 @@ public struct GRUCell: RecurrentCell, Codable, Sendable {
     }
 }
 
+/// A GRU with layer normalisation on each gate pre-activation, a ReLU candidate and a
+/// closed update gate at initialisation, as in the public PyTorch RL² implementation
+/// (lucaslingle/pytorch_rl2, after Ba et al. 2016): the ReLU lets the state hold
+/// unbounded sums (counts, reward totals) and the normalisation keeps the recurrence
+/// stable over long trials.
+///
+///     a = LN(x Wx_rz) + LN(h Wh_rz),   r = σ(a_r),   z = σ(a_z − forgetBias),
+///     n = relu(LN(x Wx_n) + r ⊙ LN(h Wh_n)),   h′ = h + z ⊙ (n − h).
+///
+/// The four normalisations each have their own gain and bias; the matrix products have
+/// none (the normalisation's bias takes its place).
+public struct LayerNormGRUCell: RecurrentCell, Codable, Sendable {
+    /// [input, 3·hidden], gate blocks in the order r, z, n.
+    public var inputWeight: Tensor
+    /// [hidden, 3·hidden].
+    public var hiddenWeight: Tensor
+    public var inputGateNorm: LayerNorm
+    public var inputCandidateNorm: LayerNorm
+    public var hiddenGateNorm: LayerNorm
+    public var hiddenCandidateNorm: LayerNorm
+    /// Subtracted from the update gate's pre-activation, so a fresh cell mostly keeps its state.
+    public var forgetBias: Double
+
+    /// Xavier-normal weights, unit gains and zero biases.
+    public init(inputSize: Int, hiddenSize: Int, forgetBias: Double = 1, using rng: inout Xoshiro256) {
+        func xavier(_ rows: Int, _ columns: Int) -> Tensor {
+            Tensor.randomNormal([rows, columns], mean: 0, standardDeviation: (2 / Double(rows + columns)).squareRoot(), using: &rng)
+        }
+        let n = hiddenSize
+        inputWeight = Tensor.concat([xavier(inputSize, 2 * n), xavier(inputSize, n)], axis: 1)
+        hiddenWeight = Tensor.concat([xavier(n, 2 * n), xavier(n, n)], axis: 1)
+        inputGateNorm = LayerNorm(size: 2 * n)
+        inputCandidateNorm = LayerNorm(size: n)
+        hiddenGateNorm = LayerNorm(size: 2 * n)
+        hiddenCandidateNorm = LayerNorm(size: n)
+        self.forgetBias = forgetBias
+    }
+
+    public var inputSize: Int { inputWeight.shape[0] }
+    public var hiddenSize: Int { hiddenWeight.shape[0] }
+    public var outputSize: Int { hiddenSize }
+    public var stateSize: Int { hiddenSize }
+
+    /// The normalised input halves [..., 3·hidden]: LN(x Wx_rz) beside LN(x Wx_n), as one
+    /// fused normalisation with two segments.
+    public func inputProjection(_ x: Tensor) -> Tensor {
+        precondition(inputGateNorm.epsilon == inputCandidateNorm.epsilon, "LayerNormGRUCell: the input normalisations share one epsilon")
+        let n = hiddenSize
+        return x.matmul(inputWeight).layerNormalized(
+            gain: Tensor.concat([inputGateNorm.gain, inputCandidateNorm.gain], axis: 0),
+            bias: Tensor.concat([inputGateNorm.bias, inputCandidateNorm.bias], axis: 0),
+            segments: [2 * n, n], epsilon: inputGateNorm.epsilon)
+    }
+
+    /// The states [T, B, H] over projected inputs [T, B, 3H] by the fused primitive
+    /// (`Tensor.layerNormGRUSequence`).
+    func sequence(projected: Tensor, initialState: Tensor, keep: Tensor?) -> Tensor {
+        precondition(hiddenGateNorm.epsilon == hiddenCandidateNorm.epsilon, "LayerNormGRUCell: the hidden normalisations share one epsilon")
+        return Tensor.layerNormGRUSequence(
+            projected: projected, initialState: initialState, hiddenWeight: hiddenWeight,
+            gateGain: hiddenGateNorm.gain, gateBias: hiddenGateNorm.bias,
+            candidateGain: hiddenCandidateNorm.gain, candidateBias: hiddenCandidateNorm.bias,
+            forgetBias: forgetBias, epsilon: hiddenGateNorm.epsilon, keep: keep)
+    }
+
+    public func unroll(_ inputs: Tensor, initialState: Tensor, resetMask: Tensor?) -> (outputs: Tensor, finalState: Tensor) {
+        precondition(inputs.rank == 3 && inputs.shape[2] == inputSize, "unroll: inputs \(inputs.shape), cell input size \(inputSize)")
+        let steps = inputs.shape[0], batch = inputs.shape[1]
+        let states = sequence(projected: inputProjection(inputs), initialState: initialState, keep: resetMask.map { 1 - $0.detached })
+        return (states, states.slice(axis: 0, (steps - 1)..<steps).reshaped([batch, hiddenSize]))
+    }
+
+    /// One step: the fused sequence primitive over a sequence of length one.
+    public func step(projected gx: Tensor, state h: Tensor) -> (output: Tensor, state: Tensor) {
+        let batch = h.shape[0]
+        let next = sequence(projected: gx.reshaped([1, batch, 3 * hiddenSize]), initialState: h, keep: nil).reshaped([batch, hiddenSize])
+        return (next, next)
+    }
+
+    public mutating func visitParameters(_ body: (_ name: @autoclosure () -> String, _ value: inout Tensor) -> Void) {
+        body("inputWeight", &inputWeight)
+        body("hiddenWeight", &hiddenWeight)
+        withoutActuallyEscaping(body) { body in
+            inputGateNorm.visitParameters { name, t in body("inputGateNorm.\(name())", &t) }
+            inputCandidateNorm.visitParameters { name, t in body("inputCandidateNorm.\(name())", &t) }
+            hiddenGateNorm.visitParameters { name, t in body("hiddenGateNorm.\(name())", &t) }
+            hiddenCandidateNorm.visitParameters { name, t in body("hiddenCandidateNorm.\(name())", &t) }
+        }
+    }
+}
+
 /// A long short-term memory cell (Hochreiter & Schmidhuber 1997) in PyTorch's form,
 /// gates i, f, g, o. Its state is [h, c] side by side, [B, 2·hidden]; its output is h.
 public struct LSTMCell: RecurrentCell, Codable, Sendable {
@@ -169,41 +260,43 @@ public struct LSTMCell: RecurrentCell, Codable, Sendable {
     }
 }
 
-/// A GRU or an LSTM cell chosen at run time (RL²'s `--cell gru|lstm`).
+/// A GRU, a layer-normalised GRU or an LSTM cell chosen at run time (RL²'s `--cell`).
 public enum RecurrentCellChoice: RecurrentCell, Codable, Sendable {
     case gru(GRUCell)
+    case layerNormGRU(LayerNormGRUCell)
     case lstm(LSTMCell)
 
     /// The kinds by name, for configs and flags.
-    public enum Kind: String, NamedChoice { case gru, lstm }
+    public enum Kind: String, NamedChoice {
+        case gru
+        case layerNormGRU = "ln-gru"
+        case lstm
+    }
 
     public init(_ kind: Kind, inputSize: Int, hiddenSize: Int, using rng: inout Xoshiro256) {
         switch kind {
         case .gru: self = .gru(GRUCell(inputSize: inputSize, hiddenSize: hiddenSize, using: &rng))
+        case .layerNormGRU: self = .layerNormGRU(LayerNormGRUCell(inputSize: inputSize, hiddenSize: hiddenSize, using: &rng))
         case .lstm: self = .lstm(LSTMCell(inputSize: inputSize, hiddenSize: hiddenSize, using: &rng))
         }
     }
 
-    public var inputSize: Int { switch self { case .gru(let c): c.inputSize; case .lstm(let c): c.inputSize } }
-    public var outputSize: Int { switch self { case .gru(let c): c.outputSize; case .lstm(let c): c.outputSize } }
-    public var stateSize: Int { switch self { case .gru(let c): c.stateSize; case .lstm(let c): c.stateSize } }
-
-    public func inputProjection(_ x: Tensor) -> Tensor {
-        switch self { case .gru(let c): c.inputProjection(x); case .lstm(let c): c.inputProjection(x) }
-    }
-
-    public func step(projected: Tensor, state: Tensor) -> (output: Tensor, state: Tensor) {
+    /// The chosen cell, for the protocol's members.
+    var cell: any RecurrentCell {
         switch self {
-        case .gru(let c): c.step(projected: projected, state: state)
-        case .lstm(let c): c.step(projected: projected, state: state)
+        case .gru(let c): c
+        case .layerNormGRU(let c): c
+        case .lstm(let c): c
         }
     }
 
+    public var inputSize: Int { cell.inputSize }
+    public var outputSize: Int { cell.outputSize }
+    public var stateSize: Int { cell.stateSize }
+    public func inputProjection(_ x: Tensor) -> Tensor { cell.inputProjection(x) }
+    public func step(projected: Tensor, state: Tensor) -> (output: Tensor, state: Tensor) { cell.step(projected: projected, state: state) }
     public func unroll(_ inputs: Tensor, initialState: Tensor, resetMask: Tensor?) -> (outputs: Tensor, finalState: Tensor) {
-        switch self {
-        case .gru(let c): c.unroll(inputs, initialState: initialState, resetMask: resetMask)
-        case .lstm(let c): c.unroll(inputs, initialState: initialState, resetMask: resetMask)
-        }
+        cell.unroll(inputs, initialState: initialState, resetMask: resetMask)
     }
 
     public mutating func visitParameters(_ body: (_ name: @autoclosure () -> String, _ value: inout Tensor) -> Void) {
@@ -211,6 +304,9 @@ public enum RecurrentCellChoice: RecurrentCell, Codable, Sendable {
         case .gru(var c):
             c.visitParameters(body)
             self = .gru(c)
+        case .layerNormGRU(var c):
+            c.visitParameters(body)
+            self = .layerNormGRU(c)
         case .lstm(var c):
             c.visitParameters(body)
             self = .lstm(c)

@@ -26,11 +26,19 @@ enum Op {
     /// A whole GRU sequence (GRUSequence.swift): inputs projected, initial state, hidden
     /// weight, hidden bias, with their tape indices; the reset mask and the saved gates.
     case gruSequence(parts: [Tensor], indices: [Int], keep: Tensor?, saved: Tensor)
+    /// Layer normalisation over the last axis (LayerNormalization.swift): x, gain, bias with
+    /// their tape indices, the segment lengths, ε, and the saved standardised values.
+    case layerNorm(parts: [Tensor], indices: [Int], segments: [Int], epsilon: Double, saved: Tensor)
+    /// A whole layer-normalised GRU sequence (LayerNormGRUSequence.swift): its seven inputs
+    /// with their tape indices, the reset mask, the saved gates and the cell's constants.
+    case layerNormGRUSequence(parts: [Tensor], indices: [Int], keep: Tensor?, saved: Tensor,
+                              constants: LayerNormGRUSequenceKernel.Constants)
 
     /// The tape indices of an operation with more than two inputs.
     var manyIndices: [Int]? {
         switch self {
-        case .concat(_, _, let indices), .gruSequence(_, let indices, _, _): indices
+        case .concat(_, _, let indices), .gruSequence(_, let indices, _, _), .layerNormGRUSequence(_, let indices, _, _, _),
+             .layerNorm(_, let indices, _, _, _): indices
         default: nil
         }
     }
@@ -322,6 +330,33 @@ public final class Tape: @unchecked Sendable {
                 for (k, slot) in targets.enumerated() { accumulate(replayed[k], into: indices[slot], &grads, needed, createGraph) }
             } else {
                 let fused = GRUSequenceKernel.backward(parts, keep: keep, saved: saved, states: e.output, gradient: g)
+                for slot in parts.indices where wanted[slot] { accumulate(fused[slot], into: indices[slot], &grads, needed, createGraph) }
+            }
+        case .layerNorm(let parts, let indices, let segments, let epsilon, let saved):
+            let wanted = indices.map { $0 >= 0 && needed[$0] }
+            if createGraph {
+                let inputs = zip(parts, indices).map { value($0, $1) }
+                let replay = inputs[0].layerNormalizedComposed(gain: inputs[1], bias: inputs[2], segments: segments, epsilon: epsilon)
+                let targets = inputs.indices.filter { wanted[$0] }
+                let replayed = gradients(of: replay, withRespectTo: targets.map { inputs[$0] }, seed: g, createGraph: true)
+                for (k, slot) in targets.enumerated() { accumulate(replayed[k], into: indices[slot], &grads, needed, createGraph) }
+            } else {
+                let fused = LayerNormalizationKernel.backward(parts, segments: segments, saved: saved, gradient: g)
+                for slot in parts.indices where wanted[slot] { accumulate(fused[slot], into: indices[slot], &grads, needed, createGraph) }
+            }
+        case .layerNormGRUSequence(let parts, let indices, let keep, let saved, let constants):
+            let wanted = indices.map { $0 >= 0 && needed[$0] }
+            if createGraph {
+                let inputs = zip(parts, indices).map { value($0, $1) }
+                let replay = Tensor.layerNormGRUSequenceComposed(
+                    projected: inputs[0], initialState: inputs[1], hiddenWeight: inputs[2],
+                    gateGain: inputs[3], gateBias: inputs[4], candidateGain: inputs[5], candidateBias: inputs[6],
+                    forgetBias: constants.forgetBias, epsilon: constants.epsilon, keep: keep)
+                let targets = inputs.indices.filter { wanted[$0] }
+                let replayed = gradients(of: replay, withRespectTo: targets.map { inputs[$0] }, seed: g, createGraph: true)
+                for (k, slot) in targets.enumerated() { accumulate(replayed[k], into: indices[slot], &grads, needed, createGraph) }
+            } else {
+                let fused = LayerNormGRUSequenceKernel.backward(parts, keep: keep, saved: saved, states: e.output, gradient: g)
                 for slot in parts.indices where wanted[slot] { accumulate(fused[slot], into: indices[slot], &grads, needed, createGraph) }
             }
         }

@@ -47,6 +47,7 @@ struct Bench: ParsableCommand {
         @Option(help: "Iterations to time (after none of warm-up: the first iteration is included).") var iterations: Int = 2
         @Option(help: "Pulls per trial on bandits k = 5 (100: 2 400 trials per update).") var episodesPerTrial: Int = 100
         @Option(help: "Trials per iteration (0: 240 000 steps' worth).") var trialsPerIteration: Int = 0
+        @Option(help: "Recurrent cell: gru, ln-gru or lstm (default: RL²'s default).") var cell: RecurrentCellChoice.Kind?
         @Option(help: "Threads for the PPO update (policy and value gradients side by side; default: the cores, at most 2).")
         var threads: Int = min(2, ProcessInfo.processInfo.activeProcessorCount)
         @Option(help: "A checkout of lucaslingle/pytorch_rl2: time it too (Benchmarks/pytorch_rl2_speed.py, one update, one thread) and print the ratio.")
@@ -58,6 +59,7 @@ struct Bench: ParsableCommand {
             var config = RL2Config()
             config.episodesPerTrial = episodesPerTrial
             config.trialsPerIteration = trialsPerIteration
+            if let cell { config.cell = cell }
             var rl2 = try RL2(config: config, prototype: BernoulliBandit(arms: 5), seed: 0)
             rl2.threads = threads
             var sample = 0.0, update = 0.0
@@ -78,8 +80,8 @@ struct Bench: ParsableCommand {
                 }
                 try printJSON(object)
             } else {
-                print(String(format: "RL² GRU-%d PPO %d epochs, %d steps per update, bandits k=5 n=%d, %d thread%@: %.0f steps/s (sampling %.1f s = %.0f%%, update %.1f s = %.0f%%, %d steps)",
-                             config.hiddenSize, config.epochs, Int(steps) / iterations, episodesPerTrial, threads, threads == 1 ? "" : "s",
+                print(String(format: "RL² %@-%d PPO %d epochs, %d steps per update, bandits k=5 n=%d, %d thread%@: %.0f steps/s (sampling %.1f s = %.0f%%, update %.1f s = %.0f%%, %d steps)",
+                             config.cell.rawValue.uppercased(), config.hiddenSize, config.epochs, Int(steps) / iterations, episodesPerTrial, threads, threads == 1 ? "" : "s",
                              steps / total, sample, 100 * sample / total, update, 100 * update / total, Int(steps)))
                 if let reference {
                     print(String(format: "pytorch_rl2 (same settings, one thread, same OpenBLAS kernels): %.0f steps/s; ratio %.1f×",
@@ -372,7 +374,7 @@ struct TrainRL2: ParsableCommand {
     @Option(name: .customLong("env-arg"), help: "A family argument, key=value (repeatable).") var envArgs: [String] = []
     @Option(help: "Episodes per trial (pulls, for bandits; default 10).") var episodesPerTrial: Int?
     @Option(help: "Outer optimiser: ppo or trpo (default ppo).") var algo: RL2Config.Algorithm?
-    @Option(help: "Recurrent cell: gru or lstm (default gru).") var cell: RecurrentCellChoice.Kind?
+    @Option(help: "Recurrent cell: gru, ln-gru (layer-normalised, ReLU candidate) or lstm (default gru).") var cell: RecurrentCellChoice.Kind?
     @Option(help: "Hidden units of each recurrent network (default 256).") var hidden: Int?
     @Option(help: "Trials per iteration (default 0: 240 000 steps' worth).") var trialsPerIteration: Int?
     @Option(help: "Iterations to train for (default 100).") var iterations: Int?

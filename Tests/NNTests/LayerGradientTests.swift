@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 import GradientChecking
 import TensorCore
@@ -57,6 +58,55 @@ import TensorCore
             let (y, final) = m.unroll(x[0], initialState: x[1], resetMask: reset)
             return (y * w).sum() + final.squared().sum()
         }
+    }
+
+    @Test func layerNormGRUUnrollWithResets() {
+        var rng = Xoshiro256(seed: 26)
+        var cell = LayerNormGRUCell(inputSize: 3, hiddenSize: 4, using: &rng)
+        // Gains and biases away from 1 and 0, so their gradients are exercised in general position.
+        cell.hiddenGateNorm.gain = randn([8], seed: 27)
+        cell.hiddenCandidateNorm.bias = randn([4], seed: 28)
+        cell.inputCandidateNorm.bias = randn([4], seed: 29, scale: 0.5) + 0.5
+        let reset = Tensor(shape: [3, 2], doubleValues: [0, 0, 1, 0, 0, 1], dtype: .float64)
+        let w = randn([3, 2, 4], seed: 30)
+        checkModel(cell, [randn([3, 2, 3], seed: 31), randn([2, 4], seed: 32, scale: 0.5)]) { m, x in
+            let (y, final) = m.unroll(x[0], initialState: x[1], resetMask: reset)
+            return (y * w).sum() + final.squared().sum()
+        }
+    }
+
+    /// The layer-normalised GRU matches its equations written out by hand for one step:
+    /// four normalisations, a ReLU candidate, the update gate shifted by the forget bias.
+    @Test func layerNormGRUStepMatchesItsEquations() {
+        var rng = Xoshiro256(seed: 33)
+        var cell = LayerNormGRUCell(inputSize: 2, hiddenSize: 3, forgetBias: 1, using: &rng)
+        cell.inputGateNorm.bias = randn([6], seed: 34)
+        cell.hiddenCandidateNorm.gain = randn([3], seed: 35)
+        cell = cell.converted(to: .float64)
+        let x = randn([1, 2], seed: 36).doubleValues, h = randn([1, 3], seed: 37).doubleValues
+        func product(_ v: [Double], _ w: Tensor, _ columns: Range<Int>) -> [Double] {
+            let wv = w.doubleValues, width = w.shape[1]
+            return columns.map { j in v.indices.reduce(0) { $0 + v[$1] * wv[$1 * width + j] } }
+        }
+        func normalised(_ v: [Double], _ norm: LayerNorm) -> [Double] {
+            let mean = v.reduce(0, +) / Double(v.count)
+            let variance = v.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(v.count)
+            let g = norm.gain.doubleValues, b = norm.bias.doubleValues
+            return v.indices.map { (v[$0] - mean) / (variance + norm.epsilon).squareRoot() * g[$0] + b[$0] }
+        }
+        func sigmoid(_ v: Double) -> Double { 1 / (1 + exp(-v)) }
+        let ax = normalised(product(x, cell.inputWeight, 0..<6), cell.inputGateNorm)
+        let ah = normalised(product(h, cell.hiddenWeight, 0..<6), cell.hiddenGateNorm)
+        let nx = normalised(product(x, cell.inputWeight, 6..<9), cell.inputCandidateNorm)
+        let nh = normalised(product(h, cell.hiddenWeight, 6..<9), cell.hiddenCandidateNorm)
+        let expected = (0..<3).map { j -> Double in
+            let r = sigmoid(ax[j] + ah[j]), z = sigmoid(ax[3 + j] + ah[3 + j] - 1)
+            let n = max(0, nx[j] + r * nh[j])
+            return (1 - z) * h[j] + z * n
+        }
+        let (y, _) = cell(Tensor(shape: [1, 2], doubleValues: x, dtype: .float64), state: Tensor(shape: [1, 3], doubleValues: h, dtype: .float64))
+        #expect(expected.contains { $0 > 0.05 } && expected.contains { $0 < -0.05 }, "both signs of the state are exercised")
+        for (a, b) in zip(y.doubleValues, expected) { #expect(abs(a - b) < 1e-12) }
     }
 
     /// The reset mask must make the unroll equal to separate unrolls from a zero state.

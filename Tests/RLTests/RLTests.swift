@@ -85,12 +85,18 @@ import TensorCore
     /// starts: log-probabilities recorded while acting equal those of (a) one continuous
     /// unroll over the first trial, which crosses episode boundaries, and (b) a fresh unroll
     /// from zero over the second trial. Resetting at episode ends breaks (a); not resetting
-    /// at the trial boundary breaks (b).
-    @Test func hiddenStatePersistsAcrossEpisodesAndResetsAcrossTrials() throws {
+    /// at the trial boundary breaks (b). Every cell kind.
+    @Test(arguments: RecurrentCellChoice.Kind.allCases)
+    func hiddenStatePersistsAcrossEpisodesAndResetsAcrossTrials(cell: RecurrentCellChoice.Kind) throws {
         var rng = Xoshiro256(seed: 1)
         let bandit = BernoulliBandit(arms: 3)
         let inputSize = 1 + 3 + 2
-        let model = RecurrentActorCritic(inputSize: inputSize, actionCount: 3, cell: .gru, hiddenSize: 8, using: &rng)
+        var model = RecurrentActorCritic(inputSize: inputSize, actionCount: 3, cell: cell, hiddenSize: 8, using: &rng)
+        // Parameters in general position: a full-scale policy head (not the near-zero one of
+        // a fresh agent) and nonzero normalisation biases (a fresh layer-normalised GRU keeps
+        // a zero state on the all-zero first input), so that a different state shows.
+        model.policyHead = Linear(inputSize: 8, outputSize: 3, scale: 3, using: &rng)
+        model.parameters = model.parameters.map { $0 + Tensor.randomNormal($0.shape, standardDeviation: 0.3, using: &rng) }
         var env = TrialEnv(bandit, count: 2, episodesPerTrial: 4, seed: 7)
         var agent = RecurrentAgent(model: model, batchSize: 2)
         var inputs: [[Float]] = [], logProbs: [[Float]] = [], actions: [[Int32]] = []

@@ -49,6 +49,13 @@ func deterministicRows(_ url: URL) throws -> [String] {
         #expect(text.contains("states: 7"))
         let back = try RunConfigFile.parse(text, source: "t.yaml", algorithm: "rl2")
         #expect(back == manifest)
+        // Every cell kind reads back by its name.
+        for kind in RecurrentCellChoice.Kind.allCases {
+            config.cell = kind
+            let text = try RunConfigFile.yaml(RunManifest(algorithm: "rl2", env: try EnvSpec(family: "bandit"), seed: 1, rl2: config))
+            #expect(text.contains("cell: \(kind.rawValue)"))
+            #expect(try RunConfigFile.parse(text, source: "t.yaml", algorithm: "rl2").rl2?.cell == kind)
+        }
     }
 
     /// Lists (hidden sizes) and nested sections of the MAML, SAC and PEARL settings survive

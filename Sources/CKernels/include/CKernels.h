@@ -12,4 +12,36 @@ void metarl_tanh_f32(const float *x, float *y, long n);
 void metarl_multiply_add_f32(float *restrict y, const float *restrict s, const float *restrict a,
                              const float *restrict b, long n);
 
+/// One row of layer normalisation (TensorCore's `layerNormalized`): the standardised
+/// values into u, one reciprocal standard deviation per segment into inverses, and
+/// y = u·gain + bias. `segments` holds `segmentCount` lengths summing to the row's width.
+void metarl_layer_norm_forward_row_f32(const float *restrict x, const float *restrict gain, const float *restrict bias,
+                                       const long *segments, long segmentCount, float epsilon,
+                                       float *restrict u, float *restrict inverses, float *restrict y);
+
+/// One row of layer normalisation's backward pass: dx from dy, and dy·u, dy added into
+/// dGain and dBias.
+void metarl_layer_norm_backward_row_f32(const float *restrict dy, const float *restrict u, const float *restrict inverses,
+                                        const float *restrict gain, const long *segments, long segmentCount,
+                                        float *restrict dx, float *restrict dGain, float *restrict dBias);
+
+/// One row of one step of the layer-normalised GRU (TensorCore's `layerNormGRUSequence`):
+/// from the projected input x [3n], the hidden product g [3n] and the state h [n], the saved
+/// standardised u [3n], gates [4n] (r, z, candidate, hidden term) and inverses [2], and the
+/// next state y [n].
+void metarl_lngru_forward_row_f32(const float *restrict x, const float *restrict g, const float *restrict h,
+                                  const float *restrict gateGain, const float *restrict gateBias,
+                                  const float *restrict candidateGain, const float *restrict candidateBias,
+                                  float forgetBias, float epsilon, long n,
+                                  float *restrict u, float *restrict gates, float *restrict inverses, float *restrict y);
+
+/// One row of one step of the layer-normalised GRU's backward pass: with the carried state
+/// gradient d [n] (updated in place to the part that flows through 1 − z), writes the
+/// projected input's gradient dx [3n], the hidden product's du [3n] and the hidden term's
+/// dHidden [n].
+void metarl_lngru_backward_row_f32(const float *restrict dy, const float *restrict hp, const float *restrict gates,
+                                   const float *restrict u, const float *restrict inverses,
+                                   const float *restrict gateGain, const float *restrict candidateGain, long n,
+                                   float *restrict d, float *restrict dx, float *restrict du, float *restrict dHidden);
+
 #endif

@@ -88,15 +88,7 @@ enum GRUSequenceKernel {
             let previous = UnsafeMutablePointer<T>.allocate(capacity: batch * n)
             defer { gh.deallocate(); previous.deallocate() }
             for t in 0..<steps {
-                let source = t == 0 ? ph0 : ps + (t - 1) * batch * n
-                if let pkeep {
-                    for b in 0..<batch {
-                        let k = pkeep[t * batch + b]
-                        for j in 0..<n { previous[b * n + j] = source[b * n + j] * k }
-                    }
-                } else {
-                    previous.update(from: source, count: batch * n)
-                }
+                RecurrentSequence.startingState(step: t, initial: ph0, states: ps, keep: pkeep, batch: batch, hidden: n, into: previous)
                 // gh = bh + previous·Wh: the bias rows first, the product added onto them.
                 for b in 0..<batch { (gh + b * 3 * n).update(from: pbh, count: 3 * n) }
                 T.gemm(transposeA: false, transposeB: false, m: batch, n: 3 * n, k: n,
@@ -150,11 +142,8 @@ enum GRUSequenceKernel {
             let block = steps * batch * n
             // The state each step started from, after its reset.
             for t in 0..<steps {
-                let source = t == 0 ? ph0 : ps + (t - 1) * batch * n
-                for b in 0..<batch {
-                    let k = pkeep?[t * batch + b] ?? 1
-                    for j in 0..<n { pprev[(t * batch + b) * n + j] = source[b * n + j] * k }
-                }
+                RecurrentSequence.startingState(step: t, initial: ph0, states: ps, keep: pkeep, batch: batch, hidden: n,
+                                                into: pprev + t * batch * n)
             }
             let dh = dh0.pointer(T.self)
             dh.initialize(repeating: 0, count: batch * n)
@@ -182,12 +171,7 @@ enum GRUSequenceKernel {
                 // dh_prev += dgh_t · Whᵀ, then through the reset.
                 T.gemm(transposeA: false, transposeB: true, m: batch, n: n, k: 3 * n,
                        a: pdgh + t * batch * 3 * n, lda: 3 * n, b: pwh, ldb: 3 * n, beta: 1, c: dh, ldc: n)
-                if let pkeep {
-                    for b in 0..<batch {
-                        let k = pkeep[t * batch + b]
-                        for j in 0..<n { dh[b * n + j] *= k }
-                    }
-                }
+                RecurrentSequence.throughReset(dh, step: t, keep: pkeep, batch: batch, hidden: n)
             }
             // dWh = Σ_t prev_tᵀ · dgh_t as one product over all T·B rows; dbh = column sums.
             T.gemm(transposeA: true, transposeB: false, m: n, n: 3 * n, k: steps * batch,
@@ -205,5 +189,36 @@ enum GRUSequenceKernel {
         }
         return [Tensor(shape: [steps, batch, 3 * n], storage: dgx), Tensor(shape: [batch, n], storage: dh0),
                 Tensor(shape: [n, 3 * n], storage: dwh), Tensor(shape: [3 * n], storage: dbh)]
+    }
+}
+
+/// The state bookkeeping both fused GRU sequences share.
+enum RecurrentSequence {
+    /// Writes the state step t starts from into `into` [B, n]: the previous step's output
+    /// (or the initial state at t = 0) times keep_t, row by row.
+    @inline(__always)
+    static func startingState<T: KernelScalar>(
+        step t: Int, initial: UnsafePointer<T>, states: UnsafePointer<T>, keep: UnsafePointer<T>?,
+        batch: Int, hidden n: Int, into: UnsafeMutablePointer<T>
+    ) {
+        let source = t == 0 ? initial : states + (t - 1) * batch * n
+        guard let keep else {
+            into.update(from: source, count: batch * n)
+            return
+        }
+        for b in 0..<batch {
+            let k = keep[t * batch + b]
+            for j in 0..<n { into[b * n + j] = source[b * n + j] * k }
+        }
+    }
+
+    /// Multiplies the state gradient dh [B, n] by keep_t (a reset passes nothing back).
+    @inline(__always)
+    static func throughReset<T: KernelScalar>(_ dh: UnsafeMutablePointer<T>, step t: Int, keep: UnsafePointer<T>?, batch: Int, hidden n: Int) {
+        guard let keep else { return }
+        for b in 0..<batch {
+            let k = keep[t * batch + b]
+            for j in 0..<n { dh[b * n + j] *= k }
+        }
     }
 }

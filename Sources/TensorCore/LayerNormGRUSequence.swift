@@ -130,15 +130,7 @@ enum LayerNormGRUSequenceKernel {
             let previous = UnsafeMutablePointer<T>.allocate(capacity: batch * n)
             defer { gh.deallocate(); previous.deallocate() }
             for t in 0..<steps {
-                let source = t == 0 ? ph0 : ps + (t - 1) * batch * n
-                if let pkeep {
-                    for b in 0..<batch {
-                        let k = pkeep[t * batch + b]
-                        for j in 0..<n { previous[b * n + j] = source[b * n + j] * k }
-                    }
-                } else {
-                    previous.update(from: source, count: batch * n)
-                }
+                RecurrentSequence.startingState(step: t, initial: ph0, states: ps, keep: pkeep, batch: batch, hidden: n, into: previous)
                 T.gemm(transposeA: false, transposeB: false, m: batch, n: 3 * n, k: n,
                        a: previous, lda: n, b: pwh, ldb: 3 * n, beta: 0, c: gh, ldc: 3 * n)
                 for b in 0..<batch {
@@ -201,11 +193,8 @@ enum LayerNormGRUSequenceKernel {
             // The state each step started from, after its reset.
             let ps = states.storage.pointer(T.self)
             for t in 0..<steps {
-                let source = t == 0 ? ph0 : ps + (t - 1) * batch * n
-                for b in 0..<batch {
-                    let k = pkeep?[t * batch + b] ?? 1
-                    for j in 0..<n { pprev[(t * batch + b) * n + j] = source[b * n + j] * k }
-                }
+                RecurrentSequence.startingState(step: t, initial: ph0, states: ps, keep: pkeep, batch: batch, hidden: n,
+                                                into: pprev + t * batch * n)
             }
             let dh = dh0.pointer(T.self)
             dh.initialize(repeating: 0, count: batch * n)
@@ -247,12 +236,7 @@ enum LayerNormGRUSequenceKernel {
                 // dh_prev += dgh_t · Whᵀ, then through the reset.
                 T.gemm(transposeA: false, transposeB: true, m: batch, n: n, k: 3 * n,
                        a: pdgh + t * batch * 3 * n, lda: 3 * n, b: pwh, ldb: 3 * n, beta: 1, c: dh, ldc: n)
-                if let pkeep {
-                    for b in 0..<batch {
-                        let k = pkeep[t * batch + b]
-                        for j in 0..<n { dh[b * n + j] *= k }
-                    }
-                }
+                RecurrentSequence.throughReset(dh, step: t, keep: pkeep, batch: batch, hidden: n)
             }
             // dWh = Σ_t prev_tᵀ · dgh_t as one product over all T·B rows.
             T.gemm(transposeA: true, transposeB: false, m: n, n: 3 * n, k: rows,

@@ -318,47 +318,43 @@ public final class Tape: @unchecked Sendable {
         case .scatterAdd(let axis, let indices):
             toA(g.gathering(axis: axis, indices: indices, indexShape: e.first!.shape))
         case .gruSequence(let parts, let indices, let keep, let saved):
-            let wanted = indices.map { $0 >= 0 && needed[$0] }
-            if createGraph {
-                // Replay the composed form on the tape and take its vector-Jacobian
-                // product with the backward pass recorded.
-                let inputs = zip(parts, indices).map { value($0, $1) }
-                let replay = Tensor.gruSequenceComposed(projected: inputs[0], initialState: inputs[1],
-                                                        hiddenWeight: inputs[2], hiddenBias: inputs[3], keep: keep)
-                let targets = inputs.indices.filter { wanted[$0] }
-                let replayed = gradients(of: replay, withRespectTo: targets.map { inputs[$0] }, seed: g, createGraph: true)
-                for (k, slot) in targets.enumerated() { accumulate(replayed[k], into: indices[slot], &grads, needed, createGraph) }
-            } else {
-                let fused = GRUSequenceKernel.backward(parts, keep: keep, saved: saved, states: e.output, gradient: g)
-                for slot in parts.indices where wanted[slot] { accumulate(fused[slot], into: indices[slot], &grads, needed, createGraph) }
-            }
+            propagateFused(parts: parts, indices: indices, gradient: g, createGraph: createGraph, needed: needed, into: &grads,
+                           composed: { Tensor.gruSequenceComposed(projected: $0[0], initialState: $0[1], hiddenWeight: $0[2],
+                                                                  hiddenBias: $0[3], keep: keep) },
+                           fused: { GRUSequenceKernel.backward(parts, keep: keep, saved: saved, states: e.output, gradient: g) })
         case .layerNorm(let parts, let indices, let segments, let epsilon, let saved):
-            let wanted = indices.map { $0 >= 0 && needed[$0] }
-            if createGraph {
-                let inputs = zip(parts, indices).map { value($0, $1) }
-                let replay = inputs[0].layerNormalizedComposed(gain: inputs[1], bias: inputs[2], segments: segments, epsilon: epsilon)
-                let targets = inputs.indices.filter { wanted[$0] }
-                let replayed = gradients(of: replay, withRespectTo: targets.map { inputs[$0] }, seed: g, createGraph: true)
-                for (k, slot) in targets.enumerated() { accumulate(replayed[k], into: indices[slot], &grads, needed, createGraph) }
-            } else {
-                let fused = LayerNormalizationKernel.backward(parts, segments: segments, saved: saved, gradient: g)
-                for slot in parts.indices where wanted[slot] { accumulate(fused[slot], into: indices[slot], &grads, needed, createGraph) }
-            }
+            propagateFused(parts: parts, indices: indices, gradient: g, createGraph: createGraph, needed: needed, into: &grads,
+                           composed: { $0[0].layerNormalizedComposed(gain: $0[1], bias: $0[2], segments: segments, epsilon: epsilon) },
+                           fused: { LayerNormalizationKernel.backward(parts, segments: segments, saved: saved, gradient: g) })
         case .layerNormGRUSequence(let parts, let indices, let keep, let saved, let constants):
-            let wanted = indices.map { $0 >= 0 && needed[$0] }
-            if createGraph {
-                let inputs = zip(parts, indices).map { value($0, $1) }
-                let replay = Tensor.layerNormGRUSequenceComposed(
-                    projected: inputs[0], initialState: inputs[1], hiddenWeight: inputs[2],
-                    gateGain: inputs[3], gateBias: inputs[4], candidateGain: inputs[5], candidateBias: inputs[6],
-                    forgetBias: constants.forgetBias, epsilon: constants.epsilon, keep: keep)
-                let targets = inputs.indices.filter { wanted[$0] }
-                let replayed = gradients(of: replay, withRespectTo: targets.map { inputs[$0] }, seed: g, createGraph: true)
-                for (k, slot) in targets.enumerated() { accumulate(replayed[k], into: indices[slot], &grads, needed, createGraph) }
-            } else {
-                let fused = LayerNormGRUSequenceKernel.backward(parts, keep: keep, saved: saved, states: e.output, gradient: g)
-                for slot in parts.indices where wanted[slot] { accumulate(fused[slot], into: indices[slot], &grads, needed, createGraph) }
+            propagateFused(parts: parts, indices: indices, gradient: g, createGraph: createGraph, needed: needed, into: &grads,
+                           composed: { Tensor.layerNormGRUSequenceComposed(
+                               projected: $0[0], initialState: $0[1], hiddenWeight: $0[2], gateGain: $0[3], gateBias: $0[4],
+                               candidateGain: $0[5], candidateBias: $0[6], forgetBias: constants.forgetBias,
+                               epsilon: constants.epsilon, keep: keep) },
+                           fused: { LayerNormGRUSequenceKernel.backward(parts, keep: keep, saved: saved, states: e.output, gradient: g) })
+        }
+    }
+
+    /// The backward rule of a fused primitive with many inputs: its hand-written backward
+    /// pass (`fused`, the gradients of all `parts` in order), or, when the backward pass is
+    /// recorded (gradients of gradients), the vector-Jacobian product of its `composed` form
+    /// replayed on this tape, so higher derivatives stay exact.
+    private func propagateFused(
+        parts: [Tensor], indices: [Int], gradient g: Tensor, createGraph: Bool, needed: [Bool], into grads: inout [Tensor?],
+        composed: ([Tensor]) -> Tensor, fused: () -> [Tensor]
+    ) {
+        let wanted = indices.map { $0 >= 0 && needed[$0] }
+        if createGraph {
+            let inputs = zip(parts, indices).map { part, index in
+                index >= 0 ? Tensor(shape: part.shape, storage: part.storage, tape: self, tapeIndex: index) : part.detached
             }
+            let targets = inputs.indices.filter { wanted[$0] }
+            let replayed = gradients(of: composed(inputs), withRespectTo: targets.map { inputs[$0] }, seed: g, createGraph: true)
+            for (k, slot) in targets.enumerated() { accumulate(replayed[k], into: indices[slot], &grads, needed, createGraph) }
+        } else {
+            let gradients = fused()
+            for slot in parts.indices where wanted[slot] { accumulate(gradients[slot], into: indices[slot], &grads, needed, createGraph) }
         }
     }
 }

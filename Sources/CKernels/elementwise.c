@@ -55,7 +55,7 @@ void metarl_multiply_add_f32(float *restrict y, const float *restrict s, const f
 // ---- Layer normalisation and the layer-normalised GRU, one row at a time ----
 // The Float paths of TensorCore's LayerNormalization.swift and LayerNormGRUSequence.swift;
 // the Swift loops there (used for Double) are the reference, and the sums below add in the
-// same order as their `kSum`/`kDot` (eight partial sums, combined pairwise).
+// same order as `Kernels.contiguousSum`/`contiguousDot` (eight partial sums, combined pairwise).
 
 static inline __attribute__((always_inline)) float sum8(const float *x, long n) {
     float s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;

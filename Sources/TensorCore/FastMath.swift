@@ -99,23 +99,3 @@ extension Double: KernelScalar {
     }
 }
 
-extension KernelScalar {
-    /// Σ x[j] over `count` values (`Kernels.contiguousSum`: eight partial sums).
-    @inline(__always)
-    static func kSum(_ x: UnsafePointer<Self>, _ count: Int) -> Self { Kernels.contiguousSum(x, count) }
-
-    /// Σ x[j]·y[j] over `count` values, in eight partial sums combined pairwise, as
-    /// `Kernels.contiguousSum` adds.
-    @inline(__always)
-    static func kDot(_ x: UnsafePointer<Self>, _ y: UnsafePointer<Self>, _ count: Int) -> Self {
-        var s0: Self = 0, s1: Self = 0, s2: Self = 0, s3: Self = 0, s4: Self = 0, s5: Self = 0, s6: Self = 0, s7: Self = 0
-        var j = 0
-        while j + 8 <= count {
-            s0 += x[j] * y[j]; s1 += x[j + 1] * y[j + 1]; s2 += x[j + 2] * y[j + 2]; s3 += x[j + 3] * y[j + 3]
-            s4 += x[j + 4] * y[j + 4]; s5 += x[j + 5] * y[j + 5]; s6 += x[j + 6] * y[j + 6]; s7 += x[j + 7] * y[j + 7]
-            j += 8
-        }
-        while j < count { s0 += x[j] * y[j]; j += 1 }
-        return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
-    }
-}

@@ -141,10 +141,7 @@ enum GRUSequenceKernel {
             let pdgx = dgx.pointer(T.self), pdgh = dgh.pointer(T.self), pprev = previousAll.pointer(T.self)
             let block = steps * batch * n
             // The state each step started from, after its reset.
-            for t in 0..<steps {
-                RecurrentSequence.startingState(step: t, initial: ph0, states: ps, keep: pkeep, batch: batch, hidden: n,
-                                                into: pprev + t * batch * n)
-            }
+            RecurrentSequence.allStartingStates(steps: steps, initial: ph0, states: ps, keep: pkeep, batch: batch, hidden: n, into: pprev)
             let dh = dh0.pointer(T.self)
             dh.initialize(repeating: 0, count: batch * n)
             for t in stride(from: steps - 1, through: 0, by: -1) {
@@ -209,6 +206,17 @@ enum RecurrentSequence {
         for b in 0..<batch {
             let k = keep[t * batch + b]
             for j in 0..<n { into[b * n + j] = source[b * n + j] * k }
+        }
+    }
+
+    /// The states every step started from, [T, B, n] into `into` (the backward pass's inputs
+    /// to the hidden weight's gradient).
+    static func allStartingStates<T: KernelScalar>(
+        steps: Int, initial: UnsafePointer<T>, states: UnsafePointer<T>, keep: UnsafePointer<T>?,
+        batch: Int, hidden n: Int, into: UnsafeMutablePointer<T>
+    ) {
+        for t in 0..<steps {
+            startingState(step: t, initial: initial, states: states, keep: keep, batch: batch, hidden: n, into: into + t * batch * n)
         }
     }
 

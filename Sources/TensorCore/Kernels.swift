@@ -305,6 +305,21 @@ enum Kernels {
         return ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))
     }
 
+    /// Σ x[j]·y[j] over `n` values, in eight partial sums combined pairwise, as
+    /// `contiguousSum` adds.
+    @inline(__always)
+    static func contiguousDot<T: KernelScalar>(_ x: UnsafePointer<T>, _ y: UnsafePointer<T>, _ n: Int) -> T {
+        var s0: T = 0, s1: T = 0, s2: T = 0, s3: T = 0, s4: T = 0, s5: T = 0, s6: T = 0, s7: T = 0
+        var j = 0
+        while j + 8 <= n {
+            s0 += x[j] * y[j]; s1 += x[j + 1] * y[j + 1]; s2 += x[j + 2] * y[j + 2]; s3 += x[j + 3] * y[j + 3]
+            s4 += x[j + 4] * y[j + 4]; s5 += x[j + 5] * y[j + 5]; s6 += x[j + 6] * y[j + 6]; s7 += x[j + 7] * y[j + 7]
+            j += 8
+        }
+        while j < n { s0 += x[j] * y[j]; j += 1 }
+        return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
+    }
+
     /// Maximum along one axis (kept as size 1), and the one-hot mask of the first
     /// position that attains it.
     static func max(_ x: Tensor, axis: Int) -> (values: Tensor, mask: Tensor) {

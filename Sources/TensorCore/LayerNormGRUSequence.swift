@@ -192,10 +192,7 @@ enum LayerNormGRUSequenceKernel {
             let pprev = previousAll.pointer(T.self)
             // The state each step started from, after its reset.
             let ps = states.storage.pointer(T.self)
-            for t in 0..<steps {
-                RecurrentSequence.startingState(step: t, initial: ph0, states: ps, keep: pkeep, batch: batch, hidden: n,
-                                                into: pprev + t * batch * n)
-            }
+            RecurrentSequence.allStartingStates(steps: steps, initial: ph0, states: ps, keep: pkeep, batch: batch, hidden: n, into: pprev)
             let dh = dh0.pointer(T.self)
             dh.initialize(repeating: 0, count: batch * n)
             for t in stride(from: steps - 1, through: 0, by: -1) {
@@ -227,10 +224,10 @@ enum LayerNormGRUSequenceKernel {
                     for j in 0..<(2 * n) { du[j] = dx[j] * gateGain[j] }
                     for j in 0..<n { du[2 * n + j] = dHid[j] * candidateGain[j] }
                     let gateInverse = savedInverse[2 * row], candidateInverse = savedInverse[2 * row + 1]
-                    let gateMean = T.kSum(du, 2 * n) / T(2 * n), gateMeanDot = T.kDot(du, u, 2 * n) / T(2 * n)
+                    let gateMean = Kernels.contiguousSum(du, 2 * n) / T(2 * n), gateMeanDot = Kernels.contiguousDot(du, u, 2 * n) / T(2 * n)
                     for j in 0..<(2 * n) { du[j] = gateInverse * (du[j] - gateMean - u[j] * gateMeanDot) }
                     let dn = du + 2 * n, un = u + 2 * n
-                    let candidateMean = T.kSum(dn, n) / T(n), candidateMeanDot = T.kDot(dn, un, n) / T(n)
+                    let candidateMean = Kernels.contiguousSum(dn, n) / T(n), candidateMeanDot = Kernels.contiguousDot(dn, un, n) / T(n)
                     for j in 0..<n { dn[j] = candidateInverse * (dn[j] - candidateMean - un[j] * candidateMeanDot) }
                 }
                 // dh_prev += dgh_t · Whᵀ, then through the reset.

@@ -62,9 +62,9 @@ enum LayerNormalizationKernel {
     /// Writes (x − mean)/√(var + ε) of `count` values into `standard`; returns 1/√(var + ε).
     @inline(__always)
     static func standardise<T: KernelScalar>(_ x: UnsafePointer<T>, into standard: UnsafeMutablePointer<T>, _ count: Int, epsilon: T) -> T {
-        let mean = T.kSum(x, count) / T(count)
+        let mean = Kernels.contiguousSum(x, count) / T(count)
         for j in 0..<count { standard[j] = x[j] - mean }
-        let inverse = 1 / (T.kDot(standard, standard, count) / T(count) + epsilon).squareRoot()
+        let inverse = 1 / (Kernels.contiguousDot(standard, standard, count) / T(count) + epsilon).squareRoot()
         for j in 0..<count { standard[j] *= inverse }
         return inverse
     }
@@ -136,7 +136,7 @@ enum LayerNormalizationKernel {
                 var start = 0
                 for (k, length) in segments.enumerated() {
                     let vs = v + start, us = u + start, inverse = inverses[row * segments.count + k]
-                    let mean = T.kSum(vs, length) / T(length), meanDot = T.kDot(vs, us, length) / T(length)
+                    let mean = Kernels.contiguousSum(vs, length) / T(length), meanDot = Kernels.contiguousDot(vs, us, length) / T(length)
                     for j in 0..<length { vs[j] = inverse * (vs[j] - mean - us[j] * meanDot) }
                     start += length
                 }

@@ -29,6 +29,11 @@ public struct EngineBenchmark: Codable, Sendable {
     public var inner_hvp_rop_ms: Double
     public var fisher_tape_ms: Double
     public var fisher_rop_ms: Double
+    /// A recurrence's per-step products at `metarl bench rl2`'s shape (60 trials, hidden
+    /// 256): `productByWeight` (B read in place) time ÷ sgemm's, forward (60×256 · 256×768)
+    /// and backward (60×768 · 768×256, Wᵀ pre-transposed for the in-place kernel).
+    public var step_product_forward_ratio: Double
+    public var step_product_backward_ratio: Double
 
     /// Runs every measurement; `quick` cuts the repetitions (for smoke tests).
     public static func run(quick: Bool = false) -> EngineBenchmark {
@@ -85,12 +90,52 @@ public struct EngineBenchmark: Codable, Sendable {
             raw.append(Timing.now() - start)
         }
         let engineTime = Timing.medianOf(engine), rawTime = Timing.medianOf(raw)
+        let stepProducts = stepProductRatios(samples: quick ? 3 : 31, using: &rng)
         return EngineBenchmark(
             mlp_b1_us: b1 * 1e6, mlp_b4096_us: big * 1e6, gru_ms: gruTime * 1e3,
             matmul_ratio: engineTime / rawTime, matmul_gflops: 2 * Double(n * n * n) / engineTime / 1e9,
             blas_core: blas.coreName, hvp_ms: hvp * 1e3,
             inner_hvp_tape_ms: curvature.innerTape * 1e3, inner_hvp_rop_ms: curvature.innerROp * 1e3,
-            fisher_tape_ms: curvature.fisherTape * 1e3, fisher_rop_ms: curvature.fisherROp * 1e3)
+            fisher_tape_ms: curvature.fisherTape * 1e3, fisher_rop_ms: curvature.fisherROp * 1e3,
+            step_product_forward_ratio: stepProducts.forward, step_product_backward_ratio: stepProducts.backward)
+    }
+
+    /// In-place ÷ sgemm median times of the per-step products (100 steps' worth per
+    /// sample, alternated so that drift hits both alike).
+    static func stepProductRatios(samples: Int, using rng: inout Xoshiro256) -> (forward: Double, backward: Double) {
+        let rows = 60, n = 256, steps = 100
+        let h = Tensor.randomNormal([rows, 3 * n], using: &rng), w = Tensor.randomNormal([n, 3 * n], using: &rng)
+        let wt = w.transposed()
+        var out = [Float](repeating: 0, count: rows * 3 * n)
+        var times: [[Double]] = [[], [], [], []]
+        let blas = BLASLibrary.shared
+        h.withUnsafeFloats { ph in
+            w.withUnsafeFloats { pw in
+                wt.withUnsafeFloats { pwt in
+                    out.withUnsafeMutableBufferPointer { pc in
+                        let a = ph.baseAddress!, b = pw.baseAddress!, bt = pwt.baseAddress!, c = pc.baseAddress!
+                        let runs: [() -> Void] = [
+                            { productByWeight(m: rows, n: 3 * n, k: n, a: a, lda: 3 * n, b: b, ldb: 3 * n, beta: 0, c: c, ldc: 3 * n) },
+                            { blas.gemm(transposeA: false, transposeB: false, m: rows, n: 3 * n, k: n, alpha: 1,
+                                        a: a, lda: 3 * n, b: b, ldb: 3 * n, beta: 0, c: c, ldc: 3 * n) },
+                            { productByWeight(m: rows, n: n, k: 3 * n, a: a, lda: 3 * n, b: bt, ldb: n, beta: 1, c: c, ldc: n) },
+                            { blas.gemm(transposeA: false, transposeB: true, m: rows, n: n, k: 3 * n, alpha: 1,
+                                        a: a, lda: 3 * n, b: b, ldb: 3 * n, beta: 1, c: c, ldc: n) },
+                        ]
+                        for run in runs { for _ in 0..<steps { run() } }
+                        for _ in 0..<samples {
+                            for (i, run) in runs.enumerated() {
+                                let start = Timing.now()
+                                for _ in 0..<steps { run() }
+                                times[i].append(Timing.now() - start)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let m = times.map(Timing.medianOf)
+        return (m[0] / m[1], m[2] / m[3])
     }
 
     /// Median seconds of one product of each kind; see `inner_hvp_tape_ms`.
@@ -147,6 +192,9 @@ public struct EngineBenchmark: Codable, Sendable {
             ("Fisher product, tape", String(format: "%.2f ms", fisher_tape_ms), ""),
             ("Fisher product, R-op", String(format: "%.2f ms", fisher_rop_ms),
              String(format: "%.2f× the tape's", fisher_rop_ms / fisher_tape_ms)),
+            ("step product 60×256·256×768, in place ÷ sgemm", String(format: "%.2f", step_product_forward_ratio),
+             "AVX width \(productByWeightWidth) floats (0: sgemm only)"),
+            ("step product 60×768·768×256ᵀ, in place ÷ sgemm", String(format: "%.2f", step_product_backward_ratio), ""),
             ("OpenBLAS kernels", blas_core, BLASLibrary.shared.coreTypeSource),
         ]
         let w0 = rows.map(\.0.count).max()!, w1 = rows.map(\.1.count).max()!

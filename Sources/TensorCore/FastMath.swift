@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 // Float elementary functions written without calls or branches, so that loops over them
@@ -61,6 +62,12 @@ protocol KernelScalar: BinaryFloatingPoint {
         transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
         a: UnsafePointer<Self>, lda: Int, b: UnsafePointer<Self>, ldb: Int,
         beta: Self, c: UnsafeMutablePointer<Self>, ldc: Int)
+    /// C ← A·B + beta·C, row-major, for A with few rows and B a weight used again and
+    /// again (a recurrence's hidden weight, once per step): read in place where the CPU
+    /// allows, rather than packed by sgemm on every call.
+    static func productByWeight(
+        m: Int, n: Int, k: Int, a: UnsafePointer<Self>, lda: Int, b: UnsafePointer<Self>, ldb: Int,
+        beta: Self, c: UnsafeMutablePointer<Self>, ldc: Int)
 }
 
 extension Float: KernelScalar {
@@ -79,7 +86,21 @@ extension Float: KernelScalar {
             transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: 1,
             a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
     }
+    /// `metarl_small_gemm_f32` for up to `inPlaceProductMaxRows` rows, else sgemm.
+    @inline(__always) static func productByWeight(
+        m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+        beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
+        if m <= inPlaceProductMaxRows,
+           metarl_small_gemm_f32(inPlaceProductWidth, m, n, k, a, lda, b, ldb, beta, c, ldc) != 0 { return }
+        gemm(transposeA: false, transposeB: false, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+    }
 }
+
+/// The vector width of the in-place product kernel on this CPU (0: none; see CKernels.h).
+let inPlaceProductWidth = Int32(metarl_small_gemm_width())
+/// Above this many rows sgemm's packing pays for itself.
+let inPlaceProductMaxRows = 128
 
 extension Double: KernelScalar {
     @inline(__always) static func kExp(_ x: Double) -> Double { Foundation.exp(x) }
@@ -97,5 +118,24 @@ extension Double: KernelScalar {
             transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: 1,
             a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
     }
+    @inline(__always) static func productByWeight(
+        m: Int, n: Int, k: Int, a: UnsafePointer<Double>, lda: Int, b: UnsafePointer<Double>, ldb: Int,
+        beta: Double, c: UnsafeMutablePointer<Double>, ldc: Int
+    ) {
+        gemm(transposeA: false, transposeB: false, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+    }
 }
 
+
+/// C ← A·B + beta·C for row-major Float matrices as the recurrent sequences multiply by
+/// their hidden weight each step: in place (no packed copy of B) for up to 128 rows where
+/// the CPU has AVX2 or AVX-512 with FMA, else sgemm. For benchmarks and tests.
+public func productByWeight(
+    m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+    beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
+) {
+    Float.productByWeight(m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+}
+
+/// The vector width, in floats, of the in-place product on this CPU (16, 8, or 0: sgemm).
+public var productByWeightWidth: Int { Int(inPlaceProductWidth) }

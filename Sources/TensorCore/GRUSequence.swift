@@ -91,7 +91,7 @@ enum GRUSequenceKernel {
                 RecurrentSequence.startingState(step: t, initial: ph0, states: ps, keep: pkeep, batch: batch, hidden: n, into: previous)
                 // gh = bh + previous·Wh: the bias rows first, the product added onto them.
                 for b in 0..<batch { (gh + b * 3 * n).update(from: pbh, count: 3 * n) }
-                T.gemm(transposeA: false, transposeB: false, m: batch, n: 3 * n, k: n,
+                T.productByWeight(m: batch, n: 3 * n, k: n,
                        a: previous, lda: n, b: pwh, ldb: 3 * n, beta: 1, c: gh, ldc: 3 * n)
                 for b in 0..<batch {
                     // Row pointers, so the inner loops index by j alone; two short loops
@@ -144,6 +144,8 @@ enum GRUSequenceKernel {
             RecurrentSequence.allStartingStates(steps: steps, initial: ph0, states: ps, keep: pkeep, batch: batch, hidden: n, into: pprev)
             let dh = dh0.pointer(T.self)
             dh.initialize(repeating: 0, count: batch * n)
+            let pwhT = RecurrentSequence.transposedWeight(pwh, hidden: n)
+            defer { pwhT.deallocate() }
             for t in stride(from: steps - 1, through: 0, by: -1) {
                 for b in 0..<batch {
                     let row = (t * batch + b) * n, gates = (t * batch + b) * 3 * n
@@ -166,8 +168,8 @@ enum GRUSequenceKernel {
                     }
                 }
                 // dh_prev += dgh_t · Whᵀ, then through the reset.
-                T.gemm(transposeA: false, transposeB: true, m: batch, n: n, k: 3 * n,
-                       a: pdgh + t * batch * 3 * n, lda: 3 * n, b: pwh, ldb: 3 * n, beta: 1, c: dh, ldc: n)
+                T.productByWeight(m: batch, n: n, k: 3 * n,
+                       a: pdgh + t * batch * 3 * n, lda: 3 * n, b: pwhT, ldb: n, beta: 1, c: dh, ldc: n)
                 RecurrentSequence.throughReset(dh, step: t, keep: pkeep, batch: batch, hidden: n)
             }
             // dWh = Σ_t prev_tᵀ · dgh_t as one product over all T·B rows; dbh = column sums.
@@ -218,6 +220,22 @@ enum RecurrentSequence {
         for t in 0..<steps {
             startingState(step: t, initial: initial, states: states, keep: keep, batch: batch, hidden: n, into: into + t * batch * n)
         }
+    }
+
+    /// The hidden weight's transpose, [3n, n] from [n, 3n], so that the backward pass's
+    /// per-step product dgh_t · Whᵀ reads a row-major weight in place
+    /// (`KernelScalar.productByWeight`). The caller deallocates it.
+    static func transposedWeight<T: KernelScalar>(_ w: UnsafePointer<T>, hidden n: Int) -> UnsafeMutablePointer<T> {
+        let wt = UnsafeMutablePointer<T>.allocate(capacity: 3 * n * n)
+        let tile = 16  // blocks of 16 × 16, so that reads and writes both stay in cache lines
+        for i0 in stride(from: 0, to: n, by: tile) {
+            for j0 in stride(from: 0, to: 3 * n, by: tile) {
+                for i in i0..<Swift.min(i0 + tile, n) {
+                    for j in j0..<Swift.min(j0 + tile, 3 * n) { wt[j * n + i] = w[i * 3 * n + j] }
+                }
+            }
+        }
+        return wt
     }
 
     /// Multiplies the state gradient dh [B, n] by keep_t (a reset passes nothing back).

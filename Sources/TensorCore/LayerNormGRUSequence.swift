@@ -131,7 +131,7 @@ enum LayerNormGRUSequenceKernel {
             defer { gh.deallocate(); previous.deallocate() }
             for t in 0..<steps {
                 RecurrentSequence.startingState(step: t, initial: ph0, states: ps, keep: pkeep, batch: batch, hidden: n, into: previous)
-                T.gemm(transposeA: false, transposeB: false, m: batch, n: 3 * n, k: n,
+                T.productByWeight(m: batch, n: 3 * n, k: n,
                        a: previous, lda: n, b: pwh, ldb: 3 * n, beta: 0, c: gh, ldc: 3 * n)
                 for b in 0..<batch {
                     let row = t * batch + b, x = pgx + row * 3 * n, g = gh + b * 3 * n
@@ -195,6 +195,8 @@ enum LayerNormGRUSequenceKernel {
             RecurrentSequence.allStartingStates(steps: steps, initial: ph0, states: ps, keep: pkeep, batch: batch, hidden: n, into: pprev)
             let dh = dh0.pointer(T.self)
             dh.initialize(repeating: 0, count: batch * n)
+            let pwhT = RecurrentSequence.transposedWeight(pwh, hidden: n)
+            defer { pwhT.deallocate() }
             for t in stride(from: steps - 1, through: 0, by: -1) {
                 for b in 0..<batch {
                     let row = t * batch + b
@@ -231,8 +233,8 @@ enum LayerNormGRUSequenceKernel {
                     for j in 0..<n { dn[j] = candidateInverse * (dn[j] - candidateMean - un[j] * candidateMeanDot) }
                 }
                 // dh_prev += dgh_t · Whᵀ, then through the reset.
-                T.gemm(transposeA: false, transposeB: true, m: batch, n: n, k: 3 * n,
-                       a: pdgh + t * batch * 3 * n, lda: 3 * n, b: pwh, ldb: 3 * n, beta: 1, c: dh, ldc: n)
+                T.productByWeight(m: batch, n: n, k: 3 * n,
+                       a: pdgh + t * batch * 3 * n, lda: 3 * n, b: pwhT, ldb: n, beta: 1, c: dh, ldc: n)
                 RecurrentSequence.throughReset(dh, step: t, keep: pkeep, batch: batch, hidden: n)
             }
             // dWh = Σ_t prev_tᵀ · dgh_t as one product over all T·B rows.

@@ -44,4 +44,17 @@ void metarl_lngru_backward_row_f32(const float *restrict dy, const float *restri
                                    const float *restrict gateGain, const float *restrict candidateGain, long n,
                                    float *restrict d, float *restrict dx, float *restrict du, float *restrict dHidden);
 
+
+/// The vector width, in floats, of `metarl_small_gemm_f32` on this CPU: 16 (AVX-512 with
+/// FMA), 8 (AVX2 with FMA) or 0 (not available: use BLAS).
+int metarl_small_gemm_width(void);
+
+/// C ← A·B + beta·C for row-major Float matrices, A m × k, B k × n, C m × n, reading B in
+/// place (no packed copy): for products with few rows by a large weight, where a general
+/// sgemm spends much of its time packing. `width` is `metarl_small_gemm_width()`. Returns 0
+/// and leaves C untouched when it cannot run (no suitable vectors, or n not a multiple of
+/// `width`), 1 when C holds the product.
+int metarl_small_gemm_f32(int width, long m, long n, long k, const float *a, long lda, const float *b, long ldb,
+                          float beta, float *c, long ldc);
+
 #endif

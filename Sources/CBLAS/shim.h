@@ -17,9 +17,15 @@ typedef __typeof__(&openblas_get_num_threads) metarl_get_num_threads_fn;
 // glibc's malloc tuning, which Swift's Glibc module does not import (see Storage.swift).
 #include <malloc.h>
 
-static inline void metarl_keep_large_blocks_in_heap(int mmapThreshold, int trimThreshold) {
-    mallopt(M_MMAP_THRESHOLD, mmapThreshold);
-    mallopt(M_TRIM_THRESHOLD, trimThreshold);
+// One heap for every thread (a thread's own arena is made of 64 MiB heaps that are unmapped
+// whenever they empty), no block served by mmap whatever its size (M_MMAP_THRESHOLD cannot
+// go above 32 MiB, and a recurrence's saved activations are larger), and the heap's top kept
+// up to `trimThreshold` bytes. Returns 1 when glibc took all three settings.
+static inline int metarl_keep_large_blocks_in_heap(int trimThreshold) {
+    int arena = mallopt(M_ARENA_MAX, 1);
+    int mmaps = mallopt(M_MMAP_MAX, 0);
+    int trim = mallopt(M_TRIM_THRESHOLD, trimThreshold);
+    return arena && mmaps && trim;
 }
 
 #endif

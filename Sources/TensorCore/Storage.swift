@@ -44,18 +44,21 @@ final class Storage: ManagedBuffer<StorageHeader, Double> {
         return storage
     }
 
-    /// glibc serves blocks above 128 KiB with fresh `mmap`s and gives freed heap top back
-    /// to the kernel, so every large tensor of a training step page-faults on first touch
-    /// (a quarter of a GRU step's time went to the kernel). Keeping blocks up to 64 MiB
-    /// in the heap, and the heap's top, makes them reusable. Skipped when the user
-    /// tunes malloc through the environment.
+    /// glibc serves blocks above 128 KiB with fresh `mmap`s and gives a freed heap top back
+    /// to the kernel, and a second thread gets its own arena, whose 64 MiB heaps are
+    /// unmapped whenever they empty; either way every large tensor of a training step
+    /// page-faults on first touch. A GRU step once lost a quarter of its time to the kernel
+    /// this way, and RL²'s two-thread PPO update (`metarl bench rl2`) 3.5 million page
+    /// faults and 6 s of system time per update. So all threads share the main heap, no
+    /// block is mmapped, and up to 2 GiB of free heap top is kept rather than returned (a
+    /// 256 MiB limit still let that update's heap shrink and regrow: 25 million faults). See
+    /// `metarl_keep_large_blocks_in_heap`. Skipped when the user tunes malloc through the
+    /// environment.
     static let allocatorTuned: Bool = {
         #if canImport(Glibc)
-        let userTuned = ["GLIBC_TUNABLES", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"].contains { (name: String) in getenv(name) != nil }
-        if !userTuned {
-            metarl_keep_large_blocks_in_heap(64 << 20, 256 << 20)
-            return true
-        }
+        let userTuned = ["GLIBC_TUNABLES", "MALLOC_ARENA_MAX", "MALLOC_MMAP_MAX_", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"]
+            .contains { (name: String) in getenv(name) != nil }
+        if !userTuned { return metarl_keep_large_blocks_in_heap(Int32.max) != 0 }
         #endif
         return false
     }()

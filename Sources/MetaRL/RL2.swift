@@ -197,8 +197,10 @@ public struct RecurrentAgent {
     }
 
     /// One step for every copy: reset the memory where `taskStarted`, read the inputs
-    /// [B × input], and return the actions, their log-probabilities and the values.
-    public mutating func act(inputs: [Float], taskStarted: [Bool], greedy: Bool, using rng: inout Xoshiro256)
+    /// [B × input], and return the actions, their log-probabilities and the values. The
+    /// policy and the value function step side by side on `threads` threads (at most two);
+    /// the actions are drawn afterwards on the caller's, so they do not depend on it.
+    public mutating func act(inputs: [Float], taskStarted: [Bool], greedy: Bool, threads: Int = 1, using rng: inout Xoshiro256)
         -> (actions: [Int32], logProbs: [Float], values: [Float])
     {
         let b = taskStarted.count
@@ -208,13 +210,20 @@ public struct RecurrentAgent {
             valueState = valueState * keep
         }
         let x = Tensor(shape: [b, inputs.count / b], values: inputs)
-        let (p, nextPolicy) = model.policyCell(x, state: policyState)
-        let (v, nextValue) = model.valueCell(x, state: valueState)
-        policyState = nextPolicy
-        valueState = nextValue
-        let distribution = Categorical(logits: model.policyHead(p))
+        let (model, policyState, valueState) = (self.model, self.policyState, self.valueState)
+        let steps = concurrentMap(2, threads: threads) { k -> (output: Tensor, state: Tensor) in
+            if k == 0 {
+                let (p, next) = model.policyCell(x, state: policyState)
+                return (model.policyHead(p), next)
+            }
+            let (v, next) = model.valueCell(x, state: valueState)
+            return (model.valueHead(v), next)
+        }
+        self.policyState = steps[0].state
+        self.valueState = steps[1].state
+        let distribution = Categorical(logits: steps[0].output)
         let actions = greedy ? distribution.mode : distribution.sample(using: &rng)
-        return (actions, distribution.logProb(actions).values, model.valueHead(v).values)
+        return (actions, distribution.logProb(actions).values, steps[1].output.values)
     }
 }
 
@@ -250,7 +259,7 @@ public struct TrialBatch: Sendable {
 /// policy (`greedy` takes the most probable action instead).
 public func sampleTrials<E: MetaEnv>(
     model: RecurrentActorCritic, prototype: E, trials: Int, episodesPerTrial: Int,
-    chunkLength: Int = 0, seed: UInt64, greedy: Bool = false, fixedTasks: [E.Task]? = nil
+    chunkLength: Int = 0, seed: UInt64, greedy: Bool = false, fixedTasks: [E.Task]? = nil, threads: Int = 1
 ) throws -> TrialBatch {
     var env = TrialEnv(prototype, count: trials, episodesPerTrial: episodesPerTrial, seed: seed, fixedTasks: fixedTasks)
     var rng = Xoshiro256(seed: seed ^ 0x9E37_79B9_7F4A_7C15)
@@ -282,7 +291,7 @@ public func sampleTrials<E: MetaEnv>(
         }
         let base = t * b * width
         for i in 0..<(b * width) { batch.inputs[base + i] = env.inputs[i] }
-        let (actions, logProbs, values) = agent.act(inputs: env.inputs, taskStarted: env.taskStarted, greedy: greedy, using: &rng)
+        let (actions, logProbs, values) = agent.act(inputs: env.inputs, taskStarted: env.taskStarted, greedy: greedy, threads: threads, using: &rng)
         let episodeIndex = env.episodeIndex
         for i in 0..<b { actionValues[i] = Float(actions[i]) }
         try actionValues.withUnsafeBufferPointer { (a: UnsafeBufferPointer<Float>) throws(InvalidAction) in try env.step(a) }
@@ -374,7 +383,7 @@ public struct RL2<E: MetaEnv>: IterativeAlgorithm {
         let start = Date()
         let batch = try sampleTrials(model: state.model, prototype: prototype, trials: trials,
                                      episodesPerTrial: config.episodesPerTrial, chunkLength: config.maxSeqLen,
-                                     seed: state.rng.next())
+                                     seed: state.rng.next(), threads: threads)
         let sampled = Date()
 
         // Advantages: GAE over each trial as one episode.

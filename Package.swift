@@ -1,23 +1,32 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// One library target per layer; each depends only on the layers below it.
-// See DEVELOPERS.md for the architecture.
-/// Full cross-module optimisation in release builds, for the layers whose generic hot
-/// loops are specialised in the modules that use them.
-let crossModule: [SwiftSetting] = [.unsafeFlags(["-cross-module-optimization"], .when(configuration: .release))]
-
+// One library target per layer, each depending only on the layers below it, each a
+// library product another package can depend on (package name "MetaRL"):
+//
+//     .package(url: "https://github.com/…/MetaRL", from: "…")   // or .package(path: "…")
+//     .product(name: "MetaRLCLI", package: "MetaRL")
+//
+// No target uses unsafe flags, so the package can be depended on by version; the generic
+// hot paths that other modules specialise are `@inlinable` instead.
 let package = Package(
     name: "MetaRL",
     products: [
         .library(name: "TensorCore", targets: ["TensorCore"]),
         .library(name: "NN", targets: ["NN"]),
         .library(name: "Envs", targets: ["Envs"]),
+        .library(name: "Baselines", targets: ["Baselines"]),
+        .library(name: "RL", targets: ["RL"]),
+        .library(name: "MetaRL", targets: ["MetaRL"]),
+        .library(name: "Runs", targets: ["Runs"]),
+        .library(name: "Benchmarks", targets: ["Benchmarks"]),
+        .library(name: "MetaRLCLI", targets: ["MetaRLCLI"]),
         .executable(name: "metarl", targets: ["metarl"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+        .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.4.0"),
     ],
     targets: [
         // Declarations of CBLAS and of OpenBLAS's extras. Nothing is linked at build time:
@@ -25,33 +34,38 @@ let package = Package(
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS"),
         // Float element-wise loops built for several vector widths, chosen at load time.
         .target(name: "CKernels"),
-        .target(name: "TensorCore", dependencies: ["CBLAS", "CKernels"], swiftSettings: crossModule),
+        .target(name: "TensorCore", dependencies: ["CBLAS", "CKernels"]),
         .target(name: "NN", dependencies: ["TensorCore"]),
-        // Environments are stepped from other modules through generics (VectorEnv<E>),
-        // so their code is made available for specialisation across modules.
-        .target(name: "Envs", dependencies: ["TensorCore"], swiftSettings: crossModule),
+        // Env / MetaEnv, spaces, vector and trial envs, the task families and their open registry.
+        .target(name: "Envs", dependencies: ["TensorCore"]),
         // Classic bandit and tabular-MDP strategies that meta-RL results are read against.
         .target(name: "Baselines", dependencies: ["TensorCore", "Envs"]),
-        // Rollouts, GAE, PPO, TRPO, shared by the meta-RL algorithms.
+        // Rollouts, GAE, PPO, TRPO, SAC, shared by the meta-RL algorithms; the algorithm protocols.
         .target(name: "RL", dependencies: ["TensorCore", "NN", "Envs"]),
         // RL², MAML and relatives, PEARL: one file per algorithm.
         .target(name: "MetaRL", dependencies: ["TensorCore", "NN", "Envs", "RL"]),
-        // Run directories, checkpoints, metrics, the training loop.
-        .target(name: "Runs", dependencies: ["TensorCore", "NN", "Envs", "RL", "MetaRL", "Yams"]),
-        .target(name: "Benchmarks", dependencies: ["TensorCore", "NN", "Envs", "RL"]),
-        .executableTarget(
-            name: "metarl",
+        // Run directories, configs, checkpoints, metrics, the one training and evaluation path,
+        // the registry of algorithms. Names no algorithm.
+        .target(name: "Runs", dependencies: ["TensorCore", "NN", "Envs", "RL", "Yams"]),
+        // The measurements behind `metarl bench`.
+        .target(name: "Benchmarks", dependencies: ["TensorCore", "NN", "Envs", "RL", "MetaRL"]),
+        // The command line as a library: a user's executable is `MetaRLCLI.main(families:algorithms:)`.
+        .target(
+            name: "MetaRLCLI",
             dependencies: [
                 "TensorCore", "NN", "Envs", "Baselines", "Benchmarks", "RL", "MetaRL", "Runs",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        .executableTarget(name: "metarl", dependencies: ["MetaRLCLI"]),
         // Finite-difference gradient checks shared by the test targets.
         .target(name: "GradientChecking", dependencies: ["TensorCore"], path: "Tests/GradientChecking"),
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore", "GradientChecking"]),
         .testTarget(name: "NNTests", dependencies: ["NN", "TensorCore", "GradientChecking"]),
-        .testTarget(name: "EnvsTests", dependencies: ["Envs", "Baselines", "TensorCore"]),
-        .testTarget(name: "RLTests", dependencies: ["RL", "MetaRL", "Runs", "NN", "Envs", "TensorCore", "GradientChecking"]),
-        .testTarget(name: "RunsTests", dependencies: ["Runs", "RL", "MetaRL", "Envs", "TensorCore"]),
+        .testTarget(name: "EnvsTests", dependencies: ["Envs", "TensorCore"]),
+        .testTarget(name: "BaselinesTests", dependencies: ["Baselines", "Envs", "TensorCore"]),
+        .testTarget(name: "RLTests", dependencies: ["RL", "NN", "Envs", "TensorCore", "GradientChecking"]),
+        .testTarget(name: "MetaRLTests", dependencies: ["MetaRL", "RL", "NN", "Envs", "TensorCore", "GradientChecking"]),
+        .testTarget(name: "RunsTests", dependencies: ["Runs", "MetaRLCLI", "RL", "MetaRL", "Envs", "TensorCore"]),
     ]
 )

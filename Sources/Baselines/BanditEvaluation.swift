@@ -15,11 +15,11 @@ public struct TrialStatistics: Codable, Sendable {
     }
 }
 
-/// Runs a bandit strategy for `trials` trials of `pulls` pulls on tasks from `bandit`.
+/// Runs a bandit strategy for `trials` trials of `pulls` pulls on tasks from `bandit`'s family.
 /// Trial i draws its task and its randomness from generator i of `seed`'s split, so the
 /// same seed gives the same tasks to every strategy.
-public func evaluateBandit<S: BanditStrategy>(
-    _ strategy: S, bandit: BernoulliBandit, pulls: Int, trials: Int, seed: UInt64
+public func evaluateBandit<S: BanditStrategy, B: BernoulliArms>(
+    _ strategy: S, bandit: B, pulls: Int, trials: Int, seed: UInt64
 ) -> TrialStatistics {
     var root = Xoshiro256(seed: seed)
     var strategy = strategy
@@ -41,6 +41,48 @@ public func evaluateBandit<S: BanditStrategy>(
             }
             strategy.record(arm: arm, reward: outcome.reward)
             total += Double(outcome.reward)
+        }
+        returns.append(total)
+    }
+    return TrialStatistics(returns: returns)
+}
+
+/// A uniformly random policy (uniform discrete actions, or uniform in the action box) for
+/// `trials` trials of `episodes` episodes on fresh tasks of any family: the floor every
+/// learner must clear. Trial i draws its task and its randomness from generator i of
+/// `seed`'s split.
+/// An unbounded box dimension is sampled in [−1, 1]; an action the family refuses is rethrown.
+public func evaluateRandomPolicy<E: MetaEnv>(_ prototype: E, episodes: Int, trials: Int, seed: UInt64) throws -> TrialStatistics {
+    var root = Xoshiro256(seed: seed)
+    var env = prototype
+    var returns: [Double] = []
+    returns.reserveCapacity(trials)
+    var action = [Float](repeating: 0, count: env.actionSpace.flatSize)
+    var obs = [Float](repeating: 0, count: env.observationSpace.flatSize)
+    for _ in 0..<trials {
+        var taskRNG = root.split()
+        var rng = root.split()
+        env.setTask(env.sampleTasks(1, using: &taskRNG)[0])
+        var total = 0.0
+        for _ in 0..<episodes {
+            obs.withUnsafeMutableBufferPointer { env.reset(observation: $0, using: &rng) }
+            for _ in 0..<env.maxEpisodeSteps {
+                switch env.actionSpace {
+                case .discrete(let n): action[0] = Float(rng.uniformInt(below: n))
+                case .box(let low, let high, _):
+                    for j in action.indices {
+                        let (lo, hi) = low[j].isFinite && high[j].isFinite ? (low[j], high[j]) : (-1, 1)
+                        action[j] = lo + (hi - lo) * rng.uniformFloat()
+                    }
+                }
+                let outcome = try action.withUnsafeBufferPointer { (a: UnsafeBufferPointer<Float>) throws(InvalidAction) -> StepOutcome in
+                    try obs.withUnsafeMutableBufferPointer { (o: inout UnsafeMutableBufferPointer<Float>) throws(InvalidAction) -> StepOutcome in
+                        try env.step(a, observation: o, using: &rng)
+                    }
+                }
+                total += Double(outcome.reward)
+                if outcome.episodeEnded { break }
+            }
         }
         returns.append(total)
     }

@@ -13,16 +13,16 @@ public enum BaselinePolicy: String, CaseIterable, Sendable {
     case optimisticPSRL = "optimistic-psrl"
     case ucrl2, beb
 
-    /// Parameters (`--policy-arg key=value`) with their defaults, on a family. The
+    /// Parameters (`--policy-arg key=value`) with their defaults, on a kind of family. The
     /// model-based tabular-MDP strategies also take `prior-mean`, the prior mean reward μ₀
     /// (0 as in the RL² paper's baselines; 1 is the prior the tasks are drawn from).
-    public func parameters(on family: EnvFamily) -> [(name: String, defaultValue: Double, range: ClosedRange<Double>)] {
+    public func parameters(on kind: BaselineKind) -> [(name: String, defaultValue: Double, range: ClosedRange<Double>)] {
         var list = ownParameters
-        if family == .tabularMDP, self != .random { list.append(("prior-mean", 0, -100...100)) }
+        if kind == .tabularMDP, self != .random { list.append(("prior-mean", 0, -100...100)) }
         // Greedy replans after every step (certainty equivalence); ε-greedy once per episode,
         // as the RL² paper's figures imply (measured: README, "Tabular-MDP baselines").
-        if family == .tabularMDP, self == .greedy { list.append(("replan", 1, 0...1)) }
-        if family == .tabularMDP, self == .epsilonGreedy { list.append(("replan", 0, 0...1)) }
+        if kind == .tabularMDP, self == .greedy { list.append(("replan", 1, 0...1)) }
+        if kind == .tabularMDP, self == .epsilonGreedy { list.append(("replan", 0, 0...1)) }
         return list
     }
 
@@ -47,14 +47,39 @@ public enum BaselinePolicy: String, CaseIterable, Sendable {
     }
 }
 
+/// What a task family offers the classic strategies: k Bernoulli arms (``BernoulliArms``),
+/// a finite MDP with observable states (``TabularMDPEnv``), or neither (only `random` runs).
+public enum BaselineKind: String, Sendable {
+    case bandit, tabularMDP = "tabular-mdp", other
+
+    /// The kind `spec`'s environments are.
+    public static func of(_ spec: EnvSpec) throws -> BaselineKind {
+        struct Probe: MetaEnvConsumer {
+            func run<E: MetaEnv>(_ env: E) throws -> BaselineKind {
+                if env is any BernoulliArms { return .bandit }
+                if env is any TabularMDPEnv { return .tabularMDP }
+                return .other
+            }
+        }
+        return try spec.open(Probe())
+    }
+
+    /// The error for a strategy the family cannot run.
+    static func unsupported(_ policy: BaselinePolicy, family: String) -> BaselineRequestError {
+        BaselineRequestError(description: "\(policy.rawValue) needs a family of Bernoulli arms (BernoulliArms, e.g. bandit) or of tabular MDPs (TabularMDPEnv, e.g. tabular-mdp); on \(family) only random runs")
+    }
+}
+
 /// A refused `metarl baseline` request.
 public struct BaselineRequestError: Error, CustomStringConvertible {
     public var description: String
+    /// A request refused for `description`.
+    public init(description: String) { self.description = description }
 }
 
 /// Parses `key=value` policy arguments against `policy`'s parameters, filling in defaults.
-public func resolvePolicyArguments(_ policy: BaselinePolicy, on family: EnvFamily, _ arguments: [String]) throws -> [String: Double] {
-    let parameters = policy.parameters(on: family)
+public func resolvePolicyArguments(_ policy: BaselinePolicy, on kind: BaselineKind, _ arguments: [String]) throws -> [String: Double] {
+    let parameters = policy.parameters(on: kind)
     var values = Dictionary(uniqueKeysWithValues: parameters.map { ($0.name, $0.defaultValue) })
     for text in arguments {
         let parts = text.split(separator: "=", maxSplits: 1).map(String.init)
@@ -71,33 +96,35 @@ public func resolvePolicyArguments(_ policy: BaselinePolicy, on family: EnvFamil
     return values
 }
 
-/// Runs a strategy by name on `spec`: bandit strategies on the bandit family, tabular-MDP
-/// strategies (random, greedy and ε-greedy included) on the tabular-mdp family.
-/// `episodes` is pulls per trial for bandits and episodes per trial for MDPs.
+/// Runs a strategy by name on `spec`: bandit strategies on any family of Bernoulli arms,
+/// tabular-MDP strategies (random, greedy and ε-greedy included) on any family of tabular
+/// MDPs, `random` on any family. `episodes` is pulls per trial for bandits and episodes per trial for MDPs.
 public func runBaseline(
     _ policy: BaselinePolicy, arguments: [String: Double], spec: EnvSpec, episodes: Int, trials: Int, seed: UInt64
 ) throws -> TrialStatistics {
-    switch spec.family {
-    case .bandit:
-        return try runBanditBaseline(policy, arguments: arguments, spec: spec, pulls: episodes, trials: trials, seed: seed)
-    case .tabularMDP:
-        return try runTabularMDPBaseline(policy, arguments: arguments, spec: spec, episodes: episodes, trials: trials, seed: seed)
-    default:
-        throw BaselineRequestError(description: "classic baselines exist for --env bandit and --env tabular-mdp (got \(spec.family.rawValue))")
+    struct Run: MetaEnvConsumer {
+        var policy: BaselinePolicy, arguments: [String: Double], name: String, episodes: Int, trials: Int, seed: UInt64
+        func run<E: MetaEnv>(_ env: E) throws -> TrialStatistics {
+            if let bandit = env as? any BernoulliArms {
+                return try runBanditBaseline(policy, arguments: arguments, bandit: bandit, pulls: episodes, trials: trials, seed: seed)
+            }
+            if let mdp = env as? any TabularMDPEnv {
+                return try runTabularMDPBaseline(policy, arguments: arguments, mdp: mdp, episodes: episodes, trials: trials, seed: seed)
+            }
+            guard policy == .random else { throw BaselineKind.unsupported(policy, family: name) }
+            return try evaluateRandomPolicy(env, episodes: episodes, trials: trials, seed: seed)
+        }
     }
+    return try spec.open(Run(policy: policy, arguments: arguments, name: spec.name, episodes: episodes, trials: trials, seed: seed))
 }
 
 /// The strategies that run on tabular MDPs.
 public let tabularMDPPolicies: [BaselinePolicy] = [.random, .greedy, .epsilonGreedy, .psrl, .optimisticPSRL, .ucrl2, .beb]
 
-/// Runs a tabular-MDP strategy by name on `spec` (which must be the tabular-mdp family).
-public func runTabularMDPBaseline(
-    _ policy: BaselinePolicy, arguments: [String: Double], spec: EnvSpec, episodes: Int, trials: Int, seed: UInt64
+/// Runs a tabular-MDP strategy by name on tasks of `mdp`'s family.
+public func runTabularMDPBaseline<M: TabularMDPEnv>(
+    _ policy: BaselinePolicy, arguments: [String: Double], mdp: M, episodes: Int, trials: Int, seed: UInt64
 ) throws -> TrialStatistics {
-    guard spec.family == .tabularMDP else {
-        throw BaselineRequestError(description: "\(policy.rawValue) on tabular MDPs needs --env tabular-mdp (got \(spec.family.rawValue))")
-    }
-    let mdp = TabularMDP(states: Int(spec.values["states"]!), actions: Int(spec.values["actions"]!), horizon: Int(spec.values["horizon"]!))
     func run<S: TabularMDPStrategy>(_ strategy: S) -> TrialStatistics {
         evaluateTabularMDP(strategy, mdp: mdp, episodes: episodes, trials: trials, seed: seed)
     }
@@ -112,37 +139,29 @@ public func runTabularMDPBaseline(
     case .ucrl2: return run(UCRL2Strategy(delta: arguments["delta"]!, scale: arguments["scale"]!, priorMean: mu0))
     case .beb: return run(BEBStrategy(beta: arguments["beta"]!, priorMean: mu0))
     case .ucb1, .thompson, .optimisticThompson, .gittins, .bayesOptimal:
-        throw BaselineRequestError(description: "\(policy.rawValue) is a bandit strategy; on tabular-mdp use one of: \(tabularMDPPolicies.map(\.rawValue).joined(separator: ", "))")
+        throw BaselineRequestError(description: "\(policy.rawValue) is a bandit strategy; on tabular MDPs use one of: \(tabularMDPPolicies.map(\.rawValue).joined(separator: ", "))")
     }
 }
 
-/// Runs a bandit strategy by name on `spec` (which must be the bandit family).
-public func runBanditBaseline(
-    _ policy: BaselinePolicy, arguments: [String: Double], spec: EnvSpec, pulls: Int, trials: Int, seed: UInt64
+/// Runs a bandit strategy by name on tasks of `bandit`'s family.
+public func runBanditBaseline<B: BernoulliArms>(
+    _ policy: BaselinePolicy, arguments: [String: Double], bandit: B, pulls: Int, trials: Int, seed: UInt64
 ) throws -> TrialStatistics {
-    guard policy.isBanditStrategy else {
-        throw BaselineRequestError(description: "\(policy.rawValue) is a tabular-MDP strategy; use --env tabular-mdp, or on bandits one of: random, greedy, epsilon-greedy, ucb1, thompson, optimistic-thompson, gittins, bayes-optimal")
+    func run<S: BanditStrategy>(_ strategy: S) -> TrialStatistics {
+        evaluateBandit(strategy, bandit: bandit, pulls: pulls, trials: trials, seed: seed)
     }
-    guard spec.family == .bandit else {
-        throw BaselineRequestError(description: "\(policy.rawValue) is a bandit strategy; use --env bandit (got \(spec.family.rawValue))")
-    }
-    let bandit = BernoulliBandit(arms: Int(spec.values["arms"]!))
     switch policy {
-    case .random: return evaluateBandit(RandomBandit(), bandit: bandit, pulls: pulls, trials: trials, seed: seed)
-    case .greedy: return evaluateBandit(EpsilonGreedyBandit(epsilon: 0), bandit: bandit, pulls: pulls, trials: trials, seed: seed)
-    case .epsilonGreedy:
-        return evaluateBandit(EpsilonGreedyBandit(epsilon: arguments["epsilon"]!), bandit: bandit, pulls: pulls, trials: trials, seed: seed)
-    case .ucb1: return evaluateBandit(UCB1Bandit(c: arguments["c"]!), bandit: bandit, pulls: pulls, trials: trials, seed: seed)
-    case .thompson: return evaluateBandit(ThompsonBandit(), bandit: bandit, pulls: pulls, trials: trials, seed: seed)
-    case .optimisticThompson:
-        return evaluateBandit(OptimisticThompsonBandit(samples: Int(arguments["samples"]!)), bandit: bandit, pulls: pulls, trials: trials, seed: seed)
-    case .gittins:
-        return evaluateBandit(GittinsBandit(discount: arguments["discount"]!, depth: Int(arguments["depth"]!)),
-                              bandit: bandit, pulls: pulls, trials: trials, seed: seed)
+    case .random: return run(RandomBandit())
+    case .greedy: return run(EpsilonGreedyBandit(epsilon: 0))
+    case .epsilonGreedy: return run(EpsilonGreedyBandit(epsilon: arguments["epsilon"]!))
+    case .ucb1: return run(UCB1Bandit(c: arguments["c"]!))
+    case .thompson: return run(ThompsonBandit())
+    case .optimisticThompson: return run(OptimisticThompsonBandit(samples: Int(arguments["samples"]!)))
+    case .gittins: return run(GittinsBandit(discount: arguments["discount"]!, depth: Int(arguments["depth"]!)))
     case .bayesOptimal:
         try BayesOptimalBandit.check(arms: bandit.arms, pulls: pulls)
-        return evaluateBandit(BayesOptimalBandit(), bandit: bandit, pulls: pulls, trials: trials, seed: seed)
+        return run(BayesOptimalBandit())
     case .psrl, .optimisticPSRL, .ucrl2, .beb:
-        preconditionFailure("unreachable: tabular-MDP strategies are refused above")
+        throw BaselineRequestError(description: "\(policy.rawValue) is a tabular-MDP strategy; on bandits use one of: random, greedy, epsilon-greedy, ucb1, thompson, optimistic-thompson, gittins, bayes-optimal")
     }
 }

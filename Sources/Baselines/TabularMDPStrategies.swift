@@ -344,8 +344,8 @@ public struct BEBStrategy: ModelBasedMDPStrategy {
 /// Runs a tabular-MDP strategy for `trials` trials of `episodes` episodes on tasks from
 /// `mdp`. Trial i draws its task and its randomness from generator i of `seed`'s split, so
 /// the same seed gives the same tasks to every strategy.
-public func evaluateTabularMDP<S: TabularMDPStrategy>(
-    _ strategy: S, mdp: TabularMDP, episodes: Int, trials: Int, seed: UInt64
+public func evaluateTabularMDP<S: TabularMDPStrategy, M: TabularMDPEnv>(
+    _ strategy: S, mdp: M, episodes: Int, trials: Int, seed: UInt64
 ) -> TrialStatistics {
     var root = Xoshiro256(seed: seed)
     var strategy = strategy

@@ -1,9 +1,17 @@
 import TensorCore
 
+/// A task family whose tasks are k Bernoulli arms, one pull per episode (discrete action =
+/// the arm, reward 0 or 1, p ~ U[0, 1] per arm): what the classic bandit strategies
+/// (`Baselines`) need to run on it.
+public protocol BernoulliArms: MetaEnv {
+    /// k, the number of arms.
+    var arms: Int { get }
+}
+
 /// Bernoulli multi-armed bandit (RL² setting): `arms` arms, each paying 1 with its own
 /// probability p ~ U[0, 1] drawn per task. An episode is one pull, so a trial of n
 /// episodes is n pulls of the same arms. The observation is a constant 0.
-public struct BernoulliBandit: MetaEnv, Sendable {
+public struct BernoulliBandit: BernoulliArms, Sendable {
     /// The arms' success probabilities.
     public struct Task: Codable, Sendable, Equatable {
         public var armProbabilities: [Double]
@@ -45,4 +53,12 @@ public struct BernoulliBandit: MetaEnv, Sendable {
         let paid = rng.uniformDouble() < task.armProbabilities[arm]
         return StepOutcome(reward: paid ? 1 : 0, terminated: true, truncated: false)
     }
+}
+
+extension BernoulliBandit {
+    /// The `bandit` family (`--env bandit --env-arg arms=K`).
+    public static let family = TaskFamily(
+        name: "bandit", summary: "Bernoulli bandit, k arms with p ~ U[0,1]; one pull per episode",
+        arguments: [.integer("arms", default: 5, in: 2...1000, help: "number of arms k")]
+    ) { BernoulliBandit(arms: $0.int("arms")) }
 }

@@ -83,3 +83,12 @@ public struct CartPolePhysics: MetaEnv, Sendable {
         return StepOutcome(reward: 1, terminated: fell, truncated: !fell && stepInEpisode >= horizon)
     }
 }
+
+extension CartPolePhysics {
+    /// The `cartpole-physics` family.
+    public static let family = TaskFamily(
+        name: "cartpole-physics", summary: "CartPole with pole length, masses and force varied per task",
+        arguments: [.real("spread", default: 2.0, in: 1...10, help: "each parameter log-uniform in [gym/spread, gym·spread]"),
+                    .integer("horizon", default: 200, in: 1...100000, help: "steps per episode")]
+    ) { CartPolePhysics(spread: $0.real("spread"), horizon: $0.int("horizon")) }
+}

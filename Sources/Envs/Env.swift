@@ -34,8 +34,14 @@ public enum Space: Codable, Equatable, Sendable, CustomStringConvertible {
 
 /// An action an environment refused, with the reason.
 public struct InvalidAction: Error, CustomStringConvertible, Equatable {
+    /// The environment's name, as errors show it.
     public var environment: String
     public var reason: String
+    /// An action `environment` refused, and why.
+    public init(environment: String, reason: String) {
+        self.environment = environment
+        self.reason = reason
+    }
     public var description: String { "\(environment): invalid action: \(reason)" }
 }
 
@@ -115,9 +121,10 @@ extension Env {
     }
 }
 
-/// Reads a discrete action from its Float, rejecting non-integers and out-of-range indices.
-@inline(__always)
-func discreteAction(_ action: UnsafeBufferPointer<Float>, count n: Int, environment: String) throws(InvalidAction) -> Int {
+/// Reads a discrete action from its Float, rejecting non-integers and out-of-range indices:
+/// what an ``Env/step(_:observation:using:)`` with a `.discrete(n)` action space calls first.
+@inlinable @inline(__always)
+public func discreteAction(_ action: UnsafeBufferPointer<Float>, count n: Int, environment: String) throws(InvalidAction) -> Int {
     guard action.count >= 1 else { throw InvalidAction(environment: environment, reason: "no action given") }
     let x = action[0]
     guard x.isFinite, x >= 0, x < Float(n), x == x.rounded(.towardZero) else {
@@ -126,9 +133,10 @@ func discreteAction(_ action: UnsafeBufferPointer<Float>, count n: Int, environm
     return Int(x)
 }
 
-/// Reads a continuous action, rejecting NaN/Inf and clipping each element to [low, high].
-@inline(__always)
-func clippedAction(_ action: UnsafeBufferPointer<Float>, _ i: Int, low: Float, high: Float, environment: String) throws(InvalidAction) -> Float {
+/// Reads element `i` of a continuous action, rejecting NaN/Inf and clipping it to [low, high]:
+/// what a `step` with a box action space calls per element.
+@inlinable @inline(__always)
+public func clippedAction(_ action: UnsafeBufferPointer<Float>, _ i: Int, low: Float, high: Float, environment: String) throws(InvalidAction) -> Float {
     guard i < action.count else { throw InvalidAction(environment: environment, reason: "expected at least \(i + 1) action elements, got \(action.count)") }
     let x = action[i]
     guard x.isFinite else { throw InvalidAction(environment: environment, reason: "element \(i) is \(x)") }

@@ -74,3 +74,17 @@ public struct GridWorld: MetaEnv, Sendable {
         return StepOutcome(reward: -stepPenalty, terminated: false, truncated: stepInEpisode >= horizon)
     }
 }
+
+extension GridWorld {
+    /// The `gridworld` family.
+    public static let family = TaskFamily(
+        name: "gridworld", summary: "grid world with random start and goal; step penalty, goal ends the episode",
+        arguments: [.integer("size", default: 5, in: 2...50, help: "grid side"),
+                    .integer("horizon", default: 30, in: 1...10000, help: "step limit per episode"),
+                    .real("step-penalty", default: 0.1, in: 0...10, help: "cost of each move"),
+                    .real("goal-reward", default: 1, in: 0...100, help: "reward on reaching the goal")]
+    ) {
+        GridWorld(size: $0.int("size"), horizon: $0.int("horizon"), stepPenalty: Float($0.real("step-penalty")),
+                  goalReward: Float($0.real("goal-reward")))
+    }
+}

@@ -86,3 +86,14 @@ public struct Harlow: MetaEnv, Sendable {
         return StepOutcome(reward: chosen == task.rewardedObject ? 5 : -5, terminated: true, truncated: false)
     }
 }
+
+extension Harlow {
+    /// The `harlow` family.
+    public static let family = TaskFamily(
+        name: "harlow", summary: "Harlow task: two novel objects, one rewarded (+5/−5), sides shuffled",
+        arguments: [.integer("features", default: 8, in: 1...1024, help: "feature vector size of an object"),
+                    .integer("episodes-per-task", default: 6, in: 2...100, help: "choices per task"),
+                    .integer("balanced-sides", default: 1, in: 0...1,
+                             help: "1: rewarded object left in exactly half the episodes (published); 0: a coin flip each")]
+    ) { Harlow(featureSize: $0.int("features"), episodesPerTask: $0.int("episodes-per-task"), balancedSides: $0.flag("balanced-sides")) }
+}

@@ -68,3 +68,19 @@ public struct PendulumMass: MetaEnv, Sendable {
         return StepOutcome(reward: Float(-cost), terminated: false, truncated: stepInEpisode >= horizon)
     }
 }
+
+extension PendulumMass {
+    /// The `pendulum-mass` family.
+    public static let family = TaskFamily(
+        name: "pendulum-mass", summary: "pendulum swing-up with mass ~ U[massLow, massHigh]",
+        arguments: [.real("mass-low", default: 0.5, in: 0.01...100, help: "lowest mass"),
+                    .real("mass-high", default: 2.0, in: 0.01...100, help: "highest mass"),
+                    .integer("horizon", default: 200, in: 1...100000, help: "steps per episode")],
+        check: { (a: EnvArguments) throws(EnvSpecError) in
+            guard a.real("mass-low") <= a.real("mass-high") else {
+                throw .badValue(family: "pendulum-mass", name: "mass-low", value: "\(a.real("mass-low"))",
+                                allowed: "at most mass-high (\(a.real("mass-high")))")
+            }
+        }
+    ) { PendulumMass(massLow: $0.real("mass-low"), massHigh: $0.real("mass-high"), horizon: $0.int("horizon")) }
+}

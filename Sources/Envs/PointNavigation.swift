@@ -60,3 +60,12 @@ public struct PointNavigation: MetaEnv, Sendable {
                            truncated: !reached && stepInEpisode >= horizon)
     }
 }
+
+extension PointNavigation {
+    /// The `point-nav` family.
+    public static let family = TaskFamily(
+        name: "point-nav", summary: "2D point navigation to a goal ~ U[−0.5,0.5]² (MAML paper)",
+        arguments: [.real("goal-range", default: 0.5, in: 0.01...100, help: "goals ~ U[−r, r]²"),
+                    .integer("horizon", default: 100, in: 1...100000, help: "steps per episode")]
+    ) { PointNavigation(goalRange: $0.real("goal-range"), horizon: $0.int("horizon")) }
+}

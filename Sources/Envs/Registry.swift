@@ -1,154 +1,231 @@
 /// A numeric argument of a task family, with its default and allowed range.
-public struct EnvArgument: Sendable {
+public struct EnvArgument: Sendable, Equatable {
     public var name: String
     public var defaultValue: Double
     public var range: ClosedRange<Double>
     public var isInteger: Bool
     public var help: String
+
+    /// An argument taking any number in `range` (`isInteger`: whole numbers only).
+    public init(name: String, defaultValue: Double, range: ClosedRange<Double>, isInteger: Bool = false, help: String) {
+        self.name = name
+        self.defaultValue = defaultValue
+        self.range = range
+        self.isInteger = isInteger
+        self.help = help
+    }
+
+    /// A whole-number argument.
+    public static func integer(_ name: String, default value: Int, in range: ClosedRange<Int>, help: String) -> EnvArgument {
+        EnvArgument(name: name, defaultValue: Double(value), range: Double(range.lowerBound)...Double(range.upperBound),
+                    isInteger: true, help: help)
+    }
+
+    /// A real-valued argument.
+    public static func real(_ name: String, default value: Double, in range: ClosedRange<Double>, help: String) -> EnvArgument {
+        EnvArgument(name: name, defaultValue: value, range: range, isInteger: false, help: help)
+    }
+
+    /// What values are allowed, in words (for error messages and `metarl envs`).
+    public var allowed: String {
+        isInteger ? "an integer in \(Int(range.lowerBound))…\(Int(range.upperBound))" : "a number in \(range.lowerBound)…\(range.upperBound)"
+    }
+}
+
+/// A task family's arguments after parsing: every argument of the family, defaults filled in.
+public struct EnvArguments: Sendable, Equatable {
+    /// The family the values belong to.
+    public let family: String
+    public let values: [String: Double]
+
+    /// Arguments of `family` with these values (already checked by ``TaskFamily/resolve(_:)``).
+    public init(family: String, values: [String: Double]) {
+        self.family = family
+        self.values = values
+    }
+
+    /// An integer argument; a name the family does not declare is a programming error of the family.
+    public func int(_ name: String) -> Int { Int(value(name)) }
+    /// A real argument.
+    public func real(_ name: String) -> Double { value(name) }
+    /// A 0/1 argument as a Bool.
+    public func flag(_ name: String) -> Bool { value(name) != 0 }
+
+    func value(_ name: String) -> Double {
+        guard let v = values[name] else { preconditionFailure("task family \(family) reads argument '\(name)', which it does not declare") }
+        return v
+    }
 }
 
 /// Why an environment specification was refused.
 public enum EnvSpecError: Error, CustomStringConvertible, Equatable {
-    case unknownFamily(String)
+    /// No family of that name is registered; `registered` lists the names that are.
+    case unknownFamily(String, registered: [String])
     case malformedArgument(String)
-    case unknownArgument(family: String, name: String)
-    case badValue(family: String, name: String, value: String)
+    /// The family has no such argument; `valid` lists its arguments.
+    case unknownArgument(family: String, name: String, valid: [String])
+    /// A value outside what the argument allows (`allowed`, in words).
+    case badValue(family: String, name: String, value: String, allowed: String)
+    /// Two families registered under one name.
+    case duplicateFamily(String)
 
     public var description: String {
         switch self {
-        case .unknownFamily(let name):
-            return "unknown env '\(name)'; valid: \(EnvFamily.allCases.map(\.rawValue).joined(separator: ", "))"
+        case let .unknownFamily(name, registered):
+            return "unknown env '\(name)'; registered: \(registered.joined(separator: ", "))"
         case .malformedArgument(let text):
             return "env argument '\(text)' is not of the form key=value"
-        case let .unknownArgument(family, name):
-            let valid = EnvFamily(rawValue: family)?.arguments.map(\.name).joined(separator: ", ") ?? ""
-            return "\(family) has no argument '\(name)'; valid: \(valid.isEmpty ? "none" : valid)"
-        case let .badValue(family, name, value):
-            let argument = EnvFamily(rawValue: family)?.arguments.first { $0.name == name }
-            let allowed = argument.map { a in
-                a.isInteger ? "an integer in \(Int(a.range.lowerBound))…\(Int(a.range.upperBound))"
-                    : "a number in \(a.range.lowerBound)…\(a.range.upperBound)"
-            } ?? "?"
+        case let .unknownArgument(family, name, valid):
+            return "\(family) has no argument '\(name)'; valid: \(valid.isEmpty ? "none" : valid.joined(separator: ", "))"
+        case let .badValue(family, name, value, allowed):
             return "\(family) argument \(name)=\(value) is invalid; allowed: \(allowed)"
+        case .duplicateFamily(let name):
+            return "two task families are registered as '\(name)'"
         }
-    }
-}
-
-/// The task families MetaRL carries, by their command-line names.
-public enum EnvFamily: String, CaseIterable, Sendable {
-    case bandit
-    case tabularMDP = "tabular-mdp"
-    case gridworld
-    case harlow
-    case pointNav = "point-nav"
-    case pendulumMass = "pendulum-mass"
-    case cartpolePhysics = "cartpole-physics"
-
-    public var summary: String {
-        switch self {
-        case .bandit: return "Bernoulli bandit, k arms with p ~ U[0,1]; one pull per episode"
-        case .tabularMDP: return "random tabular MDP, Dirichlet(1) transitions, rewards N(μ,1), μ ~ N(1,1)"
-        case .gridworld: return "grid world with random start and goal; step penalty, goal ends the episode"
-        case .harlow: return "Harlow task: two novel objects, one rewarded (+5/−5), sides shuffled"
-        case .pointNav: return "2D point navigation to a goal ~ U[−0.5,0.5]² (MAML paper)"
-        case .pendulumMass: return "pendulum swing-up with mass ~ U[massLow, massHigh]"
-        case .cartpolePhysics: return "CartPole with pole length, masses and force varied per task"
-        }
-    }
-
-    public var arguments: [EnvArgument] {
-        func int(_ name: String, _ d: Int, _ lo: Int, _ hi: Int, _ help: String) -> EnvArgument {
-            EnvArgument(name: name, defaultValue: Double(d), range: Double(lo)...Double(hi), isInteger: true, help: help)
-        }
-        func real(_ name: String, _ d: Double, _ lo: Double, _ hi: Double, _ help: String) -> EnvArgument {
-            EnvArgument(name: name, defaultValue: d, range: lo...hi, isInteger: false, help: help)
-        }
-        switch self {
-        case .bandit: return [int("arms", 5, 2, 1000, "number of arms k")]
-        case .tabularMDP:
-            return [int("states", 10, 2, 1000, "number of states"), int("actions", 5, 2, 100, "number of actions"),
-                    int("horizon", 10, 1, 10000, "steps per episode")]
-        case .gridworld:
-            return [int("size", 5, 2, 50, "grid side"), int("horizon", 30, 1, 10000, "step limit per episode"),
-                    real("step-penalty", 0.1, 0, 10, "cost of each move"), real("goal-reward", 1, 0, 100, "reward on reaching the goal")]
-        case .harlow:
-            return [int("features", 8, 1, 1024, "feature vector size of an object"), int("episodes-per-task", 6, 2, 100, "choices per task"),
-                    int("balanced-sides", 1, 0, 1, "1: rewarded object left in exactly half the episodes (published); 0: a coin flip each")]
-        case .pointNav:
-            return [real("goal-range", 0.5, 0.01, 100, "goals ~ U[−r, r]²"), int("horizon", 100, 1, 100000, "steps per episode")]
-        case .pendulumMass:
-            return [real("mass-low", 0.5, 0.01, 100, "lowest mass"), real("mass-high", 2.0, 0.01, 100, "highest mass"),
-                    int("horizon", 200, 1, 100000, "steps per episode")]
-        case .cartpolePhysics:
-            return [real("spread", 2.0, 1, 10, "each parameter log-uniform in [gym/spread, gym·spread]"),
-                    int("horizon", 200, 1, 100000, "steps per episode")]
-        }
-    }
-
-    /// The registry as a table for `metarl envs`.
-    public static var listing: String {
-        allCases.map { family in
-            var lines = ["\(family.rawValue): \(family.summary)"]
-            for a in family.arguments {
-                let d = a.isInteger ? "\(Int(a.defaultValue))" : "\(a.defaultValue)"
-                let r = a.isInteger ? "\(Int(a.range.lowerBound))…\(Int(a.range.upperBound))" : "\(a.range.lowerBound)…\(a.range.upperBound)"
-                lines.append("    \(a.name)=\(d)  (\(r))  \(a.help)")
-            }
-            return lines.joined(separator: "\n")
-        }.joined(separator: "\n")
     }
 }
 
 /// Something that can be done with any meta-environment; ``EnvSpec/open(_:)`` calls it
-/// with the concrete environment type, so generic code runs specialised.
+/// with the concrete environment type, so generic code runs on the family's own type.
 public protocol MetaEnvConsumer {
     associatedtype Output
     func run<E: MetaEnv>(_ env: E) throws -> Output
 }
 
-/// A task family with its arguments resolved and checked: what `--env` and `--env-arg` name.
-public struct EnvSpec: Sendable, Equatable {
-    public var family: EnvFamily
-    public var values: [String: Double]
+/// A task family as a value: its name, what it is, its arguments, and a factory from
+/// arguments to a ``MetaEnv``. The built-in families and a user's own are registered the
+/// same way (``TaskFamilyRegistry``).
+public struct TaskFamily: Sendable {
+    /// The name `--env` takes and run directories record.
+    public var name: String
+    /// One line for `metarl envs`.
+    public var summary: String
+    public var arguments: [EnvArgument]
+    let check: @Sendable (EnvArguments) throws(EnvSpecError) -> Void
+    let opener: @Sendable (EnvArguments, any MetaEnvConsumer) throws -> Any
 
-    /// Parses a family name and `key=value` arguments, filling in defaults.
-    public init(family name: String, arguments: [String] = []) throws(EnvSpecError) {
-        guard let family = EnvFamily(rawValue: name) else { throw .unknownFamily(name) }
-        self.family = family
-        values = Dictionary(uniqueKeysWithValues: family.arguments.map { ($0.name, $0.defaultValue) })
-        for text in arguments {
+    /// A family whose environments `make` builds from checked arguments; `check` may refuse
+    /// combinations the ranges alone allow (throw ``EnvSpecError/badValue(family:name:value:allowed:)``).
+    public init<E: MetaEnv>(
+        name: String, summary: String, arguments: [EnvArgument] = [],
+        check: @escaping @Sendable (EnvArguments) throws(EnvSpecError) -> Void = { _ in },
+        make: @escaping @Sendable (EnvArguments) throws -> E
+    ) {
+        self.name = name
+        self.summary = summary
+        self.arguments = arguments
+        self.check = check
+        opener = { arguments, consumer in try consumer.run(try make(arguments)) }
+    }
+
+    /// Parses `key=value` texts against the family's arguments, filling in defaults.
+    public func resolve(_ texts: [String]) throws(EnvSpecError) -> EnvArguments {
+        var values = Dictionary(uniqueKeysWithValues: arguments.map { ($0.name, $0.defaultValue) })
+        for text in texts {
             let parts = text.split(separator: "=", maxSplits: 1).map(String.init)
             guard parts.count == 2, !parts[0].isEmpty else { throw .malformedArgument(text) }
-            guard let argument = family.arguments.first(where: { $0.name == parts[0] }) else {
-                throw .unknownArgument(family: name, name: parts[0])
+            guard let argument = arguments.first(where: { $0.name == parts[0] }) else {
+                throw .unknownArgument(family: name, name: parts[0], valid: arguments.map(\.name))
             }
             guard let value = Double(parts[1]), value.isFinite, argument.range.contains(value),
                   !argument.isInteger || value == value.rounded()
-            else { throw .badValue(family: name, name: parts[0], value: parts[1]) }
+            else { throw .badValue(family: name, name: parts[0], value: parts[1], allowed: argument.allowed) }
             values[parts[0]] = value
         }
-        if family == .pendulumMass, values["mass-low"]! > values["mass-high"]! {
-            throw .badValue(family: name, name: "mass-low", value: "\(values["mass-low"]!) (above mass-high)")
-        }
+        let resolved = EnvArguments(family: name, values: values)
+        try check(resolved)
+        return resolved
     }
 
-    func int(_ name: String) -> Int { Int(values[name]!) }
-    func real(_ name: String) -> Double { values[name]! }
+    /// `metarl envs`' entry: the summary, then one line per argument.
+    public var listing: String {
+        var lines = ["\(name): \(summary)"]
+        for a in arguments {
+            let d = a.isInteger ? "\(Int(a.defaultValue))" : "\(a.defaultValue)"
+            let r = a.isInteger ? "\(Int(a.range.lowerBound))…\(Int(a.range.upperBound))" : "\(a.range.lowerBound)…\(a.range.upperBound)"
+            lines.append("    \(a.name)=\(d)  (\(r))  \(a.help)")
+        }
+        return lines.joined(separator: "\n")
+    }
+}
+
+/// The task families a program knows, by name: the built-in ones and any the user adds.
+/// A value: a user's executable builds its own (``builtIn`` plus its families) and passes it on.
+public struct TaskFamilyRegistry: Sendable {
+    public private(set) var families: [TaskFamily]
+
+    /// An empty registry.
+    public init() { families = [] }
+
+    /// A registry of `families`, refusing two with one name.
+    public init(_ families: [TaskFamily]) throws(EnvSpecError) {
+        self.init()
+        for family in families { try register(family) }
+    }
+
+    /// Adds `family`; a name already registered is an error.
+    public mutating func register(_ family: TaskFamily) throws(EnvSpecError) {
+        guard !families.contains(where: { $0.name == family.name }) else { throw .duplicateFamily(family.name) }
+        families.append(family)
+    }
+
+    /// The registered names, in registration order.
+    public var names: [String] { families.map(\.name) }
+
+    /// The family registered as `name`.
+    public func family(named name: String) throws(EnvSpecError) -> TaskFamily {
+        guard let family = families.first(where: { $0.name == name }) else { throw .unknownFamily(name, registered: names) }
+        return family
+    }
+
+    /// Resolves `--env NAME --env-arg key=value …` into a spec.
+    public func spec(_ name: String, arguments: [String] = []) throws(EnvSpecError) -> EnvSpec {
+        let family = try family(named: name)
+        return EnvSpec(family: family, arguments: try family.resolve(arguments))
+    }
+
+    /// Resolves a family name and argument values as a run directory records them.
+    public func spec(_ name: String, values: [String: Double]) throws(EnvSpecError) -> EnvSpec {
+        try spec(name, arguments: values.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" })
+    }
+
+    /// Every family as a table for `metarl envs`.
+    public var listing: String { families.map(\.listing).joined(separator: "\n") }
+
+    /// The seven families MetaRL ships, registered as any user family is.
+    public static let builtIn: TaskFamilyRegistry = {
+        do { return try TaskFamilyRegistry(builtInFamilies) } catch { preconditionFailure("\(error)") }
+    }()
+
+    /// The built-in families, in the order `metarl envs` lists them.
+    public static var builtInFamilies: [TaskFamily] {
+        [BernoulliBandit.family, TabularMDP.family, GridWorld.family, Harlow.family, PointNavigation.family,
+         PendulumMass.family, CartPolePhysics.family]
+    }
+}
+
+/// A task family with its arguments resolved and checked: what `--env` and `--env-arg` name.
+public struct EnvSpec: Sendable, Equatable {
+    public let family: TaskFamily
+    public let arguments: EnvArguments
+
+    /// `family` with `arguments` (already resolved by the family).
+    public init(family: TaskFamily, arguments: EnvArguments) {
+        self.family = family
+        self.arguments = arguments
+    }
+
+    /// The family's name.
+    public var name: String { family.name }
+    /// Every argument's value, defaults included.
+    public var values: [String: Double] { arguments.values }
 
     /// Builds the environment and runs `consumer` with it.
     public func open<C: MetaEnvConsumer>(_ consumer: C) throws -> C.Output {
-        switch family {
-        case .bandit: return try consumer.run(BernoulliBandit(arms: int("arms")))
-        case .tabularMDP: return try consumer.run(TabularMDP(states: int("states"), actions: int("actions"), horizon: int("horizon")))
-        case .gridworld:
-            return try consumer.run(GridWorld(size: int("size"), horizon: int("horizon"),
-                                              stepPenalty: Float(real("step-penalty")), goalReward: Float(real("goal-reward"))))
-        case .harlow: return try consumer.run(Harlow(featureSize: int("features"), episodesPerTask: int("episodes-per-task"),
-                                                            balancedSides: int("balanced-sides") == 1))
-        case .pointNav: return try consumer.run(PointNavigation(goalRange: real("goal-range"), horizon: int("horizon")))
-        case .pendulumMass:
-            return try consumer.run(PendulumMass(massLow: real("mass-low"), massHigh: real("mass-high"), horizon: int("horizon")))
-        case .cartpolePhysics: return try consumer.run(CartPolePhysics(spread: real("spread"), horizon: int("horizon")))
-        }
+        // The family's factory calls `consumer.run` with its concrete type; the result comes
+        // back as `Any` only because the family cannot name `C`.
+        try family.opener(arguments, consumer) as! C.Output
     }
+
+    public static func == (a: EnvSpec, b: EnvSpec) -> Bool { a.arguments == b.arguments }
 }

@@ -1,11 +1,23 @@
 import Foundation
 import TensorCore
 
+/// A task family of finite MDPs with observable states and episodes of fixed length, starting
+/// in state 0 (rewards with unit-variance Gaussian noise): what the classic tabular-MDP
+/// strategies (`Baselines`: PSRL, UCRL2, BEB, …) need to run on it.
+public protocol TabularMDPEnv: MetaEnv {
+    var states: Int { get }
+    var actions: Int { get }
+    /// Steps per episode.
+    var horizon: Int { get }
+    /// The current state, 0..<states.
+    var state: Int { get }
+}
+
 /// Random tabular MDP (RL² setting): transition rows ~ flat Dirichlet, mean rewards
 /// μ(s, a) ~ Normal(1, 1), observed rewards μ(s, a) + Normal(0, 1) noise. Every episode
 /// starts in state 0 and lasts `horizon` steps (a time limit: `truncated`). The
 /// observation is the one-hot state.
-public struct TabularMDP: MetaEnv, Sendable {
+public struct TabularMDP: TabularMDPEnv, Sendable {
     /// Transition probabilities [s][a][s′] flattened, and mean rewards [s][a] flattened.
     public struct Task: Codable, Sendable, Equatable {
         public var transitions: [Double]
@@ -137,4 +149,14 @@ public struct TabularMDP: MetaEnv, Sendable {
         writeObservation(observation)
         return StepOutcome(reward: reward, terminated: false, truncated: stepInEpisode >= horizon)
     }
+}
+
+extension TabularMDP {
+    /// The `tabular-mdp` family.
+    public static let family = TaskFamily(
+        name: "tabular-mdp", summary: "random tabular MDP, Dirichlet(1) transitions, rewards N(μ,1), μ ~ N(1,1)",
+        arguments: [.integer("states", default: 10, in: 2...1000, help: "number of states"),
+                    .integer("actions", default: 5, in: 2...100, help: "number of actions"),
+                    .integer("horizon", default: 10, in: 1...10000, help: "steps per episode")]
+    ) { TabularMDP(states: $0.int("states"), actions: $0.int("actions"), horizon: $0.int("horizon")) }
 }

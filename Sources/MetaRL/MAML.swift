@@ -22,7 +22,7 @@ import TensorCore
 
 /// The settings of a MAML-family run; defaults are the MAML paper's 2D-navigation setting
 /// (and pytorch-maml-rl's): 20 tasks × 20 episodes, one inner step of 0.1, TRPO δ = 0.01.
-public struct MAMLConfig: Codable, Sendable, Equatable {
+public struct MAMLConfig: AlgorithmSettings {
     /// How the meta-gradient treats the inner step.
     public enum Mode: String, NamedChoice {
         /// Differentiate through the inner gradient (MAML).
@@ -60,30 +60,6 @@ public struct MAMLConfig: Codable, Sendable, Equatable {
 
     public init() {}
 
-    /// Reads the keys present, keeping the default for the others.
-    public init(from decoder: any Decoder) throws {
-        self.init()
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        func read<T: Decodable>(_ key: CodingKeys, _ value: inout T) throws {
-            if let v = try c.decodeIfPresent(T.self, forKey: key) { value = v }
-        }
-        try read(.mode, &mode)
-        try read(.outerOptimizer, &outerOptimizer)
-        try read(.ppoEpochs, &ppoEpochs)
-        try read(.ppoClip, &ppoClip)
-        try read(.outerLearningRate, &outerLearningRate)
-        try read(.hiddenSizes, &hiddenSizes)
-        try read(.activation, &activation)
-        try read(.metaBatchSize, &metaBatchSize)
-        try read(.fastBatchSize, &fastBatchSize)
-        try read(.innerAdaptationSteps, &innerAdaptationSteps)
-        try read(.innerStepSize, &innerStepSize)
-        try read(.gamma, &gamma)
-        try read(.outerStepSize, &outerStepSize)
-        try read(.iterations, &iterations)
-        try read(.trpo, &trpo)
-    }
-
     /// Throws a `ConfigError` naming the first field out of range.
     public func validate() throws(ConfigError) {
         guard !hiddenSizes.isEmpty, hiddenSizes.allSatisfy({ (1...4096).contains($0) }) else {
@@ -101,6 +77,21 @@ public struct MAMLConfig: Codable, Sendable, Equatable {
         try ConfigError.check("iterations", iterations, 1...100_000_000)
         try trpo.validate(prefix: "trpo.")
     }
+
+    /// Command-line names and help (every other key is a flag by its own name).
+    public static let flags: [SettingFlag] = [
+        SettingFlag("iterations", help: "meta-iterations (with --resume: the new total)"),
+        SettingFlag("metaBatchSize", help: "tasks per meta-batch"),
+        SettingFlag("fastBatchSize", help: "episodes per task for each inner step and for the outer step"),
+        SettingFlag("innerAdaptationSteps", flag: "--inner-steps", help: "inner adaptation steps"),
+        SettingFlag("innerStepSize", help: "inner step size α (Meta-SGD's initial value)"),
+        SettingFlag("hiddenSizes", help: "hidden layer sizes, comma-separated"),
+        SettingFlag("trpo.maxKL", flag: "--max-kl", help: "TRPO KL bound δ"),
+        SettingFlag("outerStepSize", help: "Reptile's outer step size ε"),
+        SettingFlag("outerOptimizer", flag: "--outer", help: "outer step of maml, maml-fo, meta-sgd: trpo or ppo"),
+        SettingFlag("gamma", help: "discount γ"),
+        SettingFlag("mode", help: "set by the command's name (maml, maml-fo, meta-sgd, reptile)"),
+    ]
 }
 
 /// Everything a MAML run needs to continue: θ (and Meta-SGD's step sizes), the generator,
@@ -147,9 +138,13 @@ public struct MAML<E: MetaEnv>: IterativeAlgorithm {
 
     public var iteration: Int { state.iteration }
     public var environmentSteps: Int { state.environmentSteps }
-    public var headlineMetric: String { "episode_reward_mean_adapt_\(config.innerAdaptationSteps)" }
+    public var headlineMetric: String { MAMLAlgorithm.headlineMetric(config) }
 
+    /// A fresh run (any mode but `.reptile`, which `Reptile` runs); the seed fixes θ and every task drawn.
     public init(config: MAMLConfig, prototype: E, seed: UInt64) throws {
+        guard config.mode != .reptile else {
+            throw MAMLError.unsupported("mode reptile has no meta-gradient: Reptile runs it (metarl train reptile), not MAML")
+        }
         guard case .box = prototype.observationSpace else {
             throw MAMLError.unsupported("MAML needs a vector observation space")
         }
@@ -462,6 +457,132 @@ public struct MAML<E: MetaEnv>: IterativeAlgorithm {
             rollout.batches.map { $0.episodeReturns.reduce(0, +) / Double($0.episodes) }
         }
         return ((0...steps).map { k in SampleStatistics(perTask.map { $0[k] }) }, perTask)
+    }
+}
+
+// MARK: Registration
+
+/// MAML, first-order MAML or Meta-SGD as `metarl train maml|maml-fo|meta-sgd` runs it.
+public struct MAMLAlgorithm: AlgorithmDefinition {
+    /// The mode the name trains: `.secondOrder` (maml), `.firstOrder` (maml-fo), `.metaSGD` (meta-sgd).
+    public var mode: MAMLConfig.Mode
+
+    public init(mode: MAMLConfig.Mode) {
+        precondition(mode != .reptile, "MAMLAlgorithm: Reptile is ReptileAlgorithm")
+        self.mode = mode
+    }
+
+    public var name: String {
+        switch mode {
+        case .firstOrder: "maml-fo"
+        case .metaSGD: "meta-sgd"
+        default: "maml"
+        }
+    }
+    public var summary: String {
+        switch mode {
+        case .firstOrder: "first-order MAML: the inner gradient is treated as a constant in the meta-gradient"
+        case .metaSGD: "Meta-SGD: MAML with a per-parameter inner step size learned with θ"
+        default: "MAML with a TRPO (or PPO) outer step, differentiating through the inner step (second order)"
+        }
+    }
+    public var settingsKey: String { "maml" }
+    public var defaultEnv: String { "point-nav" }
+    public var defaultThreads: Int { ProcessInfo.processInfo.activeProcessorCount }
+
+    public func prepare(_ settings: inout MAMLConfig) { settings.mode = mode }
+    public func headlineMetric(_ settings: MAMLConfig) -> String { Self.headlineMetric(settings) }
+
+    /// The post-adaptation return after the last inner step, for every algorithm of the family.
+    static func headlineMetric(_ settings: MAMLConfig) -> String { "episode_reward_mean_adapt_\(settings.innerAdaptationSteps)" }
+
+    public func start<E: MetaEnv>(_ settings: MAMLConfig, prototype: E, seed: UInt64, threads: Int) throws -> any IterativeAlgorithm<MAMLState> {
+        var maml = try MAML(config: settings, prototype: prototype, seed: seed)
+        maml.threads = threads
+        return maml
+    }
+
+    public func restore<E: MetaEnv>(_ settings: MAMLConfig, prototype: E, state: MAMLState, threads: Int) throws -> any IterativeAlgorithm<MAMLState> {
+        var maml = try MAML(config: settings, prototype: prototype, state: state)
+        maml.threads = threads
+        return maml
+    }
+
+    public func evaluate<E: MetaEnv>(_ settings: MAMLConfig, state: MAMLState, prototype: E, options: MAMLEvaluationOptions,
+                                     seed: UInt64, threads: Int) throws -> MAMLEvaluation {
+        try MAMLEvaluation(settings, state: state, prototype: prototype, options: options, seed: seed, threads: threads)
+    }
+}
+
+/// How `metarl eval` runs a MAML-family checkpoint.
+public struct MAMLEvaluationOptions: SettingsTable {
+    /// Inner adaptation steps to evaluate (nil: the run's).
+    public var adaptSteps: Int?
+    /// Fresh tasks to run.
+    public var tasks = 40
+    public init() {}
+    public static let flags = [SettingFlag("adaptSteps", kind: .integer, help: "inner adaptation steps to evaluate (default: the run's)"),
+                               SettingFlag("tasks", help: "fresh tasks to run")]
+    public func validate() throws(ConfigError) {
+        if let adaptSteps { try ConfigError.check("adaptSteps", adaptSteps, 0...100) }
+        try ConfigError.check("tasks", tasks, 2...1_000_000)
+    }
+}
+
+/// Meta-test results of a MAML-family run: on fresh tasks, the mean episode return before
+/// adaptation (index 0) and after each inner step, with standard errors over tasks.
+public struct MAMLEvaluation: EvaluationReport {
+    public var returnsByStep: [Double]
+    public var stderrByStep: [Double]
+    public var adaptationDelta: Double
+    public var adaptationDeltaStderr: Double
+    public var tasks: Int
+    public var seed: UInt64
+
+    enum CodingKeys: String, CodingKey {
+        case returnsByStep = "returns_by_step", stderrByStep = "stderr_by_step", adaptationDelta = "adaptation_delta"
+        case adaptationDeltaStderr = "adaptation_delta_stderr", tasks, seed, adaptation
+    }
+
+    /// Evaluates `state` on `options.tasks` fresh tasks (Reptile's state too: the inner loop is the same).
+    public init<E: MetaEnv>(_ settings: MAMLConfig, state: MAMLState, prototype: E, options: MAMLEvaluationOptions,
+                            seed: UInt64, threads: Int) throws {
+        var inner = settings
+        if inner.mode == .reptile { inner.mode = .firstOrder }  // the inner loop, without Reptile's outer step
+        var maml = try MAML(config: inner, prototype: prototype, state: state)
+        maml.threads = threads
+        let steps = options.adaptSteps ?? settings.innerAdaptationSteps
+        let (returns, perTask) = try maml.evaluate(steps: steps, taskCount: options.tasks, seed: seed)
+        // The delta's standard error over tasks (paired: the same tasks before and after).
+        let delta = SampleStatistics(perTask.map { $0[steps] - $0[0] })
+        returnsByStep = returns.map(\.mean)
+        stderrByStep = returns.map(\.standardError)
+        adaptationDelta = delta.mean
+        adaptationDeltaStderr = delta.standardError
+        tasks = options.tasks
+        self.seed = seed
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(returnsByStep, forKey: .returnsByStep)
+        try c.encode(stderrByStep, forKey: .stderrByStep)
+        try c.encode(adaptationDelta, forKey: .adaptationDelta)
+        try c.encode(adaptationDeltaStderr, forKey: .adaptationDeltaStderr)
+        try c.encode(tasks, forKey: .tasks)
+        try c.encode(seed, forKey: .seed)
+        try c.encode(adaptation, forKey: .adaptation)
+    }
+
+    public var adaptation: AdaptationCurve {
+        AdaptationCurve(axis: "inner gradient steps", first: 0, values: returnsByStep, stderr: stderrByStep)
+    }
+
+    public func summary(algorithm: String, env: String) -> [String] {
+        [String(format: "%@ on %@ over %d fresh tasks: return before adaptation %.2f ± %.2f; adaptation delta %.2f ± %.2f (s.e.)",
+                algorithm, env, tasks, returnsByStep[0], stderrByStep[0], adaptationDelta, adaptationDeltaStderr),
+         "return by inner step: " + zip(returnsByStep, stderrByStep).enumerated()
+            .map { String(format: "%d: %.2f±%.2f", $0.offset, $0.element.0, $0.element.1) }.joined(separator: "  ")]
     }
 }
 

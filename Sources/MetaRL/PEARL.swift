@@ -30,7 +30,7 @@ import TensorCore
 /// The settings of a PEARL run. Network sizes, batch sizes and step counts are scaled down
 /// from the paper's (300-unit networks, 2 000 gradient steps per iteration) to fit two
 /// cores; β = 0.1, latent size 5, SAC's learning rate and Polyak τ are the paper's.
-public struct PEARLConfig: Codable, Sendable, Equatable {
+public struct PEARLConfig: AlgorithmSettings {
     public var latentSize: Int = 5
     /// Hidden sizes of the actor and the critics.
     public var hiddenSizes: [Int] = [128, 128]
@@ -65,33 +65,6 @@ public struct PEARLConfig: Codable, Sendable, Equatable {
 
     public init() {}
 
-    public init(from decoder: any Decoder) throws {
-        self.init()
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        func read<T: Decodable>(_ key: CodingKeys, _ value: inout T) throws {
-            if let v = try c.decodeIfPresent(T.self, forKey: key) { value = v }
-        }
-        try read(.latentSize, &latentSize)
-        try read(.hiddenSizes, &hiddenSizes)
-        try read(.encoderHiddenSizes, &encoderHiddenSizes)
-        try read(.update, &update)
-        try read(.klWeight, &klWeight)
-        try read(.trainTasks, &trainTasks)
-        try read(.metaBatchSize, &metaBatchSize)
-        try read(.batchSize, &batchSize)
-        try read(.contextBatchSize, &contextBatchSize)
-        try read(.initialStepsPerTask, &initialStepsPerTask)
-        try read(.tasksPerIteration, &tasksPerIteration)
-        try read(.priorSteps, &priorSteps)
-        try read(.posteriorSteps, &posteriorSteps)
-        try read(.extraPosteriorSteps, &extraPosteriorSteps)
-        try read(.gradientStepsPerIteration, &gradientStepsPerIteration)
-        try read(.iterations, &iterations)
-        try read(.bufferCapacity, &bufferCapacity)
-        try read(.evalTasks, &evalTasks)
-        try read(.evalTrajectories, &evalTrajectories)
-    }
-
     /// Throws a `ConfigError` naming the first field out of range.
     public func validate() throws(ConfigError) {
         for (name, sizes) in [("hiddenSizes", hiddenSizes), ("encoderHiddenSizes", encoderHiddenSizes)] {
@@ -121,6 +94,24 @@ public struct PEARLConfig: Codable, Sendable, Equatable {
         try ConfigError.check("evalTasks", evalTasks, 2...100_000)
         try ConfigError.check("evalTrajectories", evalTrajectories, 1...1000)
     }
+
+    /// Command-line names and help (every other key is a flag by its own name).
+    public static let flags: [SettingFlag] = [
+        SettingFlag("iterations", help: "iterations (with --resume: the new total)"),
+        SettingFlag("trainTasks", help: "training tasks drawn from the seed"),
+        SettingFlag("metaBatchSize", help: "tasks per gradient step"),
+        SettingFlag("batchSize", help: "RL transitions per task per gradient step"),
+        SettingFlag("gradientStepsPerIteration", flag: "--gradient-steps", help: "gradient steps per iteration"),
+        SettingFlag("hiddenSizes", help: "hidden sizes of the actor and critics"),
+        SettingFlag("encoderHiddenSizes", help: "hidden sizes of the context encoder"),
+        SettingFlag("latentSize", help: "latent dimensions"),
+        SettingFlag("klWeight", help: "β, the KL weight"),
+        SettingFlag("update.rewardScale", flag: "--reward-scale", help: "reward scale"),
+        SettingFlag("initialStepsPerTask", flag: "--initial-steps", help: "steps per task with z from the prior before training"),
+        SettingFlag("tasksPerIteration", help: "training tasks whose buffers are refilled each iteration"),
+        SettingFlag("contextBatchSize", help: "context transitions per task given to the encoder in a gradient step"),
+        SettingFlag("evalTasks", help: "fresh tasks evaluated after each iteration"),
+    ]
 }
 
 /// PEARL's context encoder: an MLP from one transition (s, a, r, s′) to a Gaussian factor
@@ -199,7 +190,7 @@ public struct PEARL<E: MetaEnv>: IterativeAlgorithm {
 
     public var iteration: Int { state.iteration }
     public var environmentSteps: Int { state.environmentSteps }
-    public var headlineMetric: String { "eval_return_trajectory_\(config.evalTrajectories)" }
+    public var headlineMetric: String { PEARLAlgorithm().headlineMetric(config) }
     var transitionSize: Int { 2 * observationSize + actionSize + 1 }
 
     public init(config: PEARLConfig, prototype: E, seed: UInt64) throws {
@@ -449,5 +440,36 @@ public struct PEARL<E: MetaEnv>: IterativeAlgorithm {
             for i in 0..<taskCount { perTask[i].append(returns[i]) }
         }
         return ((0..<trajectories).map { k in SampleStatistics(perTask.map { $0[k] }) }, perTask)
+    }
+}
+
+// MARK: Registration
+
+/// PEARL as `metarl train pearl` runs it.
+public struct PEARLAlgorithm: AlgorithmDefinition {
+    public init() {}
+    public var name: String { "pearl" }
+    public var summary: String { "PEARL: SAC conditioned on a latent task variable inferred from context by a product-of-Gaussians encoder" }
+    public var defaultEnv: String { "point-nav" }
+    public var checkpointEvery: Int { 5 }
+    public var keepCheckpoints: Int { 2 }
+
+    public func headlineMetric(_ settings: PEARLConfig) -> String { "eval_return_trajectory_\(settings.evalTrajectories)" }
+
+    public func start<E: MetaEnv>(_ settings: PEARLConfig, prototype: E, seed: UInt64, threads: Int) throws -> any IterativeAlgorithm<PEARLState> {
+        try PEARL(config: settings, prototype: prototype, seed: seed)
+    }
+
+    public func restore<E: MetaEnv>(_ settings: PEARLConfig, prototype: E, state: PEARLState, threads: Int) throws -> any IterativeAlgorithm<PEARLState> {
+        try PEARL(config: settings, prototype: prototype, state: state)
+    }
+
+    /// The meta-test protocol (``PEARL/evaluate(taskCount:trajectories:seed:sampleActions:)``).
+    public func evaluate<E: MetaEnv>(_ settings: PEARLConfig, state: PEARLState, prototype: E, options: TrajectoryEvaluationOptions,
+                                     seed: UInt64, threads: Int) throws -> TrajectoryEvaluation {
+        let pearl = try PEARL(config: settings, prototype: prototype, state: state)
+        let perTask = try pearl.evaluate(taskCount: options.tasks, trajectories: options.trajectories, seed: seed,
+                                         sampleActions: !options.meanAction).perTask
+        return TrajectoryEvaluation(perTask: perTask, seed: seed, actions: options.meanAction ? "mean action" : "actions sampled given z")
     }
 }

@@ -19,7 +19,7 @@ import TensorCore
 /// The settings of an RL² run, with the defaults of the public PyTorch RL² implementation
 /// where it has one (GRU-256, 240 000 steps per update, 8 PPO epochs, clip 0.1,
 /// entropy 0.01, γ = 0.99, λ = 0.3, Adam 2e-4).
-public struct RL2Config: Codable, Sendable, Equatable {
+public struct RL2Config: AlgorithmSettings {
     /// Outer optimiser.
     public enum Algorithm: String, NamedChoice { case ppo, trpo }
 
@@ -56,37 +56,6 @@ public struct RL2Config: Codable, Sendable, Equatable {
 
     public init() {}
 
-    /// Reads the keys present and keeps the default for every key that is absent, so a
-    /// config file names only what it changes and older run directories stay readable.
-    public init(from decoder: any Decoder) throws {
-        self.init()
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        func read<T: Decodable>(_ key: CodingKeys, _ value: inout T) throws {
-            if let v = try c.decodeIfPresent(T.self, forKey: key) { value = v }
-        }
-        try read(.episodesPerTrial, &episodesPerTrial)
-        try read(.cell, &cell)
-        try read(.hiddenSize, &hiddenSize)
-        try read(.algorithm, &algorithm)
-        try read(.trialsPerIteration, &trialsPerIteration)
-        try read(.iterations, &iterations)
-        try read(.gamma, &gamma)
-        try read(.gaeLambda, &gaeLambda)
-        try read(.standardizeAdvantages, &standardizeAdvantages)
-        try read(.maxSeqLen, &maxSeqLen)
-        try read(.learningRate, &learningRate)
-        try read(.annealLearningRate, &annealLearningRate)
-        try read(.epochs, &epochs)
-        try read(.minibatchTrials, &minibatchTrials)
-        try read(.clip, &clip)
-        try read(.entropyCoefficient, &entropyCoefficient)
-        try read(.valueCoefficient, &valueCoefficient)
-        try read(.maxGradientNorm, &maxGradientNorm)
-        try read(.trpo, &trpo)
-        try read(.fisherSubsample, &fisherSubsample)
-        try read(.valueEpochs, &valueEpochs)
-    }
-
     /// Throws a `ConfigError` naming the first field outside its allowed range.
     public func validate() throws(ConfigError) {
         try ConfigError.check("episodesPerTrial", episodesPerTrial, 1...100_000)
@@ -110,6 +79,40 @@ public struct RL2Config: Codable, Sendable, Equatable {
 
     /// Steps in one trial at most.
     public func trialLength(maxEpisodeSteps: Int) -> Int { episodesPerTrial * maxEpisodeSteps }
+
+    /// Command-line names and help (every other key is a flag by its own name).
+    public static let flags: [SettingFlag] = [
+        SettingFlag("episodesPerTrial", help: "episodes per trial (pulls, for bandits)"),
+        SettingFlag("algorithm", flag: "--algo", help: "outer optimiser: ppo or trpo"),
+        SettingFlag("cell", help: "recurrent cell: gru, ln-gru (layer-normalised, ReLU candidate) or lstm"),
+        SettingFlag("hiddenSize", flag: "--hidden", help: "hidden units of each recurrent network"),
+        SettingFlag("trialsPerIteration", help: "trials per iteration (0: 240 000 steps' worth)"),
+        SettingFlag("iterations", help: "iterations to train for (with --resume: the new total)"),
+        SettingFlag("learningRate", help: "Adam learning rate"),
+        SettingFlag("annealLearningRate", flag: "--anneal-lr", help: "decay the learning rate linearly to zero over the iterations"),
+        SettingFlag("epochs", help: "PPO epochs per iteration"),
+        SettingFlag("minibatchTrials", help: "trials' worth of steps per PPO minibatch"),
+        SettingFlag("maxSeqLen", help: "truncated-BPTT length in steps (0: whole trials)"),
+        SettingFlag("entropyCoefficient", flag: "--entropy", help: "entropy bonus coefficient"),
+        SettingFlag("gamma", help: "discount γ"),
+        SettingFlag("gaeLambda", flag: "--lambda", help: "GAE λ"),
+        SettingFlag("clip", help: "PPO clip range ε"),
+        SettingFlag("standardizeAdvantages", help: "standardise advantages over each iteration's batch"),
+    ]
+
+    /// The quickstart's settings (`metarl quickstart`): bandits k = 5, n = 10 with a small
+    /// network, so that training takes a minute or two on two cores.
+    public static var quickstart: RL2Config {
+        var c = RL2Config()
+        c.episodesPerTrial = 10
+        c.hiddenSize = 64
+        c.trialsPerIteration = 1000
+        c.learningRate = 1e-3
+        c.epochs = 4
+        c.entropyCoefficient = 0.001
+        c.iterations = 600
+        return c
+    }
 
     /// The trials per iteration after resolving 0 to 240 000 steps' worth.
     public func resolvedTrials(maxEpisodeSteps: Int) -> Int {
@@ -351,7 +354,7 @@ public struct RL2<E: MetaEnv>: IterativeAlgorithm {
 
     public var iteration: Int { state.iteration }
     public var environmentSteps: Int { state.environmentSteps }
-    public var headlineMetric: String { "mean_trial_return" }
+    public var headlineMetric: String { RL2Algorithm().headlineMetric(config) }
 
     /// A fresh run; the seed fixes the initial networks and every trial drawn.
     public init(config: RL2Config, prototype: E, seed: UInt64) throws {
@@ -653,6 +656,114 @@ public struct RL2<E: MetaEnv>: IterativeAlgorithm {
         }
         return [("policy_loss", -step.improvement), ("value_loss", valueLoss / Swift.max(count, 1)), ("entropy", entropy),
                 ("approx_kl", step.kl), ("step_accepted", step.accepted ? 1 : 0), ("backtracks", Double(step.backtracks))]
+    }
+}
+
+// MARK: Registration
+
+/// RL² as `metarl train rl2` runs it.
+public struct RL2Algorithm: AlgorithmDefinition {
+    public init() {}
+    public var name: String { "rl2" }
+    public var summary: String { "RL²: a recurrent policy trained with PPO or TRPO over trials of several episodes of one task" }
+    public var defaultEnv: String { "bandit" }
+
+    public func headlineMetric(_ settings: RL2Config) -> String { "mean_trial_return" }
+
+    public func start<E: MetaEnv>(_ settings: RL2Config, prototype: E, seed: UInt64, threads: Int) throws -> any IterativeAlgorithm<RL2State> {
+        var rl2 = try RL2(config: settings, prototype: prototype, seed: seed)
+        rl2.threads = threads
+        return rl2
+    }
+
+    public func restore<E: MetaEnv>(_ settings: RL2Config, prototype: E, state: RL2State, threads: Int) throws -> any IterativeAlgorithm<RL2State> {
+        var rl2 = try RL2(config: settings, prototype: prototype, state: state)
+        rl2.threads = threads
+        return rl2
+    }
+
+    /// `trials` fresh trials (in blocks of 2 000, so memory stays bounded): the trial return
+    /// and the return by episode index inside the trial, with standard errors.
+    public func evaluate<E: MetaEnv>(_ settings: RL2Config, state: RL2State, prototype: E, options: RL2EvaluationOptions,
+                                     seed: UInt64, threads: Int) throws -> RL2Evaluation {
+        _ = try RL2(config: settings, prototype: prototype, state: state)
+        var returns: [Double] = [], perEpisode: [[Double]] = []
+        var rng = Xoshiro256(seed: seed)
+        var left = options.trials
+        while left > 0 {
+            let n = Swift.min(left, 2000)
+            let batch = try sampleTrials(model: state.model, prototype: prototype, trials: n,
+                                         episodesPerTrial: settings.episodesPerTrial, seed: rng.next(), greedy: options.greedy)
+            returns += batch.trialReturns
+            perEpisode += batch.episodeReturns
+            left -= n
+        }
+        let trial = SampleStatistics(returns)
+        let curve = (0..<settings.episodesPerTrial).map { k in SampleStatistics(perEpisode.map { $0[k] }) }
+        return RL2Evaluation(meanReturn: trial.mean, stderr: trial.standardError, perEpisode: curve.map(\.mean),
+                             perEpisodeStderr: curve.map(\.standardError), trials: options.trials, seed: seed, greedy: options.greedy)
+    }
+}
+
+/// How `metarl eval` runs an RL² checkpoint.
+public struct RL2EvaluationOptions: SettingsTable {
+    /// Fresh trials to run.
+    public var trials = 1000
+    /// Act with each step's most probable action instead of sampling from the policy.
+    public var greedy = false
+    public init() {}
+    public static let flags = [SettingFlag("trials", help: "fresh trials to run"),
+                               SettingFlag("greedy", help: "act with the most probable action at every step instead of sampling")]
+    public func validate() throws(ConfigError) { try ConfigError.check("trials", trials, 2...100_000_000) }
+}
+
+/// Meta-test results of an RL² run: on fresh tasks, the trial return and the return by
+/// episode index inside the trial (the adaptation curve), with standard errors.
+public struct RL2Evaluation: EvaluationReport {
+    public var meanReturn: Double
+    public var stderr: Double
+    public var perEpisode: [Double]
+    public var perEpisodeStderr: [Double]
+    public var trials: Int
+    public var seed: UInt64
+    public var greedy: Bool
+
+    enum CodingKeys: String, CodingKey {
+        case meanReturn = "mean_return", stderr, perEpisode = "per_episode", perEpisodeStderr = "per_episode_stderr", trials, seed
+        case adaptation
+    }
+
+    public init(meanReturn: Double, stderr: Double, perEpisode: [Double], perEpisodeStderr: [Double], trials: Int, seed: UInt64,
+                greedy: Bool = false) {
+        self.meanReturn = meanReturn
+        self.stderr = stderr
+        self.perEpisode = perEpisode
+        self.perEpisodeStderr = perEpisodeStderr
+        self.trials = trials
+        self.seed = seed
+        self.greedy = greedy
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(meanReturn, forKey: .meanReturn)
+        try c.encode(stderr, forKey: .stderr)
+        try c.encode(perEpisode, forKey: .perEpisode)
+        try c.encode(perEpisodeStderr, forKey: .perEpisodeStderr)
+        try c.encode(trials, forKey: .trials)
+        try c.encode(seed, forKey: .seed)
+        try c.encode(adaptation, forKey: .adaptation)
+    }
+
+    public var adaptation: AdaptationCurve {
+        AdaptationCurve(axis: "episode in the trial", first: 1, values: perEpisode, stderr: perEpisodeStderr)
+    }
+
+    public func summary(algorithm: String, env: String) -> [String] {
+        [String(format: "%@ on %@: mean trial return %.3f ± %.3f (s.e.) over %d fresh trials%@",
+                algorithm, env, meanReturn, stderr, trials, greedy ? ", most probable actions" : ""),
+         "return by episode: " + zip(perEpisode, perEpisodeStderr).enumerated()
+            .map { String(format: "%d: %.3f±%.3f", $0.offset + 1, $0.element.0, $0.element.1) }.joined(separator: "  ")]
     }
 }
 

@@ -28,19 +28,31 @@ public struct Reptile<E: MetaEnv>: IterativeAlgorithm {
 
     public var iteration: Int { state.iteration }
     public var environmentSteps: Int { state.environmentSteps }
-    public var headlineMetric: String { "episode_reward_mean_adapt_\(config.innerAdaptationSteps)" }
+    public var headlineMetric: String { MAMLAlgorithm.headlineMetric(config) }
 
+    /// A fresh run; `config.mode` must be `.reptile`.
     public init(config: MAMLConfig, prototype: E, seed: UInt64) throws {
         self.config = config
         self.prototype = prototype
-        state = try MAML(config: config, prototype: prototype, seed: seed).state
+        state = try MAML(config: try Self.innerLoop(config), prototype: prototype, seed: seed).state
     }
 
+    /// Continues from a saved state after MAML's checks.
     public init(config: MAMLConfig, prototype: E, state: MAMLState) throws {
-        _ = try MAML(config: config, prototype: prototype, state: state)  // the same checks
+        _ = try MAML(config: try Self.innerLoop(config), prototype: prototype, state: state)
         self.config = config
         self.prototype = prototype
         self.state = state
+    }
+
+    /// The settings of the MAML inner loop Reptile runs (first order: no meta-gradient).
+    static func innerLoop(_ config: MAMLConfig) throws -> MAMLConfig {
+        guard config.mode == .reptile else {
+            throw MAMLError.unsupported("Reptile runs mode reptile (got \(config.mode.rawValue); MAML runs that)")
+        }
+        var inner = config
+        inner.mode = .firstOrder
+        return inner
     }
 
     /// θ + ε · (Σ_i w_i φ_i − θ) for weights summing to one.
@@ -56,7 +68,7 @@ public struct Reptile<E: MetaEnv>: IterativeAlgorithm {
         let start = Date()
         let tasks = prototype.sampleTasks(config.metaBatchSize, using: &state.rng)
         let seeds = tasks.map { _ in (0...config.innerAdaptationSteps).map { _ in state.rng.next() } }
-        var maml = try MAML(config: config, prototype: prototype, state: state)
+        var maml = try MAML(config: try Self.innerLoop(config), prototype: prototype, state: state)
         maml.threads = threads
         // The same inner loop as MAML: the parameters after each step and the episodes
         // each produced (the last batch measures the adapted policy).
@@ -76,5 +88,35 @@ public struct Reptile<E: MetaEnv>: IterativeAlgorithm {
             ("sample_seconds", finished.timeIntervalSince(start)),
             ("update_seconds", 0),
         ]
+    }
+}
+
+/// Reptile as `metarl train reptile` runs it (MAML-family settings, `mode: reptile`).
+public struct ReptileAlgorithm: AlgorithmDefinition {
+    public init() {}
+    public var name: String { "reptile" }
+    public var summary: String { "Reptile: adapt to each task, then move θ toward the adapted parameters by ε" }
+    public var settingsKey: String { "maml" }
+    public var defaultEnv: String { "point-nav" }
+    public var defaultThreads: Int { ProcessInfo.processInfo.activeProcessorCount }
+
+    public func prepare(_ settings: inout MAMLConfig) { settings.mode = .reptile }
+    public func headlineMetric(_ settings: MAMLConfig) -> String { MAMLAlgorithm.headlineMetric(settings) }
+
+    public func start<E: MetaEnv>(_ settings: MAMLConfig, prototype: E, seed: UInt64, threads: Int) throws -> any IterativeAlgorithm<MAMLState> {
+        var reptile = try Reptile(config: settings, prototype: prototype, seed: seed)
+        reptile.threads = threads
+        return reptile
+    }
+
+    public func restore<E: MetaEnv>(_ settings: MAMLConfig, prototype: E, state: MAMLState, threads: Int) throws -> any IterativeAlgorithm<MAMLState> {
+        var reptile = try Reptile(config: settings, prototype: prototype, state: state)
+        reptile.threads = threads
+        return reptile
+    }
+
+    public func evaluate<E: MetaEnv>(_ settings: MAMLConfig, state: MAMLState, prototype: E, options: MAMLEvaluationOptions,
+                                     seed: UInt64, threads: Int) throws -> MAMLEvaluation {
+        try MAMLEvaluation(settings, state: state, prototype: prototype, options: options, seed: seed, threads: threads)
     }
 }

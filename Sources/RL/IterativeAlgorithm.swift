@@ -1,7 +1,10 @@
+import Envs
+import Foundation
+
 /// A training algorithm as `Runs` drives it: a value whose `Codable` state is everything
 /// needed to continue, and one `iterate()` that performs an iteration and returns its
 /// metrics in a fixed order. Logging, checkpoints, resume and progress are the loop's job.
-public protocol IterativeAlgorithm {
+public protocol IterativeAlgorithm<State> {
     associatedtype State: Codable
     /// Everything a checkpoint saves.
     var state: State { get set }
@@ -19,9 +22,154 @@ public protocol IterativeAlgorithm {
 public struct NonFiniteError: Error, CustomStringConvertible {
     public var iteration: Int
     public var quantity: String
+    /// `quantity` went NaN or infinite in iteration `iteration`.
     public init(iteration: Int, quantity: String) {
         self.iteration = iteration
         self.quantity = quantity
     }
     public var description: String { "iteration \(iteration): \(quantity) is NaN or infinite; stopping (the last good checkpoint is kept)" }
+}
+
+// MARK: Settings
+
+/// A settings struct read from config files and command-line flags: every stored property
+/// has its default in `init()`, and `validate()` names the first one out of range.
+///
+/// Reading is one mechanism for every such struct (`Runs`' `SettingsCoding`): the keys a file
+/// or a flag gives are laid over the encoded defaults, so an absent key keeps its default
+/// and the synthesised `Codable` conformance is all a struct needs. Every key is a flag
+/// too, `--` plus the key path in kebab case (`trpo.maxKL` → `--trpo-max-kl`); ``flags``
+/// gives a shorter name or help text where wanted.
+public protocol SettingsTable: Codable, Sendable, Equatable {
+    /// The defaults.
+    init()
+    /// Throws a `ConfigError` naming the first setting (by key path) outside what is allowed.
+    func validate() throws(ConfigError)
+    /// Flag names and help for settings, by key path.
+    static var flags: [SettingFlag] { get }
+}
+
+extension SettingsTable {
+    public static var flags: [SettingFlag] { [] }
+    public func validate() throws(ConfigError) {}
+}
+
+/// An algorithm's settings: a ``SettingsTable`` with a number of iterations to train for.
+public protocol AlgorithmSettings: SettingsTable {
+    var iterations: Int { get set }
+}
+
+/// A command-line flag for one setting: its key path in the settings, the flag's name,
+/// and a line of help.
+public struct SettingFlag: Sendable, Equatable {
+    /// What kind of value a setting takes, for a key whose default is absent (an optional).
+    public enum Kind: String, Sendable { case integer, number, boolean, text, integers }
+
+    /// The dotted key path in the settings (`trpo.maxKL`).
+    public var key: String
+    /// The flag, with its dashes (`--max-kl`); nil: derived from the key.
+    public var flag: String?
+    public var help: String
+    /// Needed only when the default leaves the key out (an optional that defaults to nil).
+    public var kind: Kind?
+
+    /// A flag for the setting at `key`.
+    public init(_ key: String, flag: String? = nil, kind: Kind? = nil, help: String) {
+        self.key = key
+        self.flag = flag
+        self.help = help
+        self.kind = kind
+    }
+
+    /// The flag derived from a key path: `--` and the path in kebab case, dots as dashes.
+    public static func derivedFlag(_ key: String) -> String {
+        var out = "--", previousUpper = false
+        for c in key {
+            // An acronym (maxKL) stays one word: --max-kl.
+            if c == "." { out.append("-") } else if c.isUppercase, !previousUpper { out += "-" + c.lowercased() } else { out += c.lowercased() }
+            previousUpper = c.isUppercase
+        }
+        return out
+    }
+
+    /// The flag as shown and accepted.
+    public var name: String { flag ?? Self.derivedFlag(key) }
+}
+
+// MARK: Evaluation
+
+/// The adaptation curve of an evaluation: a mean and its standard error at each point of
+/// the axis (episode in the trial, inner step, trajectory), as `metarl plot --adaptation` draws it.
+public struct AdaptationCurve: Codable, Sendable, Equatable {
+    /// What the points are ("episode in the trial", "inner gradient steps", "trajectory").
+    public var axis: String
+    /// The axis value of the first point (1 for episodes and trajectories, 0 for inner steps).
+    public var first: Int
+    public var values: [Double]
+    public var stderr: [Double]
+
+    /// A curve of `values` ± `stderr` starting at `first` on `axis`.
+    public init(axis: String, first: Int, values: [Double], stderr: [Double]) {
+        self.axis = axis
+        self.first = first
+        self.values = values
+        self.stderr = stderr
+    }
+}
+
+/// What `metarl eval` reports for a run: encoded as its `--json` output, and as lines of text.
+public protocol EvaluationReport: Encodable, Sendable {
+    /// The curve `metarl plot --adaptation` draws.
+    var adaptation: AdaptationCurve { get }
+    /// The text `metarl eval` prints, given the algorithm's and the family's names.
+    func summary(algorithm: String, env: String) -> [String]
+}
+
+// MARK: Registration
+
+/// An algorithm as `metarl` and `Runs` know it: its names, settings and state types, and how
+/// to start, continue and evaluate it on any task family. Registering one value of a type
+/// conforming to this gives the algorithm `train`, `--resume`, `eval`, `--config`,
+/// `--print-config`, metrics.csv, TensorBoard, plots and NaN stops, through one generic path.
+public protocol AlgorithmDefinition: Sendable {
+    associatedtype Settings: AlgorithmSettings
+    associatedtype State: Codable & Sendable
+    associatedtype EvaluationOptions: SettingsTable
+    associatedtype Evaluation: EvaluationReport
+
+    /// The name `metarl train` takes and run directories record (`rl2`, `maml-fo`).
+    var name: String { get }
+    /// One line for `metarl train --help`.
+    var summary: String { get }
+    /// The run manifest's key for the settings (several algorithms may share one, as the
+    /// MAML family shares `maml`); by default the name.
+    var settingsKey: String { get }
+    /// The task family a run uses when none is given.
+    var defaultEnv: String { get }
+    /// Checkpoint every this many iterations, keeping this many, unless told otherwise.
+    var checkpointEvery: Int { get }
+    var keepCheckpoints: Int { get }
+    /// Threads when `--threads` is not given (results never depend on it).
+    var defaultThreads: Int { get }
+
+    /// Fixes what the algorithm's name implies about shared settings (`maml-fo` sets the
+    /// first-order mode); called after the file and the flags are applied.
+    func prepare(_ settings: inout Settings)
+    /// The metric a run is judged by (progress line, plots).
+    func headlineMetric(_ settings: Settings) -> String
+    /// A fresh run on `prototype`'s family; the seed fixes everything random.
+    func start<E: MetaEnv>(_ settings: Settings, prototype: E, seed: UInt64, threads: Int) throws -> any IterativeAlgorithm<State>
+    /// The run continued from a checkpoint's state (checked against the settings).
+    func restore<E: MetaEnv>(_ settings: Settings, prototype: E, state: State, threads: Int) throws -> any IterativeAlgorithm<State>
+    /// Meta-test of a checkpoint on fresh tasks of `prototype`'s family.
+    func evaluate<E: MetaEnv>(_ settings: Settings, state: State, prototype: E, options: EvaluationOptions, seed: UInt64,
+                              threads: Int) throws -> Evaluation
+}
+
+extension AlgorithmDefinition {
+    public var settingsKey: String { name }
+    public var checkpointEvery: Int { 10 }
+    public var keepCheckpoints: Int { 3 }
+    public var defaultThreads: Int { Swift.min(2, ProcessInfo.processInfo.activeProcessorCount) }
+    public func prepare(_ settings: inout Settings) {}
 }

@@ -19,7 +19,7 @@ import TensorCore
 /// The settings of a SAC run. Defaults follow the SAC paper (256 × 256 ReLU networks,
 /// Adam 3e-4, batch 256, γ 0.99, τ 0.005, automatic temperature) with a short random
 /// warm-up, sized for the 20 000-step pendulum budget.
-public struct SACConfig: Codable, Sendable, Equatable {
+public struct SACConfig: AlgorithmSettings {
     public var hiddenSizes: [Int] = [256, 256]
     public var update = SACUpdateSettings()
     public var batchSize: Int = 256
@@ -36,24 +36,6 @@ public struct SACConfig: Codable, Sendable, Equatable {
 
     public init() {}
 
-    public init(from decoder: any Decoder) throws {
-        self.init()
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        func read<T: Decodable>(_ key: CodingKeys, _ value: inout T) throws {
-            if let v = try c.decodeIfPresent(T.self, forKey: key) { value = v }
-        }
-        try read(.hiddenSizes, &hiddenSizes)
-        try read(.update, &update)
-        try read(.batchSize, &batchSize)
-        try read(.randomSteps, &randomSteps)
-        try read(.updatesPerStep, &updatesPerStep)
-        try read(.stepsPerIteration, &stepsPerIteration)
-        try read(.iterations, &iterations)
-        try read(.bufferCapacity, &bufferCapacity)
-        try read(.evalEpisodes, &evalEpisodes)
-        try read(.taskMixture, &taskMixture)
-    }
-
     /// Throws a `ConfigError` naming the first field out of range.
     public func validate() throws(ConfigError) {
         guard !hiddenSizes.isEmpty, hiddenSizes.allSatisfy({ (1...4096).contains($0) }) else {
@@ -68,6 +50,19 @@ public struct SACConfig: Codable, Sendable, Equatable {
         try ConfigError.check("bufferCapacity", bufferCapacity, 1...100_000_000)
         try ConfigError.check("evalEpisodes", evalEpisodes, 1...100_000)
     }
+
+    /// Command-line names and help (every other key is a flag by its own name).
+    public static let flags: [SettingFlag] = [
+        SettingFlag("iterations", help: "iterations, each at least --steps-per-iteration environment steps (with --resume: the new total)"),
+        SettingFlag("stepsPerIteration", help: "environment steps per iteration"),
+        SettingFlag("randomSteps", help: "uniformly random steps before learning starts"),
+        SettingFlag("hiddenSizes", help: "hidden sizes of the actor and critics, comma-separated"),
+        SettingFlag("batchSize", help: "minibatch size"),
+        SettingFlag("update.learningRate", flag: "--learning-rate", help: "Adam learning rate"),
+        SettingFlag("update.rewardScale", flag: "--reward-scale", help: "reward scale"),
+        SettingFlag("evalEpisodes", help: "evaluation episodes after each iteration"),
+        SettingFlag("taskMixture", help: "train on a fresh task every episode (the domain-randomisation baseline)"),
+    ]
 }
 
 /// Everything a SAC run needs to continue: the learner, the replay buffer, the generator,
@@ -93,7 +88,7 @@ public struct SAC<E: MetaEnv>: IterativeAlgorithm {
 
     public var iteration: Int { state.iteration }
     public var environmentSteps: Int { state.environmentSteps }
-    public var headlineMetric: String { "eval_return_mean" }
+    public var headlineMetric: String { SACAlgorithm().headlineMetric(config) }
 
     public init(config: SACConfig, prototype: E, seed: UInt64) throws {
         scaling = try ActionScaling(prototype.actionSpace)
@@ -192,6 +187,109 @@ public struct SAC<E: MetaEnv>: IterativeAlgorithm {
         return try runLockstepEpisodes(prototype: prototype, tasks: tasks, seed: seed) { observations in
             actor.actions(Tensor(shape: [tasks.count, n], values: observations), deterministic: true, using: &unused)
         }.returns
+    }
+}
+
+// MARK: Registration
+
+/// SAC as `metarl train sac` runs it.
+public struct SACAlgorithm: AlgorithmDefinition {
+    public init() {}
+    public var name: String { "sac" }
+    public var summary: String { "soft actor-critic on one task of a family (or, with --task-mixture, on a fresh task every episode)" }
+    public var defaultEnv: String { "pendulum-mass" }
+    public var checkpointEvery: Int { 5 }
+    public var keepCheckpoints: Int { 2 }
+
+    public func headlineMetric(_ settings: SACConfig) -> String { "eval_return_mean" }
+
+    public func start<E: MetaEnv>(_ settings: SACConfig, prototype: E, seed: UInt64, threads: Int) throws -> any IterativeAlgorithm<SACState> {
+        try SAC(config: settings, prototype: prototype, seed: seed)
+    }
+
+    public func restore<E: MetaEnv>(_ settings: SACConfig, prototype: E, state: SACState, threads: Int) throws -> any IterativeAlgorithm<SACState> {
+        try SAC(config: settings, prototype: prototype, state: state)
+    }
+
+    /// `trajectories` episodes (mean action) on each of `tasks` fresh tasks of the family (on
+    /// the run's own task unless it trained on the mixture).
+    public func evaluate<E: MetaEnv>(_ settings: SACConfig, state: SACState, prototype: E, options: TrajectoryEvaluationOptions,
+                                     seed: UInt64, threads: Int) throws -> TrajectoryEvaluation {
+        let sac = try SAC(config: settings, prototype: prototype, state: state)
+        var rng = Xoshiro256(seed: seed)
+        let taskList = settings.taskMixture ? prototype.sampleTasks(options.tasks, using: &rng)
+            : [E.Task](repeating: sac.fixedTask, count: options.tasks)
+        var perTask = [[Double]](repeating: [], count: options.tasks)
+        for _ in 0..<options.trajectories {
+            for (i, r) in try sac.evaluate(tasks: taskList, seed: rng.next()).enumerated() { perTask[i].append(r) }
+        }
+        return TrajectoryEvaluation(perTask: perTask, seed: seed, actions: "mean action")
+    }
+}
+
+/// How `metarl eval` runs a SAC or PEARL checkpoint.
+public struct TrajectoryEvaluationOptions: SettingsTable {
+    /// Trajectories per task (PEARL's adaptation curve by trajectory).
+    public var trajectories = 3
+    /// Fresh tasks to run.
+    public var tasks = 40
+    /// PEARL: act with the policy's mean given z instead of sampling (SAC always uses the mean).
+    public var meanAction = false
+    public init() {}
+    public static let flags = [
+        SettingFlag("trajectories", help: "trajectories per task (the adaptation curve by trajectory)"),
+        SettingFlag("tasks", help: "fresh tasks to run"),
+        SettingFlag("meanAction", help: "PEARL: act with the policy's mean given z instead of sampling (SAC always uses the mean)"),
+    ]
+    public func validate() throws(ConfigError) {
+        try ConfigError.check("trajectories", trajectories, 1...1000)
+        try ConfigError.check("tasks", tasks, 2...10_000_000)
+    }
+}
+
+/// Meta-test results of a SAC or PEARL run: the mean return of the k-th trajectory on a
+/// fresh task (PEARL's adaptation curve; flat for SAC, which has no context), with
+/// standard errors over tasks.
+public struct TrajectoryEvaluation: EvaluationReport {
+    public var returnsByTrajectory: [Double]
+    public var stderrByTrajectory: [Double]
+    public var tasks: Int
+    public var seed: UInt64
+    /// How actions were chosen, for the summary line.
+    public var actions: String
+
+    enum CodingKeys: String, CodingKey {
+        case returnsByTrajectory = "returns_by_trajectory", stderrByTrajectory = "stderr_by_trajectory", tasks, seed, adaptation
+    }
+
+    /// Statistics over tasks of `perTask[i][k]`, the return of task i's k-th trajectory.
+    public init(perTask: [[Double]], seed: UInt64, actions: String) {
+        let k = perTask.first?.count ?? 0
+        let byTrajectory = (0..<k).map { j in SampleStatistics(perTask.map { $0[j] }) }
+        returnsByTrajectory = byTrajectory.map(\.mean)
+        stderrByTrajectory = byTrajectory.map(\.standardError)
+        tasks = perTask.count
+        self.seed = seed
+        self.actions = actions
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(returnsByTrajectory, forKey: .returnsByTrajectory)
+        try c.encode(stderrByTrajectory, forKey: .stderrByTrajectory)
+        try c.encode(tasks, forKey: .tasks)
+        try c.encode(seed, forKey: .seed)
+        try c.encode(adaptation, forKey: .adaptation)
+    }
+
+    public var adaptation: AdaptationCurve {
+        AdaptationCurve(axis: "trajectory on the task", first: 1, values: returnsByTrajectory, stderr: stderrByTrajectory)
+    }
+
+    public func summary(algorithm: String, env: String) -> [String] {
+        ["\(algorithm) on \(env) over \(tasks) fresh tasks (\(actions)):",
+         "return by trajectory: " + zip(returnsByTrajectory, stderrByTrajectory).enumerated()
+            .map { String(format: "%d: %.2f±%.2f", $0.offset + 1, $0.element.0, $0.element.1) }.joined(separator: "  ")]
     }
 }
 

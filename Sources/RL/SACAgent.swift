@@ -114,20 +114,6 @@ public struct SACUpdateSettings: Codable, Sendable, Equatable {
 
     public init() {}
 
-    public init(from decoder: any Decoder) throws {
-        self.init()
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        func read<T: Decodable>(_ key: CodingKeys, _ value: inout T) throws {
-            if let v = try c.decodeIfPresent(T.self, forKey: key) { value = v }
-        }
-        try read(.learningRate, &learningRate)
-        try read(.gamma, &gamma)
-        try read(.polyak, &polyak)
-        try read(.rewardScale, &rewardScale)
-        try read(.initialTemperature, &initialTemperature)
-        targetEntropy = try c.decodeIfPresent(Double.self, forKey: .targetEntropy)
-    }
-
     /// Writes every key, `targetEntropy` as null when unset (so a config file lists it).
     public func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)

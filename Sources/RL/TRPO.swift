@@ -28,20 +28,6 @@ public struct TRPOSettings: Codable, Sendable, Equatable {
         self.backtrackSteps = backtrackSteps
     }
 
-    /// Reads the keys present, keeping the default for the others.
-    public init(from decoder: any Decoder) throws {
-        self.init()
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        func read<T: Decodable>(_ key: CodingKeys, _ value: inout T) throws {
-            if let v = try c.decodeIfPresent(T.self, forKey: key) { value = v }
-        }
-        try read(.maxKL, &maxKL)
-        try read(.damping, &damping)
-        try read(.conjugateGradientIterations, &conjugateGradientIterations)
-        try read(.backtrackFactor, &backtrackFactor)
-        try read(.backtrackSteps, &backtrackSteps)
-    }
-
     /// Throws a `ConfigError` naming the first field out of range; `prefix` is the path to
     /// these settings inside a larger config.
     public func validate(prefix: String = "") throws(ConfigError) {

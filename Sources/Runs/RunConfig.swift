@@ -1,5 +1,5 @@
+import Envs
 import Foundation
-import MetaRL
 import RL
 import Yams
 
@@ -17,34 +17,26 @@ import Yams
 // misspelt key is an error rather than a silently ignored line.
 
 /// Reads and writes run manifests as YAML, strictly: unknown keys, wrong types and
-/// out-of-range values are `ConfigError`s naming the key.
+/// out-of-range values are errors naming the key.
 public enum RunConfigFile {
-    /// The top-level keys; each algorithm's section is checked against its defaults' keys.
-    static let topLevelKeys: Set<String> = ["algorithm", "env", "envArguments", "seed", "rl2", "maml", "sac", "pearl"]
-
-    /// The algorithms `metarl train` knows, each with the manifest section holding its settings.
-    public static let sections = ["rl2": "rl2", "maml": "maml", "maml-fo": "maml", "meta-sgd": "maml", "reptile": "maml",
-                                  "sac": "sac", "pearl": "pearl"]
-
-    /// Parses `text` (the contents of `source`) into a manifest for `algorithm`; the
-    /// algorithm's section is filled with defaults where absent and validated.
-    public static func parse(_ text: String, source: String, algorithm: String) throws -> RunManifest {
+    /// Parses `text` (the contents of `source`) into a manifest for `algorithm`: its settings
+    /// section filled with defaults where absent, prepared and validated; the family (the
+    /// algorithm's default when none is named) checked against `families`.
+    public static func parse(_ text: String, source: String, algorithm: RegisteredAlgorithm,
+                             families: TaskFamilyRegistry) throws -> RunManifest {
         let node: Node?
         do { node = try Yams.compose(yaml: text) } catch {
             throw RunError("\(source): not valid YAML: \(String(describing: error).split(separator: "\n").first ?? "")")
         }
+        let topLevelKeys = Set(RunManifest.commonKeys + [algorithm.settingsKey])
         guard let node, let mapping = node.mapping else {
             throw RunError("\(source): a run config is a mapping of keys (\(topLevelKeys.sorted().joined(separator: ", ")))")
         }
         try checkKeys(mapping, allowed: topLevelKeys, path: "", source: source)
-        let templates = [("rl2", try template(RL2Config())), ("maml", try template(MAMLConfig())),
-                         ("sac", try template(SACConfig())), ("pearl", try template(PEARLConfig()))]
-        for (name, defaults) in templates {
-            guard let section = mapping[name] else { continue }
-            guard let sectionMapping = section.mapping else {
-                throw RunError("\(source): \(name): expected a mapping of settings")
-            }
-            try checkKeys(sectionMapping, against: defaults, path: "\(name).", source: source)
+        let key = algorithm.settingsKey
+        if let section = mapping[key] {
+            guard let sectionMapping = section.mapping else { throw RunError("\(source): \(key): expected a mapping of settings") }
+            try checkKeys(sectionMapping, against: algorithm.defaultSettings, path: "\(key).", source: source)
         }
         var manifest: RunManifest
         do {
@@ -52,37 +44,28 @@ public enum RunConfigFile {
         } catch let error as DecodingError {
             throw RunError("\(source): \(describe(error, in: node))")
         }
-        if manifest.algorithm.isEmpty { manifest.algorithm = algorithm }
-        guard manifest.algorithm == algorithm else {
-            throw RunError("\(source): algorithm: \"\(manifest.algorithm)\" is not allowed here; this command trains \(algorithm)")
+        if manifest.algorithm.isEmpty { manifest.algorithm = algorithm.name }
+        guard manifest.algorithm == algorithm.name else {
+            throw RunError("\(source): algorithm: \"\(manifest.algorithm)\" is not allowed here; this command trains \(algorithm.name)")
         }
-        if manifest.algorithm == "rl2" {
-            let config = manifest.rl2 ?? RL2Config()
-            do { try config.validate() } catch { throw RunError("\(source): rl2.\(error)") }
-            manifest.rl2 = config
-        } else if sections[manifest.algorithm] == "maml" {
-            var config = manifest.maml ?? MAMLConfig()
-            config.mode = MAMLTraining.mode(for: manifest.algorithm)
-            do { try config.validate() } catch { throw RunError("\(source): maml.\(error)") }
-            manifest.maml = config
-        } else if manifest.algorithm == "sac" {
-            let config = manifest.sac ?? SACConfig()
-            do { try config.validate() } catch { throw RunError("\(source): sac.\(error)") }
-            manifest.sac = config
-        } else if manifest.algorithm == "pearl" {
-            let config = manifest.pearl ?? PEARLConfig()
-            do { try config.validate() } catch { throw RunError("\(source): pearl.\(error)") }
-            manifest.pearl = config
+        if manifest.env.isEmpty { manifest.env = algorithm.defaultEnv }
+        manifest.settingsKey = key
+        do {
+            manifest.settings = try algorithm.resolve(manifest.settings)
+        } catch let error as ConfigError {
+            throw RunError("\(source): \(key).\(error)")
+        } catch let error as DecodingError {
+            throw RunError("\(source): \(key).\(describe(error, in: mapping[key] ?? node))")
         }
-        do { _ = try manifest.envSpec() } catch { throw RunError("\(source): \(error)") }
+        do { _ = try manifest.envSpec(in: families) } catch { throw RunError("\(source): \(error)") }
         return manifest
     }
 
     /// Reads the file at `path`.
-    public static func load(path: String, algorithm: String) throws -> RunManifest {
+    public static func load(path: String, algorithm: RegisteredAlgorithm, families: TaskFamilyRegistry) throws -> RunManifest {
         guard let data = FileManager.default.contents(atPath: path) else { throw RunError("\(path): cannot be read") }
         guard let text = String(data: data, encoding: .utf8) else { throw RunError("\(path): not UTF-8 text") }
-        return try parse(text, source: path, algorithm: algorithm)
+        return try parse(text, source: path, algorithm: algorithm, families: families)
     }
 
     /// The manifest as YAML, every setting spelt out, numbers as JSON writes them (shortest
@@ -117,12 +100,6 @@ public enum RunConfigFile {
 
     // MARK: Checking
 
-    /// The keys of a config encoded with its defaults, nested sections as sub-templates.
-    static func template<T: Encodable>(_ value: T) throws -> [String: Any] {
-        let data = try JSONEncoder().encode(value)
-        return (try JSONSerialization.jsonObject(with: data) as? [String: Any]) ?? [:]
-    }
-
     static func checkKeys(_ mapping: Node.Mapping, allowed: Set<String>, path: String, source: String) throws {
         for key in mapping.keys {
             guard let name = key.string, allowed.contains(name) else {
@@ -131,12 +108,15 @@ public enum RunConfigFile {
         }
     }
 
-    static func checkKeys(_ mapping: Node.Mapping, against template: [String: Any], path: String, source: String) throws {
-        try checkKeys(mapping, allowed: Set(template.keys), path: path, source: source)
+    /// Checks `mapping`'s keys against the keys of `template` (encoded defaults), nested
+    /// sections against their own.
+    static func checkKeys(_ mapping: Node.Mapping, against template: JSONValue, path: String, source: String) throws {
+        let members = template.object ?? [:]
+        try checkKeys(mapping, allowed: Set(members.keys), path: path, source: source)
         for (key, value) in mapping {
-            guard let name = key.string, let nested = template[name] as? [String: Any] else { continue }
+            guard let name = key.string, let nested = members[name], let nestedKeys = nested.object else { continue }
             guard let nestedMapping = value.mapping else {
-                throw RunError("\(source): \(path)\(name): expected a mapping with keys \(nested.keys.sorted().joined(separator: ", "))")
+                throw RunError("\(source): \(path)\(name): expected a mapping with keys \(nestedKeys.keys.sorted().joined(separator: ", "))")
             }
             try checkKeys(nestedMapping, against: nested, path: "\(path)\(name).", source: source)
         }

@@ -1,64 +1,86 @@
 import Envs
 import Foundation
-import MetaRL
 import NN
 import RL
 
 /// What a run directory was made by: the algorithm, the task family with its arguments,
 /// the seed and the algorithm's resolved settings. `metarl eval` reads it back.
+///
+/// As JSON (run.json) and YAML (config.yaml) it is one object: `algorithm`, `env`,
+/// `envArguments`, `seed`, and one more key, the algorithm's settings section (`rl2`,
+/// `maml`, …, ``AlgorithmDefinition/settingsKey``), kept here as data until the
+/// algorithm's own settings type reads it.
 public struct RunManifest: Codable, Sendable, Equatable {
     public var algorithm: String
     public var env: String
     public var envArguments: [String: Double]
     public var seed: UInt64
-    public var rl2: RL2Config?
-    /// The settings of maml, maml-fo, meta-sgd and reptile runs.
-    public var maml: MAMLConfig?
-    public var sac: SACConfig?
-    public var pearl: PEARLConfig?
+    /// The settings section's key ("" when a config file names none).
+    public var settingsKey: String
+    /// The settings section (an object), as written.
+    public var settings: JSONValue
 
-    public init(algorithm: String, env: EnvSpec, seed: UInt64, rl2: RL2Config? = nil, maml: MAMLConfig? = nil,
-                sac: SACConfig? = nil, pearl: PEARLConfig? = nil) {
+    /// The keys every manifest has besides its settings section.
+    public static let commonKeys = ["algorithm", "env", "envArguments", "seed"]
+
+    /// A manifest for `algorithm` on `env` with `settings` (a ``SettingsTable`` value) under `settingsKey`.
+    public init<S: Encodable>(algorithm: String, env: EnvSpec, seed: UInt64, settingsKey: String, settings: S) throws {
         self.algorithm = algorithm
-        self.env = env.family.rawValue
+        self.env = env.name
         self.envArguments = env.values
         self.seed = seed
-        self.rl2 = rl2
-        self.maml = maml
-        self.sac = sac
-        self.pearl = pearl
+        self.settingsKey = settingsKey
+        self.settings = try SettingsCoding.encode(settings)
     }
 
     /// Reads the keys present; absent ones default to no algorithm (the command supplies it),
-    /// bandits with default arguments, seed 0 and no settings section.
+    /// no family (the algorithm's default), seed 0 and no settings section. More than one
+    /// key besides the common ones is an error naming them.
     public init(from decoder: any Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        algorithm = try c.decodeIfPresent(String.self, forKey: .algorithm) ?? ""
-        env = try c.decodeIfPresent(String.self, forKey: .env) ?? "bandit"
-        envArguments = try c.decodeIfPresent([String: Double].self, forKey: .envArguments) ?? [:]
-        seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? 0
-        rl2 = try c.decodeIfPresent(RL2Config.self, forKey: .rl2)
-        maml = try c.decodeIfPresent(MAMLConfig.self, forKey: .maml)
-        sac = try c.decodeIfPresent(SACConfig.self, forKey: .sac)
-        pearl = try c.decodeIfPresent(PEARLConfig.self, forKey: .pearl)
+        let c = try decoder.container(keyedBy: AnyKey.self)
+        algorithm = try c.decodeIfPresent(String.self, forKey: AnyKey("algorithm")) ?? ""
+        env = try c.decodeIfPresent(String.self, forKey: AnyKey("env")) ?? ""
+        envArguments = try c.decodeIfPresent([String: Double].self, forKey: AnyKey("envArguments")) ?? [:]
+        seed = try c.decodeIfPresent(UInt64.self, forKey: AnyKey("seed")) ?? 0
+        let sections = c.allKeys.filter { !Self.commonKeys.contains($0.stringValue) }
+        guard sections.count <= 1 else {
+            throw DecodingError.dataCorrupted(.init(codingPath: [sections[1]],
+                debugDescription: "more than one settings section (\(sections.map(\.stringValue).sorted().joined(separator: ", "))); allowed: one"))
+        }
+        settingsKey = sections.first?.stringValue ?? ""
+        settings = try sections.first.map { try c.decode(JSONValue.self, forKey: $0) } ?? .object([:])
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: AnyKey.self)
+        try c.encode(algorithm, forKey: AnyKey("algorithm"))
+        try c.encode(env, forKey: AnyKey("env"))
+        try c.encode(envArguments, forKey: AnyKey("envArguments"))
+        try c.encode(seed, forKey: AnyKey("seed"))
+        if !settingsKey.isEmpty { try c.encode(settings, forKey: AnyKey(settingsKey)) }
+    }
+
+    /// The settings section read as `T` (absent keys at their defaults).
+    public func settings<T: SettingsTable>(as type: T.Type) throws -> T {
+        try SettingsCoding.decode(T.self, from: settings)
     }
 
     /// Applies a command line's task flags: `env` switches the family (dropping the old
     /// family's arguments), `arguments` (`key=value`) override the ones kept, `seed` replaces
     /// the seed. The result is checked against the family's argument ranges.
-    public mutating func override(env: String?, arguments: [String], seed: UInt64?) throws {
+    public mutating func override(env: String?, arguments: [String], seed: UInt64?, families: TaskFamilyRegistry) throws {
         if let env, env != self.env {
             self.env = env
             envArguments = [:]
         }
         let kept = envArguments.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
-        envArguments = try EnvSpec(family: self.env, arguments: kept + arguments).values
+        envArguments = try families.spec(self.env, arguments: kept + arguments).values
         if let seed { self.seed = seed }
     }
 
-    /// The task family, re-checked.
-    public func envSpec() throws -> EnvSpec {
-        try EnvSpec(family: env, arguments: envArguments.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" })
+    /// The task family, re-checked against the registry.
+    public func envSpec(in families: TaskFamilyRegistry) throws -> EnvSpec {
+        try families.spec(env, values: envArguments)
     }
 }
 

@@ -1,31 +1,29 @@
 import Foundation
+import RL
 import TensorCore
 
 /// Charts drawn from run directories and evaluation files (`metarl plot`).
 public enum RunPlots {
-    /// The metric a run is judged by, from its algorithm.
-    public static func headlineMetric(algorithm: String) -> String {
-        switch algorithm {
-        case "rl2": return "mean_trial_return"
-        case "sac": return "eval_return_mean"
-        default: return "mean_return"
-        }
-    }
-
     /// Learning curves of `runs` overlaid: `metric` (default: each run's headline) against
     /// `xAxis` (a metrics.csv column, e.g. environment_steps or iteration). The band is the
     /// metric's `_stderr` column where the run logs one (the standard error over that
     /// iteration's trials); otherwise the curve is a moving average over `window` iterations
     /// with the standard error of that window.
-    public static func learningCurves(runs: [URL], metric: String?, xAxis: String, window: Int = 10) throws -> LineChart {
+    /// The headline is the run's algorithm's (``AlgorithmDefinition/headlineMetric(_:)``), looked up in `algorithms`.
+    public static func learningCurves(runs: [URL], metric: String?, xAxis: String, window: Int = 10,
+                                      algorithms: AlgorithmRegistry) throws -> LineChart {
         var series: [LineChart.Series] = []
         var metricNames: Set<String> = []
         for run in runs {
             let directory = RunDirectory(run)
             let manifest = try directory.manifest()
-            let name = metric ?? manifest.maml.map { "episode_reward_mean_adapt_\($0.innerAdaptationSteps)" }
-                ?? manifest.pearl.map { "eval_return_trajectory_\($0.evalTrajectories)" }
-                ?? headlineMetric(algorithm: manifest.algorithm)
+            let name: String
+            if let metric { name = metric } else {
+                guard let algorithm = try? algorithms.algorithm(named: manifest.algorithm) else {
+                    throw RunError("\(run.path) was made by '\(manifest.algorithm)', which this program does not register (registered: \(algorithms.names.joined(separator: ", "))); give --metric")
+                }
+                name = try algorithm.headlineMetric(manifest.settings)
+            }
             metricNames.insert(name)
             let table = try readCSV(directory.metricsURL)
             guard let ys = table[name] else {
@@ -53,8 +51,9 @@ public enum RunPlots {
         return LineChart(title: "Learning curves", xLabel: xLabel, yLabel: yLabel, series: series)
     }
 
-    /// Adaptation curves from `metarl eval --json` files: the return by episode (RL²), by
-    /// inner step (MAML family) or by trajectory (PEARL), with standard-error bars.
+    /// Adaptation curves from `metarl eval --json` files: each file's `adaptation` curve (the
+    /// return by episode, inner step or trajectory, whatever the algorithm reports), with
+    /// standard-error bars. Files written before that key existed are read by their arrays.
     public static func adaptationCurves(files: [URL]) throws -> LineChart {
         let shapes: [(values: String, errors: String, axis: String, first: Double)] = [
             ("per_episode", "per_episode_stderr", "episode in the trial", 1),
@@ -67,6 +66,15 @@ public enum RunPlots {
             guard let data = FileManager.default.contents(atPath: file.path) else { throw RunError("\(file.path): cannot be read") }
             guard let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
                 throw RunError("\(file.path): not a JSON object (make it with `metarl eval DIR --json > FILE`)")
+            }
+            struct Report: Decodable { var adaptation: AdaptationCurve? }
+            if let curve = (try? JSONDecoder().decode(Report.self, from: data))?.adaptation {
+                guard !curve.values.isEmpty else { throw RunError("\(file.path): the adaptation curve is empty") }
+                axes.insert(curve.axis)
+                series.append(.init(label: file.deletingPathExtension().lastPathComponent,
+                                    x: curve.values.indices.map { Double($0 + curve.first) }, y: curve.values,
+                                    band: curve.stderr.count == curve.values.count ? curve.stderr : nil, markers: true))
+                continue
             }
             guard let shape = shapes.first(where: { object[$0.values] is [Any] }),
                   let values = (object[shape.values] as? [Any])?.compactMap({ ($0 as? NSNumber)?.doubleValue }), !values.isEmpty

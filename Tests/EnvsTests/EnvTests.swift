@@ -2,7 +2,7 @@ import Foundation
 import Testing
 import TensorCore
 @testable import Envs
-@testable import Baselines
+
 
 /// Dynamics on hand-computed cases, determinism, terminated vs truncated, invalid actions.
 @Suite struct EnvDynamicsTests {
@@ -216,136 +216,64 @@ import TensorCore
 }
 
 @Suite struct RegistryTests {
-    @Test func unknownFamiliesAndBadArgumentsNameTheValidOnes() {
-        #expect(throws: EnvSpecError.unknownFamily("bandits")) { try EnvSpec(family: "bandits") }
-        #expect((EnvSpecError.unknownFamily("x").description).contains("bandit, tabular-mdp, gridworld"))
-        #expect(throws: EnvSpecError.unknownArgument(family: "bandit", name: "k")) { try EnvSpec(family: "bandit", arguments: ["k=5"]) }
-        #expect(throws: EnvSpecError.badValue(family: "bandit", name: "arms", value: "1")) { try EnvSpec(family: "bandit", arguments: ["arms=1"]) }
-        #expect(throws: EnvSpecError.badValue(family: "bandit", name: "arms", value: "2.5")) { try EnvSpec(family: "bandit", arguments: ["arms=2.5"]) }
-        #expect(throws: EnvSpecError.malformedArgument("arms")) { try EnvSpec(family: "bandit", arguments: ["arms"]) }
-        #expect(EnvSpecError.badValue(family: "bandit", name: "arms", value: "1").description.contains("2…1000"))
+    let families = TaskFamilyRegistry.builtIn
+
+    @Test func unknownFamiliesAndBadArgumentsNameTheValidOnes() throws {
+        #expect(throws: EnvSpecError.unknownFamily("bandits", registered: families.names)) { try families.spec("bandits") }
+        #expect(EnvSpecError.unknownFamily("x", registered: families.names).description.contains("bandit, tabular-mdp, gridworld"))
+        #expect(throws: EnvSpecError.unknownArgument(family: "bandit", name: "k", valid: ["arms"])) { try families.spec("bandit", arguments: ["k=5"]) }
+        #expect(throws: EnvSpecError.self) { try families.spec("bandit", arguments: ["arms=1"]) }
+        #expect(throws: EnvSpecError.self) { try families.spec("bandit", arguments: ["arms=2.5"]) }
+        #expect(throws: EnvSpecError.malformedArgument("arms")) { try families.spec("bandit", arguments: ["arms"]) }
+        do { _ = try families.spec("bandit", arguments: ["arms=1"]); Issue.record("accepted arms=1") } catch {
+            #expect(error.description.contains("2…1000"))
+        }
+        do { _ = try families.spec("pendulum-mass", arguments: ["mass-low=3"]); Issue.record("accepted mass-low > mass-high") } catch {
+            #expect(error.description.contains("mass-high"))
+        }
     }
 
     @Test func everyFamilyOpensWithDefaults() throws {
         struct Describe: MetaEnvConsumer {
             func run<E: MetaEnv>(_ env: E) throws -> String { "\(env.observationSpace) \(env.actionSpace)" }
         }
-        for family in EnvFamily.allCases {
-            let text = try EnvSpec(family: family.rawValue).open(Describe())
+        #expect(families.names == ["bandit", "tabular-mdp", "gridworld", "harlow", "point-nav", "pendulum-mass", "cartpole-physics"])
+        for name in families.names {
+            let text = try families.spec(name).open(Describe())
             #expect(!text.isEmpty)
         }
     }
-}
 
-@Suite struct BanditBaselineTests {
-    /// The exact Bayes-optimal values of small problems, computed by hand.
-    @Test func bayesOptimalValuesOfSmallProblems() throws {
-        // One pull of anything: 1/2.
-        #expect(abs(try BayesOptimalBandit.expectedReturn(arms: 2, pulls: 1) - 0.5) < 1e-12)
-        // Two pulls, two arms: pull arm 0; stay after a success (mean 2/3), switch after a
-        // failure (fresh arm, 1/2): 1/2·(1 + 2/3) + 1/2·(1/2) = 13/12.
-        #expect(abs(try BayesOptimalBandit.expectedReturn(arms: 2, pulls: 2) - 13.0 / 12) < 1e-12)
-        // It is an upper bound on every strategy (checked against the simulated greedy).
-        let ceiling = try BayesOptimalBandit.expectedReturn(arms: 5, pulls: 10)
-        let greedy = evaluateBandit(EpsilonGreedyBandit(epsilon: 0), bandit: BernoulliBandit(arms: 5), pulls: 10, trials: 4000, seed: 1)
-        #expect(greedy.meanReturn < ceiling + 3 * greedy.standardError)
-        #expect(ceiling > 6.5 && ceiling < 6.8)
-        // Sizes whose belief space does not fit are refused with an error, not run out of memory.
-        #expect(throws: BaselineError.self) { try BayesOptimalBandit.check(arms: 5, pulls: 100) }
-        #expect(throws: BaselineError.self) { try BayesOptimalBandit.check(arms: 2, pulls: 500) }
-        try BayesOptimalBandit.check(arms: 5, pulls: 10)
-    }
-
-    /// Gittins indices against published values (Gittins, Glazebrook & Weber 2011, Table 8.1
-    /// style: the index of a fresh Beta(1, 1) arm rises with the discount).
-    @Test func gittinsIndexProperties() {
-        let g = GittinsBandit(discount: 0.9, depth: 200)
-        let fresh = g.index(alpha: 1, beta: 1)
-        #expect(fresh > 0.5 && fresh < 1)
-        #expect(g.index(alpha: 2, beta: 1) > fresh && g.index(alpha: 1, beta: 2) < fresh)
-        #expect(GittinsBandit(discount: 0.99, depth: 400).index(alpha: 1, beta: 1) > fresh)
-        // No discount left → the index is the mean.
-        #expect(abs(GittinsBandit(discount: 0.0, depth: 10).index(alpha: 3, beta: 1) - 0.75) < 1e-6)
-    }
-
-    @Test func strategiesBeatRandom() {
-        let bandit = BernoulliBandit(arms: 5)
-        let random = evaluateBandit(RandomBandit(), bandit: bandit, pulls: 10, trials: 3000, seed: 2)
-        #expect(abs(random.meanReturn - 5) < 4 * random.standardError)
-        for strategy in [AnyBandit(ThompsonBandit()), AnyBandit(UCB1Bandit(c: 0.2)), AnyBandit(EpsilonGreedyBandit(epsilon: 0))] {
-            let s = evaluateBandit(strategy, bandit: bandit, pulls: 10, trials: 3000, seed: 2)
-            #expect(s.meanReturn > random.meanReturn + 0.5)
+    /// A family defined outside the built-ins joins the registry the same way and opens as its own type.
+    @Test func aUserFamilyJoinsTheSameWay() throws {
+        struct Corridor: MetaEnv {
+            struct Task: Codable, Sendable, Equatable { var goal: Int }
+            var length: Int
+            var task = Task(goal: 0)
+            var position = 0
+            var observationSpace: Space { .box(low: 0, high: 1, shape: [1]) }
+            var actionSpace: Space { .discrete(2) }
+            var maxEpisodeSteps: Int { length }
+            func sampleTasks(_ n: Int, using rng: inout Xoshiro256) -> [Task] { (0..<n).map { _ in Task(goal: rng.uniformInt(below: length)) } }
+            mutating func setTask(_ task: Task) { self.task = task }
+            mutating func reset(observation: UnsafeMutableBufferPointer<Float>, using rng: inout Xoshiro256) { position = 0; observation[0] = 0 }
+            mutating func step(_ action: UnsafeBufferPointer<Float>, observation: UnsafeMutableBufferPointer<Float>,
+                               using rng: inout Xoshiro256) throws(InvalidAction) -> StepOutcome {
+                position += try discreteAction(action, count: 2, environment: "corridor") == 1 ? 1 : -1
+                observation[0] = Float(position) / Float(length)
+                return StepOutcome(reward: position == task.goal ? 1 : 0, terminated: position == task.goal, truncated: false)
+            }
         }
-    }
-}
-
-/// A type-erased strategy for looping over several in a test.
-struct AnyBandit: BanditStrategy {
-    var box: any BanditStrategy
-    init(_ s: any BanditStrategy) { box = s }
-    mutating func start(arms: Int, pulls: Int) { box.start(arms: arms, pulls: pulls) }
-    mutating func choose(step t: Int, using rng: inout Xoshiro256) -> Int { box.choose(step: t, using: &rng) }
-    mutating func record(arm: Int, reward: Float) { box.record(arm: arm, reward: reward) }
-}
-
-@Suite struct TabularMDPBaselineTests {
-    /// Backward induction on a hand-solved MDP. Two states, two actions, horizon 2:
-    /// in state 0, action 0 pays 1 and stays; action 1 pays 0 and moves to state 1, where
-    /// both actions pay 3 and stay. Best: move first (0 + 3 = 3) rather than stay (1 + 1 = 2);
-    /// at the last step, take the immediate 1 in state 0.
-    @Test func finiteHorizonPlanMatchesTheHandSolution() {
-        var plan = FiniteHorizonPlan()
-        plan.resize(states: 2, actions: 2, horizon: 2)
-        let rewards: [Double] = [1, 0, 3, 3]
-        let transitions: [Double] = [1, 0, 0, 1, 0, 1, 0, 1]
-        plan.solve(rewards: rewards, transitions: transitions)
-        #expect(plan.action(step: 0, state: 0) == 1 && plan.action(step: 1, state: 0) == 0)
-        #expect(plan.value(step: 0, state: 0) == 3 && plan.value(step: 1, state: 0) == 1)
-        #expect(plan.value(step: 0, state: 1) == 6 && plan.value(step: 2, state: 1) == 0)
-    }
-
-    /// The conjugate updates: mean reward (μ₀ + Σr) / (1 + n), transitions (1 + c) / (S + n).
-    @Test func posteriorMeansAreTheConjugateUpdates() {
-        var posterior = MDPPosterior(priorMean: 1)
-        posterior.start(states: 3, actions: 1)
-        posterior.record(state: 0, action: 0, reward: 2.5, next: 2)
-        posterior.record(state: 0, action: 0, reward: -0.5, next: 2)
-        var r = [Double](repeating: 0, count: 3), p = [Double](repeating: 0, count: 9)
-        posterior.writeMean(rewards: &r, transitions: &p)
-        #expect(abs(r[0] - 3.0 / 3) < 1e-12 && r[1] == 1)
-        #expect(abs(p[0] - 1.0 / 5) < 1e-12 && abs(p[2] - 3.0 / 5) < 1e-12 && abs(p[3] - 1.0 / 3) < 1e-12)
-        // Samples are stochastic rows centred on the mean.
-        var rng = Xoshiro256(seed: 3)
-        var sum = [Double](repeating: 0, count: 9)
-        for _ in 0..<20000 {
-            posterior.writeSample(rewards: &r, transitions: &p, using: &rng)
-            #expect(abs(p[0] + p[1] + p[2] - 1) < 1e-9)
-            for i in 0..<9 { sum[i] += p[i] / 20000 }
+        let family = TaskFamily(name: "corridor", summary: "a corridor with a hidden goal",
+                                arguments: [.integer("length", default: 5, in: 2...100, help: "cells")]) { Corridor(length: $0.int("length")) }
+        var registry = TaskFamilyRegistry.builtIn
+        try registry.register(family)
+        #expect(throws: EnvSpecError.duplicateFamily("corridor")) { try registry.register(family) }
+        struct Length: MetaEnvConsumer {
+            func run<E: MetaEnv>(_ env: E) throws -> Int { (env as? Corridor)?.length ?? -1 }
         }
-        #expect(abs(sum[2] - 0.6) < 0.01 && abs(sum[0] - 0.2) < 0.01)
-    }
-
-    /// One optimistic sample is PSRL, and UCRL2 with zero radii is episodic greedy:
-    /// the same seed gives the same trial returns.
-    @Test func degenerateSettingsReduceToSimplerStrategies() {
-        let mdp = TabularMDP()
-        let psrl = evaluateTabularMDP(PSRLStrategy(priorMean: 0), mdp: mdp, episodes: 3, trials: 50, seed: 4)
-        let opsrl = evaluateTabularMDP(OptimisticPSRLStrategy(samples: 1, priorMean: 0), mdp: mdp, episodes: 3, trials: 50, seed: 4)
-        #expect(psrl.meanReturn == opsrl.meanReturn)
-        let greedy = evaluateTabularMDP(EpsilonGreedyMDPStrategy(epsilon: 0, priorMean: 0), mdp: mdp, episodes: 3, trials: 50, seed: 4)
-        let ucrl2 = evaluateTabularMDP(UCRL2Strategy(delta: 0.1, scale: 0, priorMean: 0), mdp: mdp, episodes: 3, trials: 50, seed: 4)
-        #expect(greedy.meanReturn == ucrl2.meanReturn)
-    }
-
-    /// Exploring strategies beat random on n = 10 episodes by a wide margin (the RL² paper:
-    /// random 100, PSRL 138, BEB 150).
-    @Test func strategiesBeatRandom() {
-        let mdp = TabularMDP()
-        let random = evaluateTabularMDP(RandomMDPStrategy(), mdp: mdp, episodes: 10, trials: 400, seed: 5)
-        #expect(abs(random.meanReturn - 100) < 4 * random.standardError)
-        let psrl = evaluateTabularMDP(PSRLStrategy(priorMean: 0), mdp: mdp, episodes: 10, trials: 400, seed: 5)
-        let beb = evaluateTabularMDP(BEBStrategy(beta: 1, priorMean: 0), mdp: mdp, episodes: 10, trials: 400, seed: 5)
-        #expect(psrl.meanReturn > random.meanReturn + 25)
-        #expect(beb.meanReturn > psrl.meanReturn)
+        #expect(try registry.spec("corridor", arguments: ["length=9"]).open(Length()) == 9)
+        #expect(registry.listing.contains("corridor: a corridor with a hidden goal"))
+        #expect(registry.listing.contains("length=5  (2…100)  cells"))
     }
 }

@@ -59,7 +59,7 @@ import Testing
         for _ in 0..<3000 {
             let text = Self.mutate(Self.validYAML, using: &rng)
             do {
-                let manifest = try RunConfigFile.parse(text, source: "fuzz.yaml", algorithm: "rl2")
+                let manifest = try parseConfig(text, source: "fuzz.yaml", algorithm: "rl2")
                 try manifest.rl2!.validate()
                 accepted += 1
             } catch let error as RunError {
@@ -81,8 +81,7 @@ import Testing
         let prototype = BernoulliBandit(arms: 2)
         var rl2 = try RL2(config: config, prototype: prototype, seed: 2)
         _ = try rl2.iterate()
-        try directory.create(manifest: RunManifest(algorithm: "rl2", env: try EnvSpec(family: "bandit", arguments: ["arms=2"]),
-                                                   seed: 2, rl2: config))
+        try directory.create(manifest: try manifest("rl2", env: try spec("bandit", ["arms=2"]), seed: 2, config))
         try directory.saveCheckpoint(rl2.state, iteration: 1, keep: 1)
         let file = directory.checkpointsURL.appendingPathComponent("00000001.ckpt")
         let original = [UInt8](try Data(contentsOf: file))
@@ -157,8 +156,7 @@ import Testing
         let prototype = PendulumMass(horizon: 4)
         var pearl = try PEARL(config: config, prototype: prototype, seed: 2)
         _ = try pearl.iterate()
-        try directory.create(manifest: RunManifest(algorithm: "pearl", env: try EnvSpec(family: "pendulum-mass", arguments: ["horizon=4"]),
-                                                   seed: 2, pearl: config))
+        try directory.create(manifest: try manifest("pearl", env: try spec("pendulum-mass", ["horizon=4"]), seed: 2, config))
         try directory.saveCheckpoint(pearl.state, iteration: 1, keep: 1)
         let file = directory.checkpointsURL.appendingPathComponent("00000001.ckpt")
         let original = [UInt8](try Data(contentsOf: file))
@@ -207,8 +205,9 @@ import Testing
                          "rnn", "ppo", "trpo", "3", "0", "-5", "1e-3", "2.5", "nan", "inf", "-inf", "1e999", "99999999999999999999",
                          "", "/nonexistent/run.yaml", "/dev/null", "é"]
 
-    /// `metarl train rl2 … --print-config` on mutated argument lists: each exits with 0,
-    /// 2 (our one-line error) or 64 (the argument parser's usage error), never on a signal.
+    /// `metarl train rl2 … --print-config` on mutated argument lists: each exits with 0 or
+    /// 2 (our one-line error; `train` parses its options from the algorithm's settings table,
+    /// so there is no usage error of the argument parser's, 64, to expect), never on a signal.
     @Test func mutatedCommandLinesGiveNamedErrors() throws {
         let base = ["--env", "tabular-mdp", "--env-arg", "states=7", "--hidden", "16", "--episodes-per-trial", "3",
                     "--learning-rate", "1e-3", "--cell", "gru"]
@@ -247,6 +246,6 @@ import Testing
             }
         }
         print("fuzz command lines: exit statuses \(statuses.sorted { $0.key < $1.key }), no signals")
-        #expect((statuses[2] ?? 0) > 50 && (statuses[64] ?? 0) > 50 && (statuses[0] ?? 0) > 50, "\(statuses)")
+        #expect((statuses[2] ?? 0) > 50 && (statuses[0] ?? 0) > 50, "\(statuses)")
     }
 }

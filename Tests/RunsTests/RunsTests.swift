@@ -1,6 +1,7 @@
 import Envs
 import Foundation
 import MetaRL
+import MetaRLCLI
 import NN
 import RL
 @testable import Runs
@@ -43,18 +44,18 @@ func deterministicRows(_ url: URL) throws -> [String] {
         config.learningRate = 3e-4
         config.trpo.maxKL = 0.02
         config.cell = .lstm
-        let manifest = RunManifest(algorithm: "rl2", env: try EnvSpec(family: "tabular-mdp", arguments: ["states=7"]), seed: 9, rl2: config)
-        let text = try RunConfigFile.yaml(manifest)
+        let made = try manifest("rl2", env: try spec("tabular-mdp", ["states=7"]), seed: 9, config)
+        let text = try RunConfigFile.yaml(made)
         #expect(text.contains("hiddenSize: 48"))
         #expect(text.contains("states: 7"))
-        let back = try RunConfigFile.parse(text, source: "t.yaml", algorithm: "rl2")
-        #expect(back == manifest)
+        let back = try parseConfig(text, source: "t.yaml", algorithm: "rl2")
+        #expect(back == made)
         // Every cell kind reads back by its name.
         for kind in RecurrentCellChoice.Kind.allCases {
             config.cell = kind
-            let text = try RunConfigFile.yaml(RunManifest(algorithm: "rl2", env: try EnvSpec(family: "bandit"), seed: 1, rl2: config))
+            let text = try RunConfigFile.yaml(try manifest("rl2", env: try spec("bandit"), seed: 1, config))
             #expect(text.contains("cell: \(kind.rawValue)"))
-            #expect(try RunConfigFile.parse(text, source: "t.yaml", algorithm: "rl2").rl2?.cell == kind)
+            #expect(try parseConfig(text, source: "t.yaml", algorithm: "rl2").rl2?.cell == kind)
         }
     }
 
@@ -70,22 +71,23 @@ func deterministicRows(_ url: URL) throws -> [String] {
         var pearl = PEARLConfig()
         pearl.encoderHiddenSizes = [7]
         pearl.update.rewardScale = 100
-        let spec = try EnvSpec(family: "point-nav")
-        for manifest in [RunManifest(algorithm: "maml", env: spec, seed: 1, maml: maml),
-                         RunManifest(algorithm: "sac", env: spec, seed: 2, sac: sac),
-                         RunManifest(algorithm: "pearl", env: spec, seed: 3, pearl: pearl)] {
+        let pointNav = try spec("point-nav")
+        for manifest in [try manifest("maml", env: pointNav, seed: 1, maml),
+                         try manifest("sac", env: pointNav, seed: 2, sac),
+                         try manifest("pearl", env: pointNav, seed: 3, pearl)] {
             let text = try RunConfigFile.yaml(manifest)
-            let back = try RunConfigFile.parse(text, source: "t.yaml", algorithm: manifest.algorithm)
+            let back = try parseConfig(text, source: "t.yaml", algorithm: manifest.algorithm)
             #expect(back == manifest, "\(text)")
         }
     }
 
     @Test func absentKeysKeepTheirDefaults() throws {
-        let manifest = try RunConfigFile.parse("env: harlow\nrl2: {hiddenSize: 32}\n", source: "t.yaml", algorithm: "rl2")
+        let manifest = try parseConfig("env: harlow\nrl2: {hiddenSize: 32}\n", source: "t.yaml", algorithm: "rl2")
         var expected = RL2Config()
         expected.hiddenSize = 32
         #expect(manifest.rl2 == expected)
         #expect(manifest.env == "harlow")
+        #expect(manifest.settingsKey == "rl2")
         #expect(manifest.envArguments.isEmpty)
         #expect(manifest.seed == 0)
     }
@@ -109,7 +111,7 @@ func deterministicRows(_ url: URL) throws -> [String] {
     ])
     func badConfigsAreNamedErrors(text: String, mentions: [String]) {
         do {
-            _ = try RunConfigFile.parse(text, source: "bad.yaml", algorithm: "rl2")
+            _ = try parseConfig(text, source: "bad.yaml", algorithm: "rl2")
             Issue.record("accepted: \(text)")
         } catch {
             let message = "\(error)"
@@ -168,7 +170,7 @@ extension Array where Element == UInt8 {
     @Test func truncatedAndCorruptCheckpointsFallBack() throws {
         let directory = RunDirectory(temporaryDirectory("ckpt"))
         defer { try? FileManager.default.removeItem(at: directory.url) }
-        try directory.create(manifest: RunManifest(algorithm: "rl2", env: try EnvSpec(family: "bandit"), seed: 1, rl2: RL2Config()))
+        try directory.create(manifest: try manifest("rl2", env: try spec("bandit"), seed: 1, RL2Config()))
         for i in 1...3 { try directory.saveCheckpoint([Double(i), 2, 3], iteration: i, keep: 2) }
         #expect(directory.checkpointIterations() == [2, 3])
         // Truncate 3: it is reported and 2 is used.
@@ -196,14 +198,14 @@ extension Array where Element == UInt8 {
         defer { try? FileManager.default.removeItem(at: root) }
         func train(_ name: String, stops: [Int]) throws -> (Data, [String]) {
             let directory = RunDirectory(root.appendingPathComponent(name))
-            try directory.create(manifest: RunManifest(algorithm: "rl2", env: try EnvSpec(family: "bandit"), seed: 4,
-                                                       rl2: tinyRL2Config(iterations: 4)))
+            try directory.create(manifest: try manifest("rl2", env: try spec("bandit", ["arms=2"]), seed: 4, tinyRL2Config(iterations: 4)))
             for (i, stop) in stops.enumerated() {
                 var config = tinyRL2Config(iterations: 4)
                 config.iterations = stop
-                let training = RL2Training(config: config, seed: 4, directory: directory, resume: i > 0, checkpointEvery: 1,
-                                           progress: ProgressLine(isTerminal: false, output: { _ in }))
-                _ = try training.run(BernoulliBandit(arms: 2))
+                let request = TrainingRequest(settings: try SettingsCoding.encode(config), seed: 4, directory: directory, resume: i > 0,
+                                              checkpointEvery: 1, keepCheckpoints: 3, threads: 2,
+                                              progress: ProgressLine(isTerminal: false, output: { _ in }))
+                _ = try algorithm("rl2").train(request, on: try spec("bandit", ["arms=2"]))
             }
             let last = directory.checkpointsURL.appendingPathComponent("00000004.ckpt")
             return (try Data(contentsOf: last), try deterministicRows(directory.metricsURL))
@@ -320,14 +322,14 @@ func runMetarl(_ arguments: [String]) throws -> Int32 {
         let directory = RunDirectory(run)
         var manifest = try directory.manifest()
         #expect(manifest.rl2?.iterations == 2)
-        manifest.rl2!.learningRate = 5e-5
+        manifest.settings = manifest.settings.setting(.number(5e-5), at: "learningRate")
         let encoder = JSONEncoder()
         try encoder.encode(manifest).write(to: directory.manifestURL)
 
         #expect(try runMetarl(["train", "rl2", "--resume", run.path, "--iterations", "3"]) == 0)
         let resumed = try directory.manifest()
         #expect(resumed.rl2?.iterations == 3 && resumed.rl2?.learningRate == 5e-5)
-        #expect(try RunConfigFile.load(path: directory.configURL.path, algorithm: "rl2") == resumed)
+        #expect(try RunConfigFile.load(path: directory.configURL.path, algorithm: try algorithm("rl2"), families: catalog.families) == resumed)
         #expect(directory.checkpointIterations().last == 3)
     }
 }

@@ -1,0 +1,91 @@
+import ArgumentParser
+import Benchmarks
+import Foundation
+import MetaRL
+import NN
+import Runs
+
+/// `metarl bench`: the measurements of `Benchmarks`, printed.
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure the speed of parts of the system (build with -c release).",
+        subcommands: [Engine.self, EnvSteps.self, RL2Speed.self, MAMLSpeed.self])
+
+    struct Engine: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Tensor engine: MLP and GRU forward+backward, BLAS matmul, Hessian-vector product.")
+        @Flag(help: "Print one JSON object instead of a table.") var json = false
+        @Flag(help: "Fewer repetitions (a smoke test, not a measurement).") var quick = false
+
+        func run() throws {
+            let result = EngineBenchmark.run(quick: quick)
+            if json { try printJSON(result) } else { print(result.table) }
+        }
+    }
+
+    struct EnvSteps: CatalogCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "envs", abstract: "Environment steps per second of every registered task family, vectorised, one core.")
+        @Option(help: "Copies per VectorEnv.") var copies = 256
+        @Flag(help: "Print one JSON object instead of a table.") var json = false
+        @Flag(help: "Fewer repetitions (a smoke test, not a measurement).") var quick = false
+
+        func run(catalog: Catalog) throws {
+            guard copies >= 1 else { throw fail("--copies must be at least 1 (got \(copies))") }
+            try reportingErrors {
+                let result = try EnvBenchmark.run(copies: copies, quick: quick, families: catalog.families)
+                if json { try printJSON(result) } else { print(result.table) }
+            }
+        }
+    }
+
+    struct RL2Speed: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "rl2",
+            abstract: "RL² training speed at the PyTorch RL² implementation's settings (GRU-256, PPO 8 epochs, 240 000 steps per update).")
+        @Option(help: "Iterations to time (the first included).") var iterations: Int = 2
+        @Option(help: "Pulls per trial on bandits k = 5 (100: 2 400 trials per update).") var episodesPerTrial: Int = 100
+        @Option(help: "Trials per iteration (0: 240 000 steps' worth).") var trialsPerIteration: Int = 0
+        @Option(help: "Recurrent cell: gru, ln-gru or lstm (default: RL²'s default).") var cell: RecurrentCellChoice.Kind?
+        @Option(help: "Threads for the PPO update (default: the cores, at most 2).")
+        var threads: Int = min(2, ProcessInfo.processInfo.activeProcessorCount)
+        @Option(help: "A checkout of lucaslingle/pytorch_rl2: time it too (Benchmarks/pytorch_rl2_speed.py, one update, one thread) and print the ratio.")
+        var pytorchRL2: String?
+        @Option(help: "The Python that runs pytorch_rl2.") var python: String = "/usr/bin/python3"
+        @Flag(help: "Print one JSON object.") var json = false
+
+        func run() throws {
+            guard iterations >= 1, threads >= 1 else { throw fail("--iterations and --threads must be at least 1") }
+            try reportingErrors {
+                let result = try RL2SpeedBenchmark.run(iterations: iterations, episodesPerTrial: episodesPerTrial,
+                                                       trialsPerIteration: trialsPerIteration, cell: cell, threads: threads,
+                                                       pytorchRL2: pytorchRL2, python: python)
+                if json { try printJSON(result) } else { print(result.table) }
+            }
+        }
+    }
+
+    struct MAMLSpeed: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "maml",
+            abstract: "Seconds per MAML-TRPO meta-iteration on point-nav at the MAML paper's settings (20 tasks × 20 episodes, one inner step, 10 CG steps).")
+        @Option(help: "Meta-iterations to run; the median leaves out the first.") var iterations: Int = 10
+        @Option(help: "Threads for sampling and for the outer step (default: the cores).")
+        var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+        @Option(name: .customLong("pytorch-maml-rl"), help: "A checkout of tristandeleu/pytorch-maml-rl: time it too (Benchmarks/pytorch_maml_rl_run.py, one torch thread, same iterations) and print the ratio of medians.")
+        var pytorchMAMLRL: String?
+        @Option(help: "The Python that runs pytorch-maml-rl (it needs torch and gym 0.17; see the script's header).")
+        var python: String = "/usr/bin/python3"
+        @Flag(help: "Print one JSON object.") var json = false
+
+        func run() throws {
+            guard iterations >= 2, threads >= 1 else { throw fail("--iterations must be at least 2 and --threads at least 1") }
+            try reportingErrors {
+                let result = try MAMLSpeedBenchmark.run(iterations: iterations, threads: threads, pytorchMAMLRL: pytorchMAMLRL, python: python)
+                if json { try printJSON(result) } else { print(result.table) }
+            }
+        }
+    }
+}
+
+extension RecurrentCellChoice.Kind: ExpressibleByArgument {}

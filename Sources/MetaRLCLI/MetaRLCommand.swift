@@ -1,0 +1,89 @@
+import ArgumentParser
+import Envs
+import Foundation
+import MetaRL
+import RL
+import Runs
+
+/// The `metarl` command line as a library: `metarl` itself is `MetaRLCLI.main()`, and a
+/// user's own executable is the same command line with its task families and algorithms
+/// added, `MetaRLCLI.main(families: [MyFamily.family], algorithms: [RegisteredAlgorithm(MyAlgorithm())])`.
+public enum MetaRLCLI {
+    /// Parses the process's arguments (or `arguments`), runs the command with the built-in
+    /// catalog plus `families` and `algorithms`, and exits: 0 on success, 2 with one
+    /// `error:` line on bad input, 64 on a usage error.
+    public static func main(families: [TaskFamily] = [], algorithms: [RegisteredAlgorithm] = [], arguments: [String]? = nil) -> Never {
+        let catalog: Catalog
+        do { catalog = try Catalog.metarl.adding(families: families, algorithms: algorithms) } catch {
+            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+            exit(2)
+        }
+        do {
+            var command = try MetaRLCommand.parseAsRoot(arguments)
+            if var withCatalog = command as? any CatalogCommand {
+                try withCatalog.run(catalog: catalog)
+            } else {
+                try command.run()
+            }
+            exit(0)
+        } catch {
+            MetaRLCommand.exit(withError: error)
+        }
+    }
+}
+
+extension Catalog {
+    /// The algorithms MetaRL ships, registered as a user's are.
+    public static let builtInAlgorithms: [RegisteredAlgorithm] = [
+        RegisteredAlgorithm(RL2Algorithm()), RegisteredAlgorithm(MAMLAlgorithm(mode: .secondOrder)),
+        RegisteredAlgorithm(MAMLAlgorithm(mode: .firstOrder)), RegisteredAlgorithm(MAMLAlgorithm(mode: .metaSGD)),
+        RegisteredAlgorithm(ReptileAlgorithm()), RegisteredAlgorithm(SACAlgorithm()), RegisteredAlgorithm(PEARLAlgorithm()),
+    ]
+
+    /// `metarl`'s catalog: the seven built-in task families and the built-in algorithms.
+    public static var metarl: Catalog {
+        do { return Catalog(families: .builtIn, algorithms: try AlgorithmRegistry(builtInAlgorithms)) } catch {
+            preconditionFailure("the built-in algorithms have clashing names: \(error)")
+        }
+    }
+}
+
+/// A command that needs to know the registered families and algorithms. Run through
+/// ``MetaRLCLI/main(families:algorithms:arguments:)`` it gets that program's catalog; run
+/// alone, the built-in one.
+protocol CatalogCommand: ParsableCommand {
+    func run(catalog: Catalog) throws
+}
+
+extension CatalogCommand {
+    func run() throws { try run(catalog: .metarl) }
+}
+
+/// The root command.
+struct MetaRLCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "metarl",
+        abstract: "Meta-reinforcement learning: RL², MAML and relatives, PEARL.",
+        subcommands: [Quickstart.self, Train.self, Eval.self, Plot.self, Bench.self, EnvsCommand.self, Baseline.self])
+}
+
+/// Prints `value` as one JSON object with sorted keys.
+func printJSON<T: Encodable>(_ value: T) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys]
+    print(String(decoding: try encoder.encode(value), as: UTF8.self))
+}
+
+/// Prints a one-line error and returns the exit code to throw (user input problems, never a trap).
+func fail(_ message: String) -> ExitCode {
+    FileHandle.standardError.write(Data(("error: " + message + "\n").utf8))
+    return ExitCode(2)
+}
+
+/// Runs `body`, turning any error but an `ExitCode` into one `error:` line and exit code 2.
+func reportingErrors(_ body: () throws -> Void) throws {
+    do { try body() } catch let error as ExitCode { throw error } catch { throw fail("\(error)") }
+}
+
+/// Notes (a skipped checkpoint, a resume) on standard error.
+func printNote(_ note: String) { FileHandle.standardError.write(Data(("note: " + note + "\n").utf8)) }

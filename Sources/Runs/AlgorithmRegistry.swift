@@ -1,0 +1,277 @@
+import Envs
+import Foundation
+import RL
+
+/// An algorithm registered with `Runs`: an ``AlgorithmDefinition`` behind names and
+/// closures that work on any task family and on settings held as data, so that one
+/// training path, one evaluation path, one config reader and one command line serve every
+/// algorithm alike.
+public struct RegisteredAlgorithm: Sendable {
+    public let name: String
+    public let summary: String
+    public let settingsKey: String
+    public let defaultEnv: String
+    public let checkpointEvery: Int
+    public let keepCheckpoints: Int
+    public let defaultThreads: Int
+    /// The settings' defaults, as this algorithm prepares them.
+    public let defaultSettings: JSONValue
+    /// Every settings flag (table entries, then derived ones) and the evaluation options' flags.
+    public let settingFlags: [SettingFlag]
+    public let evaluationFlags: [SettingFlag]
+    public let defaultEvaluationOptions: JSONValue
+
+    let canonical: @Sendable (JSONValue) throws -> (settings: JSONValue, iterations: Int, headline: String)
+    let trainer: @Sendable (TrainingRequest, EnvSpec) throws -> TrainingOutcome
+    let evaluator: @Sendable (EvaluationRequest, EnvSpec) throws -> EvaluationOutput
+    let describeError: @Sendable (ConfigError) -> String
+    let describeEvaluationError: @Sendable (ConfigError) -> String
+
+    /// Registers `definition`.
+    public init<A: AlgorithmDefinition>(_ definition: A) {
+        name = definition.name
+        summary = definition.summary
+        settingsKey = definition.settingsKey
+        defaultEnv = definition.defaultEnv
+        checkpointEvery = definition.checkpointEvery
+        keepCheckpoints = definition.keepCheckpoints
+        defaultThreads = definition.defaultThreads
+        var defaults = A.Settings()
+        definition.prepare(&defaults)
+        defaultSettings = (try? SettingsCoding.encode(defaults)) ?? .object([:])
+        settingFlags = (try? SettingsCoding.flags(of: A.Settings.self)) ?? []
+        evaluationFlags = (try? SettingsCoding.flags(of: A.EvaluationOptions.self)) ?? []
+        defaultEvaluationOptions = (try? SettingsCoding.encode(A.EvaluationOptions())) ?? .object([:])
+        canonical = { given in
+            let settings = try Self.typed(definition, given)
+            return (try SettingsCoding.encode(settings), settings.iterations, definition.headlineMetric(settings))
+        }
+        trainer = { request, spec in
+            try spec.open(TrainingOpener(definition: definition, settings: try Self.typed(definition, request.settings), request: request))
+        }
+        evaluator = { request, spec in
+            let options = try SettingsCoding.decode(A.EvaluationOptions.self, from: request.options)
+            do { try options.validate() } catch let error as ConfigError { throw RunError(SettingsCoding.describe(error, in: A.EvaluationOptions.self)) }
+            let settings = try Self.typed(definition, request.settings)
+            guard let (_, state) = try request.directory.latestCheckpoint(A.State.self, notes: request.notes) else {
+                throw RunError("\(request.directory.url.path) has no usable checkpoint")
+            }
+            let report = try spec.open(EvaluationOpener(definition: definition, settings: settings, state: state, options: options,
+                                                        seed: request.seed, threads: request.threads))
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            return EvaluationOutput(json: try encoder.encode(report), lines: report.summary(algorithm: request.algorithm, env: spec.name),
+                                    adaptation: report.adaptation)
+        }
+        describeError = { SettingsCoding.describe($0, in: A.Settings.self) }
+        describeEvaluationError = { SettingsCoding.describe($0, in: A.EvaluationOptions.self) }
+    }
+
+    /// The settings read from `given`, prepared for this algorithm and validated.
+    static func typed<A: AlgorithmDefinition>(_ definition: A, _ given: JSONValue) throws -> A.Settings {
+        var settings = try SettingsCoding.decode(A.Settings.self, from: given)
+        definition.prepare(&settings)
+        try settings.validate()
+        return settings
+    }
+
+    /// `given` read, prepared and validated, written back with every key: what run.json records.
+    /// Errors are `ConfigError`s (by key path) or decoding errors.
+    public func resolve(_ given: JSONValue) throws -> JSONValue { try canonical(given).settings }
+
+    /// The iterations a resolved settings section asks for.
+    public func iterations(_ settings: JSONValue) throws -> Int { try canonical(settings).iterations }
+
+    /// The headline metric of a run with these settings.
+    public func headlineMetric(_ settings: JSONValue) throws -> String { try canonical(settings).headline }
+
+    /// A `ConfigError` of this algorithm's settings as one line naming the flag that sets it.
+    public func describe(_ error: ConfigError) -> String { describeError(error) }
+
+    /// Trains (or, with `request.resume`, continues) a run on `spec`'s family.
+    public func train(_ request: TrainingRequest, on spec: EnvSpec) throws -> TrainingOutcome { try trainer(request, spec) }
+
+    /// Evaluates the newest good checkpoint of a run on fresh tasks of `spec`'s family.
+    public func evaluate(_ request: EvaluationRequest, on spec: EnvSpec) throws -> EvaluationOutput { try evaluator(request, spec) }
+}
+
+/// What one training call needs besides the algorithm and the family.
+public struct TrainingRequest {
+    /// The settings section (read with defaults, prepared, validated by the algorithm).
+    public var settings: JSONValue
+    public var seed: UInt64
+    public var directory: RunDirectory
+    /// Continue from the newest good checkpoint instead of starting fresh.
+    public var resume: Bool
+    public var checkpointEvery: Int
+    public var keepCheckpoints: Int
+    public var threads: Int
+    public var progress: ProgressLine
+    /// Receives notes such as a skipped corrupt checkpoint.
+    public var notes: (String) -> Void
+
+    /// A request to train into `directory` with the algorithm's checkpoint defaults unless given.
+    public init(settings: JSONValue, seed: UInt64, directory: RunDirectory, resume: Bool, checkpointEvery: Int, keepCheckpoints: Int,
+                threads: Int, progress: ProgressLine = ProgressLine(), notes: @escaping (String) -> Void = { _ in }) {
+        self.settings = settings
+        self.seed = seed
+        self.directory = directory
+        self.resume = resume
+        self.checkpointEvery = checkpointEvery
+        self.keepCheckpoints = keepCheckpoints
+        self.threads = threads
+        self.progress = progress
+        self.notes = notes
+    }
+}
+
+/// Where a training call ended.
+public struct TrainingOutcome: Sendable, Equatable {
+    public var iteration: Int
+    public var environmentSteps: Int
+}
+
+/// What one evaluation call needs besides the algorithm and the family.
+public struct EvaluationRequest {
+    public var algorithm: String
+    public var settings: JSONValue
+    public var directory: RunDirectory
+    /// The evaluation options given (an object; absent keys at their defaults).
+    public var options: JSONValue
+    public var seed: UInt64
+    public var threads: Int
+    public var notes: (String) -> Void
+
+    public init(algorithm: String, settings: JSONValue, directory: RunDirectory, options: JSONValue, seed: UInt64, threads: Int,
+                notes: @escaping (String) -> Void = { _ in }) {
+        self.algorithm = algorithm
+        self.settings = settings
+        self.directory = directory
+        self.options = options
+        self.seed = seed
+        self.threads = threads
+        self.notes = notes
+    }
+}
+
+/// An evaluation's report: its JSON (sorted keys), its text lines, its adaptation curve.
+public struct EvaluationOutput: Sendable {
+    public var json: Data
+    public var lines: [String]
+    public var adaptation: AdaptationCurve
+
+    /// The JSON object's top-level numbers, by key (for callers that read one figure).
+    public var numbers: [String: Double] {
+        guard let object = try? JSONDecoder().decode(JSONValue.self, from: json).object else { return [:] }
+        return object.compactMapValues { v in
+            switch v {
+            case .integer(let i): Double(i)
+            case .number(let d): d
+            default: nil
+            }
+        }
+    }
+}
+
+/// Opens the family for training: starts or restores the algorithm and hands it to the loop.
+struct TrainingOpener<A: AlgorithmDefinition>: MetaEnvConsumer {
+    var definition: A
+    var settings: A.Settings
+    var request: TrainingRequest
+
+    func run<E: MetaEnv>(_ prototype: E) throws -> TrainingOutcome {
+        var algorithm: (any IterativeAlgorithm<A.State>)?
+        if request.resume {
+            if let (iteration, state) = try request.directory.latestCheckpoint(A.State.self, notes: request.notes) {
+                algorithm = try definition.restore(settings, prototype: prototype, state: state, threads: request.threads)
+                request.notes("resuming from iteration \(iteration)")
+            } else {
+                request.notes("no usable checkpoint in \(request.directory.url.path); starting from iteration 0")
+            }
+        }
+        var running = try algorithm ?? definition.start(settings, prototype: prototype, seed: request.seed, threads: request.threads)
+        var loop = TrainingLoop(directory: request.directory, iterations: settings.iterations, checkpointEvery: request.checkpointEvery,
+                                keepCheckpoints: request.keepCheckpoints, progress: request.progress)
+        try loop.run(&running)
+        return TrainingOutcome(iteration: running.iteration, environmentSteps: running.environmentSteps)
+    }
+}
+
+/// Opens the family for evaluation.
+struct EvaluationOpener<A: AlgorithmDefinition>: MetaEnvConsumer {
+    var definition: A
+    var settings: A.Settings
+    var state: A.State
+    var options: A.EvaluationOptions
+    var seed: UInt64
+    var threads: Int
+
+    func run<E: MetaEnv>(_ prototype: E) throws -> A.Evaluation {
+        try definition.evaluate(settings, state: state, prototype: prototype, options: options, seed: seed, threads: threads)
+    }
+}
+
+/// The algorithms a program knows, by name: the built-in ones and any the user adds.
+public struct AlgorithmRegistry: Sendable {
+    public private(set) var algorithms: [RegisteredAlgorithm]
+
+    public init() { algorithms = [] }
+
+    /// A registry of `algorithms`, refusing two with one name.
+    public init(_ algorithms: [RegisteredAlgorithm]) throws {
+        self.init()
+        for a in algorithms { try register(a) }
+    }
+
+    /// Adds `algorithm`; a name already registered is an error.
+    public mutating func register(_ algorithm: RegisteredAlgorithm) throws {
+        guard !algorithms.contains(where: { $0.name == algorithm.name }) else {
+            throw RunError("two algorithms are registered as '\(algorithm.name)'")
+        }
+        algorithms.append(algorithm)
+    }
+
+    public var names: [String] { algorithms.map(\.name) }
+
+    /// The algorithm registered as `name`, or an error naming the registered ones.
+    public func algorithm(named name: String) throws -> RegisteredAlgorithm {
+        guard let a = algorithms.first(where: { $0.name == name }) else {
+            throw RunError("unknown algorithm '\(name)'; registered: \(names.joined(separator: ", "))")
+        }
+        return a
+    }
+}
+
+/// What a program knows: its task families and its algorithms. `metarl`'s catalog is the
+/// built-in one (`MetaRLCLI`); a user's executable extends it with its own.
+public struct Catalog: Sendable {
+    public var families: TaskFamilyRegistry
+    public var algorithms: AlgorithmRegistry
+
+    public init(families: TaskFamilyRegistry, algorithms: AlgorithmRegistry) {
+        self.families = families
+        self.algorithms = algorithms
+    }
+
+    /// `self` with `families` and `algorithms` added (names must not clash).
+    public func adding(families: [TaskFamily] = [], algorithms: [RegisteredAlgorithm] = []) throws -> Catalog {
+        var catalog = self
+        for f in families { try catalog.families.register(f) }
+        for a in algorithms { try catalog.algorithms.register(a) }
+        return catalog
+    }
+
+    /// The algorithm that made a run, or an error naming the registered ones.
+    public func algorithm(of manifest: RunManifest, at path: String) throws -> RegisteredAlgorithm {
+        do { return try algorithms.algorithm(named: manifest.algorithm) } catch {
+            throw RunError("\(path) was made by '\(manifest.algorithm)', which this program does not register; registered: \(algorithms.names.joined(separator: ", "))")
+        }
+    }
+
+    /// The family a run trained on, or an error naming the registered ones.
+    public func envSpec(of manifest: RunManifest, at path: String) throws -> EnvSpec {
+        do { return try manifest.envSpec(in: families) } catch EnvSpecError.unknownFamily(let name, let registered) {
+            throw RunError("\(path) trained on env '\(name)', which this program does not register; registered: \(registered.joined(separator: ", "))")
+        }
+    }
+}

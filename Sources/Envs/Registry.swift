@@ -106,7 +106,7 @@ public struct TaskFamily: Sendable {
 
     /// A family whose environments `make` builds from checked arguments; `check` may refuse
     /// combinations the ranges alone allow (throw ``EnvSpecError/badValue(family:name:value:allowed:)``).
-    public init<E: MetaEnv>(
+    public init<E: MetaEnv & Sendable>(
         name: String, summary: String, arguments: [EnvArgument] = [],
         check: @escaping @Sendable (EnvArguments) throws(EnvSpecError) -> Void = { _ in },
         make: @escaping @Sendable (EnvArguments) throws -> E

@@ -20,7 +20,7 @@ public enum MetaRLCLI {
         }
         do {
             var command = try MetaRLCommand.parseAsRoot(arguments)
-            if var withCatalog = command as? any CatalogCommand {
+            if let withCatalog = command as? any CatalogCommand {
                 try withCatalog.run(catalog: catalog)
             } else {
                 try command.run()

@@ -9,33 +9,40 @@ import TensorCore
 /// ``taskStarted`` (a new trial and task: reset the agent's memory) and
 /// ``episodeEnded`` (the episode ended but the task goes on: keep the memory).
 public struct TrialEnv<E: MetaEnv> {
-    public private(set) var vector: VectorEnv<E>
+    @inlinable public var vector: VectorEnv<E> { _vector }
+    @usableFromInline var _vector: VectorEnv<E>
     public let episodesPerTrial: Int
     public let actionSpace: Space
     /// Width of one agent input row.
     public let inputSize: Int
     /// [count × inputSize]: what the agent sees before its next action.
-    public private(set) var inputs: [Float]
+    @inlinable public var inputs: [Float] { _inputs }
+    @usableFromInline var _inputs: [Float]
     /// Per copy: true when the next action is the first of a new trial (memory reset).
-    public private(set) var taskStarted: [Bool]
+    @inlinable public var taskStarted: [Bool] { _taskStarted }
+    @usableFromInline var _taskStarted: [Bool]
     /// Per copy, after a step: the step ended an episode.
-    public private(set) var episodeEnded: [Bool]
+    @inlinable public var episodeEnded: [Bool] { _episodeEnded }
+    @usableFromInline var _episodeEnded: [Bool]
     /// Per copy, after a step: the step ended the trial (its last episode).
-    public private(set) var trialEnded: [Bool]
+    @inlinable public var trialEnded: [Bool] { _trialEnded }
+    @usableFromInline var _trialEnded: [Bool]
     /// Per copy, after a step: the episode ended by a true termination.
-    public var terminated: [Bool] { vector.terminated }
-    public var rewards: [Float] { vector.rewards }
+    @inlinable public var terminated: [Bool] { _vector._terminated }
+    @inlinable public var rewards: [Float] { _vector._rewards }
     /// Per copy: the index of the current episode inside the trial.
-    public private(set) var episodeIndex: [Int]
+    @inlinable public var episodeIndex: [Int] { _episodeIndex }
+    @usableFromInline var _episodeIndex: [Int]
     /// If set, trials draw tasks from this list in turn instead of sampling.
     public var fixedTasks: [E.Task]?
-    var nextFixedTask = 0
+    @usableFromInline var nextFixedTask = 0
 
-    public var count: Int { vector.count }
+    @inlinable public var count: Int { _vector.count }
 
+    @inlinable
     public init(_ prototype: E, count: Int, episodesPerTrial: Int, seed: UInt64, fixedTasks: [E.Task]? = nil) {
         precondition(episodesPerTrial >= 1, "TrialEnv: episodesPerTrial must be at least 1")
-        vector = VectorEnv(prototype, count: count, seed: seed)
+        _vector = VectorEnv(prototype, count: count, seed: seed)
         self.episodesPerTrial = episodesPerTrial
         actionSpace = prototype.actionSpace
         let actionWidth: Int
@@ -43,71 +50,76 @@ public struct TrialEnv<E: MetaEnv> {
         case .discrete(let n): actionWidth = n
         case .box: actionWidth = prototype.actionSpace.flatSize
         }
-        inputSize = vector.observationSize + actionWidth + 2
-        inputs = [Float](repeating: 0, count: count * inputSize)
-        taskStarted = [Bool](repeating: true, count: count)
-        episodeEnded = [Bool](repeating: false, count: count)
-        trialEnded = episodeEnded
-        episodeIndex = [Int](repeating: 0, count: count)
+        inputSize = _vector.observationSize + actionWidth + 2
+        _inputs = [Float](repeating: 0, count: count * inputSize)
+        _taskStarted = [Bool](repeating: true, count: count)
+        _episodeEnded = [Bool](repeating: false, count: count)
+        _trialEnded = _episodeEnded
+        _episodeIndex = [Int](repeating: 0, count: count)
         self.fixedTasks = fixedTasks
         for i in 0..<count { startTrial(i) }
     }
 
+    @inlinable
     mutating func startTrial(_ i: Int) {
         let task: E.Task
         if let fixedTasks, !fixedTasks.isEmpty {
             task = fixedTasks[nextFixedTask % fixedTasks.count]
             nextFixedTask += 1
         } else {
-            task = vector.sampleTask(at: i)
+            task = _vector.sampleTask(at: i)
         }
-        vector.setTask(task, at: i)
-        vector.reset(at: i)
-        episodeIndex[i] = 0
-        taskStarted[i] = true
+        _vector.setTask(task, at: i)
+        _vector.reset(at: i)
+        _episodeIndex[i] = 0
+        _taskStarted[i] = true
         writeInput(i, action: nil, reward: 0, done: false)
     }
 
     /// The task copy `i` is running.
-    public func task(at i: Int) -> E.Task { vector.envs[i].task }
+    @inlinable
+    public func task(at i: Int) -> E.Task { _vector._envs[i].task }
 
+    @inlinable
     mutating func writeInput(_ i: Int, action: UnsafeBufferPointer<Float>?, reward: Float, done: Bool) {
-        let n = vector.observationSize, base = i * inputSize
-        for j in 0..<n { inputs[base + j] = vector.observations[i * n + j] }
+        let n = _vector.observationSize, base = i * inputSize
+        for j in 0..<n { _inputs[base + j] = _vector._observations[i * n + j] }
         let actionWidth = inputSize - n - 2
-        for j in 0..<actionWidth { inputs[base + n + j] = 0 }
+        for j in 0..<actionWidth { _inputs[base + n + j] = 0 }
         if let action {
             switch actionSpace {
-            case .discrete: inputs[base + n + Int(action[0])] = 1
-            case .box: for j in 0..<actionWidth { inputs[base + n + j] = action[j] }
+            case .discrete: _inputs[base + n + Int(action[0])] = 1
+            case .box: for j in 0..<actionWidth { _inputs[base + n + j] = action[j] }
             }
         }
-        inputs[base + n + actionWidth] = reward
-        inputs[base + n + actionWidth + 1] = done ? 1 : 0
+        _inputs[base + n + actionWidth] = reward
+        _inputs[base + n + actionWidth + 1] = done ? 1 : 0
     }
 
     /// Steps every copy with its row of `actions` [count × action flat size].
+    @inlinable
     public mutating func step(_ actions: UnsafeBufferPointer<Float>) throws(InvalidAction) {
-        try vector.step(actions)
-        let m = vector.actionSize
+        try _vector.step(actions)
+        let m = _vector.actionSize
         for i in 0..<count {
-            taskStarted[i] = false
-            let ended = vector.terminated[i] || vector.truncated[i]
-            episodeEnded[i] = ended
-            trialEnded[i] = false
+            _taskStarted[i] = false
+            let ended = _vector._terminated[i] || _vector._truncated[i]
+            _episodeEnded[i] = ended
+            _trialEnded[i] = false
             let action = UnsafeBufferPointer(rebasing: actions[(i * m)..<((i + 1) * m)])
             if ended {
-                episodeIndex[i] += 1
-                if episodeIndex[i] == episodesPerTrial {
-                    trialEnded[i] = true
+                _episodeIndex[i] += 1
+                if _episodeIndex[i] == episodesPerTrial {
+                    _trialEnded[i] = true
                     startTrial(i)
                     continue
                 }
             }
-            writeInput(i, action: action, reward: vector.rewards[i], done: ended)
+            writeInput(i, action: action, reward: _vector._rewards[i], done: ended)
         }
     }
 
+    @inlinable
     public mutating func step(_ actions: [Float]) throws(InvalidAction) {
         try actions.withUnsafeBufferPointer { (a: UnsafeBufferPointer<Float>) throws(InvalidAction) in try step(a) }
     }

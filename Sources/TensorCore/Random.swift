@@ -7,10 +7,10 @@ import Foundation
 /// checkpoint (it is `Codable`), and a seed reproduces a run exactly. ``split()`` gives an
 /// independent stream for a worker or an environment copy.
 public struct Xoshiro256: RandomNumberGenerator, Codable, Sendable, Equatable {
-    private var s0: UInt64
-    private var s1: UInt64
-    private var s2: UInt64
-    private var s3: UInt64
+    @usableFromInline var s0: UInt64
+    @usableFromInline var s1: UInt64
+    @usableFromInline var s2: UInt64
+    @usableFromInline var s3: UInt64
 
     /// A generator whose whole stream is fixed by `seed`.
     public init(seed: UInt64) {
@@ -25,7 +25,7 @@ public struct Xoshiro256: RandomNumberGenerator, Codable, Sendable, Equatable {
         s0 = splitMix(); s1 = splitMix(); s2 = splitMix(); s3 = splitMix()
     }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     public mutating func next() -> UInt64 {
         let result = ((s1 &* 5) << 7 | (s1 &* 5) >> 57) &* 9
         let t = s1 << 17
@@ -44,26 +44,26 @@ public struct Xoshiro256: RandomNumberGenerator, Codable, Sendable, Equatable {
     }
 
     /// A uniform Double in [0, 1) with 53 random bits.
-    @inline(__always)
+    @inlinable @inline(__always)
     public mutating func uniformDouble() -> Double {
         Double(next() >> 11) * 0x1.0p-53
     }
 
     /// A uniform Float in [0, 1) with 24 random bits.
-    @inline(__always)
+    @inlinable @inline(__always)
     public mutating func uniformFloat() -> Float {
         Float(next() >> 40) * 0x1.0p-24
     }
 
     /// A uniform integer in `0..<n`, without modulo bias.
-    @inline(__always)
+    @inlinable @inline(__always)
     public mutating func uniformInt(below n: Int) -> Int {
         precondition(n > 0, "uniformInt(below: \(n))")
         return Int(next(upperBound: UInt64(n)))
     }
 
     /// A standard normal sample (Box–Muller, one of the pair).
-    @inline(__always)
+    @inlinable @inline(__always)
     public mutating func normal() -> Double {
         let u1 = 1 - uniformDouble()  // (0, 1]: log is finite
         let u2 = uniformDouble()

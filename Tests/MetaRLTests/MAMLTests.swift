@@ -165,6 +165,17 @@ import Testing
 }
 
 @Suite struct ReptileTests {
+    /// Mode reptile has no meta-gradient: MAML refuses it (it used to run second-order MAML
+    /// silently), and Reptile refuses the other modes.
+    @Test func modesGoToTheirOwnAlgorithm() throws {
+        var config = MAMLConfig()
+        config.mode = .reptile
+        #expect(throws: MAMLError.self) { try MAML(config: config, prototype: PointNavigation(), seed: 1) }
+        _ = try Reptile(config: config, prototype: PointNavigation(), seed: 1)
+        config.mode = .secondOrder
+        #expect(throws: MAMLError.self) { try Reptile(config: config, prototype: PointNavigation(), seed: 1) }
+    }
+
     /// With two tasks and ε = 1, Reptile's update is model aggregation w·φ₁ + (1 − w)·φ₂;
     /// with ε < 1 it moves θ that fraction of the way to the average.
     @Test func twoTasksOneStepIsModelAggregation() {

@@ -1,0 +1,163 @@
+import Envs
+import Foundation
+import MetaRL
+import RL
+@testable import Runs
+import TensorCore
+import Testing
+
+/// An algorithm written outside the toolkit: random search over a constant action
+/// preference, on any discrete family. It exists to show that registration alone gives an
+/// algorithm training, resume, metrics, evaluation and NaN stops.
+struct CounterSettings: AlgorithmSettings {
+    var iterations = 4
+    var episodes = 8
+    /// The iteration whose metric is NaN (0: none), to exercise the NaN stop.
+    var nanAt = 0
+    static let flags = [SettingFlag("episodes", help: "episodes per iteration")]
+    func validate() throws(ConfigError) { try ConfigError.check("episodes", episodes, 1...1000) }
+}
+
+struct CounterState: Codable, Sendable, Equatable {
+    var rng: Xoshiro256
+    var iteration = 0
+    var steps = 0
+    var best = -Double.infinity
+}
+
+struct Counter<E: MetaEnv>: IterativeAlgorithm {
+    var settings: CounterSettings
+    var prototype: E
+    var state: CounterState
+    var iteration: Int { state.iteration }
+    var environmentSteps: Int { state.steps }
+    var headlineMetric: String { "best_return" }
+
+    mutating func iterate() throws -> [(String, Double)] {
+        var env = prototype
+        env.setTask(env.sampleTasks(1, using: &state.rng)[0])
+        let stats = try evaluateRandom(&env)
+        state.iteration += 1
+        state.steps += stats.steps
+        state.best = max(state.best, stats.mean)
+        let value = settings.nanAt == state.iteration ? Double.nan : state.best
+        return [("best_return", value), ("environment_steps", Double(state.steps))]
+    }
+
+    mutating func evaluateRandom(_ env: inout E) throws -> (mean: Double, steps: Int) {
+        var obs = [Float](repeating: 0, count: env.observationSpace.flatSize), total = 0.0, steps = 0
+        guard case .discrete(let n) = env.actionSpace else { throw ConfigError(field: "env", value: "box actions", allowed: "discrete") }
+        for _ in 0..<settings.episodes {
+            obs.withUnsafeMutableBufferPointer { env.reset(observation: $0, using: &state.rng) }
+            for _ in 0..<env.maxEpisodeSteps {
+                let outcome = try env.step([Float(state.rng.uniformInt(below: n))], using: &state.rng).outcome
+                total += Double(outcome.reward)
+                steps += 1
+                if outcome.episodeEnded { break }
+            }
+        }
+        return (total / Double(settings.episodes), steps)
+    }
+}
+
+struct CounterReport: EvaluationReport {
+    var best: Double
+    var adaptation: AdaptationCurve { AdaptationCurve(axis: "nothing", first: 0, values: [best], stderr: [0]) }
+    func summary(algorithm: String, env: String) -> [String] { ["\(algorithm) on \(env): best \(best)"] }
+}
+
+struct CounterDefinition: AlgorithmDefinition {
+    var name: String { "counter" }
+    var summary: String { "random search, for the registry tests" }
+    var defaultEnv: String { "bandit" }
+    func headlineMetric(_ settings: CounterSettings) -> String { "best_return" }
+    func start<E: MetaEnv>(_ settings: CounterSettings, prototype: E, seed: UInt64, threads: Int) throws -> any IterativeAlgorithm<CounterState> {
+        Counter(settings: settings, prototype: prototype, state: CounterState(rng: Xoshiro256(seed: seed)))
+    }
+    func restore<E: MetaEnv>(_ settings: CounterSettings, prototype: E, state: CounterState, threads: Int) throws -> any IterativeAlgorithm<CounterState> {
+        Counter(settings: settings, prototype: prototype, state: state)
+    }
+    func evaluate<E: MetaEnv>(_ settings: CounterSettings, state: CounterState, prototype: E, options: RL2EvaluationOptions,
+                              seed: UInt64, threads: Int) throws -> CounterReport {
+        CounterReport(best: state.best)
+    }
+}
+
+@Suite struct AlgorithmRegistryTests {
+    let counter = RegisteredAlgorithm(CounterDefinition())
+
+    func train(_ directory: RunDirectory, settings: JSONValue, resume: Bool = false) throws -> TrainingOutcome {
+        try counter.train(TrainingRequest(settings: settings, seed: 3, directory: directory, resume: resume, checkpointEvery: 1,
+                                          keepCheckpoints: 10, threads: 1, progress: ProgressLine(isTerminal: false, output: { _ in })),
+                          on: try spec("gridworld"))
+    }
+
+    /// A registered user algorithm trains, resumes exactly, logs and evaluates through the one path.
+    @Test func aUserAlgorithmGetsTheWholeRunMachinery() throws {
+        let root = temporaryDirectory("user-algorithm")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let straight = RunDirectory(root.appendingPathComponent("straight")), resumed = RunDirectory(root.appendingPathComponent("resumed"))
+        let settings = try counter.resolve(.object([:]))
+        for d in [straight, resumed] {
+            try d.create(manifest: RunManifest(algorithm: "counter", env: try spec("gridworld"), seed: 3, settingsKey: counter.settingsKey,
+                                               settings: try SettingsCoding.decode(CounterSettings.self, from: settings)))
+        }
+        #expect(try train(straight, settings: settings).iteration == 4)
+        _ = try train(resumed, settings: settings.setting(.integer(2), at: "iterations"))
+        _ = try train(resumed, settings: settings, resume: true)
+        let last = "checkpoints/00000004.ckpt"
+        #expect(try Data(contentsOf: straight.url.appendingPathComponent(last)) == Data(contentsOf: resumed.url.appendingPathComponent(last)))
+        #expect(try deterministicRows(straight.metricsURL) == deterministicRows(resumed.metricsURL))
+        #expect(TensorBoardEventWriter.existingFiles(in: straight.url).count == 1)
+        let output = try counter.evaluate(EvaluationRequest(algorithm: "counter", settings: settings, directory: straight,
+                                                            options: .object([:]), seed: 1, threads: 1), on: try spec("gridworld"))
+        #expect(output.lines.first?.hasPrefix("counter on gridworld: best") == true)
+        #expect(output.numbers["best"] != nil)
+        #expect(try counter.headlineMetric(settings) == "best_return")
+    }
+
+    /// A NaN metric stops the run naming the iteration; the last good checkpoint stays.
+    @Test func aNaNStopsTheRunAndKeepsTheLastGoodCheckpoint() throws {
+        let root = temporaryDirectory("user-nan")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let directory = RunDirectory(root.appendingPathComponent("run"))
+        let settings = try counter.resolve(.object(["nanAt": .integer(3)]))
+        try directory.create(manifest: RunManifest(algorithm: "counter", env: try spec("gridworld"), seed: 3, settingsKey: "counter",
+                                                   settings: try SettingsCoding.decode(CounterSettings.self, from: settings)))
+        #expect(throws: NonFiniteError.self) { try train(directory, settings: settings) }
+        #expect(directory.checkpointIterations() == [1, 2])
+    }
+
+    /// Settings come from one table: every key is a flag, absent keys keep their defaults,
+    /// errors name the key and the flag.
+    @Test func settingsAreOneMechanism() throws {
+        #expect(SettingFlag.derivedFlag("trpo.maxKL") == "--trpo-max-kl")
+        #expect(SettingFlag.derivedFlag("valueCoefficient") == "--value-coefficient")
+        let rl2 = try algorithm("rl2")
+        let names = rl2.settingFlags.map(\.name)
+        #expect(names.contains("--hidden") && names.contains("--value-coefficient") && names.contains("--trpo-max-kl"))
+        #expect(Set(names).count == names.count)
+        let resolved = try rl2.resolve(.object(["hiddenSize": .integer(32), "trpo": .object(["damping": .number(0.5)])]))
+        var expected = RL2Config()
+        expected.hiddenSize = 32
+        expected.trpo.damping = 0.5
+        #expect(try SettingsCoding.decode(RL2Config.self, from: resolved) == expected)
+        #expect(rl2.describe(ConfigError(field: "hiddenSize", value: "0", allowed: "1…4096")).hasPrefix("--hidden (hiddenSize): 0"))
+        // The MAML family's names fix the mode, whatever the file said.
+        let fo = try algorithm("maml-fo")
+        #expect(try SettingsCoding.decode(MAMLConfig.self, from: try fo.resolve(.object(["mode": .string("meta-sgd")]))).mode == .firstOrder)
+        #expect(try SettingsCoding.decode(MAMLConfig.self, from: try algorithm("reptile").resolve(.object([:]))).mode == .reptile)
+    }
+
+    /// A run whose algorithm or family this program does not register is a one-line error naming the registered ones.
+    @Test func unregisteredNamesInARunDirectoryAreNamedErrors() throws {
+        var made = try manifest("rl2", env: try spec("bandit"), seed: 1, RL2Config())
+        made.algorithm = "my-algo"
+        #expect(throws: RunError.self) { try catalog.algorithm(of: made, at: "DIR") }
+        do { _ = try catalog.algorithm(of: made, at: "DIR") } catch { #expect("\(error)".contains("registered: rl2, maml")) }
+        made.env = "my-family"
+        do { _ = try catalog.envSpec(of: made, at: "DIR"); Issue.record("accepted") } catch {
+            #expect("\(error)".contains("my-family") && "\(error)".contains("registered: bandit"))
+        }
+    }
+}

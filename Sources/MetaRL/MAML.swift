@@ -294,7 +294,7 @@ public struct MAML<E: MetaEnv>: IterativeAlgorithm {
                     }
                     return (loss.doubleScalar, grad.flatParameters.values)
                 }
-                let grad = meta.withFlatParameters(Tensor(shape: [meta.parameterCount], values: Self.sumInOrder(shares.map(\.1))))
+                let grad = meta.withFlatParameters(Self.sumInOrder(shares.map(\.1)))
                 lastLoss = shares.reduce(0) { $0 + $1.0 }
                 guard lastLoss.isFinite else { throw NonFiniteError(iteration: state.iteration + 1, quantity: "PPO outer loss") }
                 optimizer.update(&meta, along: grad)
@@ -386,15 +386,14 @@ public struct MAML<E: MetaEnv>: IterativeAlgorithm {
             let (gain, gradient) = NN.valueAndGradient(at: meta) { surrogate($0, i, secondOrder, false).gain }
             return (gain: gain.doubleScalar, gradient: gradient.flatParameters.values)
         }
-        let fisherProduct: ([Double]) -> [Double]
+        let fisherProduct: ([Tensor]) -> [Double]
         if let factors {
             // J v = v − α ∇²L_in·v, then F′(J v), then Jᵀ = J on that; each task's
             // activations for the two Hessians kept once.
             let recorded = concurrentMap(tasks, threads: threads) { i in
                 (inner: factors.alpha == 0 ? nil : factors.innerHessian(i), outer: factors.adaptedFisher(i))
             }
-            fisherProduct = { v in
-                let vector = meta.withFlatParameters(Tensor(shape: [v.count], values: v.map(Float.init))).parameters
+            fisherProduct = { vector in
                 let parts = concurrentMap(tasks, threads: threads) { i in
                     func jacobian(_ u: [Tensor]) -> [Tensor] {
                         guard let inner = recorded[i].inner else { return u }
@@ -413,32 +412,26 @@ public struct MAML<E: MetaEnv>: IterativeAlgorithm {
                     return surrogate(m, i, secondOrder, true).kl!
                 }
             }
-            fisherProduct = { v in
-                let vector = meta.withFlatParameters(Tensor(shape: [v.count], values: v.map(Float.init))).parameters
+            fisherProduct = { vector in
                 let parts = concurrentMap(tasks, threads: threads) { i in fisher[i](vector).flatMap(\.values) }
                 return Self.sumInOrder(parts).map(Double.init)
             }
         }
-        let evaluate: ([Double]) -> (gain: Double, kl: Double) = { theta in
-            let m = meta.withFlatParameters(Tensor(shape: [theta.count], values: theta.map(Float.init)))
-            var gain = 0.0, kl = 0.0
-            for (g, k) in concurrentMap(tasks, threads: threads, { i in
-                let share = surrogate(m, i, false, true)
-                return (share.gain.doubleScalar, share.kl!.doubleScalar)
-            }) {
-                gain += g
-                kl += k
-            }
-            return (gain, kl)
-        }
-        let theta = meta.flatParameters.values.map(Double.init)
-        let step = TRPO.step(parameters: theta, gradient: Self.sumInOrder(gradients.map(\.gradient)).map(Double.init),
-                             settings: config.trpo, fisherProduct: fisherProduct, evaluate: evaluate,
-                             gainAtStart: gradients.reduce(0) { $0 + $1.gain })
-        guard step.parameters.allSatisfy({ $0.isFinite }) else {
-            throw NonFiniteError(iteration: state.iteration + 1, quantity: "TRPO step")
-        }
-        let updated = meta.withFlatParameters(Tensor(shape: [theta.count], values: step.parameters.map(Float.init)))
+        let (updated, step) = try TRPO.step(
+            from: meta, gradient: Self.sumInOrder(gradients.map(\.gradient)).map(Double.init), settings: config.trpo,
+            iteration: state.iteration + 1, fisherProduct: fisherProduct,
+            evaluate: { m in
+                var gain = 0.0, kl = 0.0
+                for (g, k) in concurrentMap(tasks, threads: threads, { i in
+                    let share = surrogate(m, i, false, true)
+                    return (share.gain.doubleScalar, share.kl!.doubleScalar)
+                }) {
+                    gain += g
+                    kl += k
+                }
+                return (gain, kl)
+            },
+            gainAtStart: gradients.reduce(0) { $0 + $1.gain })
         state.policy = updated.policy
         state.stepSizes = updated.stepSizes
         return [("trpo_kl", step.kl), ("trpo_improvement", step.improvement), ("trpo_accepted", step.accepted ? 1 : 0),
@@ -538,6 +531,8 @@ public struct MAMLEvaluation: EvaluationReport {
     public var adaptationDeltaStderr: Double
     public var tasks: Int
     public var seed: UInt64
+    /// The return by inner step, as `metarl plot --adaptation` reads it.
+    public let adaptation: AdaptationCurve
 
     enum CodingKeys: String, CodingKey {
         case returnsByStep = "returns_by_step", stderrByStep = "stderr_by_step", adaptationDelta = "adaptation_delta"
@@ -561,21 +556,7 @@ public struct MAMLEvaluation: EvaluationReport {
         adaptationDeltaStderr = delta.standardError
         tasks = options.tasks
         self.seed = seed
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(returnsByStep, forKey: .returnsByStep)
-        try c.encode(stderrByStep, forKey: .stderrByStep)
-        try c.encode(adaptationDelta, forKey: .adaptationDelta)
-        try c.encode(adaptationDeltaStderr, forKey: .adaptationDeltaStderr)
-        try c.encode(tasks, forKey: .tasks)
-        try c.encode(seed, forKey: .seed)
-        try c.encode(adaptation, forKey: .adaptation)
-    }
-
-    public var adaptation: AdaptationCurve {
-        AdaptationCurve(axis: "inner gradient steps", first: 0, values: returnsByStep, stderr: stderrByStep)
+        adaptation = AdaptationCurve(axis: "inner gradient steps", first: 0, values: returnsByStep, stderr: stderrByStep)
     }
 
     public func summary(algorithm: String, env: String) -> [String] {

@@ -601,39 +601,33 @@ public struct RL2<E: MetaEnv>: IterativeAlgorithm {
         // Fisher-vector products on a subsample of the minibatches, rescaled to the batch.
         let fisherCount = Swift.max(1, Int((Double(minibatches.count) * config.fisherSubsample).rounded()))
         let fisherScale = Double(minibatches.count) / Double(fisherCount)
-        let fisherProduct: ([Double]) -> [Double] = { v in
-            var out = [Double](repeating: 0, count: v.count)
-            let parts = oldPolicy.withFlatParameters(Tensor(shape: [v.count], values: v.map(Float.init))).parameters
-            for i in 0..<fisherCount {
-                let hv = hessianVectorProduct(at: oldPolicy.parameters, vector: parts) { p in
-                    var policy = oldPolicy
-                    policy.parameters = p
-                    return surrogate(policy, i).kl
+        let (policy, step) = try TRPO.step(
+            from: oldPolicy, gradient: gradient, settings: config.trpo, iteration: state.iteration + 1,
+            fisherProduct: { parts in
+                var out = [Double](repeating: 0, count: gradient.count)
+                for i in 0..<fisherCount {
+                    let hv = hessianVectorProduct(at: oldPolicy.parameters, vector: parts) { p in
+                        var policy = oldPolicy
+                        policy.parameters = p
+                        return surrogate(policy, i).kl
+                    }
+                    var offset = 0
+                    for t in hv {
+                        for x in t.values { out[offset] += fisherScale * Double(x); offset += 1 }
+                    }
                 }
-                var offset = 0
-                for t in hv {
-                    for x in t.values { out[offset] += fisherScale * Double(x); offset += 1 }
+                return out
+            },
+            evaluate: { policy in
+                var gain = 0.0, kl = 0.0
+                for i in minibatches.indices {
+                    let (g, k) = surrogate(policy, i)
+                    gain += g.doubleScalar
+                    kl += k.doubleScalar
                 }
-            }
-            return out
-        }
-        let evaluate: ([Double]) -> (gain: Double, kl: Double) = { theta in
-            let policy = oldPolicy.withFlatParameters(Tensor(shape: [theta.count], values: theta.map(Float.init)))
-            var gain = 0.0, kl = 0.0
-            for i in minibatches.indices {
-                let (g, k) = surrogate(policy, i)
-                gain += g.doubleScalar
-                kl += k.doubleScalar
-            }
-            return (gain, kl)
-        }
-        let theta = oldPolicy.flatParameters.values.map(Double.init)
-        let step = TRPO.step(parameters: theta, gradient: gradient, settings: config.trpo,
-                             fisherProduct: fisherProduct, evaluate: evaluate)
-        guard step.parameters.allSatisfy({ $0.isFinite }) else {
-            throw NonFiniteError(iteration: state.iteration + 1, quantity: "TRPO step")
-        }
-        state.model.policy = oldPolicy.withFlatParameters(Tensor(shape: [theta.count], values: step.parameters.map(Float.init)))
+                return (gain, kl)
+            })
+        state.model.policy = policy
 
         // Value function: Adam epochs on the squared error to the GAE returns.
         var valueLoss = 0.0, count = 0.0
@@ -726,7 +720,10 @@ public struct RL2Evaluation: EvaluationReport {
     public var perEpisodeStderr: [Double]
     public var trials: Int
     public var seed: UInt64
+    /// Whether the most probable action was taken at every step (not written to JSON).
     public var greedy: Bool
+    /// The return by episode index, as `metarl plot --adaptation` reads it.
+    public let adaptation: AdaptationCurve
 
     enum CodingKeys: String, CodingKey {
         case meanReturn = "mean_return", stderr, perEpisode = "per_episode", perEpisodeStderr = "per_episode_stderr", trials, seed
@@ -742,21 +739,7 @@ public struct RL2Evaluation: EvaluationReport {
         self.trials = trials
         self.seed = seed
         self.greedy = greedy
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(meanReturn, forKey: .meanReturn)
-        try c.encode(stderr, forKey: .stderr)
-        try c.encode(perEpisode, forKey: .perEpisode)
-        try c.encode(perEpisodeStderr, forKey: .perEpisodeStderr)
-        try c.encode(trials, forKey: .trials)
-        try c.encode(seed, forKey: .seed)
-        try c.encode(adaptation, forKey: .adaptation)
-    }
-
-    public var adaptation: AdaptationCurve {
-        AdaptationCurve(axis: "episode in the trial", first: 1, values: perEpisode, stderr: perEpisodeStderr)
+        adaptation = AdaptationCurve(axis: "episode in the trial", first: 1, values: perEpisode, stderr: perEpisodeStderr)
     }
 
     public func summary(algorithm: String, env: String) -> [String] {

@@ -58,6 +58,19 @@ extension ParameterCollection {
         Tensor.concat(parameters.map { $0.reshaped([-1]) }, axis: 0)
     }
 
+    /// The parameters as one Double vector (the flat vectors of conjugate gradient and line searches).
+    public var flatParameterValues: [Double] { flatParameters.values.map(Double.init) }
+
+    /// A copy whose parameters are read, in order, from `values` (rounded to Float).
+    public func withFlatParameters(_ values: [Double]) -> Self {
+        withFlatParameters(Tensor(shape: [values.count], values: values.map(Float.init)))
+    }
+
+    /// A copy whose parameters are read, in order, from `values`.
+    public func withFlatParameters(_ values: [Float]) -> Self {
+        withFlatParameters(Tensor(shape: [values.count], values: values))
+    }
+
     /// A copy whose parameters are read, in order, from the vector `flat`.
     public func withFlatParameters(_ flat: Tensor) -> Self {
         precondition(flat.shape == [parameterCount], "withFlatParameters: vector \(flat.shape) for \(parameterCount) scalars")

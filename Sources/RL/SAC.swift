@@ -255,8 +255,10 @@ public struct TrajectoryEvaluation: EvaluationReport {
     public var stderrByTrajectory: [Double]
     public var tasks: Int
     public var seed: UInt64
-    /// How actions were chosen, for the summary line.
+    /// How actions were chosen, for the summary line (not written to JSON).
     public var actions: String
+    /// The return by trajectory, as `metarl plot --adaptation` reads it.
+    public let adaptation: AdaptationCurve
 
     enum CodingKeys: String, CodingKey {
         case returnsByTrajectory = "returns_by_trajectory", stderrByTrajectory = "stderr_by_trajectory", tasks, seed, adaptation
@@ -271,19 +273,7 @@ public struct TrajectoryEvaluation: EvaluationReport {
         tasks = perTask.count
         self.seed = seed
         self.actions = actions
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(returnsByTrajectory, forKey: .returnsByTrajectory)
-        try c.encode(stderrByTrajectory, forKey: .stderrByTrajectory)
-        try c.encode(tasks, forKey: .tasks)
-        try c.encode(seed, forKey: .seed)
-        try c.encode(adaptation, forKey: .adaptation)
-    }
-
-    public var adaptation: AdaptationCurve {
-        AdaptationCurve(axis: "trajectory on the task", first: 1, values: returnsByTrajectory, stderr: stderrByTrajectory)
+        adaptation = AdaptationCurve(axis: "trajectory on the task", first: 1, values: returnsByTrajectory, stderr: stderrByTrajectory)
     }
 
     public func summary(algorithm: String, env: String) -> [String] {

@@ -117,4 +117,19 @@ public enum TRPO {
         }
         return StepResult(parameters: theta, accepted: false, kl: 0, improvement: 0, backtracks: settings.backtrackSteps)
     }
+
+    /// One TRPO update of a parameter collection, the driver RL² and the MAML family share:
+    /// the flat-vector conversions are made here. `fisherProduct` receives the direction
+    /// shaped as `start`'s parameters; `evaluate` a candidate collection. The result's
+    /// parameters are checked finite (a `NonFiniteError` for `iteration` otherwise).
+    public static func step<P: ParameterCollection>(
+        from start: P, gradient: [Double], settings: TRPOSettings, iteration: Int,
+        fisherProduct: ([Tensor]) -> [Double], evaluate: (P) -> (gain: Double, kl: Double), gainAtStart: Double? = nil
+    ) throws -> (updated: P, result: StepResult) {
+        let result = step(parameters: start.flatParameterValues, gradient: gradient, settings: settings,
+                          fisherProduct: { fisherProduct(start.withFlatParameters($0).parameters) },
+                          evaluate: { evaluate(start.withFlatParameters($0)) }, gainAtStart: gainAtStart)
+        guard result.parameters.allSatisfy({ $0.isFinite }) else { throw NonFiniteError(iteration: iteration, quantity: "TRPO step") }
+        return (start.withFlatParameters(result.parameters), result)
+    }
 }

@@ -284,21 +284,21 @@ public struct MAML<E: MetaEnv>: IterativeAlgorithm {
             // Adam epochs on −E[min(ρÂ, clip(ρ, 1 ± ε)Â)], ρ = π_θ′/π_θ′,old, through the inner step.
             var optimizer = state.optimizer ?? Adam(learningRate: config.outerLearningRate)
             var lastLoss = 0.0
-            for _ in 0..<config.ppoEpochs {
-                let current = meta
-                let shares = concurrentMap(tasks.count, threads: threads) { i in
-                    let (loss, grad) = NN.valueAndGradient(at: current) { m -> Tensor in
-                        let (_, rho) = ratio(m, task: i, secondOrder: secondOrder)
-                        let a = advantages[i][last]
-                        return -(Tensor.minimum(rho * a, rho.clamped(1 - config.ppoClip, 1 + config.ppoClip) * a) * weight(task: i)).sum()
+            try PPO.optimize(
+                &meta, optimizer: &optimizer, epochs: config.ppoEpochs, iteration: state.iteration + 1, quantity: "PPO outer loss",
+                minibatches: { _ in [()] },  // the whole meta-batch each epoch
+                gradient: { current, _ in
+                    let shares = concurrentMap(tasks.count, threads: threads) { i in
+                        let (loss, grad) = NN.valueAndGradient(at: current) { m -> Tensor in
+                            let (_, rho) = ratio(m, task: i, secondOrder: secondOrder)
+                            let a = advantages[i][last]
+                            return -(Tensor.minimum(rho * a, rho.clamped(1 - config.ppoClip, 1 + config.ppoClip) * a) * weight(task: i)).sum()
+                        }
+                        return (loss.doubleScalar, grad.flatParameters.values)
                     }
-                    return (loss.doubleScalar, grad.flatParameters.values)
-                }
-                let grad = meta.withFlatParameters(Self.sumInOrder(shares.map(\.1)))
-                lastLoss = shares.reduce(0) { $0 + $1.0 }
-                guard lastLoss.isFinite else { throw NonFiniteError(iteration: state.iteration + 1, quantity: "PPO outer loss") }
-                optimizer.update(&meta, along: grad)
-            }
+                    lastLoss = shares.reduce(0) { $0 + $1.0 }
+                    return (lastLoss, current.withFlatParameters(Self.sumInOrder(shares.map(\.1))))
+                })
             state.optimizer = optimizer
             state.policy = meta.policy
             state.stepSizes = meta.stepSizes

@@ -471,26 +471,29 @@ public struct RL2<E: MetaEnv>: IterativeAlgorithm {
         var units = (0..<chunks).flatMap { c in (0..<batch.trials).map { Unit(chunk: c, trial: $0) } }
         let perMinibatch = Swift.max(1, config.minibatchTrials * chunks)
         var sums = (policy: 0.0, value: 0.0, entropy: 0.0, kl: 0.0, clipped: 0.0, count: 0.0)
-        for _ in 0..<config.epochs {
-            shuffle(&units, using: &state.rng)
-            var start = 0
-            while start < units.count {
-                let slice = units[start..<Swift.min(start + perMinibatch, units.count)]
-                start += perMinibatch
+        var model = state.model, optimizer = state.optimizer, rng = state.rng
+        try PPO.optimize(
+            &model, optimizer: &optimizer, epochs: config.epochs, iteration: state.iteration + 1, quantity: "PPO loss",
+            minibatches: { _ in
+                shuffle(&units, using: &rng)
+                return stride(from: 0, to: units.count, by: perMinibatch).map { units[$0..<Swift.min($0 + perMinibatch, units.count)] }
+            },
+            gradient: { model, slice in
                 // The policy's and the value function's gradients are independent (separate
                 // networks, separate loss terms): one thread each, the same numbers on one.
-                let mb = gather(batch, slice, advantages: advantages, returns: returns)
-                let update = try minibatchGradient(mb, objective: objective)
-                guard update.total.isFinite else { throw NonFiniteError(iteration: state.iteration + 1, quantity: "PPO loss") }
-                state.optimizer.update(&state.model, along: clippedSeparately(update.gradient))
+                let update = try minibatchGradient(gather(batch, slice, advantages: advantages, returns: returns), model: model,
+                                                   objective: objective)
                 sums.policy += update.policyLoss
                 sums.value += update.valueLoss
                 sums.entropy += update.entropy
                 sums.kl += update.approxKL
                 sums.clipped += update.clipFraction
                 sums.count += 1
-            }
-        }
+                return (update.total, clippedSeparately(update.gradient))
+            })
+        state.model = model
+        state.optimizer = optimizer
+        state.rng = rng
         let c = Swift.max(sums.count, 1)
         for (name, p) in state.model.namedParameters where !p.values.allSatisfy({ $0.isFinite }) {
             throw NonFiniteError(iteration: state.iteration + 1, quantity: "parameter \(name)")
@@ -512,8 +515,8 @@ public struct RL2<E: MetaEnv>: IterativeAlgorithm {
 
     /// ∇[policy loss − c_e·entropy] for the policy network and ∇[c_v·value loss] for the
     /// value network, on `threads` threads (at most two).
-    func minibatchGradient(_ mb: Minibatch, objective: PPOObjective) throws -> MinibatchGradient {
-        let model = state.model, clip = config.clip
+    func minibatchGradient(_ mb: Minibatch, model: RecurrentActorCritic, objective: PPOObjective) throws -> MinibatchGradient {
+        let clip = config.clip
         let parts = concurrentMap(2, threads: threads) { k -> PPOUpdatePart in
             if k == 0 {
                 var terms: (policyLoss: Tensor, entropy: Tensor)?

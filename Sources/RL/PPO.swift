@@ -57,3 +57,22 @@ public struct PPOObjective: Codable, Sendable, Equatable {
         (x * mask).sum() / Swift.max(Double(mask.values.reduce(0, +)), 1)
     }
 }
+
+/// The optimisation loop of a PPO update, shared by RL² and the MAML family's PPO outer
+/// step: `epochs` passes, each over the minibatches `minibatches(epoch)` lists (in that
+/// order), each an Adam step along the gradient `gradient` returns at the current
+/// parameters. A non-finite loss stops the update with a `NonFiniteError` naming `quantity`.
+public enum PPO {
+    public static func optimize<P: ParameterCollection, Minibatch>(
+        _ parameters: inout P, optimizer: inout Adam, epochs: Int, iteration: Int, quantity: String,
+        minibatches: (_ epoch: Int) -> [Minibatch], gradient: (P, Minibatch) throws -> (loss: Double, gradient: P)
+    ) throws {
+        for epoch in 0..<epochs {
+            for minibatch in minibatches(epoch) {
+                let (loss, direction) = try gradient(parameters, minibatch)
+                guard loss.isFinite else { throw NonFiniteError(iteration: iteration, quantity: quantity) }
+                optimizer.update(&parameters, along: direction)
+            }
+        }
+    }
+}

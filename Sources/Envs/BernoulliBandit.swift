@@ -40,11 +40,12 @@ public struct BernoulliBandit: BernoulliArms, Sendable {
         self.task = task
     }
 
+    @inlinable
     public mutating func reset(observation: UnsafeMutableBufferPointer<Float>, using rng: inout Xoshiro256) {
         observation[0] = 0
     }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     public mutating func step(
         _ action: UnsafeBufferPointer<Float>, observation: UnsafeMutableBufferPointer<Float>, using rng: inout Xoshiro256
     ) throws(InvalidAction) -> StepOutcome {

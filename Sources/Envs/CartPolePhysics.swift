@@ -25,8 +25,9 @@ public struct CartPolePhysics: MetaEnv, Sendable {
     public let spread: Double
     public let horizon: Int
     public private(set) var task = Task()
-    public private(set) var state: (x: Double, xDot: Double, theta: Double, thetaDot: Double) = (0, 0, 0, 0)
-    var stepInEpisode = 0
+    @inlinable public var state: (x: Double, xDot: Double, theta: Double, thetaDot: Double) { _state }
+    @usableFromInline var _state: (x: Double, xDot: Double, theta: Double, thetaDot: Double) = (0, 0, 0, 0)
+    @usableFromInline var stepInEpisode = 0
 
     public init(spread: Double = 2.0, horizon: Int = 200) {
         self.spread = spread
@@ -50,20 +51,23 @@ public struct CartPolePhysics: MetaEnv, Sendable {
     public mutating func setTask(_ task: Task) { self.task = task }
 
     public mutating func setState(x: Double, xDot: Double, theta: Double, thetaDot: Double) {
-        state = (x, xDot, theta, thetaDot)
+        _state = (x, xDot, theta, thetaDot)
     }
 
+    @inlinable
     public mutating func reset(observation: UnsafeMutableBufferPointer<Float>, using rng: inout Xoshiro256) {
-        state = ((rng.uniformDouble() - 0.5) * 0.1, (rng.uniformDouble() - 0.5) * 0.1,
+        _state = ((rng.uniformDouble() - 0.5) * 0.1, (rng.uniformDouble() - 0.5) * 0.1,
                  (rng.uniformDouble() - 0.5) * 0.1, (rng.uniformDouble() - 0.5) * 0.1)
         stepInEpisode = 0
         write(observation)
     }
 
+    @inlinable
     func write(_ o: UnsafeMutableBufferPointer<Float>) {
-        o[0] = Float(state.x); o[1] = Float(state.xDot); o[2] = Float(state.theta); o[3] = Float(state.thetaDot)
+        o[0] = Float(_state.x); o[1] = Float(_state.xDot); o[2] = Float(_state.theta); o[3] = Float(_state.thetaDot)
     }
 
+    @inlinable
     public mutating func step(
         _ action: UnsafeBufferPointer<Float>, observation: UnsafeMutableBufferPointer<Float>, using rng: inout Xoshiro256
     ) throws(InvalidAction) -> StepOutcome {
@@ -71,15 +75,15 @@ public struct CartPolePhysics: MetaEnv, Sendable {
         let f = a == 1 ? task.force : -task.force
         let total = task.poleMass + task.cartMass
         let poleMoment = task.poleMass * task.poleHalfLength
-        let (x, xDot, theta, thetaDot) = state
+        let (x, xDot, theta, thetaDot) = _state
         let c = Foundation.cos(theta), s = Foundation.sin(theta)
         let temp = (f + poleMoment * thetaDot * thetaDot * s) / total
         let thetaAcc = (Self.gravity * s - c * temp) / (task.poleHalfLength * (4.0 / 3.0 - task.poleMass * c * c / total))
         let xAcc = temp - poleMoment * thetaAcc * c / total
-        state = (x + Self.tau * xDot, xDot + Self.tau * xAcc, theta + Self.tau * thetaDot, thetaDot + Self.tau * thetaAcc)
+        _state = (x + Self.tau * xDot, xDot + Self.tau * xAcc, theta + Self.tau * thetaDot, thetaDot + Self.tau * thetaAcc)
         stepInEpisode += 1
         write(observation)
-        let fell = Swift.abs(state.x) > Self.xLimit || Swift.abs(state.theta) > Self.angleLimit
+        let fell = Swift.abs(_state.x) > Self.xLimit || Swift.abs(_state.theta) > Self.angleLimit
         return StepOutcome(reward: 1, terminated: fell, truncated: !fell && stepInEpisode >= horizon)
     }
 }

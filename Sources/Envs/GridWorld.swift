@@ -22,8 +22,9 @@ public struct GridWorld: MetaEnv, Sendable {
     public let stepPenalty: Float
     public let goalReward: Float
     public private(set) var task: Task
-    public private(set) var cell = 0
-    var stepInEpisode = 0
+    @inlinable public var cell: Int { _cell }
+    @usableFromInline var _cell: Int = 0
+    @usableFromInline var stepInEpisode = 0
 
     public init(size: Int = 5, horizon: Int = 30, stepPenalty: Float = 0.1, goalReward: Float = 1) {
         precondition(size >= 2, "GridWorld: size must be at least 2")
@@ -50,27 +51,30 @@ public struct GridWorld: MetaEnv, Sendable {
 
     public mutating func setTask(_ task: Task) { self.task = task }
 
+    @inlinable
     public mutating func reset(observation: UnsafeMutableBufferPointer<Float>, using rng: inout Xoshiro256) {
-        cell = task.start
+        _cell = task.start
         stepInEpisode = 0
         write(observation)
     }
 
+    @inlinable
     func write(_ o: UnsafeMutableBufferPointer<Float>) {
         for j in 0..<(size * size) { o[j] = 0 }
-        o[cell] = 1
+        o[_cell] = 1
     }
 
+    @inlinable
     public mutating func step(
         _ action: UnsafeBufferPointer<Float>, observation: UnsafeMutableBufferPointer<Float>, using rng: inout Xoshiro256
     ) throws(InvalidAction) -> StepOutcome {
         let a = try discreteAction(action, count: 4, environment: "gridworld")
         let (dr, dc) = Self.moves[a]
-        let r = cell / size + dr, c = cell % size + dc
-        if r >= 0, r < size, c >= 0, c < size { cell = r * size + c }
+        let r = _cell / size + dr, c = _cell % size + dc
+        if r >= 0, r < size, c >= 0, c < size { _cell = r * size + c }
         stepInEpisode += 1
         write(observation)
-        if cell == task.goal { return StepOutcome(reward: goalReward - stepPenalty, terminated: true, truncated: false) }
+        if _cell == task.goal { return StepOutcome(reward: goalReward - stepPenalty, terminated: true, truncated: false) }
         return StepOutcome(reward: -stepPenalty, terminated: false, truncated: stepInEpisode >= horizon)
     }
 }

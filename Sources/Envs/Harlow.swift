@@ -27,8 +27,9 @@ public struct Harlow: MetaEnv, Sendable {
     public let episodesPerTask: Int
     public let balancedSides: Bool
     public private(set) var task: Task
-    public private(set) var episodeInTask = 0
-    var started = false
+    @inlinable public var episodeInTask: Int { _episodeInTask }
+    @usableFromInline var _episodeInTask: Int = 0
+    @usableFromInline var started = false
 
     public init(featureSize: Int = 8, episodesPerTask: Int = 6, balancedSides: Bool = true) {
         self.featureSize = featureSize
@@ -62,14 +63,15 @@ public struct Harlow: MetaEnv, Sendable {
 
     public mutating func setTask(_ task: Task) {
         self.task = task
-        episodeInTask = 0
+        _episodeInTask = 0
         started = false
     }
 
+    @inlinable
     public mutating func reset(observation: UnsafeMutableBufferPointer<Float>, using rng: inout Xoshiro256) {
-        if started { episodeInTask += 1 }
+        if started { _episodeInTask += 1 }
         started = true
-        let zeroLeft = task.objectZeroLeft[episodeInTask % task.objectZeroLeft.count]
+        let zeroLeft = task.objectZeroLeft[_episodeInTask % task.objectZeroLeft.count]
         let left = task.objects[zeroLeft ? 0 : 1], right = task.objects[zeroLeft ? 1 : 0]
         for j in 0..<featureSize {
             observation[j] = left[j]
@@ -77,11 +79,12 @@ public struct Harlow: MetaEnv, Sendable {
         }
     }
 
+    @inlinable
     public mutating func step(
         _ action: UnsafeBufferPointer<Float>, observation: UnsafeMutableBufferPointer<Float>, using rng: inout Xoshiro256
     ) throws(InvalidAction) -> StepOutcome {
         let side = try discreteAction(action, count: 2, environment: "harlow")
-        let zeroLeft = task.objectZeroLeft[episodeInTask % task.objectZeroLeft.count]
+        let zeroLeft = task.objectZeroLeft[_episodeInTask % task.objectZeroLeft.count]
         let chosen = (side == 0) == zeroLeft ? 0 : 1
         return StepOutcome(reward: chosen == task.rewardedObject ? 5 : -5, terminated: true, truncated: false)
     }

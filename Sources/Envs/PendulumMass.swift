@@ -14,8 +14,10 @@ public struct PendulumMass: MetaEnv, Sendable {
     public let massLow: Double, massHigh: Double
     public let horizon: Int
     public private(set) var task = Task(mass: 1)
-    public private(set) var angle = 0.0, velocity = 0.0
-    var stepInEpisode = 0
+    @inlinable public var angle: Double { _angle }
+    @inlinable public var velocity: Double { _velocity }
+    @usableFromInline var _angle = 0.0, _velocity = 0.0
+    @usableFromInline var stepInEpisode = 0
 
     public init(massLow: Double = 0.5, massHigh: Double = 2.0, horizon: Int = 200) {
         self.massLow = massLow
@@ -35,34 +37,37 @@ public struct PendulumMass: MetaEnv, Sendable {
 
     /// Sets the state directly (tests and hand-computed cases).
     public mutating func setState(angle: Double, velocity: Double) {
-        self.angle = angle
-        self.velocity = velocity
+        _angle = angle
+        _velocity = velocity
     }
 
+    @inlinable
     public mutating func reset(observation: UnsafeMutableBufferPointer<Float>, using rng: inout Xoshiro256) {
-        angle = (rng.uniformDouble() * 2 - 1) * Double.pi
-        velocity = rng.uniformDouble() * 2 - 1
+        _angle = (rng.uniformDouble() * 2 - 1) * Double.pi
+        _velocity = rng.uniformDouble() * 2 - 1
         stepInEpisode = 0
         write(observation)
     }
 
+    @inlinable
     func write(_ observation: UnsafeMutableBufferPointer<Float>) {
-        observation[0] = Float(Foundation.cos(angle))
-        observation[1] = Float(Foundation.sin(angle))
-        observation[2] = Float(velocity)
+        observation[0] = Float(Foundation.cos(_angle))
+        observation[1] = Float(Foundation.sin(_angle))
+        observation[2] = Float(_velocity)
     }
 
+    @inlinable
     public mutating func step(
         _ action: UnsafeBufferPointer<Float>, observation: UnsafeMutableBufferPointer<Float>, using rng: inout Xoshiro256
     ) throws(InvalidAction) -> StepOutcome {
         let u = Double(try clippedAction(action, 0, low: -2, high: 2, environment: "pendulum-mass"))
         let m = task.mass, l = Self.length, g = Self.gravity, dt = Self.dt
-        let normalised = (angle + Double.pi).truncatingRemainder(dividingBy: 2 * Double.pi)
+        let normalised = (_angle + Double.pi).truncatingRemainder(dividingBy: 2 * Double.pi)
         let theta = (normalised < 0 ? normalised + 2 * Double.pi : normalised) - Double.pi
-        let cost = theta * theta + 0.1 * velocity * velocity + 0.001 * u * u
-        velocity += (3 * g / (2 * l) * Foundation.sin(angle) + 3 / (m * l * l) * u) * dt
-        velocity = Swift.min(Swift.max(velocity, -Self.maxSpeed), Self.maxSpeed)
-        angle += velocity * dt
+        let cost = theta * theta + 0.1 * _velocity * _velocity + 0.001 * u * u
+        _velocity += (3 * g / (2 * l) * Foundation.sin(_angle) + 3 / (m * l * l) * u) * dt
+        _velocity = Swift.min(Swift.max(_velocity, -Self.maxSpeed), Self.maxSpeed)
+        _angle += _velocity * dt
         stepInEpisode += 1
         write(observation)
         return StepOutcome(reward: Float(-cost), terminated: false, truncated: stepInEpisode >= horizon)

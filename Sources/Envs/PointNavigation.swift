@@ -15,8 +15,9 @@ public struct PointNavigation: MetaEnv, Sendable {
     public let goalRange: Double
     public let horizon: Int
     public private(set) var task = Task(goal: [0, 0])
-    public private(set) var position: (Double, Double) = (0, 0)
-    var stepInEpisode = 0
+    @inlinable public var position: (Double, Double) { _position }
+    @usableFromInline var _position: (Double, Double) = (0, 0)
+    @usableFromInline var stepInEpisode = 0
 
     public init(goalRange: Double = 0.5, horizon: Int = 100) {
         self.goalRange = goalRange
@@ -36,24 +37,25 @@ public struct PointNavigation: MetaEnv, Sendable {
         self.task = task
     }
 
+    @inlinable
     public mutating func reset(observation: UnsafeMutableBufferPointer<Float>, using rng: inout Xoshiro256) {
-        position = (0, 0)
+        _position = (0, 0)
         stepInEpisode = 0
         observation[0] = 0
         observation[1] = 0
     }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     public mutating func step(
         _ action: UnsafeBufferPointer<Float>, observation: UnsafeMutableBufferPointer<Float>, using rng: inout Xoshiro256
     ) throws(InvalidAction) -> StepOutcome {
         let dx = try clippedAction(action, 0, low: -0.1, high: 0.1, environment: "point-nav")
         let dy = try clippedAction(action, 1, low: -0.1, high: 0.1, environment: "point-nav")
-        position.0 += Double(dx)
-        position.1 += Double(dy)
-        let gx = position.0 - task.goal[0], gy = position.1 - task.goal[1]
-        observation[0] = Float(position.0)
-        observation[1] = Float(position.1)
+        _position.0 += Double(dx)
+        _position.1 += Double(dy)
+        let gx = _position.0 - task.goal[0], gy = _position.1 - task.goal[1]
+        observation[0] = Float(_position.0)
+        observation[1] = Float(_position.1)
         stepInEpisode += 1
         let reached = Swift.abs(gx) < 0.01 && Swift.abs(gy) < 0.01
         return StepOutcome(reward: Float(-(gx * gx + gy * gy).squareRoot()), terminated: reached,

@@ -103,6 +103,7 @@ public struct TaskFamily: Sendable {
     public var arguments: [EnvArgument]
     let check: @Sendable (EnvArguments) throws(EnvSpecError) -> Void
     let opener: @Sendable (EnvArguments, any MetaEnvConsumer) throws -> Any
+    let maker: @Sendable (EnvArguments) throws -> any MetaEnv
 
     /// A family whose environments `make` builds from checked arguments; `check` may refuse
     /// combinations the ranges alone allow (throw ``EnvSpecError/badValue(family:name:value:allowed:)``).
@@ -116,7 +117,12 @@ public struct TaskFamily: Sendable {
         self.arguments = arguments
         self.check = check
         opener = { arguments, consumer in try consumer.run(try make(arguments)) }
+        maker = { try make($0) }
     }
+
+    /// An environment of the family with these (resolved) arguments, as an existential:
+    /// for code that wants the concrete type (`as? MyEnv`); generic code uses ``EnvSpec/open(_:)``.
+    public func makeEnvironment(_ arguments: EnvArguments) throws -> any MetaEnv { try maker(arguments) }
 
     /// Parses `key=value` texts against the family's arguments, filling in defaults.
     public func resolve(_ texts: [String]) throws(EnvSpecError) -> EnvArguments {

@@ -32,13 +32,14 @@ public struct TabularMDP: TabularMDPEnv, Sendable {
     public let actions: Int
     public let horizon: Int
     public private(set) var task: Task
-    public private(set) var state = 0
-    var stepInEpisode = 0
+    @inlinable public var state: Int { _state }
+    @usableFromInline var _state: Int = 0
+    @usableFromInline var stepInEpisode = 0
     /// Sampling tables built from the task: per row, Walker's alias table with one UInt32
     /// per column (acceptance threshold in the top 22 bits, alias in the low 10, so 256
     /// copies of the default MDP fit in half a megabyte), and mean rewards in Float.
-    var aliasTable: [UInt32] = []
-    var meanRewards: [Float] = []
+    @usableFromInline var aliasTable: [UInt32] = []
+    @usableFromInline var meanRewards: [Float] = []
 
     public init(states: Int = 10, actions: Int = 5, horizon: Int = 10) {
         precondition(states >= 1 && states <= 1024, "TabularMDP: states must be in 1…1024 (the alias table packs a state in 10 bits)")
@@ -121,30 +122,32 @@ public struct TabularMDP: TabularMDPEnv, Sendable {
         buildTables()
     }
 
+    @inlinable
     public mutating func reset(observation: UnsafeMutableBufferPointer<Float>, using rng: inout Xoshiro256) {
-        state = 0
+        _state = 0
         stepInEpisode = 0
         writeObservation(observation)
     }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     func writeObservation(_ observation: UnsafeMutableBufferPointer<Float>) {
         for j in 0..<states { observation[j] = 0 }
-        observation[state] = 1
+        observation[_state] = 1
     }
 
+    @inlinable
     public mutating func step(
         _ action: UnsafeBufferPointer<Float>, observation: UnsafeMutableBufferPointer<Float>, using rng: inout Xoshiro256
     ) throws(InvalidAction) -> StepOutcome {
         let a = try discreteAction(action, count: actions, environment: "tabular-mdp")
-        let row = state * actions + a
+        let row = _state * actions + a
         let reward = meanRewards[row] + rng.normalFloat()
         // Alias draw: the top bits pick a column, the low 22 bits decide between it and its alias.
         let r = rng.next()
         let column = Int(((r >> 32) &* UInt64(states)) >> 32)
         let cell = aliasTable[row * states + column]
         let next = UInt32(truncatingIfNeeded: r & 0x3F_FFFF) < cell >> 10 ? column : Int(cell & 0x3FF)
-        state = next
+        _state = next
         stepInEpisode += 1
         writeObservation(observation)
         return StepOutcome(reward: reward, terminated: false, truncated: stepInEpisode >= horizon)

@@ -47,8 +47,8 @@ public enum BaselinePolicy: String, CaseIterable, Sendable {
     }
 }
 
-/// What a task family offers the classic strategies: k Bernoulli arms (``BernoulliArms``),
-/// a finite MDP with observable states (``TabularMDPEnv``), or neither (only `random` runs).
+/// What a task family offers the classic strategies: k Bernoulli arms (`BernoulliArms`),
+/// a finite MDP with observable states (`TabularMDPEnv`), or neither (only `random` runs).
 public enum BaselineKind: String, Sendable {
     case bandit, tabularMDP = "tabular-mdp", other
 

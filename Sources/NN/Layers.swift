@@ -52,7 +52,9 @@ public struct MLP: ParameterCollection, Codable, Sendable {
 
     /// - Parameters:
     ///   - sizes: input size, hidden sizes, output size (at least two entries).
+    ///   - activation: the nonlinearity after every layer but the last.
     ///   - outputScale: scale of the last layer's initialisation.
+    ///   - rng: the generator the weights are drawn from.
     public init(sizes: [Int], activation: Activation = .tanh, outputScale: Double = 1, using rng: inout Xoshiro256) {
         precondition(sizes.count >= 2, "MLP needs an input and an output size, got \(sizes)")
         layers = (0..<(sizes.count - 1)).map { i in

@@ -118,7 +118,7 @@ extension ParameterCollection {
 
 /// The value of `f` at `model` and its gradient, shaped like the model.
 ///
-/// Nests like ``TensorCore/valueAndGradient(at:createGraph:of:)``: called on a model whose
+/// Nests like `TensorCore.valueAndGradient(at:createGraph:of:)`: called on a model whose
 /// parameters are tracked by an outer transform, the gradient stays differentiable.
 public func valueAndGradient<Model: ParameterCollection>(
     at model: Model, createGraph: Bool = false, of f: (Model) throws -> Tensor

@@ -2,7 +2,7 @@ import Envs
 import Foundation
 import RL
 
-/// An algorithm registered with `Runs`: an ``AlgorithmDefinition`` behind names and
+/// An algorithm registered with `Runs`: an `AlgorithmDefinition` behind names and
 /// closures that work on any task family and on settings held as data, so that one
 /// training path, one evaluation path, one config reader and one command line serve every
 /// algorithm alike.

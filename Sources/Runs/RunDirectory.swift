@@ -8,7 +8,7 @@ import RL
 ///
 /// As JSON (run.json) and YAML (config.yaml) it is one object: `algorithm`, `env`,
 /// `envArguments`, `seed`, and one more key, the algorithm's settings section (`rl2`,
-/// `maml`, …, ``AlgorithmDefinition/settingsKey``), kept here as data until the
+/// `maml`, …, `AlgorithmDefinition.settingsKey`), kept here as data until the
 /// algorithm's own settings type reads it.
 public struct RunManifest: Codable, Sendable, Equatable {
     public var algorithm: String
@@ -23,7 +23,7 @@ public struct RunManifest: Codable, Sendable, Equatable {
     /// The keys every manifest has besides its settings section.
     public static let commonKeys = ["algorithm", "env", "envArguments", "seed"]
 
-    /// A manifest for `algorithm` on `env` with `settings` (a ``SettingsTable`` value) under `settingsKey`.
+    /// A manifest for `algorithm` on `env` with `settings` (a `SettingsTable` value) under `settingsKey`.
     public init<S: Encodable>(algorithm: String, env: EnvSpec, seed: UInt64, settingsKey: String, settings: S) throws {
         self.algorithm = algorithm
         self.env = env.name

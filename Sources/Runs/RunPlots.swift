@@ -9,7 +9,7 @@ public enum RunPlots {
     /// metric's `_stderr` column where the run logs one (the standard error over that
     /// iteration's trials); otherwise the curve is a moving average over `window` iterations
     /// with the standard error of that window.
-    /// The headline is the run's algorithm's (``AlgorithmDefinition/headlineMetric(_:)``), looked up in `algorithms`.
+    /// The headline is the run's algorithm's (`AlgorithmDefinition.headlineMetric(_:)`), looked up in `algorithms`.
     public static func learningCurves(runs: [URL], metric: String?, xAxis: String, window: Int = 10,
                                       algorithms: AlgorithmRegistry) throws -> LineChart {
         var series: [LineChart.Series] = []

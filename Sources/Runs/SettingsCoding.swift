@@ -105,7 +105,7 @@ struct AnyKey: CodingKey {
     init?(intValue: Int) { nil }
 }
 
-/// How every ``SettingsTable`` is read and written: the one place where "an absent key keeps
+/// How every `SettingsTable` is read and written: the one place where "an absent key keeps
 /// its default" is implemented, by laying the keys given over the encoded defaults.
 public enum SettingsCoding {
     /// `value` as a JSON value (sorted keys, numbers as `JSONEncoder` writes them).

@@ -5,8 +5,11 @@
 
 /// The value of `f` at `inputs` and its gradient with respect to each input.
 ///
-/// - Parameter createGraph: keep the returned gradients differentiable (always on when
-///   the inputs are tracked by an enclosing transform).
+/// - Parameters:
+///   - inputs: the tensors to differentiate with respect to.
+///   - createGraph: keep the returned gradients differentiable (always on when
+///     the inputs are tracked by an enclosing transform).
+///   - f: the scalar function of the inputs.
 public func valueAndGradient(
     at inputs: [Tensor], createGraph: Bool = false, of f: ([Tensor]) throws -> Tensor
 ) rethrows -> (value: Tensor, gradient: [Tensor]) {

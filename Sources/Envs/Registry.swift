@@ -1,9 +1,12 @@
 /// A numeric argument of a task family, with its default and allowed range.
 public struct EnvArgument: Sendable, Equatable {
+    /// The name `--env-arg NAME=value` takes.
     public var name: String
     public var defaultValue: Double
+    /// The values allowed (whole numbers only when `isInteger`).
     public var range: ClosedRange<Double>
     public var isInteger: Bool
+    /// One line for `metarl envs`.
     public var help: String
 
     /// An argument taking any number in `range` (`isInteger`: whole numbers only).
@@ -36,6 +39,7 @@ public struct EnvArgument: Sendable, Equatable {
 public struct EnvArguments: Sendable, Equatable {
     /// The family the values belong to.
     public let family: String
+    /// Every argument's value, by name.
     public let values: [String: Double]
 
     /// Arguments of `family` with these values (already checked by ``TaskFamily/resolve(_:)``).
@@ -100,6 +104,7 @@ public struct TaskFamily: Sendable {
     public var name: String
     /// One line for `metarl envs`.
     public var summary: String
+    /// The arguments `--env-arg` sets, with defaults and ranges.
     public var arguments: [EnvArgument]
     let check: @Sendable (EnvArguments) throws(EnvSpecError) -> Void
     let opener: @Sendable (EnvArguments, any MetaEnvConsumer) throws -> Any
@@ -158,6 +163,7 @@ public struct TaskFamily: Sendable {
 /// The task families a program knows, by name: the built-in ones and any the user adds.
 /// A value: a user's executable builds its own (``builtIn`` plus its families) and passes it on.
 public struct TaskFamilyRegistry: Sendable {
+    /// The registered families, in registration order.
     public private(set) var families: [TaskFamily]
 
     /// An empty registry.
@@ -212,6 +218,7 @@ public struct TaskFamilyRegistry: Sendable {
 
 /// A task family with its arguments resolved and checked: what `--env` and `--env-arg` name.
 public struct EnvSpec: Sendable, Equatable {
+    /// The family and its resolved arguments.
     public let family: TaskFamily
     public let arguments: EnvArguments
 

@@ -7,10 +7,15 @@ import RL
 /// training path, one evaluation path, one config reader and one command line serve every
 /// algorithm alike.
 public struct RegisteredAlgorithm: Sendable {
+    /// The name `metarl train` takes and run directories record.
     public let name: String
+    /// One line for `metarl train --help`.
     public let summary: String
+    /// The run manifest's key for the settings.
     public let settingsKey: String
+    /// The task family a run uses when none is given.
     public let defaultEnv: String
+    /// Checkpoint interval and count, and threads, unless the command line says otherwise.
     public let checkpointEvery: Int
     public let keepCheckpoints: Int
     public let defaultThreads: Int
@@ -19,6 +24,7 @@ public struct RegisteredAlgorithm: Sendable {
     /// Every settings flag (table entries, then derived ones) and the evaluation options' flags.
     public let settingFlags: [SettingFlag]
     public let evaluationFlags: [SettingFlag]
+    /// The evaluation options' defaults.
     public let defaultEvaluationOptions: JSONValue
 
     let canonical: @Sendable (JSONValue) throws -> (settings: JSONValue, iterations: Int, headline: String)
@@ -99,13 +105,18 @@ public struct RegisteredAlgorithm: Sendable {
 public struct TrainingRequest {
     /// The settings section (read with defaults, prepared, validated by the algorithm).
     public var settings: JSONValue
+    /// The seed of a fresh run (a resumed run continues its saved generator).
     public var seed: UInt64
+    /// Where the run is written.
     public var directory: RunDirectory
     /// Continue from the newest good checkpoint instead of starting fresh.
     public var resume: Bool
+    /// Checkpoint every this many iterations, keeping this many.
     public var checkpointEvery: Int
     public var keepCheckpoints: Int
+    /// Threads for the algorithm (results never depend on it).
     public var threads: Int
+    /// Where the progress line goes.
     public var progress: ProgressLine
     /// Receives notes such as a skipped corrupt checkpoint.
     public var notes: (String) -> Void
@@ -127,21 +138,27 @@ public struct TrainingRequest {
 
 /// Where a training call ended.
 public struct TrainingOutcome: Sendable, Equatable {
+    /// Iterations completed and environment steps taken when training stopped.
     public var iteration: Int
     public var environmentSteps: Int
 }
 
 /// What one evaluation call needs besides the algorithm and the family.
 public struct EvaluationRequest {
+    /// The run's algorithm name (for the summary) and its resolved settings.
     public var algorithm: String
     public var settings: JSONValue
+    /// The run directory whose newest good checkpoint is evaluated.
     public var directory: RunDirectory
     /// The evaluation options given (an object; absent keys at their defaults).
     public var options: JSONValue
+    /// The seed of the fresh tasks and actions.
     public var seed: UInt64
     public var threads: Int
+    /// Receives notes such as a skipped corrupt checkpoint.
     public var notes: (String) -> Void
 
+    /// A request to evaluate `directory`'s newest good checkpoint.
     public init(algorithm: String, settings: JSONValue, directory: RunDirectory, options: JSONValue, seed: UInt64, threads: Int,
                 notes: @escaping (String) -> Void = { _ in }) {
         self.algorithm = algorithm
@@ -156,8 +173,11 @@ public struct EvaluationRequest {
 
 /// An evaluation's report: its JSON (sorted keys), its text lines, its adaptation curve.
 public struct EvaluationOutput: Sendable {
+    /// `metarl eval --json`'s object.
     public var json: Data
+    /// `metarl eval`'s text.
     public var lines: [String]
+    /// The curve `metarl plot --adaptation` draws.
     public var adaptation: AdaptationCurve
 
     /// The JSON object's top-level numbers, by key (for callers that read one figure).
@@ -213,8 +233,10 @@ struct EvaluationOpener<A: AlgorithmDefinition>: MetaEnvConsumer {
 
 /// The algorithms a program knows, by name: the built-in ones and any the user adds.
 public struct AlgorithmRegistry: Sendable {
+    /// The registered algorithms, in registration order.
     public private(set) var algorithms: [RegisteredAlgorithm]
 
+    /// An empty registry.
     public init() { algorithms = [] }
 
     /// A registry of `algorithms`, refusing two with one name.
@@ -231,6 +253,7 @@ public struct AlgorithmRegistry: Sendable {
         algorithms.append(algorithm)
     }
 
+    /// The registered names, in registration order.
     public var names: [String] { algorithms.map(\.name) }
 
     /// The algorithm registered as `name`, or an error naming the registered ones.
@@ -248,6 +271,7 @@ public struct Catalog: Sendable {
     public var families: TaskFamilyRegistry
     public var algorithms: AlgorithmRegistry
 
+    /// A catalog of these families and algorithms.
     public init(families: TaskFamilyRegistry, algorithms: AlgorithmRegistry) {
         self.families = families
         self.algorithms = algorithms

@@ -11,7 +11,9 @@ import RL
 /// `maml`, …, `AlgorithmDefinition.settingsKey`), kept here as data until the
 /// algorithm's own settings type reads it.
 public struct RunManifest: Codable, Sendable, Equatable {
+    /// The registered algorithm's name.
     public var algorithm: String
+    /// The registered task family's name and its arguments.
     public var env: String
     public var envArguments: [String: Double]
     public var seed: UInt64

@@ -21,6 +21,7 @@ public enum Space: Codable, Equatable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// `Discrete(n)` or `Box(low, high, shape)`, as errors and `metarl envs` show a space.
     public var description: String {
         switch self {
         case .discrete(let n): return "Discrete(\(n))"
@@ -36,29 +37,34 @@ public enum Space: Codable, Equatable, Sendable, CustomStringConvertible {
 public struct InvalidAction: Error, CustomStringConvertible, Equatable {
     /// The environment's name, as errors show it.
     public var environment: String
+    /// Why the action was refused.
     public var reason: String
     /// An action `environment` refused, and why.
     public init(environment: String, reason: String) {
         self.environment = environment
         self.reason = reason
     }
+    /// One line: the environment, then the reason.
     public var description: String { "\(environment): invalid action: \(reason)" }
 }
 
 /// What one step produced besides the next observation.
 public struct StepOutcome: Equatable, Sendable {
+    /// The reward of the step.
     public var reward: Float
     /// The episode reached a true end (a goal, a fall): do not bootstrap past it.
     public var terminated: Bool
     /// The episode was cut by its time limit: the state still has a value.
     public var truncated: Bool
 
+    /// What a step produced.
     public init(reward: Float, terminated: Bool, truncated: Bool) {
         self.reward = reward
         self.terminated = terminated
         self.truncated = truncated
     }
 
+    /// The episode ended, either way.
     public var episodeEnded: Bool { terminated || truncated }
 }
 

@@ -73,6 +73,7 @@ public enum EnvSpecError: Error, CustomStringConvertible, Equatable {
     /// Two families registered under one name.
     case duplicateFamily(String)
 
+    /// One line naming the cause and what is allowed.
     public var description: String {
         switch self {
         case let .unknownFamily(name, registered):
@@ -240,5 +241,6 @@ public struct EnvSpec: Sendable, Equatable {
         try family.opener(arguments, consumer) as! C.Output
     }
 
+    /// The same family with the same argument values.
     public static func == (a: EnvSpec, b: EnvSpec) -> Bool { a.arguments == b.arguments }
 }

@@ -20,6 +20,7 @@ public protocol IterativeAlgorithm<State> {
 
 /// Training produced a non-finite value.
 public struct NonFiniteError: Error, CustomStringConvertible {
+    /// The iteration that produced it, and the metric, loss or parameter that went non-finite.
     public var iteration: Int
     public var quantity: String
     /// `quantity` went NaN or infinite in iteration `iteration`.
@@ -27,6 +28,7 @@ public struct NonFiniteError: Error, CustomStringConvertible {
         self.iteration = iteration
         self.quantity = quantity
     }
+    /// One line naming the iteration and the quantity.
     public var description: String { "iteration \(iteration): \(quantity) is NaN or infinite; stopping (the last good checkpoint is kept)" }
 }
 
@@ -50,7 +52,9 @@ public protocol SettingsTable: Codable, Sendable, Equatable {
 }
 
 extension SettingsTable {
+    /// No flag names or help beyond the derived ones.
     public static var flags: [SettingFlag] { [] }
+    /// Every value allowed.
     public func validate() throws(ConfigError) {}
 }
 
@@ -69,6 +73,7 @@ public struct SettingFlag: Sendable, Equatable {
     public var key: String
     /// The flag, with its dashes (`--max-kl`); nil: derived from the key.
     public var flag: String?
+    /// One line for `--help`.
     public var help: String
     /// Needed only when the default leaves the key out (an optional that defaults to nil).
     public var kind: Kind?
@@ -105,6 +110,7 @@ public struct AdaptationCurve: Codable, Sendable, Equatable {
     public var axis: String
     /// The axis value of the first point (1 for episodes and trajectories, 0 for inner steps).
     public var first: Int
+    /// The mean return at each point, and its standard error.
     public var values: [Double]
     public var stderr: [Double]
 
@@ -167,9 +173,13 @@ public protocol AlgorithmDefinition: Sendable {
 }
 
 extension AlgorithmDefinition {
+    /// By default the settings are filed under the algorithm's own name.
     public var settingsKey: String { name }
+    /// By default a checkpoint every 10 iterations, the newest 3 kept.
     public var checkpointEvery: Int { 10 }
     public var keepCheckpoints: Int { 3 }
+    /// By default the cores, at most two.
     public var defaultThreads: Int { Swift.min(2, ProcessInfo.processInfo.activeProcessorCount) }
+    /// By default the name implies nothing about the settings.
     public func prepare(_ settings: inout Settings) {}
 }

@@ -88,7 +88,9 @@ public struct RunManifest: Codable, Sendable, Equatable {
 
 /// A failure reading or writing a run directory, naming the file.
 public struct RunError: Error, CustomStringConvertible {
+    /// The one line `metarl` prints.
     public var description: String
+    /// An error with this message.
     public init(_ description: String) { self.description = description }
 }
 
@@ -101,15 +103,19 @@ public struct RunError: Error, CustomStringConvertible {
 /// DIR/checkpoints/NNNNNNNN.ckpt  the last few checkpoints (header with length and CRC-32, then JSON state)
 /// ```
 public struct RunDirectory: Sendable {
+    /// The directory.
     public let url: URL
+    /// The run directory at `url` (nothing is read or created yet).
     public init(_ url: URL) { self.url = url }
 
+    /// run.json, metrics.csv, config.yaml and checkpoints/ inside the directory.
     public var manifestURL: URL { url.appendingPathComponent("run.json") }
     public var metricsURL: URL { url.appendingPathComponent("metrics.csv") }
     /// The resolved config as YAML, for reading and for `--config` to start a similar run.
     public var configURL: URL { url.appendingPathComponent("config.yaml") }
     public var checkpointsURL: URL { url.appendingPathComponent("checkpoints") }
 
+    /// Creates the directory (and checkpoints/) and writes `manifest`.
     public func create(manifest: RunManifest) throws {
         do {
             try FileManager.default.createDirectory(at: checkpointsURL, withIntermediateDirectories: true)
@@ -128,6 +134,7 @@ public struct RunDirectory: Sendable {
         try writeAtomically(Data(try RunConfigFile.yaml(manifest).utf8), to: configURL)
     }
 
+    /// Reads run.json, naming the file in every error.
     public func manifest() throws -> RunManifest {
         guard let data = FileManager.default.contents(atPath: manifestURL.path) else {
             throw RunError("\(url.path) is not a run directory: \(manifestURL.lastPathComponent) is missing")

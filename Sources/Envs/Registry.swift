@@ -108,7 +108,6 @@ public struct TaskFamily: Sendable {
     /// The arguments `--env-arg` sets, with defaults and ranges.
     public var arguments: [EnvArgument]
     let check: @Sendable (EnvArguments) throws(EnvSpecError) -> Void
-    let opener: @Sendable (EnvArguments, any MetaEnvConsumer) throws -> Any
     let maker: @Sendable (EnvArguments) throws -> any MetaEnv
 
     /// A family whose environments `make` builds from checked arguments; `check` may refuse
@@ -122,7 +121,6 @@ public struct TaskFamily: Sendable {
         self.summary = summary
         self.arguments = arguments
         self.check = check
-        opener = { arguments, consumer in try consumer.run(try make(arguments)) }
         maker = { try make($0) }
     }
 
@@ -236,9 +234,8 @@ public struct EnvSpec: Sendable, Equatable {
 
     /// Builds the environment and runs `consumer` with it.
     public func open<C: MetaEnvConsumer>(_ consumer: C) throws -> C.Output {
-        // The family's factory calls `consumer.run` with its concrete type; the result comes
-        // back as `Any` only because the family cannot name `C`.
-        try family.opener(arguments, consumer) as! C.Output
+        // The existential is opened: `run` sees the family's concrete type.
+        try consumer.run(try family.makeEnvironment(arguments))
     }
 
     /// The same family with the same argument values.

@@ -105,13 +105,12 @@ struct Train: CatalogCommand {
         if let key = changed.first {
             throw RunError("\(parsed.flagName(of: key)) cannot change a run being resumed (only --iterations can); edit \(directory.manifestURL.path) instead")
         }
-        let savedIterations = try algorithm.iterations(try resolving(algorithm, saved.settings))
         var settings = try resolving(algorithm, saved.settings)
         if let given = try parsed.applySettings(to: .object([:]), algorithm: nil).value(at: "iterations"), case .integer(let n) = given {
-            settings = settings.setting(.integer(max(n, savedIterations)), at: "iterations")
+            settings = try resolving(algorithm, settings.setting(.integer(max(n, try algorithm.iterations(settings))), at: "iterations"))
         }
         saved.settingsKey = algorithm.settingsKey
-        saved.settings = try resolving(algorithm, settings)
+        saved.settings = settings
         return saved
     }
 

@@ -31,7 +31,6 @@ public struct RegisteredAlgorithm: Sendable {
     let trainer: @Sendable (TrainingRequest, EnvSpec) throws -> TrainingOutcome
     let evaluator: @Sendable (EvaluationRequest, EnvSpec) throws -> EvaluationOutput
     let describeError: @Sendable (ConfigError) -> String
-    let describeEvaluationError: @Sendable (ConfigError) -> String
 
     /// Registers `definition`.
     public init<A: AlgorithmDefinition>(_ definition: A) {
@@ -70,7 +69,6 @@ public struct RegisteredAlgorithm: Sendable {
                                     adaptation: report.adaptation)
         }
         describeError = { SettingsCoding.describe($0, in: A.Settings.self) }
-        describeEvaluationError = { SettingsCoding.describe($0, in: A.EvaluationOptions.self) }
     }
 
     /// The settings read from `given`, prepared for this algorithm and validated.

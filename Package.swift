@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "TensorCore", targets: ["TensorCore"]),
         .library(name: "NN", targets: ["NN"]),
         .library(name: "Envs", targets: ["Envs"]),
+        .library(name: "GymBridge", targets: ["GymBridge"]),
         .library(name: "Baselines", targets: ["Baselines"]),
         .library(name: "RL", targets: ["RL"]),
         .library(name: "MetaRL", targets: ["MetaRL"]),
@@ -38,6 +39,8 @@ let package = Package(
         .target(name: "NN", dependencies: ["TensorCore"]),
         // Env / MetaEnv, spaces, vector and trial envs, the task families and their open registry.
         .target(name: "Envs", dependencies: ["TensorCore"]),
+        // Task families written in Python (Gymnasium), stepped in worker processes over shared memory.
+        .target(name: "GymBridge", dependencies: ["TensorCore", "Envs"], resources: [.copy("Resources/metarl_gym_worker.py")]),
         // Classic bandit and tabular-MDP strategies that meta-RL results are read against.
         .target(name: "Baselines", dependencies: ["TensorCore", "Envs"]),
         // Rollouts, GAE, PPO, TRPO, SAC, shared by the meta-RL algorithms; the algorithm protocols.
@@ -53,7 +56,7 @@ let package = Package(
         .target(
             name: "MetaRLCLI",
             dependencies: [
-                "TensorCore", "NN", "Envs", "Baselines", "Benchmarks", "RL", "MetaRL", "Runs",
+                "TensorCore", "NN", "Envs", "GymBridge", "Baselines", "Benchmarks", "RL", "MetaRL", "Runs",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -63,6 +66,7 @@ let package = Package(
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore", "GradientChecking"]),
         .testTarget(name: "NNTests", dependencies: ["NN", "TensorCore", "GradientChecking"]),
         .testTarget(name: "EnvsTests", dependencies: ["Envs", "TensorCore"]),
+        .testTarget(name: "GymBridgeTests", dependencies: ["GymBridge", "Envs", "TensorCore"]),
         .testTarget(name: "BaselinesTests", dependencies: ["Baselines", "Envs", "TensorCore"]),
         .testTarget(name: "RLTests", dependencies: ["RL", "NN", "Envs", "TensorCore", "GradientChecking"]),
         .testTarget(name: "MetaRLTests", dependencies: ["MetaRL", "RL", "NN", "Envs", "TensorCore", "GradientChecking"]),

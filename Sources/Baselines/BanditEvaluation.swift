@@ -75,8 +75,8 @@ public func evaluateRandomPolicy<E: MetaEnv>(_ prototype: E, episodes: Int, tria
                         action[j] = lo + (hi - lo) * rng.uniformFloat()
                     }
                 }
-                let outcome = try action.withUnsafeBufferPointer { (a: UnsafeBufferPointer<Float>) throws(InvalidAction) -> StepOutcome in
-                    try obs.withUnsafeMutableBufferPointer { (o: inout UnsafeMutableBufferPointer<Float>) throws(InvalidAction) -> StepOutcome in
+                let outcome = try action.withUnsafeBufferPointer { (a: UnsafeBufferPointer<Float>) throws(EnvError) -> StepOutcome in
+                    try obs.withUnsafeMutableBufferPointer { (o: inout UnsafeMutableBufferPointer<Float>) throws(EnvError) -> StepOutcome in
                         try env.step(a, observation: o, using: &rng)
                     }
                 }

@@ -48,7 +48,7 @@ public struct BernoulliBandit: BernoulliArms, Sendable {
     @inlinable @inline(__always)
     public mutating func step(
         _ action: UnsafeBufferPointer<Float>, observation: UnsafeMutableBufferPointer<Float>, using rng: inout Xoshiro256
-    ) throws(InvalidAction) -> StepOutcome {
+    ) throws(EnvError) -> StepOutcome {
         let arm = try discreteAction(action, count: arms, environment: "bandit")
         observation[0] = 0
         let paid = rng.uniformDouble() < task.armProbabilities[arm]

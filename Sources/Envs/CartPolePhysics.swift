@@ -70,7 +70,7 @@ public struct CartPolePhysics: MetaEnv, Sendable {
     @inlinable
     public mutating func step(
         _ action: UnsafeBufferPointer<Float>, observation: UnsafeMutableBufferPointer<Float>, using rng: inout Xoshiro256
-    ) throws(InvalidAction) -> StepOutcome {
+    ) throws(EnvError) -> StepOutcome {
         let a = try discreteAction(action, count: 2, environment: "cartpole-physics")
         let f = a == 1 ? task.force : -task.force
         let total = task.poleMass + task.cartMass

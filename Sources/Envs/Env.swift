@@ -33,19 +33,40 @@ public enum Space: Codable, Equatable, Sendable, CustomStringConvertible {
     }
 }
 
-/// An action an environment refused, with the reason.
-public struct InvalidAction: Error, CustomStringConvertible, Equatable {
+/// Why a step failed: the action was refused (``Kind/invalidAction``), or the environment
+/// itself failed (``Kind/failed``: a Python worker that raised, died or hung, a NaN state).
+public struct EnvError: Error, CustomStringConvertible, Equatable {
+    /// The two causes a step can fail for.
+    public enum Kind: Sendable, Equatable {
+        /// The action is not one of the action space's.
+        case invalidAction
+        /// The environment could not go on; training stops with this error.
+        case failed
+    }
+    /// Which of the two causes.
+    public var kind: Kind
     /// The environment's name, as errors show it.
     public var environment: String
-    /// Why the action was refused.
+    /// Why the step failed.
     public var reason: String
     /// An action `environment` refused, and why.
     public init(environment: String, reason: String) {
+        self.init(kind: .invalidAction, environment: environment, reason: reason)
+    }
+    /// A failure of `kind` in `environment`.
+    public init(kind: Kind, environment: String, reason: String) {
+        self.kind = kind
         self.environment = environment
         self.reason = reason
     }
+    /// `environment` could not go on, for `reason`.
+    public static func failed(environment: String, reason: String) -> EnvError {
+        EnvError(kind: .failed, environment: environment, reason: reason)
+    }
     /// One line: the environment, then the reason.
-    public var description: String { "\(environment): invalid action: \(reason)" }
+    public var description: String {
+        kind == .invalidAction ? "\(environment): invalid action: \(reason)" : "\(environment): \(reason)"
+    }
 }
 
 /// What one step produced besides the next observation.
@@ -87,7 +108,85 @@ public protocol Env {
     mutating func step(
         _ action: UnsafeBufferPointer<Float>, observation: UnsafeMutableBufferPointer<Float>,
         using rng: inout Xoshiro256
-    ) throws(InvalidAction) -> StepOutcome
+    ) throws(EnvError) -> StepOutcome
+
+    /// Steps `copies[i]` with row i of `actions` for every i, writing into `output`; a copy
+    /// whose episode ends is reset at once (``VectorEnv``'s auto-reset rule). The default
+    /// steps one copy at a time; an environment living in other processes (the Python
+    /// bridge) overrides it to step the whole batch in one exchange.
+    static func stepCopies(
+        _ copies: UnsafeMutableBufferPointer<Self>, rngs: UnsafeMutableBufferPointer<Xoshiro256>,
+        actions: UnsafePointer<Float>, output: VectorStepOutput
+    ) throws(EnvError)
+
+    /// Resets `copies[i]` for every i in `indices`, writing row i of `observations`
+    /// (`observationSize` Floats a row). The default resets one copy at a time.
+    static func resetCopies(
+        _ copies: UnsafeMutableBufferPointer<Self>, at indices: UnsafeBufferPointer<Int>,
+        rngs: UnsafeMutableBufferPointer<Xoshiro256>, observations: UnsafeMutablePointer<Float>, observationSize: Int
+    )
+}
+
+/// Where a batched step (``Env/stepCopies(_:rngs:actions:output:)``) writes, row i for copy i:
+/// struct-of-arrays buffers owned by the caller (``VectorEnv``).
+public struct VectorStepOutput {
+    /// [copies × observationSize]: each copy's next observation (its next episode's first, after an end).
+    public var observations: UnsafeMutablePointer<Float>
+    /// [copies × observationSize]: the observation an episode ended in (rows of copies that ended).
+    public var finalObservations: UnsafeMutablePointer<Float>
+    public var rewards: UnsafeMutablePointer<Float>
+    public var terminated: UnsafeMutablePointer<Bool>
+    public var truncated: UnsafeMutablePointer<Bool>
+    /// Floats in one observation row and in one action row.
+    public var observationSize: Int
+    public var actionSize: Int
+
+    /// Output rows in these buffers.
+    @inlinable
+    public init(observations: UnsafeMutablePointer<Float>, finalObservations: UnsafeMutablePointer<Float>,
+                rewards: UnsafeMutablePointer<Float>, terminated: UnsafeMutablePointer<Bool>, truncated: UnsafeMutablePointer<Bool>,
+                observationSize: Int, actionSize: Int) {
+        self.observations = observations
+        self.finalObservations = finalObservations
+        self.rewards = rewards
+        self.terminated = terminated
+        self.truncated = truncated
+        self.observationSize = observationSize
+        self.actionSize = actionSize
+    }
+}
+
+extension Env {
+    /// One copy at a time, in index order, each with its own generator.
+    @inlinable
+    public static func stepCopies(
+        _ copies: UnsafeMutableBufferPointer<Self>, rngs: UnsafeMutableBufferPointer<Xoshiro256>,
+        actions: UnsafePointer<Float>, output: VectorStepOutput
+    ) throws(EnvError) {
+        let n = output.observationSize, m = output.actionSize, obs = output.observations
+        for i in 0..<copies.count {
+            let row = UnsafeMutableBufferPointer(start: obs + i * n, count: n)
+            let outcome = try copies[i].step(UnsafeBufferPointer(start: actions + i * m, count: m), observation: row, using: &rngs[i])
+            output.rewards[i] = outcome.reward
+            output.terminated[i] = outcome.terminated
+            output.truncated[i] = outcome.truncated
+            if outcome.terminated || outcome.truncated {
+                (output.finalObservations + i * n).update(from: obs + i * n, count: n)
+                copies[i].reset(observation: row, using: &rngs[i])
+            }
+        }
+    }
+
+    /// One copy at a time, in the order of `indices`.
+    @inlinable
+    public static func resetCopies(
+        _ copies: UnsafeMutableBufferPointer<Self>, at indices: UnsafeBufferPointer<Int>,
+        rngs: UnsafeMutableBufferPointer<Xoshiro256>, observations: UnsafeMutablePointer<Float>, observationSize n: Int
+    ) {
+        for i in indices {
+            copies[i].reset(observation: UnsafeMutableBufferPointer(start: observations + i * n, count: n), using: &rngs[i])
+        }
+    }
 }
 
 /// An environment whose task can change: the unit a meta-RL algorithm trains over.
@@ -111,10 +210,10 @@ extension Env {
     }
 
     /// Steps with a flat action; returns the next observation and the outcome.
-    public mutating func step(_ action: [Float], using rng: inout Xoshiro256) throws(InvalidAction) -> (observation: [Float], outcome: StepOutcome) {
+    public mutating func step(_ action: [Float], using rng: inout Xoshiro256) throws(EnvError) -> (observation: [Float], outcome: StepOutcome) {
         var obs = [Float](repeating: 0, count: observationSpace.flatSize)
-        let outcome = try action.withUnsafeBufferPointer { (a: UnsafeBufferPointer<Float>) throws(InvalidAction) -> StepOutcome in
-            try obs.withUnsafeMutableBufferPointer { (o: inout UnsafeMutableBufferPointer<Float>) throws(InvalidAction) -> StepOutcome in
+        let outcome = try action.withUnsafeBufferPointer { (a: UnsafeBufferPointer<Float>) throws(EnvError) -> StepOutcome in
+            try obs.withUnsafeMutableBufferPointer { (o: inout UnsafeMutableBufferPointer<Float>) throws(EnvError) -> StepOutcome in
                 try step(a, observation: o, using: &rng)
             }
         }
@@ -122,7 +221,7 @@ extension Env {
     }
 
     /// Steps with a discrete action.
-    public mutating func step(discrete action: Int, using rng: inout Xoshiro256) throws(InvalidAction) -> (observation: [Float], outcome: StepOutcome) {
+    public mutating func step(discrete action: Int, using rng: inout Xoshiro256) throws(EnvError) -> (observation: [Float], outcome: StepOutcome) {
         try step([Float(action)], using: &rng)
     }
 }
@@ -130,11 +229,11 @@ extension Env {
 /// Reads a discrete action from its Float, rejecting non-integers and out-of-range indices:
 /// what an ``Env/step(_:observation:using:)`` with a `.discrete(n)` action space calls first.
 @inlinable @inline(__always)
-public func discreteAction(_ action: UnsafeBufferPointer<Float>, count n: Int, environment: String) throws(InvalidAction) -> Int {
-    guard action.count >= 1 else { throw InvalidAction(environment: environment, reason: "no action given") }
+public func discreteAction(_ action: UnsafeBufferPointer<Float>, count n: Int, environment: String) throws(EnvError) -> Int {
+    guard action.count >= 1 else { throw EnvError(environment: environment, reason: "no action given") }
     let x = action[0]
     guard x.isFinite, x >= 0, x < Float(n), x == x.rounded(.towardZero) else {
-        throw InvalidAction(environment: environment, reason: "\(x) is not an action of Discrete(\(n)) (0…\(n - 1))")
+        throw EnvError(environment: environment, reason: "\(x) is not an action of Discrete(\(n)) (0…\(n - 1))")
     }
     return Int(x)
 }
@@ -142,9 +241,9 @@ public func discreteAction(_ action: UnsafeBufferPointer<Float>, count n: Int, e
 /// Reads element `i` of a continuous action, rejecting NaN/Inf and clipping it to [low, high]:
 /// what a `step` with a box action space calls per element.
 @inlinable @inline(__always)
-public func clippedAction(_ action: UnsafeBufferPointer<Float>, _ i: Int, low: Float, high: Float, environment: String) throws(InvalidAction) -> Float {
-    guard i < action.count else { throw InvalidAction(environment: environment, reason: "expected at least \(i + 1) action elements, got \(action.count)") }
+public func clippedAction(_ action: UnsafeBufferPointer<Float>, _ i: Int, low: Float, high: Float, environment: String) throws(EnvError) -> Float {
+    guard i < action.count else { throw EnvError(environment: environment, reason: "expected at least \(i + 1) action elements, got \(action.count)") }
     let x = action[i]
-    guard x.isFinite else { throw InvalidAction(environment: environment, reason: "element \(i) is \(x)") }
+    guard x.isFinite else { throw EnvError(environment: environment, reason: "element \(i) is \(x)") }
     return Swift.min(Swift.max(x, low), high)
 }

@@ -67,7 +67,7 @@ public struct GridWorld: MetaEnv, Sendable {
     @inlinable
     public mutating func step(
         _ action: UnsafeBufferPointer<Float>, observation: UnsafeMutableBufferPointer<Float>, using rng: inout Xoshiro256
-    ) throws(InvalidAction) -> StepOutcome {
+    ) throws(EnvError) -> StepOutcome {
         let a = try discreteAction(action, count: 4, environment: "gridworld")
         let (dr, dc) = Self.moves[a]
         let r = _cell / size + dr, c = _cell % size + dc

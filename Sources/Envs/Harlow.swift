@@ -82,7 +82,7 @@ public struct Harlow: MetaEnv, Sendable {
     @inlinable
     public mutating func step(
         _ action: UnsafeBufferPointer<Float>, observation: UnsafeMutableBufferPointer<Float>, using rng: inout Xoshiro256
-    ) throws(InvalidAction) -> StepOutcome {
+    ) throws(EnvError) -> StepOutcome {
         let side = try discreteAction(action, count: 2, environment: "harlow")
         let zeroLeft = task.objectZeroLeft[_episodeInTask % task.objectZeroLeft.count]
         let chosen = (side == 0) == zeroLeft ? 0 : 1

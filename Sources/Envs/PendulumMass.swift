@@ -59,7 +59,7 @@ public struct PendulumMass: MetaEnv, Sendable {
     @inlinable
     public mutating func step(
         _ action: UnsafeBufferPointer<Float>, observation: UnsafeMutableBufferPointer<Float>, using rng: inout Xoshiro256
-    ) throws(InvalidAction) -> StepOutcome {
+    ) throws(EnvError) -> StepOutcome {
         let u = Double(try clippedAction(action, 0, low: -2, high: 2, environment: "pendulum-mass"))
         let m = task.mass, l = Self.length, g = Self.gravity, dt = Self.dt
         let normalised = (_angle + Double.pi).truncatingRemainder(dividingBy: 2 * Double.pi)

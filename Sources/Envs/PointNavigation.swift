@@ -48,7 +48,7 @@ public struct PointNavigation: MetaEnv, Sendable {
     @inlinable @inline(__always)
     public mutating func step(
         _ action: UnsafeBufferPointer<Float>, observation: UnsafeMutableBufferPointer<Float>, using rng: inout Xoshiro256
-    ) throws(InvalidAction) -> StepOutcome {
+    ) throws(EnvError) -> StepOutcome {
         let dx = try clippedAction(action, 0, low: -0.1, high: 0.1, environment: "point-nav")
         let dy = try clippedAction(action, 1, low: -0.1, high: 0.1, environment: "point-nav")
         _position.0 += Double(dx)

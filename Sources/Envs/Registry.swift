@@ -39,13 +39,23 @@ public struct EnvArgument: Sendable, Equatable {
 public struct EnvArguments: Sendable, Equatable {
     /// The family the values belong to.
     public let family: String
-    /// Every argument's value, by name.
+    /// Every declared argument's value, by name.
     public let values: [String: Double]
+    /// The free-form arguments of a family that takes any (``TaskFamily/acceptsAnyArgument``), as given.
+    public let texts: [String: String]
 
     /// Arguments of `family` with these values (already checked by ``TaskFamily/resolve(_:)``).
-    public init(family: String, values: [String: Double]) {
+    public init(family: String, values: [String: Double], texts: [String: String] = [:]) {
         self.family = family
         self.values = values
+        self.texts = texts
+    }
+
+    /// Every argument as a run directory records it: declared ones as numbers, free-form ones as text.
+    public var recorded: [String: EnvArgumentValue] {
+        var all = values.mapValues(EnvArgumentValue.number)
+        for (k, v) in texts { all[k] = .text(v) }
+        return all
     }
 
     /// An integer argument; a name the family does not declare is a programming error of the family.
@@ -61,6 +71,36 @@ public struct EnvArguments: Sendable, Equatable {
     }
 }
 
+/// One recorded task-family argument: a number (a declared argument) or a text (a free-form
+/// argument, such as a Python env's keyword argument). Encoded as a bare JSON number or string.
+public enum EnvArgumentValue: Codable, Sendable, Equatable, CustomStringConvertible {
+    case number(Double)
+    case text(String)
+
+    /// Reads a JSON/YAML number or string.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        if let x = try? c.decode(Double.self) { self = .number(x) } else { self = .text(try c.decode(String.self)) }
+    }
+
+    /// Writes a bare number or string.
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.singleValueContainer()
+        switch self {
+        case .number(let x): try c.encode(x)
+        case .text(let t): try c.encode(t)
+        }
+    }
+
+    /// The value as `--env-arg key=value` writes it (whole numbers without a fraction).
+    public var description: String {
+        switch self {
+        case .number(let x): return x == x.rounded() && abs(x) < 1e15 ? String(Int64(x)) : "\(x)"
+        case .text(let t): return t
+        }
+    }
+}
+
 /// Why an environment specification was refused.
 public enum EnvSpecError: Error, CustomStringConvertible, Equatable {
     /// No family of that name is registered; `registered` lists the names that are.
@@ -72,6 +112,8 @@ public enum EnvSpecError: Error, CustomStringConvertible, Equatable {
     case badValue(family: String, name: String, value: String, allowed: String)
     /// Two families registered under one name.
     case duplicateFamily(String)
+    /// A family a provider could not make from its name (`gym:MODULE:ATTR` malformed, say).
+    case badFamilyName(String, reason: String)
 
     /// One line naming the cause and what is allowed.
     public var description: String {
@@ -86,6 +128,8 @@ public enum EnvSpecError: Error, CustomStringConvertible, Equatable {
             return "\(family) argument \(name)=\(value) is invalid; allowed: \(allowed)"
         case .duplicateFamily(let name):
             return "two task families are registered as '\(name)'"
+        case let .badFamilyName(name, reason):
+            return "env '\(name)': \(reason)"
         }
     }
 }
@@ -107,19 +151,23 @@ public struct TaskFamily: Sendable {
     public var summary: String
     /// The arguments `--env-arg` sets, with defaults and ranges.
     public var arguments: [EnvArgument]
+    /// Whether `--env-arg key=value` may name keys not in ``arguments``; they are kept as
+    /// text (``EnvArguments/texts``), for families whose arguments are not known in advance.
+    public var acceptsAnyArgument: Bool
     let check: @Sendable (EnvArguments) throws(EnvSpecError) -> Void
     let maker: @Sendable (EnvArguments) throws -> any MetaEnv
 
     /// A family whose environments `make` builds from checked arguments; `check` may refuse
     /// combinations the ranges alone allow (throw ``EnvSpecError/badValue(family:name:value:allowed:)``).
     public init<E: MetaEnv & Sendable>(
-        name: String, summary: String, arguments: [EnvArgument] = [],
+        name: String, summary: String, arguments: [EnvArgument] = [], acceptsAnyArgument: Bool = false,
         check: @escaping @Sendable (EnvArguments) throws(EnvSpecError) -> Void = { _ in },
         make: @escaping @Sendable (EnvArguments) throws -> E
     ) {
         self.name = name
         self.summary = summary
         self.arguments = arguments
+        self.acceptsAnyArgument = acceptsAnyArgument
         self.check = check
         maker = { try make($0) }
     }
@@ -131,18 +179,21 @@ public struct TaskFamily: Sendable {
     /// Parses `key=value` texts against the family's arguments, filling in defaults.
     public func resolve(_ texts: [String]) throws(EnvSpecError) -> EnvArguments {
         var values = Dictionary(uniqueKeysWithValues: arguments.map { ($0.name, $0.defaultValue) })
+        var free: [String: String] = [:]
         for text in texts {
             let parts = text.split(separator: "=", maxSplits: 1).map(String.init)
             guard parts.count == 2, !parts[0].isEmpty else { throw .malformedArgument(text) }
             guard let argument = arguments.first(where: { $0.name == parts[0] }) else {
-                throw .unknownArgument(family: name, name: parts[0], valid: arguments.map(\.name))
+                guard acceptsAnyArgument else { throw .unknownArgument(family: name, name: parts[0], valid: arguments.map(\.name)) }
+                free[parts[0]] = parts[1]
+                continue
             }
             guard let value = Double(parts[1]), value.isFinite, argument.range.contains(value),
                   !argument.isInteger || value == value.rounded()
             else { throw .badValue(family: name, name: parts[0], value: parts[1], allowed: argument.allowed) }
             values[parts[0]] = value
         }
-        let resolved = EnvArguments(family: name, values: values)
+        let resolved = EnvArguments(family: name, values: values, texts: free)
         try check(resolved)
         return resolved
     }
@@ -159,14 +210,40 @@ public struct TaskFamily: Sendable {
     }
 }
 
+/// Task families named by a prefix and a free text (`gym:MODULE:ATTR`): a provider makes the
+/// family when a name with its prefix is looked up, so families need not be known in advance.
+public struct TaskFamilyProvider: Sendable {
+    /// The prefix before the first `:` of the names this provider answers.
+    public var prefix: String
+    /// `metarl envs`' entry: how names are formed and what they mean.
+    public var listing: String
+    let maker: @Sendable (String) throws(EnvSpecError) -> TaskFamily
+
+    /// A provider of the families named `prefix:…`; `make` gets the whole name and returns
+    /// the family (its ``TaskFamily/name`` may be a canonical form of it, e.g. an absolute path).
+    public init(prefix: String, listing: String, make: @escaping @Sendable (String) throws(EnvSpecError) -> TaskFamily) {
+        self.prefix = prefix
+        self.listing = listing
+        maker = make
+    }
+
+    /// The family `name` names.
+    public func family(named name: String) throws(EnvSpecError) -> TaskFamily { try maker(name) }
+}
+
 /// The task families a program knows, by name: the built-in ones and any the user adds.
 /// A value: a user's executable builds its own (``builtIn`` plus its families) and passes it on.
 public struct TaskFamilyRegistry: Sendable {
     /// The registered families, in registration order.
     public private(set) var families: [TaskFamily]
+    /// The registered providers of prefixed names (`gym:…`).
+    public private(set) var providers: [TaskFamilyProvider]
 
     /// An empty registry.
-    public init() { families = [] }
+    public init() {
+        families = []
+        providers = []
+    }
 
     /// A registry of `families`, refusing two with one name.
     public init(_ families: [TaskFamily]) throws(EnvSpecError) {
@@ -180,13 +257,22 @@ public struct TaskFamilyRegistry: Sendable {
         families.append(family)
     }
 
-    /// The registered names, in registration order.
-    public var names: [String] { families.map(\.name) }
+    /// Adds `provider`, or replaces the one with its prefix (to configure it, e.g. the Python interpreter).
+    public mutating func register(_ provider: TaskFamilyProvider) {
+        providers.removeAll { $0.prefix == provider.prefix }
+        providers.append(provider)
+    }
 
-    /// The family registered as `name`.
+    /// The registered names, in registration order, then each provider's prefix as `prefix:…`.
+    public var names: [String] { families.map(\.name) + providers.map { "\($0.prefix):…" } }
+
+    /// The family registered as `name`, or made by the provider of its prefix.
     public func family(named name: String) throws(EnvSpecError) -> TaskFamily {
-        guard let family = families.first(where: { $0.name == name }) else { throw .unknownFamily(name, registered: names) }
-        return family
+        if let family = families.first(where: { $0.name == name }) { return family }
+        if let colon = name.firstIndex(of: ":"), let provider = providers.first(where: { $0.prefix == name[..<colon] }) {
+            return try provider.family(named: name)
+        }
+        throw .unknownFamily(name, registered: names)
     }
 
     /// Resolves `--env NAME --env-arg key=value …` into a spec.
@@ -196,12 +282,12 @@ public struct TaskFamilyRegistry: Sendable {
     }
 
     /// Resolves a family name and argument values as a run directory records them.
-    public func spec(_ name: String, values: [String: Double]) throws(EnvSpecError) -> EnvSpec {
+    public func spec(_ name: String, values: [String: EnvArgumentValue]) throws(EnvSpecError) -> EnvSpec {
         try spec(name, arguments: values.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" })
     }
 
-    /// Every family as a table for `metarl envs`.
-    public var listing: String { families.map(\.listing).joined(separator: "\n") }
+    /// Every family as a table for `metarl envs`, then the providers.
+    public var listing: String { (families.map(\.listing) + providers.map(\.listing)).joined(separator: "\n") }
 
     /// The seven families MetaRL ships, registered as any user family is.
     public static let builtIn: TaskFamilyRegistry = {
@@ -229,8 +315,10 @@ public struct EnvSpec: Sendable, Equatable {
 
     /// The family's name.
     public var name: String { family.name }
-    /// Every argument's value, defaults included.
+    /// Every declared argument's value, defaults included.
     public var values: [String: Double] { arguments.values }
+    /// Every argument as a run directory records it.
+    public var recorded: [String: EnvArgumentValue] { arguments.recorded }
 
     /// Builds the environment and runs `consumer` with it.
     public func open<C: MetaEnvConsumer>(_ consumer: C) throws -> C.Output {

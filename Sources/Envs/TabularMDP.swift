@@ -138,7 +138,7 @@ public struct TabularMDP: TabularMDPEnv, Sendable {
     @inlinable
     public mutating func step(
         _ action: UnsafeBufferPointer<Float>, observation: UnsafeMutableBufferPointer<Float>, using rng: inout Xoshiro256
-    ) throws(InvalidAction) -> StepOutcome {
+    ) throws(EnvError) -> StepOutcome {
         let a = try discreteAction(action, count: actions, environment: "tabular-mdp")
         let row = _state * actions + a
         let reward = meanRewards[row] + rng.normalFloat()

@@ -98,7 +98,7 @@ public struct TrialEnv<E: MetaEnv> {
 
     /// Steps every copy with its row of `actions` [count × action flat size].
     @inlinable
-    public mutating func step(_ actions: UnsafeBufferPointer<Float>) throws(InvalidAction) {
+    public mutating func step(_ actions: UnsafeBufferPointer<Float>) throws(EnvError) {
         try _vector.step(actions)
         let m = _vector.actionSize
         for i in 0..<count {
@@ -120,7 +120,7 @@ public struct TrialEnv<E: MetaEnv> {
     }
 
     @inlinable
-    public mutating func step(_ actions: [Float]) throws(InvalidAction) {
-        try actions.withUnsafeBufferPointer { (a: UnsafeBufferPointer<Float>) throws(InvalidAction) in try step(a) }
+    public mutating func step(_ actions: [Float]) throws(EnvError) {
+        try actions.withUnsafeBufferPointer { (a: UnsafeBufferPointer<Float>) throws(EnvError) in try step(a) }
     }
 }

@@ -68,42 +68,36 @@ public struct VectorEnv<E: MetaEnv> {
     /// Resets every copy.
     @inlinable
     public mutating func resetAll() {
-        for i in 0..<count { reset(at: i) }
+        let n = observationSize, indices = Array(0..<count)
+        _observations.withUnsafeMutableBufferPointer { obs in
+            _envs.withUnsafeMutableBufferPointer { envs in
+                rngs.withUnsafeMutableBufferPointer { rngs in
+                    indices.withUnsafeBufferPointer { E.resetCopies(envs, at: $0, rngs: rngs, observations: obs.baseAddress!, observationSize: n) }
+                }
+            }
+        }
     }
 
-    /// Steps every copy with its row of `actions` [count × actionSize].
+    /// Steps every copy with its row of `actions` [count × actionSize] (``Env/stepCopies(_:rngs:actions:output:)``).
     @inlinable
-    public mutating func step(_ actions: UnsafeBufferPointer<Float>) throws(InvalidAction) {
+    public mutating func step(_ actions: UnsafeBufferPointer<Float>) throws(EnvError) {
         precondition(actions.count == count * actionSize, "VectorEnv.step: \(actions.count) action values for \(count) × \(actionSize)")
-        let n = observationSize, m = actionSize, count = self.count
+        let n = observationSize, m = actionSize
         let actionBase = actions.baseAddress!
-        var failure: InvalidAction?
+        var failure: EnvError?
         // Raw pointers for the whole batch: no uniqueness or bounds checks per copy.
-        _observations.withUnsafeMutableBufferPointer { obsBuffer in
+        _observations.withUnsafeMutableBufferPointer { obs in
             _finalObservations.withUnsafeMutableBufferPointer { finals in
-                _rewards.withUnsafeMutableBufferPointer { rewardsOut in
-                    _terminated.withUnsafeMutableBufferPointer { terminatedOut in
-                        _truncated.withUnsafeMutableBufferPointer { truncatedOut in
-                            _envs.withUnsafeMutableBufferPointer { _envs in
+                _rewards.withUnsafeMutableBufferPointer { rewards in
+                    _terminated.withUnsafeMutableBufferPointer { terminated in
+                        _truncated.withUnsafeMutableBufferPointer { truncated in
+                            _envs.withUnsafeMutableBufferPointer { envs in
                                 rngs.withUnsafeMutableBufferPointer { rngs in
-                                    let obs = obsBuffer.baseAddress!
-                                    for i in 0..<count {
-                                        let row = UnsafeMutableBufferPointer(start: obs + i * n, count: n)
-                                        let outcome: StepOutcome
-                                        do throws(InvalidAction) {
-                                            outcome = try _envs[i].step(
-                                                UnsafeBufferPointer(start: actionBase + i * m, count: m), observation: row, using: &rngs[i])
-                                        } catch {
-                                            failure = error
-                                            return
-                                        }
-                                        rewardsOut[i] = outcome.reward
-                                        terminatedOut[i] = outcome.terminated
-                                        truncatedOut[i] = outcome.truncated
-                                        if outcome.terminated || outcome.truncated {
-                                            (finals.baseAddress! + i * n).update(from: obs + i * n, count: n)
-                                            _envs[i].reset(observation: row, using: &rngs[i])
-                                        }
+                                    let output = VectorStepOutput(
+                                        observations: obs.baseAddress!, finalObservations: finals.baseAddress!, rewards: rewards.baseAddress!,
+                                        terminated: terminated.baseAddress!, truncated: truncated.baseAddress!, observationSize: n, actionSize: m)
+                                    do throws(EnvError) { try E.stepCopies(envs, rngs: rngs, actions: actionBase, output: output) } catch {
+                                        failure = error
                                     }
                                 }
                             }
@@ -117,7 +111,7 @@ public struct VectorEnv<E: MetaEnv> {
 
     /// Steps with an array of actions.
     @inlinable
-    public mutating func step(_ actions: [Float]) throws(InvalidAction) {
-        try actions.withUnsafeBufferPointer { (a: UnsafeBufferPointer<Float>) throws(InvalidAction) in try step(a) }
+    public mutating func step(_ actions: [Float]) throws(EnvError) {
+        try actions.withUnsafeBufferPointer { (a: UnsafeBufferPointer<Float>) throws(EnvError) in try step(a) }
     }
 }

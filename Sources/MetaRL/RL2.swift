@@ -297,7 +297,7 @@ public func sampleTrials<E: MetaEnv>(
         let (actions, logProbs, values) = agent.act(inputs: env.inputs, taskStarted: env.taskStarted, greedy: greedy, threads: threads, using: &rng)
         let episodeIndex = env.episodeIndex
         for i in 0..<b { actionValues[i] = Float(actions[i]) }
-        try actionValues.withUnsafeBufferPointer { (a: UnsafeBufferPointer<Float>) throws(InvalidAction) in try env.step(a) }
+        try actionValues.withUnsafeBufferPointer { (a: UnsafeBufferPointer<Float>) throws(EnvError) in try env.step(a) }
         let rewards = env.rewards
         for i in 0..<b where running[i] {
             let k = t * b + i

@@ -18,9 +18,9 @@ struct Eval: CatalogCommand {
         ("--env-arg", true, "evaluate on a variant: a family argument, key=value, replacing the run's (repeatable)"),
         ("--threads", true, "threads (results do not depend on it)"),
         ("--json", false, "print one JSON object"),
-    ]
+    ] + Catalog.pythonOptions
 
-    func run(catalog: Catalog) throws {
+    func run(catalog baseCatalog: Catalog) throws {
         guard let path = arguments.first, !path.hasPrefix("-") else {
             print("USAGE: metarl eval DIR [options]  (`metarl eval DIR --help` lists the options of its algorithm)")
             if arguments.isEmpty || arguments.contains("--help") || arguments.contains("-h") { return }
@@ -29,7 +29,7 @@ struct Eval: CatalogCommand {
         try reportingErrors {
             let directory = RunDirectory(URL(fileURLWithPath: path))
             var manifest = try directory.manifest()
-            let algorithm = try catalog.algorithm(of: manifest, at: path)
+            let algorithm = try baseCatalog.algorithm(of: manifest, at: path)
             let rest = Array(arguments.dropFirst())
             if rest.contains("--help") || rest.contains("-h") {
                 print((["USAGE: metarl eval DIR [options]", "", "OPTIONS:"]
@@ -40,6 +40,7 @@ struct Eval: CatalogCommand {
             }
             let parsed = try CommandLineOptions(rest, runOptions: Self.commandOptions, settingFlags: algorithm.evaluationFlags,
                                                 defaults: algorithm.defaultEvaluationOptions)
+            let catalog = try baseCatalog.configuringPython(parsed)
             let seed = try parsed.value("--seed").map { text -> UInt64 in
                 guard let s = UInt64(text) else { throw RunError("--seed \(text): expected a non-negative integer") }
                 return s

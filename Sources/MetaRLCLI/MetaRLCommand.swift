@@ -1,6 +1,7 @@
 import ArgumentParser
 import Envs
 import Foundation
+import GymBridge
 import MetaRL
 import RL
 import Runs
@@ -40,11 +41,40 @@ extension Catalog {
         RegisteredAlgorithm(ReptileAlgorithm()), RegisteredAlgorithm(SACAlgorithm()), RegisteredAlgorithm(PEARLAlgorithm()),
     ]
 
-    /// `metarl`'s catalog: the seven built-in task families and the built-in algorithms.
+    /// `metarl`'s catalog: the seven built-in task families, the `gym:` families of the Python
+    /// bridge (configured from the environment: `METARL_PYTHON`, …) and the built-in algorithms.
     public static var metarl: Catalog {
-        do { return Catalog(families: .builtIn, algorithms: try AlgorithmRegistry(builtInAlgorithms)) } catch {
+        var families = TaskFamilyRegistry.builtIn
+        families.register(GymFamilies.provider())
+        do { return Catalog(families: families, algorithms: try AlgorithmRegistry(builtInAlgorithms)) } catch {
             preconditionFailure("the built-in algorithms have clashing names: \(error)")
         }
+    }
+
+    /// The options of commands that open task families, for the Python bridge's `gym:` families.
+    static let pythonOptions: [(flag: String, takesValue: Bool, help: String)] = [
+        ("--python", true, "the Python that runs gym: envs (default $METARL_PYTHON, else a private virtualenv made on first use)"),
+        ("--python-workers", true, "worker processes stepping gym: envs (default 2; results do not depend on it)"),
+        ("--python-timeout", true, "seconds a gym: worker may take to answer before it counts as hung (default 60)"),
+    ]
+
+    /// The catalog with the bridge's provider configured by `--python`, `--python-workers` and
+    /// `--python-timeout` (over the environment's settings).
+    func configuringPython(_ parsed: CommandLineOptions) throws -> Catalog {
+        guard Self.pythonOptions.contains(where: { parsed.has($0.flag) }) else { return self }
+        var options = GymBridgeOptions.fromEnvironment()
+        if let python = parsed.value("--python") { options.python = python }
+        if let workers = try parsed.integer("--python-workers") {
+            guard workers >= 1 else { throw RunError("--python-workers \(workers): must be at least 1") }
+            options.workers = workers
+        }
+        if let text = parsed.value("--python-timeout") {
+            guard let t = Double(text), t > 0, t.isFinite else { throw RunError("--python-timeout \(text): expected a positive number of seconds") }
+            options.timeout = t
+        }
+        var catalog = self
+        catalog.families.register(GymFamilies.provider(options))
+        return catalog
     }
 }
 

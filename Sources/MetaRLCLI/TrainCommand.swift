@@ -27,7 +27,7 @@ struct Train: CatalogCommand {
         ("--checkpoint-every", true, "checkpoint every N iterations"),
         ("--keep-checkpoints", true, "checkpoints to keep"),
         ("--threads", true, "threads (results do not depend on it)"),
-    ]
+    ] + Catalog.pythonOptions
 
     func run(catalog: Catalog) throws {
         guard let name = arguments.first, !name.hasPrefix("-") else {
@@ -44,7 +44,7 @@ struct Train: CatalogCommand {
             }
             let parsed = try CommandLineOptions(rest, runOptions: Self.runOptions, settingFlags: algorithm.settingFlags,
                                                 defaults: algorithm.defaultSettings)
-            try Self.train(algorithm, parsed, catalog: catalog)
+            try Self.train(algorithm, parsed, catalog: try catalog.configuringPython(parsed))
         }
     }
 

@@ -140,8 +140,8 @@ public struct SAC<E: MetaEnv>: IterativeAlgorithm {
                     action = state.agent.actor.actions(Tensor(shape: [1, n], values: observation), deterministic: false, using: &state.rng)
                 }
                 for j in 0..<m { envAction[j] = scaling(action[j], j) }
-                let outcome = try envAction.withUnsafeBufferPointer { a throws(InvalidAction) in
-                    try next.withUnsafeMutableBufferPointer { o throws(InvalidAction) in try env.step(a, observation: o, using: &state.rng) }
+                let outcome = try envAction.withUnsafeBufferPointer { a throws(EnvError) in
+                    try next.withUnsafeMutableBufferPointer { o throws(EnvError) in try env.step(a, observation: o, using: &state.rng) }
                 }
                 state.buffer.add(observation: observation, action: action, reward: outcome.reward, nextObservation: next,
                                  terminal: outcome.terminated)

@@ -15,7 +15,7 @@ public struct RunManifest: Codable, Sendable, Equatable {
     public var algorithm: String
     /// The registered task family's name and its arguments.
     public var env: String
-    public var envArguments: [String: Double]
+    public var envArguments: [String: EnvArgumentValue]
     public var seed: UInt64
     /// The settings section's key ("" when a config file names none).
     public var settingsKey: String
@@ -29,7 +29,7 @@ public struct RunManifest: Codable, Sendable, Equatable {
     public init<S: Encodable>(algorithm: String, env: EnvSpec, seed: UInt64, settingsKey: String, settings: S) throws {
         self.algorithm = algorithm
         self.env = env.name
-        self.envArguments = env.values
+        self.envArguments = env.recorded
         self.seed = seed
         self.settingsKey = settingsKey
         self.settings = try SettingsCoding.encode(settings)
@@ -42,7 +42,7 @@ public struct RunManifest: Codable, Sendable, Equatable {
         let c = try decoder.container(keyedBy: AnyKey.self)
         algorithm = try c.decodeIfPresent(String.self, forKey: AnyKey("algorithm")) ?? ""
         env = try c.decodeIfPresent(String.self, forKey: AnyKey("env")) ?? ""
-        envArguments = try c.decodeIfPresent([String: Double].self, forKey: AnyKey("envArguments")) ?? [:]
+        envArguments = try c.decodeIfPresent([String: EnvArgumentValue].self, forKey: AnyKey("envArguments")) ?? [:]
         seed = try c.decodeIfPresent(UInt64.self, forKey: AnyKey("seed")) ?? 0
         let sections = c.allKeys.filter { !Self.commonKeys.contains($0.stringValue) }
         guard sections.count <= 1 else {
@@ -76,7 +76,7 @@ public struct RunManifest: Codable, Sendable, Equatable {
             envArguments = [:]
         }
         let kept = envArguments.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
-        envArguments = try families.spec(self.env, arguments: kept + arguments).values
+        envArguments = try families.spec(self.env, arguments: kept + arguments).recorded
         if let seed { self.seed = seed }
     }
 

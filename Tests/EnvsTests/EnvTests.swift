@@ -21,15 +21,15 @@ import TensorCore
     @Test func invalidActionsAreRejectedWithTheirReason() {
         var rng = Xoshiro256(seed: 2)
         var bandit = BernoulliBandit(arms: 5)
-        #expect(throws: InvalidAction(environment: "bandit", reason: "5.0 is not an action of Discrete(5) (0…4)")) {
+        #expect(throws: EnvError(environment: "bandit", reason: "5.0 is not an action of Discrete(5) (0…4)")) {
             try bandit.step(discrete: 5, using: &rng)
         }
-        #expect(throws: InvalidAction.self) { try bandit.step([1.5], using: &rng) }
-        #expect(throws: InvalidAction.self) { try bandit.step([-1], using: &rng) }
+        #expect(throws: EnvError.self) { try bandit.step([1.5], using: &rng) }
+        #expect(throws: EnvError.self) { try bandit.step([-1], using: &rng) }
         var nav = PointNavigation()
         _ = nav.reset(using: &rng)
-        #expect(throws: InvalidAction.self) { try nav.step([.nan, 0], using: &rng) }
-        #expect(throws: InvalidAction.self) { try nav.step([0.1], using: &rng) }
+        #expect(throws: EnvError.self) { try nav.step([.nan, 0], using: &rng) }
+        #expect(throws: EnvError.self) { try nav.step([0.1], using: &rng) }
     }
 
     @Test func pointNavigationClipsAndPaysMinusDistance() throws {
@@ -258,7 +258,7 @@ import TensorCore
             mutating func setTask(_ task: Task) { self.task = task }
             mutating func reset(observation: UnsafeMutableBufferPointer<Float>, using rng: inout Xoshiro256) { position = 0; observation[0] = 0 }
             mutating func step(_ action: UnsafeBufferPointer<Float>, observation: UnsafeMutableBufferPointer<Float>,
-                               using rng: inout Xoshiro256) throws(InvalidAction) -> StepOutcome {
+                               using rng: inout Xoshiro256) throws(EnvError) -> StepOutcome {
                 position += try discreteAction(action, count: 2, environment: "corridor") == 1 ? 1 : -1
                 observation[0] = Float(position) / Float(length)
                 return StepOutcome(reward: position == task.goal ? 1 : 0, terminated: position == task.goal, truncated: false)

@@ -34,7 +34,7 @@ public struct DarkCorridor: MetaEnv, Sendable {
     }
 
     public mutating func step(_ action: UnsafeBufferPointer<Float>, observation: UnsafeMutableBufferPointer<Float>,
-                              using rng: inout Xoshiro256) throws(InvalidAction) -> StepOutcome {
+                              using rng: inout Xoshiro256) throws(EnvError) -> StepOutcome {
         let move = try discreteAction(action, count: 3, environment: "dark-corridor") - 1
         position = min(max(position + move, 0), length - 1)
         steps += 1

@@ -1,0 +1,319 @@
+"""MetaRL's Gymnasium bridge: one worker process owning a batch of env copies.
+
+metarl starts several of these (`python -u metarl_gym_worker.py`), one per process it
+steps Python envs in. Control messages are text lines on stdin, replies text lines on
+stdout ("ok [payload]" or "error <one line>"); observations, actions, rewards, flags and
+seeds travel through a shared-memory file the parent creates (see `Layout`). Needs only the
+standard library, numpy and (for `gym:id:NAME` targets) gymnasium.
+
+Messages (slot lists are comma-separated indices into the shared arrays):
+  init <json>          import the target, build the task env, check its methods; reply with the spaces
+  map <path> <cap>     map the shared arrays for `cap` copies
+  make <slots>         build an env copy for each slot (kept and reused until the worker ends)
+  task <slot> <b64>    set_task(pickle.loads(b64)) on a copy
+  reset <slots>        reset each copy with seed seeds[slot]; write its observation
+  step <slots>         step each copy with actions[slot]; write observation, reward, flags, success
+  sample <n> <seed>    sample_tasks(n) on the task env with every RNG seeded by seed; reply b64 pickles
+  close                exit
+"""
+
+import ast
+import base64
+import importlib
+import importlib.util
+import json
+import math
+import mmap
+import os
+import pickle
+import random
+import signal
+import sys
+import traceback
+
+import numpy as np
+
+
+class BridgeError(Exception):
+    """A fault of the env (not of the bridge), reported to metarl as one line."""
+
+
+def describe(error):
+    """One line: the exception, and the innermost frame of user code that raised it."""
+    frames = traceback.extract_tb(error.__traceback__)
+    own = os.path.abspath(__file__)
+    where = ""
+    for frame in reversed(frames):
+        if os.path.abspath(frame.filename) != own:
+            where = " (%s:%d)" % (os.path.basename(frame.filename), frame.lineno)
+            break
+    text = str(error).replace("\n", " ")
+    if isinstance(error, BridgeError):
+        return text + where
+    return "%s: %s%s" % (type(error).__name__, text, where)
+
+
+def literal(text):
+    """An --env-arg value as Python reads it (1, 0.5, True, 'text', [1, 2]); else the text itself."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def load_factory(target):
+    """The class or function a `gym:MODULE:ATTR` target names, or gymnasium.make for `gym:id:NAME`."""
+    module_name, attr = target["module"], target["attr"]
+    if module_name == "id":
+        import gymnasium
+
+        return lambda **kwargs: gymnasium.make(attr, **kwargs)
+    if module_name.endswith(".py"):
+        if not os.path.exists(module_name):
+            raise BridgeError("module file %s does not exist" % module_name)
+        sys.path.insert(0, os.path.dirname(module_name))
+        spec = importlib.util.spec_from_file_location(os.path.basename(module_name)[:-3], module_name)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+    else:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as error:
+            raise BridgeError("cannot import module %s: %s" % (module_name, error))
+    if not hasattr(module, attr):
+        names = sorted(n for n in dir(module) if not n.startswith("_"))
+        raise BridgeError("module %s has no attribute %s; it has: %s" % (module_name, attr, ", ".join(names[:20])))
+    return getattr(module, attr)
+
+
+def space_of(space, role):
+    """A Gymnasium Discrete or Box space as {"discrete": n} or {"low", "high", "shape"} (duck-typed)."""
+    if hasattr(space, "n") and not hasattr(space, "nvec"):
+        return {"discrete": int(space.n)}
+    if hasattr(space, "low") and hasattr(space, "high") and hasattr(space, "shape"):
+        low = np.broadcast_to(np.asarray(space.low, dtype=np.float64), space.shape).reshape(-1)
+        high = np.broadcast_to(np.asarray(space.high, dtype=np.float64), space.shape).reshape(-1)
+        clip = lambda v: [float(min(max(x, -3.0e38), 3.0e38)) for x in v]
+        return {"low": clip(low), "high": clip(high), "shape": [int(d) for d in space.shape]}
+    raise BridgeError("%s space %s is neither Discrete nor Box" % (role, space))
+
+
+def horizon_of(env, given):
+    """The episode's time limit: the max_episode_steps argument, else the env's spec, else 200."""
+    if given:
+        return int(given)
+    spec = getattr(env, "spec", None)
+    if spec is not None and getattr(spec, "max_episode_steps", None):
+        return int(spec.max_episode_steps)
+    for name in ("max_episode_steps", "_max_episode_steps", "max_path_length"):
+        value = getattr(env, name, None) or getattr(getattr(env, "unwrapped", env), name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return 200
+
+
+def seed_everything(env, seed):
+    """Seeds the global RNGs and the env's own, so a seed reproduces what follows."""
+    random.seed(seed)
+    np.random.seed(seed % (1 << 32))
+    unwrapped = getattr(env, "unwrapped", env)
+    try:
+        import gymnasium.utils.seeding as seeding
+
+        unwrapped._np_random, _ = seeding.np_random(seed)
+    except Exception:
+        pass
+
+
+class Layout:
+    """The shared arrays for `capacity` copies, in this order, each 64-byte aligned:
+    actions f32[cap, m], observations f32[cap, n], rewards f32[cap], success f32[cap],
+    seeds u64[cap], flags u8[cap, 2] (terminated, truncated)."""
+
+    def __init__(self, path, capacity, n, m):
+        fd = os.open(path, os.O_RDWR)
+        try:
+            size = os.fstat(fd).st_size
+            self.memory = mmap.mmap(fd, size)
+        finally:
+            os.close(fd)
+        offset = 0
+
+        def take(dtype, shape):
+            nonlocal offset
+            count = int(np.prod(shape))
+            array = np.frombuffer(self.memory, dtype=dtype, count=count, offset=offset).reshape(shape)
+            offset += (count * np.dtype(dtype).itemsize + 63) // 64 * 64
+            return array
+
+        self.actions = take(np.float32, (capacity, m))
+        self.observations = take(np.float32, (capacity, n))
+        self.rewards = take(np.float32, (capacity,))
+        self.success = take(np.float32, (capacity,))
+        self.seeds = take(np.uint64, (capacity,))
+        self.flags = take(np.uint8, (capacity, 2))
+        if offset > size:
+            raise BridgeError("shared memory %s holds %d bytes, the layout needs %d" % (path, size, offset))
+
+
+class Worker:
+    """The env copies of one worker process and the handlers of the control messages."""
+
+    def __init__(self):
+        self.envs = {}
+        self.steps = {}
+        self.layout = None
+
+    def init(self, text):
+        config = json.loads(text)
+        self.name = config["name"]
+        self.kwargs = {k: literal(v) for k, v in config["kwargs"].items()}
+        given_horizon = self.kwargs.pop("max_episode_steps", None)
+        factory = load_factory(config["target"])
+        if config["target"]["module"] == "id" and given_horizon:
+            self.kwargs["max_episode_steps"] = int(given_horizon)
+        self.factory = factory
+        self.task_env = self.build()
+        missing = [m for m in ("sample_tasks", "set_task", "get_task") if not callable(getattr(self.task_env, m, None))
+                   and not callable(getattr(getattr(self.task_env, "unwrapped", None), m, None))]
+        if missing:
+            raise BridgeError("the env has no %s method%s (a task family needs sample_tasks(n), set_task(task), get_task())"
+                              % (", ".join(missing), "s" if len(missing) > 1 else ""))
+        self.observation = space_of(self.task_env.observation_space, "observation")
+        self.action = space_of(self.task_env.action_space, "action")
+        self.horizon = horizon_of(self.task_env, given_horizon)
+        self.n = self.observation["discrete"] if "discrete" in self.observation else int(np.prod(self.observation["shape"]))
+        self.m = 1 if "discrete" in self.action else int(np.prod(self.action["shape"]))
+        dtype = getattr(self.task_env.action_space, "dtype", np.float32)
+        self.action_dtype = np.dtype(dtype) if dtype is not None else np.dtype(np.float32)
+        task = self.call(self.task_env, "get_task")
+        return json.dumps({"observation": self.observation, "action": self.action, "horizon": self.horizon,
+                           "task": self.pickled(task)})
+
+    def build(self):
+        env = self.factory(**self.kwargs)
+        if not hasattr(env, "step") or not hasattr(env, "reset"):
+            raise BridgeError("%s returned %s, which is not a Gymnasium env (no step/reset)" % (self.name, type(env).__name__))
+        return env
+
+    @staticmethod
+    def call(env, method, *args):
+        function = getattr(env, method, None)
+        if not callable(function):
+            function = getattr(env.unwrapped, method)
+        return function(*args)
+
+    @staticmethod
+    def pickled(task):
+        try:
+            return base64.b64encode(pickle.dumps(task, protocol=4)).decode("ascii")
+        except Exception as error:
+            raise BridgeError("a task (%r) cannot be pickled: %s" % (task, error))
+
+    def map(self, path, capacity):
+        self.layout = Layout(path, int(capacity), self.n, self.m)
+
+    def make(self, slots):
+        for s in slots:
+            if s not in self.envs:
+                self.envs[s] = self.build()
+                self.steps[s] = 0
+
+    def task(self, slot, payload):
+        self.call(self.envs[slot], "set_task", pickle.loads(base64.b64decode(payload)))
+
+    def write_observation(self, slot, observation):
+        row = self.layout.observations[slot]
+        if "discrete" in self.observation:
+            index = int(observation)
+            if not 0 <= index < self.n:
+                raise BridgeError("observation %r is outside Discrete(%d)" % (observation, self.n))
+            row[:] = 0
+            row[index] = 1
+            return
+        values = np.asarray(observation, dtype=np.float32)
+        if values.size != self.n:
+            raise BridgeError("observation has shape %s, the observation space %s" % (values.shape, tuple(self.observation["shape"])))
+        row[:] = values.reshape(-1)
+
+    def reset(self, slots):
+        layout = self.layout
+        for s in slots:
+            env = self.envs[s]
+            seed = int(layout.seeds[s])
+            seed_everything(env, seed)
+            result = env.reset(seed=seed)
+            observation = result[0] if isinstance(result, tuple) and len(result) == 2 else result
+            self.write_observation(s, observation)
+            self.steps[s] = 0
+
+    def step(self, slots):
+        layout, envs, steps, horizon, write = self.layout, self.envs, self.steps, self.horizon, self.write_observation
+        actions, rewards, flags, success = layout.actions, layout.rewards, layout.flags, layout.success
+        discrete, dtype, nan = "discrete" in self.action, self.action_dtype, math.nan
+        for s in slots:
+            action = int(actions[s, 0]) if discrete else actions[s].astype(dtype)
+            result = envs[s].step(action)
+            if len(result) != 5:
+                raise BridgeError("step returned %d values; a Gymnasium env returns (obs, reward, terminated, truncated, info)" % len(result))
+            observation, reward, terminated, truncated, info = result
+            write(s, observation)
+            steps[s] += 1
+            rewards[s] = reward
+            flags[s, 0] = bool(terminated)
+            flags[s, 1] = bool(truncated) or steps[s] >= horizon
+            success[s] = float(info.get("success", nan)) if info else nan
+
+    def sample(self, n, seed):
+        seed_everything(self.task_env, int(seed))
+        tasks = self.call(self.task_env, "sample_tasks", int(n))
+        tasks = list(tasks)
+        if len(tasks) != int(n):
+            raise BridgeError("sample_tasks(%d) returned %d tasks" % (int(n), len(tasks)))
+        return " ".join(self.pickled(t) for t in tasks)
+
+
+def slots_of(text):
+    return [int(s) for s in text.split(",")] if text else []
+
+
+def main():
+    # Ctrl-C at a terminal reaches the whole process group: end quietly, metarl reports it.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    try:  # End with the parent even if it is killed outright (Linux).
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)
+    except Exception:
+        pass
+    worker = Worker()
+    out = sys.stdout
+    handlers = {
+        "init": lambda rest: worker.init(rest),
+        "map": lambda rest: worker.map(*rest.split(" ")),
+        "make": lambda rest: worker.make(slots_of(rest)),
+        "task": lambda rest: worker.task(int(rest.split(" ", 1)[0]), rest.split(" ", 1)[1]),
+        "reset": lambda rest: worker.reset(slots_of(rest)),
+        "step": lambda rest: worker.step(slots_of(rest)),
+        "sample": lambda rest: worker.sample(*rest.split(" ")),
+    }
+    for line in sys.stdin:
+        command, _, rest = line.rstrip("\n").partition(" ")
+        if command == "close":
+            break
+        try:
+            payload = handlers[command](rest)
+            out.write("ok\n" if payload is None else "ok " + payload + "\n")
+        except KeyError as error:
+            if command not in handlers:
+                out.write("error unknown message %r\n" % command)
+            else:
+                out.write("error " + describe(error) + "\n")
+        except BaseException as error:  # the env's own exceptions, reported as one line
+            out.write("error " + describe(error) + "\n")
+        out.flush()
+
+
+if __name__ == "__main__":
+    main()

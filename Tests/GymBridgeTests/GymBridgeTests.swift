@@ -1,0 +1,5 @@
+import Envs
+import Foundation
+import GymBridge
+import TensorCore
+import Testing

@@ -4,7 +4,7 @@ import TensorCore
 
 /// A task of a Python env: its pickle, as `get_task` / `sample_tasks` returned it. Stored in
 /// checkpoints (as base64 text), so a resumed run sets the very same tasks.
-public struct PythonTask: Codable, Sendable, Equatable, CustomStringConvertible {
+public struct PythonTask: Codable, Sendable, Hashable, CustomStringConvertible {
     /// The pickled task, base64-encoded.
     public var pickle: String
 
@@ -139,6 +139,9 @@ final class BridgeSession: @unchecked Sendable {
     deinit {
         for channel in channels { channel.process.terminate(grace: 1) }
     }
+
+    /// The process ids of the workers, in worker order.
+    var workerPIDs: [pid_t] { channels.map(\.process.pid) }
 
     /// The spaces, horizon and first task a worker reported.
     private static func decode(_ json: String, name: String) throws -> (observation: Space, action: Space, horizon: Int, task: PythonTask) {

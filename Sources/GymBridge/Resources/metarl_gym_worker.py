@@ -82,7 +82,8 @@ def load_factory(target):
         except ModuleNotFoundError as error:
             raise BridgeError("cannot import module %s: %s" % (module_name, error))
     if not hasattr(module, attr):
-        names = sorted(n for n in dir(module) if not n.startswith("_"))
+        names = sorted(n for n in dir(module) if not n.startswith("_") and callable(getattr(module, n))
+                       and getattr(getattr(module, n), "__module__", None) == module.__name__)
         raise BridgeError("module %s has no attribute %s; it has: %s" % (module_name, attr, ", ".join(names[:20])))
     return getattr(module, attr)
 

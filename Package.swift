@@ -70,6 +70,7 @@ let package = Package(
         .testTarget(name: "BaselinesTests", dependencies: ["Baselines", "Envs", "TensorCore"]),
         .testTarget(name: "RLTests", dependencies: ["RL", "NN", "Envs", "TensorCore", "GradientChecking"]),
         .testTarget(name: "MetaRLTests", dependencies: ["MetaRL", "RL", "NN", "Envs", "TensorCore", "GradientChecking"]),
+        .testTarget(name: "BenchmarksTests", dependencies: ["Benchmarks"]),
         .testTarget(name: "RunsTests", dependencies: ["Runs", "MetaRLCLI", "RL", "MetaRL", "Envs", "TensorCore"]),
     ]
 )

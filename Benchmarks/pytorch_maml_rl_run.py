@@ -13,7 +13,7 @@ gym 0.17 (PyPI) and torch (Debian's python3-torch):
 The only change to its code: `torch.lstsq`, removed from recent torch, is routed to
 `torch.linalg.lstsq` (same solution). One JSON line per meta-iteration: seconds, pre- and post-adaptation mean return.
 """
-import argparse, json, sys, time
+import argparse, json, multiprocessing, os, sys, threading, time
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--checkout", required=True)
@@ -50,6 +50,26 @@ policy.share_memory()
 baseline = LinearFeatureBaseline(get_input_size(env))
 sampler = MultiTaskSampler(config["env-name"], env_kwargs=config.get("env-kwargs", {}), batch_size=config["fast-batch-size"],
                            policy=policy, baseline=baseline, env=env, seed=args.seed, num_workers=args.num_workers)
+
+
+closing = threading.Event()
+
+
+def watch_workers(workers, parent):
+    """Ends the run and its workers when a sampler worker dies or metarl goes away:
+    pytorch-maml-rl itself would wait on the dead worker's queue forever."""
+    while not closing.wait(0.5):
+        dead = [w for w in workers if w.exitcode is not None]
+        if dead or os.getppid() != parent:
+            reason = ("sampler worker %s exited with %s" % (dead[0].name, dead[0].exitcode)) if dead else "metarl is gone"
+            print(json.dumps({"error": reason}), flush=True)
+            for w in workers:
+                if w.exitcode is None:
+                    w.kill()
+            os._exit(3)
+
+
+threading.Thread(target=watch_workers, args=(multiprocessing.active_children(), os.getppid()), daemon=True).start()
 metalearner = MAMLTRPO(policy, fast_lr=config["fast-lr"], first_order=config["first-order"], device="cpu")
 for iteration in range(1, args.iterations + 1):
     start = time.perf_counter()
@@ -64,4 +84,5 @@ for iteration in range(1, args.iterations + 1):
     post = float(np.mean(get_returns(valid_episodes)))
     print(json.dumps({"iteration": iteration, "seconds": round(seconds, 3), "episode_reward_mean": pre,
                       "episode_reward_mean_adapt_1": post}), flush=True)
+closing.set()
 sampler.close()

@@ -177,18 +177,24 @@ public enum ReferenceScript {
     }
 
     /// The folder holding the scripts: `METARL_BENCHMARKS`, else `Benchmarks/` of this source tree.
-    static var folder: URL {
+    public static var folder: URL {
         if let path = ProcessInfo.processInfo.environment["METARL_BENCHMARKS"] { return URL(fileURLWithPath: path) }
         return URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("Benchmarks")
     }
 
-    /// Runs `name` and returns the JSON objects it printed, one per line. A non-zero exit, a
-    /// run longer than `timeout` seconds (the child is then killed) or a missing script is a `Failure`.
-    public static func run(_ name: String, python: String, arguments: [String], timeout: Double = 3600) throws -> [[String: Any]] {
+    /// Runs `name` and returns the JSON objects it printed, one per line. A non-zero exit (with
+    /// the `{"error": …}` line the script printed, if any), a run longer than `timeout` seconds,
+    /// a run that prints nothing for `stallTimeout` seconds (a dead worker the reference waits
+    /// on forever) or a missing script is a `Failure`; the child and every process it started
+    /// (it runs in a process group of its own) are then killed.
+    public static func run(_ name: String, python: String, arguments: [String], timeout: Double = 3600,
+                           stallTimeout: Double = 600, in folder: URL = folder) throws -> [[String: Any]] {
         let script = folder.appendingPathComponent(name)
         guard FileManager.default.fileExists(atPath: script.path) else { throw Failure("\(script.path) not found") }
         let process = Process()
+        // Foundation starts the child as the leader of a process group of its own (pgid = pid),
+        // so its workers can be killed with it.
         process.executableURL = URL(fileURLWithPath: python)
         process.arguments = [script.path] + arguments
         var environment = ProcessInfo.processInfo.environment
@@ -199,34 +205,58 @@ public enum ReferenceScript {
         process.standardOutput = output
         process.standardError = FileHandle.nullDevice
         do { try process.run() } catch { throw Failure("cannot start \(python): \(error.localizedDescription)") }
-        // Read on another thread so that a stalled child cannot block the timeout.
         let collected = OutputCollector()
-        let reader = Thread { collected.set(output.fileHandleForReading.readDataToEndOfFile()) }
+        // Read on another thread so that a stalled child cannot block the timeouts.
+        let reader = Thread {
+            let handle = output.fileHandleForReading
+            while true {
+                let chunk = handle.availableData
+                if chunk.isEmpty { break }
+                collected.append(chunk)
+            }
+            collected.finish()
+        }
         reader.start()
-        let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning && Date() < deadline { usleep(50_000) }
-        if process.isRunning {
-            process.terminate()
-            usleep(500_000)
-            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        func stop() {
+            kill(-process.processIdentifier, SIGKILL)
+            kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
-            throw Failure("\(name) did not finish within \(Int(timeout)) s; stopped it")
+        }
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning {
+            if Date() > deadline {
+                stop()
+                throw Failure("\(name) did not finish within \(Int(timeout)) s; stopped it")
+            }
+            if collected.silentFor > stallTimeout {
+                stop()
+                throw Failure("\(name) printed nothing for \(String(format: "%g", stallTimeout)) s (a stalled run: a dead or hung worker?); stopped it and its workers")
+            }
+            usleep(50_000)
         }
         process.waitUntilExit()
-        let data = collected.wait(seconds: 10)
-        guard process.terminationStatus == 0 else {
-            throw Failure("\(name) failed (exit \(process.terminationStatus)); run it by hand to see why")
-        }
-        return String(decoding: data, as: UTF8.self).split(separator: "\n").compactMap { line in
+        // Workers the script left behind go with it.
+        kill(-process.processIdentifier, SIGKILL)
+        let objects = String(decoding: collected.wait(seconds: 10), as: UTF8.self).split(separator: "\n").compactMap { line in
             try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
         }
+        guard process.terminationStatus == 0 else {
+            let reason = objects.compactMap { $0["error"] as? String }.last.map { ": \($0)" } ?? "; run it by hand to see why"
+            throw Failure("\(name) failed (exit \(process.terminationStatus))\(reason)")
+        }
+        return objects
     }
 
-    /// The child's output, handed from the reading thread.
+    /// The child's output as the reading thread receives it, and when it last arrived.
     final class OutputCollector: @unchecked Sendable {
-        let done = DispatchSemaphore(value: 0)
-        var data = Data()
-        func set(_ d: Data) { data = d; done.signal() }
-        func wait(seconds: Double) -> Data { _ = done.wait(timeout: .now() + seconds); return data }
+        private let lock = NSLock()
+        private let done = DispatchSemaphore(value: 0)
+        private var data = Data()
+        private var last = Date()
+        func append(_ chunk: Data) { lock.withLock { data.append(chunk); last = Date() } }
+        func finish() { done.signal() }
+        /// Seconds since the child last printed (or started).
+        var silentFor: Double { lock.withLock { Date().timeIntervalSince(last) } }
+        func wait(seconds: Double) -> Data { _ = done.wait(timeout: .now() + seconds); return lock.withLock { data } }
     }
 }

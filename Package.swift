@@ -51,7 +51,7 @@ let package = Package(
         // the registry of algorithms. Names no algorithm.
         .target(name: "Runs", dependencies: ["TensorCore", "NN", "Envs", "RL", "Yams"]),
         // The measurements behind `metarl bench`.
-        .target(name: "Benchmarks", dependencies: ["TensorCore", "NN", "Envs", "RL", "MetaRL"]),
+        .target(name: "Benchmarks", dependencies: ["TensorCore", "NN", "Envs", "GymBridge", "RL", "MetaRL"]),
         // The command line as a library: a user's executable is `MetaRLCLI.main(families:algorithms:)`.
         .target(
             name: "MetaRLCLI",

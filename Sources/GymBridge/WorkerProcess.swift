@@ -15,6 +15,8 @@ final class WorkerProcess {
     let pid: pid_t
     private let socket: Int32
     private var pending: [UInt8] = []
+    /// The receive buffer, reused by every read.
+    private var chunk = [UInt8](repeating: 0, count: 65536)
     private var reaped = false
 
     /// Starts `arguments[0]` (looked up on PATH unless it holds a `/`) with `arguments`.
@@ -85,7 +87,6 @@ final class WorkerProcess {
                 throw WorkerFault(description: "poll failed: \(String(cString: strerror(errno)))")
             }
             if ready == 0 { continue }
-            var chunk = [UInt8](repeating: 0, count: 65536)
             let n = chunk.withUnsafeMutableBytes { recv(socket, $0.baseAddress!, $0.count, 0) }
             if n < 0 {
                 if errno == EINTR || errno == EAGAIN { continue }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Benchmarks
 import Foundation
+import GymBridge
 import MetaRL
 import NN
 import Runs
@@ -29,10 +30,23 @@ struct Bench: ParsableCommand {
         @Option(help: "Copies per VectorEnv.") var copies = 256
         @Flag(help: "Print one JSON object instead of a table.") var json = false
         @Flag(help: "Fewer repetitions (a smoke test, not a measurement).") var quick = false
+        @Flag(help: "Only the Gymnasium-bridge rows: Benchmarks/pendulum_mass_env.py through the bridge, in a plain Python loop and in AsyncVectorEnv.")
+        var bridge = false
+        @Option(help: "Copies stepped through the bridge (with --bridge).") var bridgeCopies = 64
+        @Option(help: "Worker processes of the bridge and of AsyncVectorEnv (with --bridge).") var pythonWorkers = 2
 
         func run(catalog: Catalog) throws {
-            guard copies >= 1 else { throw fail("--copies must be at least 1 (got \(copies))") }
+            guard copies >= 1, bridgeCopies >= 1, pythonWorkers >= 1 else {
+                throw fail("--copies, --bridge-copies and --python-workers must be at least 1")
+            }
             try reportingErrors {
+                if bridge {
+                    var options = GymBridgeOptions.fromEnvironment()
+                    options.workers = pythonWorkers
+                    let result = try BridgeBenchmark.run(copies: bridgeCopies, options: options, quick: quick)
+                    if json { try printJSON(result) } else { print(result.table) }
+                    return
+                }
                 let result = try EnvBenchmark.run(copies: copies, quick: quick, families: catalog.families)
                 if json { try printJSON(result) } else { print(result.table) }
             }

@@ -250,21 +250,40 @@ class Worker:
             self.steps[s] = 0
 
     def step(self, slots):
-        layout, envs, steps, horizon, write = self.layout, self.envs, self.steps, self.horizon, self.write_observation
-        actions, rewards, flags, success = layout.actions, layout.rewards, layout.flags, layout.success
-        discrete, dtype, nan = "discrete" in self.action, self.action_dtype, math.nan
-        for s in slots:
-            action = int(actions[s, 0]) if discrete else actions[s].astype(dtype)
+        """Steps the copies in `slots`; the shared arrays are read and written once per batch."""
+        layout, envs, steps, horizon = self.layout, self.envs, self.steps, self.horizon
+        observations, write = layout.observations, self.write_observation
+        # A Box observation of the space's flat shape goes straight to its row; others (one-hot
+        # Discrete, nested shapes, wrong shapes) through write_observation's checks.
+        shape = (self.n,) if "discrete" not in self.observation else None
+        # One fancy-indexed copy of the batch's actions: envs that keep an action keep their own.
+        if "discrete" in self.action:
+            batch = layout.actions[slots, 0].astype(np.int64).tolist()
+        else:
+            batch = layout.actions[slots]
+            if batch.dtype != self.action_dtype:
+                batch = batch.astype(self.action_dtype)
+        rewards, terminated, truncated, success = [], [], [], []
+        nan = math.nan
+        for s, action in zip(slots, batch):
             result = envs[s].step(action)
             if len(result) != 5:
                 raise BridgeError("step returned %d values; a Gymnasium env returns (obs, reward, terminated, truncated, info)" % len(result))
-            observation, reward, terminated, truncated, info = result
-            write(s, observation)
-            steps[s] += 1
-            rewards[s] = reward
-            flags[s, 0] = bool(terminated)
-            flags[s, 1] = bool(truncated) or steps[s] >= horizon
-            success[s] = float(info.get("success", nan)) if info else nan
+            observation, reward, done, cut, info = result
+            if getattr(observation, "shape", None) == shape:
+                observations[s] = observation
+            else:
+                write(s, observation)
+            count = steps[s] + 1
+            steps[s] = count
+            rewards.append(reward)
+            terminated.append(done)
+            truncated.append(cut or count >= horizon)
+            success.append(info.get("success", nan) if info else nan)
+        layout.rewards[slots] = rewards
+        layout.flags[slots, 0] = terminated
+        layout.flags[slots, 1] = truncated
+        layout.success[slots] = success
 
     def sample(self, n, seed):
         seed_everything(self.task_env, int(seed))

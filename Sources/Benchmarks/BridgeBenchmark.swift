@@ -1,0 +1,67 @@
+import Envs
+import Foundation
+import GymBridge
+
+/// The Gymnasium-bridge rows of `metarl bench envs --bridge`: a Python task family stepped
+/// through the bridge (`VectorEnv<GymEnv>`, random actions, auto-reset), against the same env
+/// in a plain Python loop and in Gymnasium's `AsyncVectorEnv` with as many processes, in one run.
+public struct BridgeBenchmark: Codable, Sendable {
+    /// The family measured (`gym:FILE:ATTR`).
+    public var family: String
+    /// Copies through the bridge, spread over `workers` worker processes.
+    public var copies: Int
+    public var workers: Int
+    /// Median steps/s of all copies through the bridge.
+    public var bridgeStepsPerSecond: Double
+    /// Steps/s of one Python process stepping `copies / workers` copies in a plain loop.
+    public var plainStepsPerSecond: Double
+    /// Steps/s of `AsyncVectorEnv` with `workers` processes (one env each, as it is built).
+    public var asyncVectorStepsPerSecond: Double
+
+    enum CodingKeys: String, CodingKey {
+        case family, copies, workers
+        case bridgeStepsPerSecond = "bridge_steps_per_second", plainStepsPerSecond = "plain_steps_per_second"
+        case asyncVectorStepsPerSecond = "async_vector_steps_per_second"
+    }
+
+    /// The bridge's rate per worker process over the plain loop's rate of one process (target ≥ 0.9).
+    public var perProcessRatio: Double { bridgeStepsPerSecond / Double(workers) / plainStepsPerSecond }
+    /// Microseconds the bridge adds to a step of one process (per-process step time minus the plain loop's).
+    public var overheadMicroseconds: Double { 1e6 * (Double(workers) / bridgeStepsPerSecond - 1 / plainStepsPerSecond) }
+
+    /// Measures `Benchmarks/pendulum_mass_env.py:PendulumMassEnv` (or `file`:`attribute`).
+    public static func run(copies: Int = 64, options: GymBridgeOptions = .fromEnvironment(), quick: Bool = false,
+                           file: String? = nil, attribute: String = "PendulumMassEnv") throws -> BridgeBenchmark {
+        let path = file ?? ReferenceScript.folder.appendingPathComponent("pendulum_mass_env.py").path
+        let family = try GymFamilies.provider(options).family(named: "gym:\(path):\(attribute)")
+        let env = try family.makeEnvironment(try family.resolve([]))
+        let bridge = try EnvBenchmark.Measurement(copies: copies, quick: quick).open(env)
+        let lines = try ReferenceScript.run("gym_bridge_speed.py", python: try options.interpreter(), arguments: [
+            "--module", path, "--attr", attribute, "--copies-per-process", "\(max(1, copies / options.workers))",
+            "--processes", "\(options.workers)", "--seconds", quick ? "0.5" : "3"], timeout: 600, stallTimeout: 120)
+        guard let row = lines.last, let plain = (row["plain"] as? NSNumber)?.doubleValue, let async = (row["async"] as? NSNumber)?.doubleValue else {
+            throw ReferenceScript.Failure("gym_bridge_speed.py printed no rates; run it by hand to see why")
+        }
+        return BridgeBenchmark(family: family.name, copies: copies, workers: options.workers, bridgeStepsPerSecond: bridge,
+                               plainStepsPerSecond: plain, asyncVectorStepsPerSecond: async)
+    }
+
+    /// The three rows and the ratios.
+    public var table: String {
+        let perCopy = copies / workers
+        return [
+            "Gymnasium bridge: \(family)",
+            String(format: "  bridge, %d copies over %d worker processes     %9.1fk steps/s  (%.1fk per process)", copies, workers,
+                   bridgeStepsPerSecond / 1e3, bridgeStepsPerSecond / Double(workers) / 1e3),
+            String(format: "  plain Python loop, one process, %d copies      %9.1fk steps/s", perCopy, plainStepsPerSecond / 1e3),
+            String(format: "  gymnasium AsyncVectorEnv, %d processes          %9.1fk steps/s", workers, asyncVectorStepsPerSecond / 1e3),
+            String(format: "  per process: bridge / plain loop %.2f× (target ≥ 0.9: %@); bridge / AsyncVectorEnv %.1f×; overhead %.1f µs per step",
+                   perProcessRatio, perProcessRatio >= 0.9 ? "met" : "MISSED", bridgeStepsPerSecond / asyncVectorStepsPerSecond, overheadMicroseconds),
+        ].joined(separator: "\n")
+    }
+}
+
+extension EnvBenchmark.Measurement {
+    /// Runs the measurement on an env of unknown type.
+    func open(_ env: any MetaEnv) throws -> Double { try run(env) }
+}

@@ -1,8 +1,9 @@
 """Reference rows of `metarl bench envs --bridge`: the same Gymnasium env stepped in a plain
-Python loop (one process, the bridge's copies per worker) and in Gymnasium's AsyncVectorEnv
-(one env per process, the bridge's worker count), random actions, auto-reset on episode end.
-Prints one JSON line: {"plain": steps/s of one process, "async": steps/s of all processes}."""
-import argparse, importlib.util, json, os, sys, time
+Python loop (as many processes as the bridge has workers, running at once, each with the
+bridge's copies per worker) and in Gymnasium's AsyncVectorEnv (one env per process, the
+bridge's worker count), random actions, auto-reset on episode end. Prints one JSON line:
+{"plain": mean steps/s of one plain-loop process, "async": steps/s of all AsyncVectorEnv processes}."""
+import argparse, importlib.util, json, multiprocessing, os, sys, time
 
 import numpy as np
 import gymnasium
@@ -35,24 +36,37 @@ def timed(step_batch, steps_per_batch):
     return float(np.median(rates))
 
 
-envs = [make() for _ in range(args.copies_per_process)]
-for i, env in enumerate(envs):
-    env.set_task(env.sample_tasks(1)[0])
-    env.reset(seed=i)
-actions = [[env.action_space.sample() for _ in range(16)] for env in envs]
 horizon = 200
-counters = [0] * len(envs)
 
 
-def plain_batch():
+def plain_loop(seed, results):
+    """One process stepping its copies in a plain loop; puts its steps/s on `results`."""
+    envs = [make() for _ in range(args.copies_per_process)]
     for i, env in enumerate(envs):
-        _, _, terminated, truncated, _ = env.step(actions[i][counters[i] % 16])
-        counters[i] += 1
-        if terminated or truncated or counters[i] % horizon == 0:
-            env.reset()
+        env.set_task(env.sample_tasks(1)[0])
+        env.reset(seed=seed * 1000 + i)
+    actions = [[env.action_space.sample() for _ in range(16)] for env in envs]
+    counters = [0] * len(envs)
+
+    def batch():
+        for i, env in enumerate(envs):
+            _, _, terminated, truncated, _ = env.step(actions[i][counters[i] % 16])
+            counters[i] += 1
+            if terminated or truncated or counters[i] % horizon == 0:
+                env.reset()
+
+    results.put(timed(batch, len(envs)))
 
 
-plain = timed(plain_batch, len(envs))
+# As many plain-loop processes as the bridge has workers, running at once (as the workers do).
+results = multiprocessing.Queue()
+loops = [multiprocessing.Process(target=plain_loop, args=(p, results)) for p in range(args.processes)]
+for loop in loops:
+    loop.start()
+rates = [results.get(timeout=600) for _ in loops]
+for loop in loops:
+    loop.join()
+plain = float(np.mean(rates))
 
 vector = gymnasium.vector.AsyncVectorEnv([lambda: gymnasium.wrappers.TimeLimit(make(), horizon)] * args.processes,
                                          autoreset_mode=gymnasium.vector.AutoresetMode.SAME_STEP)

@@ -13,7 +13,8 @@ public struct BridgeBenchmark: Codable, Sendable {
     public var workers: Int
     /// Median steps/s of all copies through the bridge.
     public var bridgeStepsPerSecond: Double
-    /// Steps/s of one Python process stepping `copies / workers` copies in a plain loop.
+    /// Steps/s of one Python process stepping `copies / workers` copies in a plain loop, while
+    /// `workers` such processes run at once (the mean over them).
     public var plainStepsPerSecond: Double
     /// Steps/s of `AsyncVectorEnv` with `workers` processes (one env each, as it is built).
     public var asyncVectorStepsPerSecond: Double
@@ -53,7 +54,8 @@ public struct BridgeBenchmark: Codable, Sendable {
             "Gymnasium bridge: \(family)",
             String(format: "  bridge, %d copies over %d worker processes     %9.1fk steps/s  (%.1fk per process)", copies, workers,
                    bridgeStepsPerSecond / 1e3, bridgeStepsPerSecond / Double(workers) / 1e3),
-            String(format: "  plain Python loop, one process, %d copies      %9.1fk steps/s", perCopy, plainStepsPerSecond / 1e3),
+            String(format: "  plain Python loop, %d processes × %d copies     %9.1fk steps/s  (%.1fk per process)", workers, perCopy,
+                   plainStepsPerSecond * Double(workers) / 1e3, plainStepsPerSecond / 1e3),
             String(format: "  gymnasium AsyncVectorEnv, %d processes          %9.1fk steps/s", workers, asyncVectorStepsPerSecond / 1e3),
             String(format: "  per process: bridge / plain loop %.2f× (target ≥ 0.9: %@); bridge / AsyncVectorEnv %.1f×; overhead %.1f µs per step",
                    perProcessRatio, perProcessRatio >= 0.9 ? "met" : "MISSED", bridgeStepsPerSecond / asyncVectorStepsPerSecond, overheadMicroseconds),

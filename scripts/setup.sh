@@ -12,3 +12,12 @@ if [ ${#need[@]} -gt 0 ]; then
     $SUDO apt-get update -q
     $SUDO apt-get install -y -q --no-install-recommends "${need[@]}"
 fi
+# The Gymnasium bridge (`--env gym:…`) makes its private virtualenv with `python3 -m venv` on
+# first use; Debian splits venv/ensurepip into python3-venv.
+if command -v python3 >/dev/null && ! python3 -c "import ensurepip, venv" 2>/dev/null; then
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    echo "== installing python3-venv from Debian (for the Gymnasium bridge's virtualenv)"
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get install -y -q --no-install-recommends python3-venv || echo "note: python3-venv not installed; gym: task families need --python PATH"
+fi

@@ -171,23 +171,34 @@ public struct GymBridgeOptions: Sendable, Equatable {
     /// The interpreter to start: the one given, or the private virtualenv's, made now if absent.
     public func interpreter() throws -> String {
         if let python { return python }
-        let venv = Self.privateEnvironment, ready = venv + "/.metarl-ready"
-        if FileManager.default.fileExists(atPath: ready) { return venv + "/bin/python" }
-        try Self.makePrivateEnvironment(at: venv)
+        let venv = Self.privateEnvironment
+        if !FileManager.default.fileExists(atPath: venv + "/.metarl-ready") { try Self.makePrivateEnvironment(at: venv) }
         return venv + "/bin/python"
     }
 
-    /// Creates the virtualenv at `path` with ``requirements`` (python3 -m venv, then pip), once.
+    /// Serialises the making of the virtualenv among the threads of this process.
+    private static let making = NSLock()
+
+    /// Creates the virtualenv at `path` with ``requirements`` (python3 -m venv, then pip) unless
+    /// it is ready; built beside it and renamed into place, so processes racing to make it agree.
     public static func makePrivateEnvironment(at path: String, timeout: Double = 900) throws {
+        making.lock()
+        defer { making.unlock() }
+        let ready = path + "/.metarl-ready"
+        if FileManager.default.fileExists(atPath: ready) { return }
         FileHandle.standardError.write(Data("note: creating the Python bridge's virtualenv at \(path) (\(requirements.joined(separator: ", ")) from PyPI; once)\n".utf8))
-        let staging = path + ".partial-\(getpid())"
-        try? FileManager.default.removeItem(atPath: staging)
+        let staging = path + ".partial-\(getpid())-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: staging) }
         try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         try run(["python3", "-m", "venv", staging], timeout: timeout)
         try run([staging + "/bin/python", "-m", "pip", "install", "-q", "--disable-pip-version-check"] + requirements, timeout: timeout)
         _ = FileManager.default.createFile(atPath: staging + "/.metarl-ready", contents: Data())
+        if FileManager.default.fileExists(atPath: ready) { return }  // another process finished first
+        // A half-made one (no marker) is replaced.
         try? FileManager.default.removeItem(atPath: path)
-        try FileManager.default.moveItem(atPath: staging, toPath: path)
+        if rename(staging, path) != 0 && !FileManager.default.fileExists(atPath: ready) {
+            throw BridgeError("cannot move the new virtualenv to \(path): \(String(cString: strerror(errno)))")
+        }
     }
 
     /// Runs a command to its end (killed after `timeout` seconds); a non-zero exit is an error.

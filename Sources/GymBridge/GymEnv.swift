@@ -2,12 +2,12 @@ import Envs
 import Foundation
 import TensorCore
 
-/// A Gymnasium environment written in Python, stepped in worker processes, as a ``MetaEnv``:
+/// A Gymnasium environment written in Python, stepped in worker processes, as a `MetaEnv`:
 /// the algorithms see an ordinary task family. The env implements the convention RLlib's MAML
 /// made common: `sample_tasks(n)`, `set_task(task)`, `get_task()`; tasks are pickled.
 ///
 /// Each copy of a `GymEnv` value that is reset gets its own Python env (a slot on one of the
-/// workers); a ``VectorEnv`` of them steps all its copies with one message per worker.
+/// workers); a `VectorEnv` of them steps all its copies with one message per worker.
 /// Every episode starts from a seed drawn from the copy's generator (the env's `reset(seed:)`,
 /// Python's `random` and numpy's global generator are all seeded with it), so a seed reproduces
 /// a run whatever the number of workers, and a resumed run is exact. (An env that draws from

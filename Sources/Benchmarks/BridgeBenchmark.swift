@@ -35,8 +35,7 @@ public struct BridgeBenchmark: Codable, Sendable {
                            file: String? = nil, attribute: String = "PendulumMassEnv") throws -> BridgeBenchmark {
         let path = file ?? ReferenceScript.folder.appendingPathComponent("pendulum_mass_env.py").path
         let family = try GymFamilies.provider(options).family(named: "gym:\(path):\(attribute)")
-        let env = try family.makeEnvironment(try family.resolve([]))
-        let bridge = try EnvBenchmark.Measurement(copies: copies, quick: quick).open(env)
+        let bridge = try EnvSpec(family: family, arguments: try family.resolve([])).open(EnvBenchmark.Measurement(copies: copies, quick: quick))
         let lines = try ReferenceScript.run("gym_bridge_speed.py", python: try options.interpreter(), arguments: [
             "--module", path, "--attr", attribute, "--copies-per-process", "\(max(1, copies / options.workers))",
             "--processes", "\(options.workers)", "--seconds", quick ? "0.5" : "3"], timeout: 600, stallTimeout: 120)
@@ -61,9 +60,4 @@ public struct BridgeBenchmark: Codable, Sendable {
                    perProcessRatio, perProcessRatio >= 0.9 ? "met" : "MISSED", bridgeStepsPerSecond / asyncVectorStepsPerSecond, overheadMicroseconds),
         ].joined(separator: "\n")
     }
-}
-
-extension EnvBenchmark.Measurement {
-    /// Runs the measurement on an env of unknown type.
-    func open(_ env: any MetaEnv) throws -> Double { try run(env) }
 }

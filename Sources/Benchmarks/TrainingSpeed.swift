@@ -143,8 +143,9 @@ public struct MAMLSpeedBenchmark: Encodable, Sendable {
             result.update.append(m["update_seconds"]!)
         }
         if let pytorchMAMLRL {
+            // It prints a line per meta-iteration (tens of seconds each): ten silent minutes is a stall.
             let lines = try ReferenceScript.run("pytorch_maml_rl_run.py", python: python, arguments: [
-                "--checkout", pytorchMAMLRL, "--iterations", "\(iterations)", "--seed", "1", "--threads", "1"])
+                "--checkout", pytorchMAMLRL, "--iterations", "\(iterations)", "--seed", "1", "--threads", "1"], stallTimeout: 600)
             let seconds = lines.compactMap { ($0["seconds"] as? NSNumber)?.doubleValue }
             guard seconds.count == iterations else {
                 throw ReferenceScript.Failure("pytorch_maml_rl_run.py reported \(seconds.count) of \(iterations) iterations; run it by hand to see why")
@@ -185,11 +186,11 @@ public enum ReferenceScript {
 
     /// Runs `name` and returns the JSON objects it printed, one per line. A non-zero exit (with
     /// the `{"error": …}` line the script printed, if any), a run longer than `timeout` seconds,
-    /// a run that prints nothing for `stallTimeout` seconds (a dead worker the reference waits
-    /// on forever) or a missing script is a `Failure`; the child and every process it started
-    /// (it runs in a process group of its own) are then killed.
+    /// a run that prints nothing for `stallTimeout` seconds (for scripts that print as they go:
+    /// a dead worker the reference waits on forever) or a missing script is a `Failure`; the
+    /// child and every process it started (it runs in a process group of its own) are then killed.
     public static func run(_ name: String, python: String, arguments: [String], timeout: Double = 3600,
-                           stallTimeout: Double = 600, in folder: URL = folder) throws -> [[String: Any]] {
+                           stallTimeout: Double? = nil, in folder: URL = folder) throws -> [[String: Any]] {
         let script = folder.appendingPathComponent(name)
         guard FileManager.default.fileExists(atPath: script.path) else { throw Failure("\(script.path) not found") }
         let process = Process()
@@ -228,7 +229,7 @@ public enum ReferenceScript {
                 stop()
                 throw Failure("\(name) did not finish within \(Int(timeout)) s; stopped it")
             }
-            if collected.silentFor > stallTimeout {
+            if let stallTimeout, collected.silentFor > stallTimeout {
                 stop()
                 throw Failure("\(name) printed nothing for \(String(format: "%g", stallTimeout)) s (a stalled run: a dead or hung worker?); stopped it and its workers")
             }

@@ -66,7 +66,7 @@ let package = Package(
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore", "GradientChecking"]),
         .testTarget(name: "NNTests", dependencies: ["NN", "TensorCore", "GradientChecking"]),
         .testTarget(name: "EnvsTests", dependencies: ["Envs", "TensorCore"]),
-        .testTarget(name: "GymBridgeTests", dependencies: ["GymBridge", "Envs", "TensorCore"]),
+        .testTarget(name: "GymBridgeTests", dependencies: ["GymBridge", "MetaRL", "RL", "Envs", "TensorCore"]),
         .testTarget(name: "BaselinesTests", dependencies: ["Baselines", "Envs", "TensorCore"]),
         .testTarget(name: "RLTests", dependencies: ["RL", "NN", "Envs", "TensorCore", "GradientChecking"]),
         .testTarget(name: "MetaRLTests", dependencies: ["MetaRL", "RL", "NN", "Envs", "TensorCore", "GradientChecking"]),

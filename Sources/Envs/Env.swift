@@ -137,6 +137,10 @@ public struct VectorStepOutput {
     public var rewards: UnsafeMutablePointer<Float>
     public var terminated: UnsafeMutablePointer<Bool>
     public var truncated: UnsafeMutablePointer<Bool>
+    /// Row i: whether copy i's task counted as solved on this step (1 or 0, as Meta-World's
+    /// `info["success"]`), NaN for a step that says nothing; nil when the caller does not
+    /// track success. Native families leave it untouched (NaN).
+    public var successes: UnsafeMutablePointer<Float>?
     /// Floats in one observation row and in one action row.
     public var observationSize: Int
     public var actionSize: Int
@@ -145,8 +149,9 @@ public struct VectorStepOutput {
     @inlinable
     public init(observations: UnsafeMutablePointer<Float>, finalObservations: UnsafeMutablePointer<Float>,
                 rewards: UnsafeMutablePointer<Float>, terminated: UnsafeMutablePointer<Bool>, truncated: UnsafeMutablePointer<Bool>,
-                observationSize: Int, actionSize: Int) {
+                successes: UnsafeMutablePointer<Float>? = nil, observationSize: Int, actionSize: Int) {
         self.observations = observations
+        self.successes = successes
         self.finalObservations = finalObservations
         self.rewards = rewards
         self.terminated = terminated
@@ -199,6 +204,34 @@ public protocol MetaEnv: Env {
     mutating func setTask(_ task: Task)
     /// The current task.
     var task: Task { get }
+}
+
+/// Whether an episode solved its task: NaN while no step has reported success, then 1 once
+/// any step reported it (Meta-World's rule: solved at some point of the episode), else 0.
+public struct EpisodeSuccess {
+    /// Folds one step's report (1, 0 or NaN) into `episode`, the episode's value so far.
+    @inlinable @inline(__always)
+    public static func accumulate(_ episode: inout Float, step: Float) {
+        guard !step.isNaN else { return }
+        episode = step > 0.5 ? 1 : (episode == 1 ? 1 : 0)
+    }
+
+    /// The fraction of solved episodes among those that reported, or nil when none did.
+    public static func rate<S: Sequence>(_ episodes: S) -> Double? where S.Element == Float {
+        var reported = 0, solved = 0
+        for e in episodes where !e.isNaN {
+            reported += 1
+            if e > 0.5 { solved += 1 }
+        }
+        return reported == 0 ? nil : Double(solved) / Double(reported)
+    }
+
+    /// Mean and standard error over tasks of per-task success rates, skipping NaN (a task
+    /// whose family reports no success); nil when no task reported.
+    public static func statistics(_ rates: [Double]) -> SampleStatistics? {
+        let reported = rates.filter { !$0.isNaN }
+        return reported.isEmpty ? nil : SampleStatistics(reported)
+    }
 }
 
 extension Env {

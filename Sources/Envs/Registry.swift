@@ -315,6 +315,14 @@ public struct EnvSpec: Sendable, Equatable {
 
     /// The family's name.
     public var name: String { family.name }
+    /// The name with the arguments that differ from the family's defaults, as `metarl eval`
+    /// names what it evaluated on: `bandit(arms=10)`, `gym:tasks.py:ML1(split='test')`.
+    public var label: String {
+        let defaults = Dictionary(family.arguments.map { ($0.name, $0.defaultValue) }, uniquingKeysWith: { first, _ in first })
+        let changed = arguments.values.filter { defaults[$0.key] != $0.value }.map { "\($0.key)=\(EnvArgumentValue.number($0.value))" }
+        let parts = (changed + arguments.texts.map { "\($0.key)=\($0.value)" }).sorted()
+        return parts.isEmpty ? name : name + "(" + parts.joined(separator: ", ") + ")"
+    }
     /// Every declared argument's value, defaults included.
     public var values: [String: Double] { arguments.values }
     /// Every argument as a run directory records it.

@@ -30,6 +30,8 @@ public struct TrialEnv<E: MetaEnv> {
     /// Per copy, after a step: the episode ended by a true termination.
     @inlinable public var terminated: [Bool] { _vector._terminated }
     @inlinable public var rewards: [Float] { _vector._rewards }
+    /// Each copy's success report for the last step (NaN where the family reports none).
+    @inlinable public var successes: [Float] { _vector._successes }
     /// Per copy: the index of the current episode inside the trial.
     @inlinable public var episodeIndex: [Int] { _episodeIndex }
     @usableFromInline var _episodeIndex: [Int]

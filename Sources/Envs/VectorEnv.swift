@@ -28,6 +28,10 @@ public struct VectorEnv<E: MetaEnv> {
     @usableFromInline var _terminated: [Bool]
     @inlinable public var truncated: [Bool] { _truncated }
     @usableFromInline var _truncated: [Bool]
+    /// Each copy's success report for the last step (``VectorStepOutput/successes``): NaN
+    /// unless the family reports success (Meta-World through the Python bridge).
+    @inlinable public var successes: [Float] { _successes }
+    @usableFromInline var _successes: [Float]
 
     /// `count` copies of `prototype`; copy i draws from generator i of `seed`'s split.
     @inlinable
@@ -44,6 +48,7 @@ public struct VectorEnv<E: MetaEnv> {
         _rewards = [Float](repeating: 0, count: count)
         _terminated = [Bool](repeating: false, count: count)
         _truncated = _terminated
+        _successes = [Float](repeating: .nan, count: count)
     }
 
     /// Sets copy `i`'s task (it takes effect at its next reset).
@@ -87,25 +92,21 @@ public struct VectorEnv<E: MetaEnv> {
         var failure: EnvError?
         // Raw pointers for the whole batch: no uniqueness or bounds checks per copy.
         _observations.withUnsafeMutableBufferPointer { obs in
-            _finalObservations.withUnsafeMutableBufferPointer { finals in
-                _rewards.withUnsafeMutableBufferPointer { rewards in
-                    _terminated.withUnsafeMutableBufferPointer { terminated in
-                        _truncated.withUnsafeMutableBufferPointer { truncated in
-                            _envs.withUnsafeMutableBufferPointer { envs in
-                                rngs.withUnsafeMutableBufferPointer { rngs in
-                                    let output = VectorStepOutput(
-                                        observations: obs.baseAddress!, finalObservations: finals.baseAddress!, rewards: rewards.baseAddress!,
-                                        terminated: terminated.baseAddress!, truncated: truncated.baseAddress!, observationSize: n, actionSize: m)
-                                    do throws(EnvError) { try E.stepCopies(envs, rngs: rngs, actions: actionBase, output: output) } catch {
-                                        failure = error
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
+        _finalObservations.withUnsafeMutableBufferPointer { finals in
+        _rewards.withUnsafeMutableBufferPointer { rewards in
+        _terminated.withUnsafeMutableBufferPointer { terminated in
+        _truncated.withUnsafeMutableBufferPointer { truncated in
+        _successes.withUnsafeMutableBufferPointer { successes in
+        _envs.withUnsafeMutableBufferPointer { envs in
+        rngs.withUnsafeMutableBufferPointer { rngs in
+            let output = VectorStepOutput(
+                observations: obs.baseAddress!, finalObservations: finals.baseAddress!, rewards: rewards.baseAddress!,
+                terminated: terminated.baseAddress!, truncated: truncated.baseAddress!,
+                successes: successes.baseAddress!, observationSize: n, actionSize: m)
+            do throws(EnvError) { try E.stepCopies(envs, rngs: rngs, actions: actionBase, output: output) } catch {
+                failure = error
             }
-        }
+        }}}}}}}}
         if let failure { throw failure }
     }
 

@@ -334,9 +334,11 @@ final class BridgeSession: @unchecked Sendable {
         var row: Int
     }
 
-    /// Steps the items' copies, writing each observation, reward and the two flags to its row.
+    /// Steps the items' copies, writing each observation, reward, the two flags and (when
+    /// `successes` is given) the success report to its row.
     func step(_ items: [StepItem], observations: UnsafeMutablePointer<Float>, rewards: UnsafeMutablePointer<Float>,
-              terminated: UnsafeMutablePointer<Bool>, truncated: UnsafeMutablePointer<Bool>) throws(EnvError) {
+              terminated: UnsafeMutablePointer<Bool>, truncated: UnsafeMutablePointer<Bool>,
+              successes: UnsafeMutablePointer<Float>?) throws(EnvError) {
         let n = observationSize, m = actionSize
         let byWorker = Dictionary(grouping: items, by: \.lease.worker)
         try exchange(Array(byWorker.keys), label: "step", prepare: { channel, arrays in
@@ -353,6 +355,7 @@ final class BridgeSession: @unchecked Sendable {
                 rewards[item.row] = arrays.rewards[s]
                 terminated[item.row] = arrays.flags[2 * s] != 0
                 truncated[item.row] = arrays.flags[2 * s + 1] != 0
+                successes?[item.row] = arrays.success[s]
             }
             return nil
         }

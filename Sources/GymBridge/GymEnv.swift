@@ -62,7 +62,7 @@ public struct GymEnv: MetaEnv, Sendable {
         let lease = try steppable(self.lease)
         try clipped.withUnsafeBufferPointer { (c: UnsafeBufferPointer<Float>) throws(EnvError) in
             try session.step([.init(lease: lease, action: c.baseAddress!, row: 0)], observations: observation.baseAddress!,
-                             rewards: &reward, terminated: &terminated, truncated: &truncated)
+                             rewards: &reward, terminated: &terminated, truncated: &truncated, successes: nil)
         }
         return StepOutcome(reward: reward, terminated: terminated, truncated: truncated)
     }
@@ -86,7 +86,7 @@ public struct GymEnv: MetaEnv, Sendable {
         try clipped.withUnsafeBufferPointer { (c: UnsafeBufferPointer<Float>) throws(EnvError) in
             for i in 0..<copies.count { items.append(.init(lease: try copies[i].steppable(copies[i].lease), action: c.baseAddress! + i * m, row: i)) }
             try session.step(items, observations: output.observations, rewards: output.rewards,
-                             terminated: output.terminated, truncated: output.truncated)
+                             terminated: output.terminated, truncated: output.truncated, successes: output.successes)
         }
         let ended = (0..<copies.count).filter { output.terminated[$0] || output.truncated[$0] }
         guard !ended.isEmpty else { return }

@@ -352,7 +352,7 @@ public struct MAML<E: MetaEnv>: IterativeAlgorithm {
     static func adaptationMetrics(_ rollouts: [(policies: [MLPPolicy], batches: [EpisodeBatch])]) -> [(String, Double)] {
         let last = rollouts[0].batches.count - 1
         let byStep = (0...last).map { k in
-            SampleStatistics(rollouts.map { r in r.batches[k].episodeReturns.reduce(0, +) / Double(r.batches[k].episodes) })
+            SampleStatistics(rollouts.map { $0.batches[k].meanReturn })
         }
         var metrics: [(String, Double)] = [
             ("episode_reward_mean", byStep[0].mean), ("episode_reward_mean_stderr", byStep[0].standardError),
@@ -362,6 +362,12 @@ public struct MAML<E: MetaEnv>: IterativeAlgorithm {
             metrics.append(("episode_reward_mean_adapt_\(k)_stderr", byStep[k].standardError))
         }
         metrics.append(("adaptation_delta", byStep[last].mean - byStep[0].mean))
+        // Where the family reports success (Meta-World): the share of episodes that solved their task.
+        for k in 0...last {
+            guard let success = EpisodeSuccess.statistics(rollouts.map { $0.batches[k].successRate }) else { break }
+            let name = k == 0 ? "success_rate" : "success_rate_adapt_\(k)"
+            metrics += [(name, success.mean), (name + "_stderr", success.standardError)]
+        }
         return metrics
     }
 
@@ -441,15 +447,16 @@ public struct MAML<E: MetaEnv>: IterativeAlgorithm {
     // MARK: Meta-test
 
     /// On `taskCount` fresh tasks: the mean episode return before adaptation and after
-    /// each of `steps` inner steps (fresh episodes for each), with standard errors over tasks.
-    public func evaluate(steps: Int, taskCount: Int, seed: UInt64) throws -> (returns: [SampleStatistics], perTask: [[Double]]) {
+    /// each of `steps` inner steps (fresh episodes for each), with standard errors over tasks;
+    /// also each task's success rate at each step (NaN where the family reports none).
+    public func evaluate(steps: Int, taskCount: Int, seed: UInt64) throws
+        -> (returns: [SampleStatistics], perTask: [[Double]], successByTask: [[Double]]) {
         var rng = Xoshiro256(seed: seed)
         let tasks = prototype.sampleTasks(taskCount, using: &rng)
         let seeds = tasks.map { _ in (0...steps).map { _ in rng.next() } }
-        let perTask = try adaptAndSample(tasks: tasks, seeds: seeds, steps: steps).map { rollout in
-            rollout.batches.map { $0.episodeReturns.reduce(0, +) / Double($0.episodes) }
-        }
-        return ((0...steps).map { k in SampleStatistics(perTask.map { $0[k] }) }, perTask)
+        let rollouts = try adaptAndSample(tasks: tasks, seeds: seeds, steps: steps)
+        let perTask = rollouts.map { $0.batches.map(\.meanReturn) }
+        return ((0...steps).map { k in SampleStatistics(perTask.map { $0[k] }) }, perTask, rollouts.map { $0.batches.map(\.successRate) })
     }
 }
 
@@ -547,7 +554,7 @@ public struct MAMLEvaluation: EvaluationReport {
         var maml = try MAML(config: inner, prototype: prototype, state: state)
         maml.threads = threads
         let steps = options.adaptSteps ?? settings.innerAdaptationSteps
-        let (returns, perTask) = try maml.evaluate(steps: steps, taskCount: options.tasks, seed: seed)
+        let (returns, perTask, successByTask) = try maml.evaluate(steps: steps, taskCount: options.tasks, seed: seed)
         // The delta's standard error over tasks (paired: the same tasks before and after).
         let delta = SampleStatistics(perTask.map { $0[steps] - $0[0] })
         returnsByStep = returns.map(\.mean)
@@ -556,7 +563,8 @@ public struct MAMLEvaluation: EvaluationReport {
         adaptationDeltaStderr = delta.standardError
         tasks = options.tasks
         self.seed = seed
-        adaptation = AdaptationCurve(axis: "inner gradient steps", first: 0, values: returnsByStep, stderr: stderrByStep)
+        adaptation = AdaptationCurve(axis: "inner gradient steps", first: 0, values: returnsByStep, stderr: stderrByStep,
+                                     successByTask: successByTask)
     }
 
     public func summary(algorithm: String, env: String) -> [String] {
@@ -564,6 +572,7 @@ public struct MAMLEvaluation: EvaluationReport {
                 algorithm, env, tasks, returnsByStep[0], stderrByStep[0], adaptationDelta, adaptationDeltaStderr),
          "return by inner step: " + zip(returnsByStep, stderrByStep).enumerated()
             .map { String(format: "%d: %.2f±%.2f", $0.offset, $0.element.0, $0.element.1) }.joined(separator: "  ")]
+        + [adaptation.successSummary(by: "inner step")].compactMap { $0 }
     }
 }
 

@@ -264,7 +264,7 @@ public struct PEARL<E: MetaEnv>: IterativeAlgorithm {
         var rng = state.rng.split()
         let seed = state.rng.next()
         var buffer = state.buffers[index], context = state.contextBuffers[index]
-        let (_, steps) = try runLockstepEpisodes(
+        let (_, _, steps) = try runLockstepEpisodes(
             prototype: prototype, tasks: [E.Task](repeating: trainTasks[index], count: count), seed: seed,
             act: { observations in
                 actor.actions(Self.inputs(observations, latents: latents, n: n, l: l, rows: count), deterministic: false, using: &rng)
@@ -348,6 +348,11 @@ public struct PEARL<E: MetaEnv>: IterativeAlgorithm {
         for (k, stats) in evaluation.returns.enumerated() {
             metrics += [("eval_return_trajectory_\(k + 1)", stats.mean), ("eval_return_trajectory_\(k + 1)_stderr", stats.standardError)]
         }
+        // Where the family reports success (Meta-World): the share of evaluation tasks solved by trajectory.
+        for k in 0..<config.evalTrajectories {
+            guard let success = EpisodeSuccess.statistics(evaluation.successByTask.map { $0[k] }) else { break }
+            metrics.append(("eval_success_rate_trajectory_\(k + 1)", success.mean))
+        }
         metrics += [
             ("critic_loss", mean.critic), ("actor_loss", mean.actor), ("kl", kl / g), ("temperature", state.agent.temperature.alpha),
             ("entropy", mean.entropy), ("mean_q_target", mean.meanQ),
@@ -413,19 +418,21 @@ public struct PEARL<E: MetaEnv>: IterativeAlgorithm {
     /// far. Actions are sampled from π(·|s, z) by default, as when the context buffers were
     /// filled in training (the mean action given z makes a first trajectory that often parks
     /// in one place, a context unlike any the encoder was trained on); `sampleActions: false`
-    /// acts with the mean. Returns per-trajectory statistics over tasks and the per-task returns.
-    public func evaluate(taskCount: Int, trajectories: Int, seed: UInt64, sampleActions: Bool = true) throws -> (returns: [SampleStatistics], perTask: [[Double]]) {
+    /// acts with the mean. Returns per-trajectory statistics over tasks, the per-task returns
+    /// and per-task successes (1, 0, or NaN where the family reports none).
+    public func evaluate(taskCount: Int, trajectories: Int, seed: UInt64, sampleActions: Bool = true) throws
+        -> (returns: [SampleStatistics], perTask: [[Double]], successByTask: [[Double]]) {
         var rng = Xoshiro256(seed: seed)
         let tasks = prototype.sampleTasks(taskCount, using: &rng)
         let (n, l) = (observationSize, config.latentSize)
         let actor = state.agent.actor
         var contexts = [[Float]](repeating: [], count: taskCount)
-        var perTask = [[Double]](repeating: [], count: taskCount)
+        var perTask = [[Double]](repeating: [], count: taskCount), successByTask = perTask
         for _ in 0..<trajectories {
             var z: [Float] = []
             for i in 0..<taskCount { z += sampleLatents(1, context: contexts[i].isEmpty ? nil : contexts[i], using: &rng) }
             var actionRNG = rng.split()
-            let (returns, _) = try runLockstepEpisodes(
+            let (returns, successes, _) = try runLockstepEpisodes(
                 prototype: prototype, tasks: tasks, seed: rng.next(),
                 act: { observations in
                     actor.actions(Self.inputs(observations, latents: z, n: n, l: l, rows: taskCount), deterministic: !sampleActions,
@@ -437,9 +444,12 @@ public struct PEARL<E: MetaEnv>: IterativeAlgorithm {
                     contexts[i].append(reward)
                     contexts[i] += next
                 })
-            for i in 0..<taskCount { perTask[i].append(returns[i]) }
+            for i in 0..<taskCount {
+                perTask[i].append(returns[i])
+                successByTask[i].append(Double(successes[i]))
+            }
         }
-        return ((0..<trajectories).map { k in SampleStatistics(perTask.map { $0[k] }) }, perTask)
+        return ((0..<trajectories).map { k in SampleStatistics(perTask.map { $0[k] }) }, perTask, successByTask)
     }
 }
 
@@ -468,8 +478,9 @@ public struct PEARLAlgorithm: AlgorithmDefinition {
     public func evaluate<E: MetaEnv>(_ settings: PEARLConfig, state: PEARLState, prototype: E, options: TrajectoryEvaluationOptions,
                                      seed: UInt64, threads: Int) throws -> TrajectoryEvaluation {
         let pearl = try PEARL(config: settings, prototype: prototype, state: state)
-        let perTask = try pearl.evaluate(taskCount: options.tasks, trajectories: options.trajectories, seed: seed,
-                                         sampleActions: !options.meanAction).perTask
-        return TrajectoryEvaluation(perTask: perTask, seed: seed, actions: options.meanAction ? "mean action" : "actions sampled given z")
+        let result = try pearl.evaluate(taskCount: options.tasks, trajectories: options.trajectories, seed: seed,
+                                        sampleActions: !options.meanAction)
+        return TrajectoryEvaluation(perTask: result.perTask, successByTask: result.successByTask, seed: seed,
+                                    actions: options.meanAction ? "mean action" : "actions sampled given z")
     }
 }

@@ -247,6 +247,8 @@ public struct TrialBatch: Sendable {
     public var ends: [Bool]
     /// Per trial, per episode index: the episode's return.
     public var episodeReturns: [[Double]]
+    /// Per trial, per episode index: the episode's success (``EpisodeSuccess``; NaN where the family reports none).
+    public var episodeSuccesses: [[Float]]
     /// Recurrent states at the start of every `chunkLength`-step chunk, [chunk][B × stateSize].
     public var policyStates: [[Float]]
     public var valueStates: [[Float]]
@@ -276,6 +278,7 @@ public func sampleTrials<E: MetaEnv>(
         values: [Float](repeating: 0, count: steps * b), rewards: [Float](repeating: 0, count: steps * b),
         valid: [Float](repeating: 0, count: steps * b), ends: [Bool](repeating: true, count: steps * b),
         episodeReturns: [[Double]](repeating: [Double](repeating: 0, count: episodesPerTrial), count: b),
+        episodeSuccesses: [[Float]](repeating: [Float](repeating: .nan, count: episodesPerTrial), count: b),
         policyStates: [], valueStates: [], chunkLength: chunk)
     var agent = RecurrentAgent(model: model, batchSize: b)
     var running = [Bool](repeating: true, count: b)
@@ -298,7 +301,7 @@ public func sampleTrials<E: MetaEnv>(
         let episodeIndex = env.episodeIndex
         for i in 0..<b { actionValues[i] = Float(actions[i]) }
         try actionValues.withUnsafeBufferPointer { (a: UnsafeBufferPointer<Float>) throws(EnvError) in try env.step(a) }
-        let rewards = env.rewards
+        let rewards = env.rewards, successes = env.successes
         for i in 0..<b where running[i] {
             let k = t * b + i
             batch.actions[k] = actions[i]
@@ -308,6 +311,7 @@ public func sampleTrials<E: MetaEnv>(
             batch.valid[k] = 1
             batch.ends[k] = env.trialEnded[i]
             batch.episodeReturns[i][episodeIndex[i]] += Double(rewards[i])
+            EpisodeSuccess.accumulate(&batch.episodeSuccesses[i][episodeIndex[i]], step: successes[i])
             if env.trialEnded[i] { running[i] = false }
         }
     }
@@ -415,6 +419,11 @@ public struct RL2<E: MetaEnv>: IterativeAlgorithm {
         ]
         for k in 0..<config.episodesPerTrial {
             metrics.append(("return_episode_\(k + 1)", batch.episodeReturns.reduce(0) { $0 + $1[k] } / Double(trials)))
+        }
+        // Where the family reports success (Meta-World): the share of trials whose k-th episode solved its task.
+        for k in 0..<config.episodesPerTrial {
+            guard let rate = EpisodeSuccess.rate(batch.episodeSuccesses.map { $0[k] }) else { break }
+            metrics.append(("success_rate_episode_\(k + 1)", rate))
         }
         metrics += update
         metrics += [
@@ -684,7 +693,7 @@ public struct RL2Algorithm: AlgorithmDefinition {
     public func evaluate<E: MetaEnv>(_ settings: RL2Config, state: RL2State, prototype: E, options: RL2EvaluationOptions,
                                      seed: UInt64, threads: Int) throws -> RL2Evaluation {
         _ = try RL2(config: settings, prototype: prototype, state: state)
-        var returns: [Double] = [], perEpisode: [[Double]] = []
+        var returns: [Double] = [], perEpisode: [[Double]] = [], successes: [[Double]] = []
         var rng = Xoshiro256(seed: seed)
         var left = options.trials
         while left > 0 {
@@ -693,12 +702,14 @@ public struct RL2Algorithm: AlgorithmDefinition {
                                          episodesPerTrial: settings.episodesPerTrial, seed: rng.next(), greedy: options.greedy)
             returns += batch.trialReturns
             perEpisode += batch.episodeReturns
+            successes += batch.episodeSuccesses.map { $0.map(Double.init) }
             left -= n
         }
         let trial = SampleStatistics(returns)
         let curve = (0..<settings.episodesPerTrial).map { k in SampleStatistics(perEpisode.map { $0[k] }) }
         return RL2Evaluation(meanReturn: trial.mean, stderr: trial.standardError, perEpisode: curve.map(\.mean),
-                             perEpisodeStderr: curve.map(\.standardError), trials: options.trials, seed: seed, greedy: options.greedy)
+                             perEpisodeStderr: curve.map(\.standardError), trials: options.trials, seed: seed, greedy: options.greedy,
+                             successByTrial: successes)
     }
 }
 
@@ -733,8 +744,10 @@ public struct RL2Evaluation: EvaluationReport {
         case adaptation
     }
 
+    /// A report of these figures; `successByTrial[i][k]` (1, 0 or NaN) is whether trial i's
+    /// k-th episode solved its task, for families that report success.
     public init(meanReturn: Double, stderr: Double, perEpisode: [Double], perEpisodeStderr: [Double], trials: Int, seed: UInt64,
-                greedy: Bool = false) {
+                greedy: Bool = false, successByTrial: [[Double]] = []) {
         self.meanReturn = meanReturn
         self.stderr = stderr
         self.perEpisode = perEpisode
@@ -742,7 +755,8 @@ public struct RL2Evaluation: EvaluationReport {
         self.trials = trials
         self.seed = seed
         self.greedy = greedy
-        adaptation = AdaptationCurve(axis: "episode in the trial", first: 1, values: perEpisode, stderr: perEpisodeStderr)
+        adaptation = AdaptationCurve(axis: "episode in the trial", first: 1, values: perEpisode, stderr: perEpisodeStderr,
+                                     successByTask: successByTrial)
     }
 
     public func summary(algorithm: String, env: String) -> [String] {
@@ -750,6 +764,7 @@ public struct RL2Evaluation: EvaluationReport {
                 algorithm, env, meanReturn, stderr, trials, greedy ? ", most probable actions" : ""),
          "return by episode: " + zip(perEpisode, perEpisodeStderr).enumerated()
             .map { String(format: "%d: %.3f±%.3f", $0.offset + 1, $0.element.0, $0.element.1) }.joined(separator: "  ")]
+        + [adaptation.successSummary(by: "episode")].compactMap { $0 }
     }
 }
 

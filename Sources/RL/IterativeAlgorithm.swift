@@ -113,13 +113,34 @@ public struct AdaptationCurve: Codable, Sendable, Equatable {
     /// The mean return at each point, and its standard error.
     public var values: [Double]
     public var stderr: [Double]
+    /// The fraction of episodes that solved their task at each point, and its standard error
+    /// over tasks: only for families that report success (Meta-World's `info["success"]`).
+    public var successRate: [Double]?
+    public var successRateStderr: [Double]?
 
-    /// A curve of `values` ± `stderr` starting at `first` on `axis`.
-    public init(axis: String, first: Int, values: [Double], stderr: [Double]) {
+    enum CodingKeys: String, CodingKey {
+        case axis, first, values, stderr, successRate = "success_rate", successRateStderr = "success_rate_stderr"
+    }
+
+    /// A curve of `values` ± `stderr` starting at `first` on `axis`; `successByTask[i][k]`,
+    /// task i's success rate at point k (NaN where not reported), adds the success curve.
+    public init(axis: String, first: Int, values: [Double], stderr: [Double], successByTask: [[Double]] = []) {
         self.axis = axis
         self.first = first
         self.values = values
         self.stderr = stderr
+        let points = (0..<values.count).map { k in EpisodeSuccess.statistics(successByTask.map { k < $0.count ? $0[k] : .nan }) }
+        if !successByTask.isEmpty, points.allSatisfy({ $0 != nil }) {
+            successRate = points.map { $0!.mean }
+            successRateStderr = points.map { $0!.standardError }
+        }
+    }
+
+    /// "success rate by `label`: 0: 12.0%±3.1  1: …" (percent ± s.e.), or nil without a success curve.
+    public func successSummary(by label: String) -> String? {
+        guard let successRate, let successRateStderr else { return nil }
+        return "success rate by \(label): " + zip(successRate, successRateStderr).enumerated()
+            .map { String(format: "%d: %.1f%%±%.1f", $0.offset + first, 100 * $0.element.0, 100 * $0.element.1) }.joined(separator: "  ")
     }
 }
 

@@ -99,7 +99,8 @@ public struct MLPPolicy: ParameterCollection, Codable, Sendable {
 }
 
 /// Episodes of one task, padded to the longest: step-major rows (row = t·episodes + e)
-/// with a mask of the steps that happened, and the undiscounted return of each episode.
+/// with a mask of the steps that happened, and the undiscounted return (and, where the
+/// family reports it, the success: ``EpisodeSuccess``) of each episode.
 public struct EpisodeBatch: Sendable {
     public let episodes: Int
     public let steps: Int
@@ -110,6 +111,28 @@ public struct EpisodeBatch: Sendable {
     public var rewards: [Float]
     public var mask: [Float]
     public var episodeReturns: [Double]
+    /// Each episode's success (1 or 0), NaN where the family reports none.
+    public var episodeSuccesses: [Float]
+
+    /// A batch of the given rows; `episodeSuccesses` defaults to "not reported".
+    public init(episodes: Int, steps: Int, observationSize: Int, actionWidth: Int, observations: [Float], actions: [Float],
+                rewards: [Float], mask: [Float], episodeReturns: [Double], episodeSuccesses: [Float]? = nil) {
+        self.episodes = episodes
+        self.steps = steps
+        self.observationSize = observationSize
+        self.actionWidth = actionWidth
+        self.observations = observations
+        self.actions = actions
+        self.rewards = rewards
+        self.mask = mask
+        self.episodeReturns = episodeReturns
+        self.episodeSuccesses = episodeSuccesses ?? [Float](repeating: .nan, count: episodes)
+    }
+
+    /// The mean episode return.
+    public var meanReturn: Double { episodeReturns.reduce(0, +) / Double(episodes) }
+    /// The fraction of episodes that solved the task, NaN where the family reports no success.
+    public var successRate: Double { EpisodeSuccess.rate(episodeSuccesses) ?? .nan }
 
     /// Discounted returns-to-go per row, zero after an episode ends.
     public func returnsToGo(gamma: Double) -> [Float] {
@@ -159,6 +182,7 @@ public func sampleEpisodes<E: MetaEnv>(
             batch.rewards[row] = env.rewards[e]
             batch.mask[row] = 1
             batch.episodeReturns[e] += Double(env.rewards[e])
+            EpisodeSuccess.accumulate(&batch.episodeSuccesses[e], step: env.successes[e])
             if env.terminated[e] || env.truncated[e] { alive[e] = false }
         }
         if !alive.contains(true) { break }

@@ -167,10 +167,12 @@ public struct SAC<E: MetaEnv>: IterativeAlgorithm {
 
         let tasks = config.taskMixture ? prototype.sampleTasks(config.evalEpisodes, using: &state.rng)
                                        : [E.Task](repeating: fixedTask, count: config.evalEpisodes)
-        let evaluation = SampleStatistics(try evaluate(tasks: tasks, seed: state.rng.next()))
+        let episodes = try evaluate(tasks: tasks, seed: state.rng.next())
+        let evaluation = SampleStatistics(episodes.returns)
         state.iteration += 1
         let mean = updates > 0 ? losses.scaled(by: 1 / Double(updates)) : SACLosses()
-        return [
+        let success = EpisodeSuccess.rate(episodes.successes).map { [("eval_success_rate", $0)] } ?? []
+        return success + [
             ("eval_return_mean", evaluation.mean), ("eval_return_mean_stderr", evaluation.standardError),
             ("episode_return_mean", trainingReturns.reduce(0, +) / Double(trainingReturns.count)),
             ("critic_loss", mean.critic), ("actor_loss", mean.actor), ("temperature", state.agent.temperature.alpha),
@@ -180,13 +182,14 @@ public struct SAC<E: MetaEnv>: IterativeAlgorithm {
         ]
     }
 
-    /// One episode of each task with the mean action; the returns.
-    public func evaluate(tasks: [E.Task], seed: UInt64) throws -> [Double] {
+    /// One episode of each task with the mean action; the returns and successes (``EpisodeSuccess``).
+    public func evaluate(tasks: [E.Task], seed: UInt64) throws -> (returns: [Double], successes: [Float]) {
         let actor = state.agent.actor, n = state.buffer.observationSize
         var unused = Xoshiro256(seed: 0)
-        return try runLockstepEpisodes(prototype: prototype, tasks: tasks, seed: seed) { observations in
+        let episodes = try runLockstepEpisodes(prototype: prototype, tasks: tasks, seed: seed) { observations in
             actor.actions(Tensor(shape: [tasks.count, n], values: observations), deterministic: true, using: &unused)
-        }.returns
+        }
+        return (episodes.returns, episodes.successes)
     }
 }
 
@@ -219,11 +222,15 @@ public struct SACAlgorithm: AlgorithmDefinition {
         var rng = Xoshiro256(seed: seed)
         let taskList = settings.taskMixture ? prototype.sampleTasks(options.tasks, using: &rng)
             : [E.Task](repeating: sac.fixedTask, count: options.tasks)
-        var perTask = [[Double]](repeating: [], count: options.tasks)
+        var perTask = [[Double]](repeating: [], count: options.tasks), successByTask = perTask
         for _ in 0..<options.trajectories {
-            for (i, r) in try sac.evaluate(tasks: taskList, seed: rng.next()).enumerated() { perTask[i].append(r) }
+            let episodes = try sac.evaluate(tasks: taskList, seed: rng.next())
+            for i in taskList.indices {
+                perTask[i].append(episodes.returns[i])
+                successByTask[i].append(Double(episodes.successes[i]))
+            }
         }
-        return TrajectoryEvaluation(perTask: perTask, seed: seed, actions: "mean action")
+        return TrajectoryEvaluation(perTask: perTask, successByTask: successByTask, seed: seed, actions: "mean action")
     }
 }
 
@@ -264,8 +271,9 @@ public struct TrajectoryEvaluation: EvaluationReport {
         case returnsByTrajectory = "returns_by_trajectory", stderrByTrajectory = "stderr_by_trajectory", tasks, seed, adaptation
     }
 
-    /// Statistics over tasks of `perTask[i][k]`, the return of task i's k-th trajectory.
-    public init(perTask: [[Double]], seed: UInt64, actions: String) {
+    /// Statistics over tasks of `perTask[i][k]`, the return of task i's k-th trajectory, and
+    /// of `successByTask[i][k]`, its success (1, 0, or NaN where the family reports none).
+    public init(perTask: [[Double]], successByTask: [[Double]] = [], seed: UInt64, actions: String) {
         let k = perTask.first?.count ?? 0
         let byTrajectory = (0..<k).map { j in SampleStatistics(perTask.map { $0[j] }) }
         returnsByTrajectory = byTrajectory.map(\.mean)
@@ -273,33 +281,36 @@ public struct TrajectoryEvaluation: EvaluationReport {
         tasks = perTask.count
         self.seed = seed
         self.actions = actions
-        adaptation = AdaptationCurve(axis: "trajectory on the task", first: 1, values: returnsByTrajectory, stderr: stderrByTrajectory)
+        adaptation = AdaptationCurve(axis: "trajectory on the task", first: 1, values: returnsByTrajectory, stderr: stderrByTrajectory,
+                                     successByTask: successByTask)
     }
 
     public func summary(algorithm: String, env: String) -> [String] {
         ["\(algorithm) on \(env) over \(tasks) fresh tasks (\(actions)):",
          "return by trajectory: " + zip(returnsByTrajectory, stderrByTrajectory).enumerated()
             .map { String(format: "%d: %.2f±%.2f", $0.offset + 1, $0.element.0, $0.element.1) }.joined(separator: "  ")]
+        + [adaptation.successSummary(by: "trajectory")].compactMap { $0 }
     }
 }
 
 /// One episode of each task, all in lockstep in one `VectorEnv`: `act` maps the
 /// observations of every copy [N × obs] to actions in (−1, 1) [N × act] (scaled to the
 /// action box here); `record` sees each transition of an unfinished episode, with its
-/// action in (−1, 1) and its true next observation. Returns each episode's return and the
-/// steps taken.
+/// action in (−1, 1) and its true next observation. Returns each episode's return and
+/// success (``EpisodeSuccess``: NaN where the family reports none) and the steps taken.
 @discardableResult
 public func runLockstepEpisodes<E: MetaEnv>(
     prototype: E, tasks: [E.Task], seed: UInt64, act: ([Float]) -> [Float],
     record: ((_ copy: Int, _ observation: ArraySlice<Float>, _ action: ArraySlice<Float>, _ reward: Float,
               _ next: ArraySlice<Float>, _ terminal: Bool) -> Void)? = nil
-) throws -> (returns: [Double], steps: Int) {
+) throws -> (returns: [Double], successes: [Float], steps: Int) {
     let scaling = try ActionScaling(prototype.actionSpace)
     var env = VectorEnv(prototype, count: tasks.count, seed: seed)
     for (i, task) in tasks.enumerated() { env.setTask(task, at: i) }
     env.resetAll()
     let n = env.observationSize, m = env.actionSize
     var alive = [Bool](repeating: true, count: tasks.count), returns = [Double](repeating: 0, count: tasks.count)
+    var successes = [Float](repeating: .nan, count: tasks.count)
     var envActions = [Float](repeating: 0, count: tasks.count * m), steps = 0
     while alive.contains(true) {
         let observations = env.observations
@@ -309,6 +320,7 @@ public func runLockstepEpisodes<E: MetaEnv>(
         for i in tasks.indices where alive[i] {
             let ended = env.terminated[i] || env.truncated[i]
             returns[i] += Double(env.rewards[i])
+            EpisodeSuccess.accumulate(&successes[i], step: env.successes[i])
             steps += 1
             if let record {
                 let next = ended ? env.finalObservations[(i * n)..<((i + 1) * n)] : env.observations[(i * n)..<((i + 1) * n)]
@@ -317,5 +329,5 @@ public func runLockstepEpisodes<E: MetaEnv>(
             if ended { alive[i] = false }
         }
     }
-    return (returns, steps)
+    return (returns, successes, steps)
 }

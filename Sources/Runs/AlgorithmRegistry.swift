@@ -65,7 +65,7 @@ public struct RegisteredAlgorithm: Sendable {
                                                         seed: request.seed, threads: request.threads))
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
-            return EvaluationOutput(json: try encoder.encode(report), lines: report.summary(algorithm: request.algorithm, env: spec.name),
+            return EvaluationOutput(json: try encoder.encode(report), lines: report.summary(algorithm: request.algorithm, env: spec.label),
                                     adaptation: report.adaptation)
         }
         describeError = { SettingsCoding.describe($0, in: A.Settings.self) }

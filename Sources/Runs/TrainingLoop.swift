@@ -88,9 +88,10 @@ public struct MetricsCSV {
         if header == nil {
             header = metrics.map(\.0)
             text += "iteration," + metrics.map(\.0).joined(separator: ",") + "\n"
+        } else if case let added = metrics.map(\.0).filter({ !header!.contains($0) }), !added.isEmpty {
+            try addColumns(added)
         }
-        // Values in the header's order: a run resumed by a newer build keeps its columns
-        // (a metric the header lacks is left out, one it has but the row lacks is empty).
+        // Values in the header's order; a metric the row lacks is empty.
         let values = Dictionary(metrics, uniquingKeysWith: { first, _ in first })
         text += "\(iteration)," + header!.map { values[$0].map { "\($0)" } ?? "" }.joined(separator: ",") + "\n"
         guard let handle = FileHandle(forWritingAtPath: url.path) ?? {
@@ -100,6 +101,17 @@ public struct MetricsCSV {
         defer { try? handle.close() }
         try handle.seekToEnd()
         try handle.write(contentsOf: Data(text.utf8))
+    }
+
+    /// Appends `names` to the header and an empty field for each to every row written so
+    /// far: a metric that first appears later (a run resumed by a newer build) gets a column.
+    mutating func addColumns(_ names: [String]) throws {
+        header! += names
+        let padding = String(repeating: ",", count: names.count)
+        let lines = String(decoding: FileManager.default.contents(atPath: url.path) ?? Data(), as: UTF8.self)
+            .split(separator: "\n", omittingEmptySubsequences: true)
+        let rows = ["iteration," + header!.joined(separator: ",")] + lines.dropFirst().map { $0 + padding }
+        try writeAtomically(Data((rows.joined(separator: "\n") + "\n").utf8), to: url)
     }
 }
 

@@ -213,6 +213,25 @@ import TensorCore
         #expect(trials.inputs == [0, 0, 0, 0, 0, 0])
         #expect(trials.task(at: 0) == .init(armProbabilities: [0, 0, 1]))
     }
+
+    @Test func anEpisodeSucceedsIfAnyStepReportsSuccessAndStaysUnreportedWithoutReports() {
+        func episode(_ steps: [Float]) -> Float {
+            var value = Float.nan
+            for step in steps { EpisodeSuccess.accumulate(&value, step: step) }
+            return value
+        }
+        #expect(episode([]).isNaN && episode([.nan, .nan]).isNaN)
+        #expect(episode([0, 0, .nan, 0]) == 0)
+        #expect(episode([0, 1, 0, .nan]) == 1, "solved at some point of the episode (Meta-World's rule)")
+        #expect(EpisodeSuccess.rate([1, 0, .nan, 1]) == 2.0 / 3.0)
+        #expect(EpisodeSuccess.rate([Float.nan]) == nil)
+        #expect(EpisodeSuccess.statistics([.nan]) == nil)
+        #expect(EpisodeSuccess.statistics([0.5, .nan, 1])?.mean == 0.75)
+        var native = VectorEnv(PointNavigation(horizon: 3), count: 2, seed: 1)
+        native.resetAll()
+        try? native.step([0.1, 0.1, -0.1, 0])
+        #expect(native.successes.allSatisfy { $0.isNaN }, "a native family reports no success")
+    }
 }
 
 @Suite struct RegistryTests {

@@ -1,6 +1,8 @@
 import Envs
 import Foundation
 @testable import GymBridge
+import MetaRL
+import RL
 import TensorCore
 import Testing
 #if canImport(Glibc)
@@ -227,6 +229,50 @@ func run(_ vector: inout VectorEnv<GymEnv>, steps: Int, action: Float = 0.3) thr
         let outcome = try #require(ended)
         #expect(outcome.terminated && !outcome.truncated && outcome.reward == 1)
         #expect(throws: EnvError.self) { try env.step(discrete: 2, using: &rng) }
+    }
+
+    @Test func infoSuccessReachesTheVectorEnvAndNoReportIsNaN() throws {
+        let walk = try Fixtures.env("Walk", options: Fixtures.options(workers: 2))
+        var vector = VectorEnv(walk, count: 4, seed: 5)
+        vector.resetAll()
+        var solvedSteps = 0
+        for _ in 0..<20 {
+            try vector.step([Float](repeating: 0.05, count: 4))
+            for i in 0..<4 {
+                let position = vector.observations[2 * i], goal = vector.observations[2 * i + 1]
+                #expect(vector.successes[i] == (abs(position - goal) < 0.5 ? 1 : 0), "info[\"success\"] of copy \(i)")
+                if vector.successes[i] == 1 { solvedSteps += 1 }
+            }
+        }
+        #expect(solvedSteps > 0 && solvedSteps < 80, "both outcomes occur: \(solvedSteps) of 80")
+        var corridor = VectorEnv(try Fixtures.env("Corridor", options: Fixtures.options(workers: 1)), count: 2, seed: 5)
+        corridor.resetAll()
+        try corridor.step([1, 0])
+        #expect(corridor.successes.allSatisfy { $0.isNaN }, "a family whose info has no success reports none")
+    }
+
+    @Test func evaluationReportsTheSuccessRateByInnerStepOnlyWhereTheFamilyReportsIt() throws {
+        var settings = MAMLConfig()
+        settings.hiddenSizes = [8]
+        settings.fastBatchSize = 3
+        var options = MAMLEvaluationOptions()
+        options.tasks = 4
+        let walk = try Fixtures.env("Walk", ["max_episode_steps=30"], options: Fixtures.options(workers: 2))
+        let state = try MAML(config: settings, prototype: walk, seed: 1).state
+        let report = try MAMLEvaluation(settings, state: state, prototype: walk, options: options, seed: 2, threads: 1)
+        let rates = try #require(report.adaptation.successRate)
+        #expect(rates.count == settings.innerAdaptationSteps + 1)
+        // A rate over 4 tasks × 3 episodes: a multiple of 1/12 in [0, 1].
+        for rate in rates { #expect(rate >= 0 && rate <= 1 && abs(rate * 12 - (rate * 12).rounded()) < 1e-9, "\(rate)") }
+        #expect(report.summary(algorithm: "maml", env: "walk").last?.hasPrefix("success rate by inner step: 0: ") == true)
+        let json = String(decoding: try JSONEncoder().encode(report), as: UTF8.self)
+        #expect(json.contains("\"success_rate\""))
+
+        let corridor = try Fixtures.env("Corridor", ["max_episode_steps=10"], options: Fixtures.options(workers: 1))
+        let plain = try MAMLEvaluation(settings, state: try MAML(config: settings, prototype: corridor, seed: 1).state,
+                                       prototype: corridor, options: options, seed: 2, threads: 1)
+        #expect(plain.adaptation.successRate == nil)
+        #expect(!plain.summary(algorithm: "maml", env: "corridor").joined().contains("success"))
     }
 }
 

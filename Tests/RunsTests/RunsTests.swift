@@ -121,6 +121,34 @@ func deterministicRows(_ url: URL) throws -> [String] {
     }
 }
 
+@Suite struct MetricsFileTests {
+    /// A metric that first appears in a later iteration (a run resumed by a newer build that
+    /// logs success rates) gets its own column; earlier rows leave it empty.
+    @Test func aMetricFirstSeenLaterGetsAColumn() throws {
+        let directory = temporaryDirectory("metrics")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let url = directory.appendingPathComponent("metrics.csv")
+        var csv = try MetricsCSV(url: url, keepingRowsThrough: 0)
+        try csv.append(iteration: 1, metrics: [("return", 1.5), ("steps", 10)])
+        try csv.append(iteration: 2, metrics: [("return", 2.5), ("steps", 20)])
+        var resumed = try MetricsCSV(url: url, keepingRowsThrough: 2)
+        try resumed.append(iteration: 3, metrics: [("return", 3.5), ("success_rate", 0.25), ("steps", 30)])
+        try resumed.append(iteration: 4, metrics: [("return", 4.5), ("steps", 40)])
+        let text = try String(contentsOf: url, encoding: .utf8)
+        #expect(text == """
+            iteration,return,steps,success_rate
+            1,1.5,10.0,
+            2,2.5,20.0,
+            3,3.5,30.0,0.25
+            4,4.5,40.0,
+
+            """)
+        let reopened = try MetricsCSV(url: url, keepingRowsThrough: 4)
+        #expect(reopened.keptRows.count == 4)
+        #expect(reopened.keptRows[2].metrics.contains { $0 == ("success_rate", 0.25) })
+    }
+}
+
 @Suite struct EventFileTests {
     /// The masked CRC-32C of the catalogue check string, masked by hand.
     @Test func maskedCRCMatchesTheHandComputation() {

@@ -247,7 +247,7 @@ public struct TrialBatch: Sendable {
     public var ends: [Bool]
     /// Per trial, per episode index: the episode's return.
     public var episodeReturns: [[Double]]
-    /// Per trial, per episode index: the episode's success (``EpisodeSuccess``; NaN where the family reports none).
+    /// Per trial, per episode index: the episode's success (`EpisodeSuccess`; NaN where the family reports none).
     public var episodeSuccesses: [[Float]]
     /// Recurrent states at the start of every `chunkLength`-step chunk, [chunk][B × stateSize].
     public var policyStates: [[Float]]

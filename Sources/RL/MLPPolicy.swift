@@ -100,7 +100,7 @@ public struct MLPPolicy: ParameterCollection, Codable, Sendable {
 
 /// Episodes of one task, padded to the longest: step-major rows (row = t·episodes + e)
 /// with a mask of the steps that happened, and the undiscounted return (and, where the
-/// family reports it, the success: ``EpisodeSuccess``) of each episode.
+/// family reports it, the success: `EpisodeSuccess`) of each episode.
 public struct EpisodeBatch: Sendable {
     public let episodes: Int
     public let steps: Int

@@ -182,7 +182,7 @@ public struct SAC<E: MetaEnv>: IterativeAlgorithm {
         ]
     }
 
-    /// One episode of each task with the mean action; the returns and successes (``EpisodeSuccess``).
+    /// One episode of each task with the mean action; the returns and successes (`EpisodeSuccess`).
     public func evaluate(tasks: [E.Task], seed: UInt64) throws -> (returns: [Double], successes: [Float]) {
         let actor = state.agent.actor, n = state.buffer.observationSize
         var unused = Xoshiro256(seed: 0)
@@ -297,7 +297,7 @@ public struct TrajectoryEvaluation: EvaluationReport {
 /// observations of every copy [N × obs] to actions in (−1, 1) [N × act] (scaled to the
 /// action box here); `record` sees each transition of an unfinished episode, with its
 /// action in (−1, 1) and its true next observation. Returns each episode's return and
-/// success (``EpisodeSuccess``: NaN where the family reports none) and the steps taken.
+/// success (`EpisodeSuccess`: NaN where the family reports none) and the steps taken.
 @discardableResult
 public func runLockstepEpisodes<E: MetaEnv>(
     prototype: E, tasks: [E.Task], seed: UInt64, act: ([Float]) -> [Float],

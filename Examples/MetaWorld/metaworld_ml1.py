@@ -17,6 +17,8 @@ class ML1(gym.Env):
     """One ML1 environment with the benchmark's own train/test task split."""
 
     def __init__(self, env_name="reach-v3", split="train", benchmark_seed=0):
+        if split not in ("train", "test"):
+            raise ValueError(f"split={split!r}: expected 'train' or 'test'")
         benchmark = metaworld.ML1(env_name, seed=int(benchmark_seed))
         classes = benchmark.train_classes if split == "train" else benchmark.test_classes
         self.tasks = list(benchmark.train_tasks if split == "train" else benchmark.test_tasks)

@@ -5,45 +5,63 @@ import GymBridge
 /// The Gymnasium-bridge rows of `metarl bench envs --bridge`: a Python task family stepped
 /// through the bridge (`VectorEnv<GymEnv>`, random actions, auto-reset), against the same env
 /// in a plain Python loop and in Gymnasium's `AsyncVectorEnv` with as many processes, in one run.
+/// The three are measured in alternating rounds (bridge, then the two references), so a noisy
+/// machine slows all of them alike; rates are medians over rounds, the ratio the median of the
+/// rounds' ratios.
 public struct BridgeBenchmark: Codable, Sendable {
     /// The family measured (`gym:FILE:ATTR`).
     public var family: String
     /// Copies through the bridge, spread over `workers` worker processes.
     public var copies: Int
     public var workers: Int
+    /// Rounds of alternation (bridge, plain loop, AsyncVectorEnv).
+    public var rounds: Int
     /// Median steps/s of all copies through the bridge.
     public var bridgeStepsPerSecond: Double
     /// Steps/s of one Python process stepping `copies / workers` copies in a plain loop, while
-    /// `workers` such processes run at once (the mean over them).
+    /// `workers` such processes run at once (the mean over them; median over rounds).
     public var plainStepsPerSecond: Double
     /// Steps/s of `AsyncVectorEnv` with `workers` processes (one env each, as it is built).
     public var asyncVectorStepsPerSecond: Double
+    /// Each round's bridge rate per worker over that round's plain-loop rate.
+    public var perProcessRatios: [Double]
 
     enum CodingKeys: String, CodingKey {
-        case family, copies, workers
+        case family, copies, workers, rounds
         case bridgeStepsPerSecond = "bridge_steps_per_second", plainStepsPerSecond = "plain_steps_per_second"
-        case asyncVectorStepsPerSecond = "async_vector_steps_per_second"
+        case asyncVectorStepsPerSecond = "async_vector_steps_per_second", perProcessRatios = "per_process_ratios"
     }
 
-    /// The bridge's rate per worker process over the plain loop's rate of one process (target ≥ 0.9).
-    public var perProcessRatio: Double { bridgeStepsPerSecond / Double(workers) / plainStepsPerSecond }
+    /// The bridge's rate per worker process over the plain loop's rate of one process (target ≥ 0.9),
+    /// the median of the rounds' ratios.
+    public var perProcessRatio: Double { Timing.medianOf(perProcessRatios) }
     /// Microseconds the bridge adds to a step of one process (per-process step time minus the plain loop's).
     public var overheadMicroseconds: Double { 1e6 * (Double(workers) / bridgeStepsPerSecond - 1 / plainStepsPerSecond) }
 
-    /// Measures `Benchmarks/pendulum_mass_env.py:PendulumMassEnv` (or `file`:`attribute`).
-    public static func run(copies: Int = 64, options: GymBridgeOptions = .fromEnvironment(), quick: Bool = false,
+    /// Measures `Benchmarks/pendulum_mass_env.py:PendulumMassEnv` (or `file`:`attribute`) in
+    /// `rounds` alternating rounds (one when `quick`).
+    public static func run(copies: Int = 64, options: GymBridgeOptions = .fromEnvironment(), quick: Bool = false, rounds: Int = 5,
                            file: String? = nil, attribute: String = "PendulumMassEnv") throws -> BridgeBenchmark {
         let path = file ?? ReferenceScript.folder.appendingPathComponent("pendulum_mass_env.py").path
         let family = try GymFamilies.provider(options).family(named: "gym:\(path):\(attribute)")
-        let bridge = try EnvSpec(family: family, arguments: try family.resolve([])).open(EnvBenchmark.Measurement(copies: copies, quick: quick))
-        let lines = try ReferenceScript.run("gym_bridge_speed.py", python: try options.interpreter(), arguments: [
-            "--module", path, "--attr", attribute, "--copies-per-process", "\(max(1, copies / options.workers))",
-            "--processes", "\(options.workers)", "--seconds", quick ? "0.5" : "3"], timeout: 600, stallTimeout: 120)
-        guard let row = lines.last, let plain = (row["plain"] as? NSNumber)?.doubleValue, let async = (row["async"] as? NSNumber)?.doubleValue else {
-            throw ReferenceScript.Failure("gym_bridge_speed.py printed no rates; run it by hand to see why")
+        let spec = EnvSpec(family: family, arguments: try family.resolve([]))
+        let python = try options.interpreter()
+        var bridge: [Double] = [], plain: [Double] = [], async: [Double] = []
+        for _ in 0..<(quick ? 1 : max(1, rounds)) {
+            bridge.append(try spec.open(EnvBenchmark.Measurement(copies: copies, quick: quick)))
+            let lines = try ReferenceScript.run("gym_bridge_speed.py", python: python, arguments: [
+                "--module", path, "--attr", attribute, "--copies-per-process", "\(max(1, copies / options.workers))",
+                "--processes", "\(options.workers)", "--seconds", quick ? "0.5" : "2"], timeout: 600, stallTimeout: 120)
+            guard let row = lines.last, let p = (row["plain"] as? NSNumber)?.doubleValue, let a = (row["async"] as? NSNumber)?.doubleValue else {
+                throw ReferenceScript.Failure("gym_bridge_speed.py printed no rates; run it by hand to see why")
+            }
+            plain.append(p)
+            async.append(a)
         }
-        return BridgeBenchmark(family: family.name, copies: copies, workers: options.workers, bridgeStepsPerSecond: bridge,
-                               plainStepsPerSecond: plain, asyncVectorStepsPerSecond: async)
+        return BridgeBenchmark(family: family.name, copies: copies, workers: options.workers, rounds: bridge.count,
+                               bridgeStepsPerSecond: Timing.medianOf(bridge), plainStepsPerSecond: Timing.medianOf(plain),
+                               asyncVectorStepsPerSecond: Timing.medianOf(async),
+                               perProcessRatios: zip(bridge, plain).map { $0 / Double(options.workers) / $1 })
     }
 
     /// The three rows and the ratios.
@@ -58,6 +76,7 @@ public struct BridgeBenchmark: Codable, Sendable {
             String(format: "  gymnasium AsyncVectorEnv, %d processes          %9.1fk steps/s", workers, asyncVectorStepsPerSecond / 1e3),
             String(format: "  per process: bridge / plain loop %.2f× (target ≥ 0.9: %@); bridge / AsyncVectorEnv %.1f×; overhead %.1f µs per step",
                    perProcessRatio, perProcessRatio >= 0.9 ? "met" : "MISSED", bridgeStepsPerSecond / asyncVectorStepsPerSecond, overheadMicroseconds),
+            "  medians of \(rounds) alternating rounds; per-round ratios: " + perProcessRatios.map { String(format: "%.2f", $0) }.joined(separator: " "),
         ].joined(separator: "\n")
     }
 }

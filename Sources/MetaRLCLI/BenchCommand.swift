@@ -34,16 +34,17 @@ struct Bench: ParsableCommand {
         var bridge = false
         @Option(help: "Copies stepped through the bridge (with --bridge).") var bridgeCopies = 64
         @Option(help: "Worker processes of the bridge and of AsyncVectorEnv (with --bridge).") var pythonWorkers = 2
+        @Option(help: "Alternating rounds of bridge, plain loop and AsyncVectorEnv (with --bridge).") var bridgeRounds = 5
 
         func run(catalog: Catalog) throws {
-            guard copies >= 1, bridgeCopies >= 1, pythonWorkers >= 1 else {
-                throw fail("--copies, --bridge-copies and --python-workers must be at least 1")
+            guard copies >= 1, bridgeCopies >= 1, pythonWorkers >= 1, bridgeRounds >= 1 else {
+                throw fail("--copies, --bridge-copies, --python-workers and --bridge-rounds must be at least 1")
             }
             try reportingErrors {
                 if bridge {
                     var options = GymBridgeOptions.fromEnvironment()
                     options.workers = pythonWorkers
-                    let result = try BridgeBenchmark.run(copies: bridgeCopies, options: options, quick: quick)
+                    let result = try BridgeBenchmark.run(copies: bridgeCopies, options: options, quick: quick, rounds: bridgeRounds)
                     if json { try printJSON(result) } else { print(result.table) }
                     return
                 }

@@ -5,21 +5,22 @@ import GymBridge
 /// The Gymnasium-bridge rows of `metarl bench envs --bridge`: a Python task family stepped
 /// through the bridge (`VectorEnv<GymEnv>`, random actions, auto-reset), against the same env
 /// in a plain Python loop and in Gymnasium's `AsyncVectorEnv` with as many processes, in one run.
-/// The three are measured in alternating rounds (bridge, then the two references), so a noisy
-/// machine slows all of them alike; rates are medians over rounds, the ratio the median of the
-/// rounds' ratios.
+/// The bridge and the plain loop alternate in rounds of a quarter second each, the plain loop run by
+/// the bridge's own worker processes on the copies they hold (every worker at once), so both
+/// see the same processes, envs and machine load; rates are medians over rounds, the ratio the
+/// median of the rounds' ratios. `AsyncVectorEnv` runs afterwards (`Benchmarks/gym_bridge_speed.py`).
 public struct BridgeBenchmark: Codable, Sendable {
     /// The family measured (`gym:FILE:ATTR`).
     public var family: String
     /// Copies through the bridge, spread over `workers` worker processes.
     public var copies: Int
     public var workers: Int
-    /// Rounds of alternation (bridge, plain loop, AsyncVectorEnv).
+    /// Rounds of alternation (bridge, then plain loop).
     public var rounds: Int
     /// Median steps/s of all copies through the bridge.
     public var bridgeStepsPerSecond: Double
-    /// Steps/s of one Python process stepping `copies / workers` copies in a plain loop, while
-    /// `workers` such processes run at once (the mean over them; median over rounds).
+    /// Steps/s of one worker process stepping its copies in a plain loop while every worker
+    /// does so (the mean over workers; median over rounds).
     public var plainStepsPerSecond: Double
     /// Steps/s of `AsyncVectorEnv` with `workers` processes (one env each, as it is built).
     public var asyncVectorStepsPerSecond: Double
@@ -39,28 +40,45 @@ public struct BridgeBenchmark: Codable, Sendable {
     public var overheadMicroseconds: Double { 1e6 * (Double(workers) / bridgeStepsPerSecond - 1 / plainStepsPerSecond) }
 
     /// Measures `Benchmarks/pendulum_mass_env.py:PendulumMassEnv` (or `file`:`attribute`) in
-    /// `rounds` alternating rounds (one when `quick`).
-    public static func run(copies: Int = 64, options: GymBridgeOptions = .fromEnvironment(), quick: Bool = false, rounds: Int = 5,
+    /// `rounds` alternating rounds after one of warm-up (one short round when `quick`).
+    public static func run(copies: Int = 64, options: GymBridgeOptions = .fromEnvironment(), quick: Bool = false, rounds: Int = 21,
                            file: String? = nil, attribute: String = "PendulumMassEnv") throws -> BridgeBenchmark {
         let path = file ?? ReferenceScript.folder.appendingPathComponent("pendulum_mass_env.py").path
         let family = try GymFamilies.provider(options).family(named: "gym:\(path):\(attribute)")
-        let spec = EnvSpec(family: family, arguments: try family.resolve([]))
-        let python = try options.interpreter()
-        var bridge: [Double] = [], plain: [Double] = [], async: [Double] = []
-        for _ in 0..<(quick ? 1 : max(1, rounds)) {
-            bridge.append(try spec.open(EnvBenchmark.Measurement(copies: copies, quick: quick)))
-            let lines = try ReferenceScript.run("gym_bridge_speed.py", python: python, arguments: [
-                "--module", path, "--attr", attribute, "--copies-per-process", "\(max(1, copies / options.workers))",
-                "--processes", "\(options.workers)", "--seconds", quick ? "0.5" : "2"], timeout: 600, stallTimeout: 120)
-            guard let row = lines.last, let p = (row["plain"] as? NSNumber)?.doubleValue, let a = (row["async"] as? NSNumber)?.doubleValue else {
-                throw ReferenceScript.Failure("gym_bridge_speed.py printed no rates; run it by hand to see why")
+        guard let prototype = try family.makeEnvironment(try family.resolve([])) as? GymEnv else {
+            throw ReferenceScript.Failure("\(family.name) is not stepped through the bridge")
+        }
+        var vec = VectorEnv(prototype, count: copies, seed: 1)
+        for i in 0..<copies { vec.setTask(vec.sampleTask(at: i), at: i) }
+        vec.resetAll()
+        let m = vec.actionSize, table = EnvBenchmark.Measurement.actionTable(prototype.actionSpace, copies: copies)
+        let seconds = quick ? 0.1 : 0.25
+        var bridge: [Double] = [], plain: [Double] = [], k = 0
+        try table.withUnsafeBufferPointer { t in
+            for round in 0...(quick ? 1 : max(1, rounds)) {
+                let start = Timing.now()
+                var steps = 0
+                repeat {
+                    try vec.step(UnsafeBufferPointer(rebasing: t[(k * copies * m)..<((k + 1) * copies * m)]))
+                    k = (k + 1) % EnvBenchmark.Measurement.tableSize
+                    steps += copies
+                } while Timing.now() - start < seconds
+                let rate = Double(steps) / (Timing.now() - start)
+                let perWorker = try GymEnv.plainLoopRates(of: vec.envs, seconds: seconds)
+                guard round > 0 else { continue }  // round 0 warms both up
+                bridge.append(rate)
+                plain.append(perWorker.reduce(0, +) / Double(perWorker.count))
             }
-            plain.append(p)
-            async.append(a)
+        }
+        let lines = try ReferenceScript.run("gym_bridge_speed.py", python: try options.interpreter(), arguments: [
+            "--module", path, "--attr", attribute, "--processes", "\(options.workers)", "--seconds", quick ? "0.5" : "3"],
+            timeout: 600, stallTimeout: 120)
+        guard let async = (lines.last?["async"] as? NSNumber)?.doubleValue else {
+            throw ReferenceScript.Failure("gym_bridge_speed.py printed no rate; run it by hand to see why")
         }
         return BridgeBenchmark(family: family.name, copies: copies, workers: options.workers, rounds: bridge.count,
                                bridgeStepsPerSecond: Timing.medianOf(bridge), plainStepsPerSecond: Timing.medianOf(plain),
-                               asyncVectorStepsPerSecond: Timing.medianOf(async),
+                               asyncVectorStepsPerSecond: async,
                                perProcessRatios: zip(bridge, plain).map { $0 / Double(options.workers) / $1 })
     }
 
@@ -76,7 +94,7 @@ public struct BridgeBenchmark: Codable, Sendable {
             String(format: "  gymnasium AsyncVectorEnv, %d processes          %9.1fk steps/s", workers, asyncVectorStepsPerSecond / 1e3),
             String(format: "  per process: bridge / plain loop %.2f× (target ≥ 0.9: %@); bridge / AsyncVectorEnv %.1f×; overhead %.1f µs per step",
                    perProcessRatio, perProcessRatio >= 0.9 ? "met" : "MISSED", bridgeStepsPerSecond / asyncVectorStepsPerSecond, overheadMicroseconds),
-            "  medians of \(rounds) alternating rounds; per-round ratios: " + perProcessRatios.map { String(format: "%.2f", $0) }.joined(separator: " "),
+            "  medians of \(rounds) alternating rounds (bridge, then plain loop in the same workers); per-round ratios: " + perProcessRatios.map { String(format: "%.2f", $0) }.joined(separator: " "),
         ].joined(separator: "\n")
     }
 }

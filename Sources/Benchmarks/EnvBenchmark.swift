@@ -49,20 +49,29 @@ public struct EnvBenchmark: Codable, Sendable {
         var copies: Int
         var quick: Bool
 
-        func run<E: MetaEnv>(_ prototype: E) throws -> Double {
-            var vec = VectorEnv(prototype, count: copies, seed: 1)
-            for i in 0..<copies { vec.setTask(vec.sampleTask(at: i), at: i) }
-            vec.resetAll()
-            // A table of 16 random action rows per copy, cycled through.
+        /// Rows of random actions per copy in ``actionTable(_:copies:)``, cycled through.
+        static let tableSize = 16
+
+        /// `tableSize` rows of random actions of `space` for each of `copies` copies, from a fixed seed.
+        static func actionTable(_ space: Space, copies: Int) -> [Float] {
             var rng = Xoshiro256(seed: 2)
-            let m = vec.actionSize, tableSize = 16
+            let m = space.flatSize
             var table = [Float](repeating: 0, count: tableSize * copies * m)
             for i in 0..<table.count {
-                switch prototype.actionSpace {
+                switch space {
                 case .discrete(let n): table[i] = Float(rng.uniformInt(below: n))
                 case .box(let low, let high, _): let j = i % m; table[i] = low[j] + (high[j] - low[j]) * rng.uniformFloat()
                 }
             }
+            return table
+        }
+
+        func run<E: MetaEnv>(_ prototype: E) throws -> Double {
+            var vec = VectorEnv(prototype, count: copies, seed: 1)
+            for i in 0..<copies { vec.setTask(vec.sampleTask(at: i), at: i) }
+            vec.resetAll()
+            let m = vec.actionSize, tableSize = Self.tableSize
+            let table = Self.actionTable(prototype.actionSpace, copies: copies)
             let stepsPerSample = quick ? 20 : 400
             var k = 0
             let seconds = try table.withUnsafeBufferPointer { t in

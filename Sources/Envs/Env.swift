@@ -208,7 +208,7 @@ public protocol MetaEnv: Env {
 
 /// Whether an episode solved its task: NaN while no step has reported success, then 1 once
 /// any step reported it (Meta-World's rule: solved at some point of the episode), else 0.
-public struct EpisodeSuccess {
+public enum EpisodeSuccess {
     /// Folds one step's report (1, 0 or NaN) into `episode`, the episode's value so far.
     @inlinable @inline(__always)
     public static func accumulate(_ episode: inout Float, step: Float) {

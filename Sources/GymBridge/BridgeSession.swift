@@ -220,7 +220,7 @@ final class BridgeSession: @unchecked Sendable {
     /// order), `prepare` writes the shared arrays and returns the lines to send; once every
     /// worker has its lines, each one's replies are read and `collect` reads the arrays.
     private func exchange(
-        _ workers: [Int], label: String,
+        _ workers: [Int], label: String, replyTimeout: Double? = nil,
         prepare: (WorkerChannel, SharedArrays) -> [String],
         collect: (WorkerChannel, SharedArrays, [String]) -> String?
     ) throws(EnvError) {
@@ -250,7 +250,7 @@ final class BridgeSession: @unchecked Sendable {
             var payloads: [String] = []
             for _ in 0..<count {
                 let reply: String
-                do { reply = try channel.process.receive(timeout: timeout, waitingFor: label) } catch {
+                do { reply = try channel.process.receive(timeout: replyTimeout ?? timeout, waitingFor: label) } catch {
                     throw fail("worker \(channel.index), \(label): \(error)")
                 }
                 if reply.hasPrefix("error ") { throw fail("worker \(channel.index), \(label): \(reply.dropFirst(6))") }
@@ -359,5 +359,20 @@ final class BridgeSession: @unchecked Sendable {
             }
             return nil
         }
+    }
+
+    /// Each worker's steps/s stepping the leased copies it holds in a plain Python loop for
+    /// `seconds`, all workers at once (the reference of `metarl bench envs --bridge`), in worker order.
+    func plainLoopRates(_ leases: [CopyLease], seconds: Double) throws(EnvError) -> [Double] {
+        let byWorker = Dictionary(grouping: leases, by: \.worker)
+        var rates: [Double] = []
+        try exchange(byWorker.keys.sorted(), label: "plain loop", replyTimeout: seconds + timeout, prepare: { channel, _ in
+            ["plain " + byWorker[channel.index]!.map { String($0.slot) }.joined(separator: ",") + " \(seconds)"]
+        }) { _, _, payloads in
+            guard let rate = Double(payloads[0]) else { return "answered '\(payloads[0].prefix(80))' to a plain loop" }
+            rates.append(rate)
+            return nil
+        }
+        return rates
     }
 }

@@ -109,6 +109,15 @@ public struct GymEnv: MetaEnv, Sendable {
         }
     }
 
+    /// For `metarl bench envs --bridge`: every worker steps the copies among `copies` that it
+    /// holds (those reset at least once) in a plain Python loop for `seconds`, all workers at
+    /// once; the steps/s of each worker, in worker order. The copies' episodes go on from
+    /// wherever the loop leaves them.
+    public static func plainLoopRates(of copies: [GymEnv], seconds: Double) throws(EnvError) -> [Double] {
+        guard let session = copies.first?.session else { return [] }
+        return try session.plainLoopRates(copies.compactMap(\.lease), seconds: seconds)
+    }
+
     /// The copy's lease, or the kept failure / a step-before-reset error.
     func steppable(_ lease: CopyLease?) throws(EnvError) -> CopyLease {
         if let failure = session.recordedFailure { throw failure }

@@ -231,6 +231,16 @@ func run(_ vector: inout VectorEnv<GymEnv>, steps: Int, action: Float = 0.3) thr
         #expect(throws: EnvError.self) { try env.step(discrete: 2, using: &rng) }
     }
 
+    @Test func thePlainLoopReferenceRunsInEveryWorkerOnItsOwnCopies() throws {
+        let env = try Fixtures.env("Corridor", options: Fixtures.options(workers: 2))
+        var vector = VectorEnv(env, count: 5, seed: 1)
+        vector.resetAll()
+        let rates = try GymEnv.plainLoopRates(of: vector.envs, seconds: 0.05)
+        #expect(rates.count == 2 && rates.allSatisfy { $0 > 0 }, "one rate per worker: \(rates)")
+        try vector.step([Float](repeating: 1, count: 5))
+        #expect(vector.observations.reduce(0, +) == 5, "the copies step on, one-hot, after the loop")
+    }
+
     @Test func infoSuccessReachesTheVectorEnvAndNoReportIsNaN() throws {
         let walk = try Fixtures.env("Walk", options: Fixtures.options(workers: 2))
         var vector = VectorEnv(walk, count: 4, seed: 5)

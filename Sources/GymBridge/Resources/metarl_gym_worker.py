@@ -14,6 +14,7 @@ Messages (slot lists are comma-separated indices into the shared arrays):
   reset <slots>        reset each copy with seed seeds[slot]; write its observation
   step <slots>         step each copy with actions[slot]; write observation, reward, flags, success
   sample <n> <seed>    sample_tasks(n) on the task env with every RNG seeded by seed; reply b64 pickles
+  plain <slots> <sec>  (benchmark) step the copies in a plain Python loop for sec seconds; reply steps/s
   close                exit
 """
 
@@ -29,6 +30,7 @@ import pickle
 import random
 import signal
 import sys
+import time
 import traceback
 
 import numpy as np
@@ -301,6 +303,23 @@ class Worker:
         for s, observation in zip(slots, observations):
             self.write_observation(s, observation)
 
+    def plain(self, slots, seconds):
+        """The reference of `metarl bench envs --bridge`: the same copies stepped in a plain
+        Python loop, as a user would write it (random actions, reset when an episode ends),
+        for `seconds`; returns steps/s. Run in the worker so both see the same process and envs."""
+        envs = [self.envs[s] for s in slots]
+        actions = [[env.action_space.sample() for _ in range(16)] for env in envs]
+        counts = [0] * len(envs)
+        steps, start, horizon = 0, time.perf_counter(), self.horizon
+        while time.perf_counter() - start < float(seconds):
+            for i, env in enumerate(envs):
+                _, _, terminated, truncated, _ = env.step(actions[i][counts[i] % 16])
+                counts[i] += 1
+                if terminated or truncated or counts[i] % horizon == 0:
+                    env.reset()
+            steps += len(envs)
+        return "%.1f" % (steps / (time.perf_counter() - start))
+
     def sample(self, n, seed):
         seed_everything(self.task_env, int(seed))
         tasks = self.call(self.task_env, "sample_tasks", int(n))
@@ -341,6 +360,7 @@ def main():
         "reset": lambda rest: worker.reset(slots_of(rest)),
         "step": lambda rest: worker.step(slots_of(rest)),
         "sample": lambda rest: worker.sample(*rest.split(" ")),
+        "plain": lambda rest: worker.plain(slots_of(rest.split(" ")[0]), rest.split(" ")[1]),
     }
     for line in sys.stdin:
         command, _, rest = line.rstrip("\n").partition(" ")

@@ -48,9 +48,7 @@ public struct BridgeBenchmark: Codable, Sendable {
         guard let prototype = try family.makeEnvironment(try family.resolve([])) as? GymEnv else {
             throw ReferenceScript.Failure("\(family.name) is not stepped through the bridge")
         }
-        var vec = VectorEnv(prototype, count: copies, seed: 1)
-        for i in 0..<copies { vec.setTask(vec.sampleTask(at: i), at: i) }
-        vec.resetAll()
+        var vec = EnvBenchmark.Measurement.vector(prototype, copies: copies)
         let m = vec.actionSize, table = EnvBenchmark.Measurement.actionTable(prototype.actionSpace, copies: copies)
         let seconds = quick ? 0.1 : 0.25
         var bridge: [Double] = [], plain: [Double] = [], k = 0

@@ -66,10 +66,16 @@ public struct EnvBenchmark: Codable, Sendable {
             return table
         }
 
-        func run<E: MetaEnv>(_ prototype: E) throws -> Double {
+        /// `copies` copies of `prototype`, each on a task of its own, reset: what the rows step.
+        static func vector<E: MetaEnv>(_ prototype: E, copies: Int) -> VectorEnv<E> {
             var vec = VectorEnv(prototype, count: copies, seed: 1)
             for i in 0..<copies { vec.setTask(vec.sampleTask(at: i), at: i) }
             vec.resetAll()
+            return vec
+        }
+
+        func run<E: MetaEnv>(_ prototype: E) throws -> Double {
+            var vec = Self.vector(prototype, copies: copies)
             let m = vec.actionSize, tableSize = Self.tableSize
             let table = Self.actionTable(prototype.actionSpace, copies: copies)
             let stepsPerSample = quick ? 20 : 400

@@ -34,7 +34,7 @@ struct Bench: ParsableCommand {
         var bridge = false
         @Option(help: "Copies stepped through the bridge (with --bridge).") var bridgeCopies = 64
         @Option(help: "Worker processes of the bridge and of AsyncVectorEnv (with --bridge).") var pythonWorkers = 2
-        @Option(help: "Alternating rounds of bridge, plain loop and AsyncVectorEnv (with --bridge).") var bridgeRounds = 21
+        @Option(help: "Alternating rounds of bridge and plain loop (with --bridge).") var bridgeRounds = 21
 
         func run(catalog: Catalog) throws {
             guard copies >= 1, bridgeCopies >= 1, pythonWorkers >= 1, bridgeRounds >= 1 else {

@@ -360,7 +360,7 @@ def main():
         "reset": lambda rest: worker.reset(slots_of(rest)),
         "step": lambda rest: worker.step(slots_of(rest)),
         "sample": lambda rest: worker.sample(*rest.split(" ")),
-        "plain": lambda rest: worker.plain(slots_of(rest.split(" ")[0]), rest.split(" ")[1]),
+        "plain": lambda rest: worker.plain(slots_of(rest.partition(" ")[0]), rest.partition(" ")[2]),
     }
     for line in sys.stdin:
         command, _, rest = line.rstrip("\n").partition(" ")

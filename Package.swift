@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "NN", targets: ["NN"]),
         .library(name: "Envs", targets: ["Envs"]),
         .library(name: "GymBridge", targets: ["GymBridge"]),
+        .library(name: "Locomotion", targets: ["Locomotion"]),
         .library(name: "Baselines", targets: ["Baselines"]),
         .library(name: "RL", targets: ["RL"]),
         .library(name: "MetaRL", targets: ["MetaRL"]),
@@ -41,6 +42,13 @@ let package = Package(
         .target(name: "Envs", dependencies: ["TensorCore"]),
         // Task families written in Python (Gymnasium), stepped in worker processes over shared memory.
         .target(name: "GymBridge", dependencies: ["TensorCore", "Envs"], resources: [.copy("Resources/metarl_gym_worker.py")]),
+        // MuJoCo from Debian's libmujoco-dev 2.2.2 (headers in /usr/include/mujoco), and the
+        // small C shim that turns its errors and warnings into return values.
+        .systemLibrary(name: "CMuJoCo", path: "Sources/CMuJoCo"),
+        .target(name: "MuJoCoShim", dependencies: ["CMuJoCo"]),
+        // MuJoCo locomotion task families (cheetah-vel, cheetah-dir, ant-dir, ant-goal, …) on models MetaRL ships.
+        .target(name: "Locomotion", dependencies: ["TensorCore", "Envs", "CMuJoCo", "MuJoCoShim"],
+                resources: [.copy("Resources/half_cheetah.xml"), .copy("Resources/ant.xml")]),
         // Classic bandit and tabular-MDP strategies that meta-RL results are read against.
         .target(name: "Baselines", dependencies: ["TensorCore", "Envs"]),
         // Rollouts, GAE, PPO, TRPO, SAC, shared by the meta-RL algorithms; the algorithm protocols.
@@ -51,12 +59,12 @@ let package = Package(
         // the registry of algorithms. Names no algorithm.
         .target(name: "Runs", dependencies: ["TensorCore", "NN", "Envs", "RL", "Yams"]),
         // The measurements behind `metarl bench`.
-        .target(name: "Benchmarks", dependencies: ["TensorCore", "NN", "Envs", "GymBridge", "RL", "MetaRL"]),
+        .target(name: "Benchmarks", dependencies: ["TensorCore", "NN", "Envs", "GymBridge", "Locomotion", "RL", "MetaRL"]),
         // The command line as a library: a user's executable is `MetaRLCLI.main(families:algorithms:)`.
         .target(
             name: "MetaRLCLI",
             dependencies: [
-                "TensorCore", "NN", "Envs", "GymBridge", "Baselines", "Benchmarks", "RL", "MetaRL", "Runs",
+                "TensorCore", "NN", "Envs", "GymBridge", "Locomotion", "Baselines", "Benchmarks", "RL", "MetaRL", "Runs",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -67,6 +75,7 @@ let package = Package(
         .testTarget(name: "NNTests", dependencies: ["NN", "TensorCore", "GradientChecking"]),
         .testTarget(name: "EnvsTests", dependencies: ["Envs", "TensorCore"]),
         .testTarget(name: "GymBridgeTests", dependencies: ["GymBridge", "MetaRL", "RL", "Envs", "TensorCore"]),
+        .testTarget(name: "LocomotionTests", dependencies: ["Locomotion", "Envs", "TensorCore"]),
         .testTarget(name: "BaselinesTests", dependencies: ["Baselines", "Envs", "TensorCore"]),
         .testTarget(name: "RLTests", dependencies: ["RL", "NN", "Envs", "TensorCore", "GradientChecking"]),
         .testTarget(name: "MetaRLTests", dependencies: ["MetaRL", "RL", "NN", "Envs", "TensorCore", "GradientChecking"]),

@@ -1,13 +1,29 @@
-/// A numeric argument of a task family, with its default and allowed range.
+/// An argument of a task family: a number with its default and allowed range, or one of a
+/// fixed set of named choices (a preset such as `variant=pearl`).
 public struct EnvArgument: Sendable, Equatable {
     /// The name `--env-arg NAME=value` takes.
     public var name: String
+    /// The default of a numeric argument (0 for a choice).
     public var defaultValue: Double
     /// The values allowed (whole numbers only when `isInteger`).
     public var range: ClosedRange<Double>
     public var isInteger: Bool
     /// One line for `metarl envs`.
     public var help: String
+    /// For a choice argument, the names allowed, the default first; nil for a numeric argument.
+    public var choices: [Choice]?
+
+    /// One allowed value of a choice argument, with a line saying what it is (which paper
+    /// and file a preset reproduces, say).
+    public struct Choice: Sendable, Equatable {
+        public var name: String
+        public var help: String
+        /// The choice `name`, described by `help`.
+        public init(_ name: String, _ help: String) {
+            self.name = name
+            self.help = help
+        }
+    }
 
     /// An argument taking any number in `range` (`isInteger`: whole numbers only).
     public init(name: String, defaultValue: Double, range: ClosedRange<Double>, isInteger: Bool = false, help: String) {
@@ -29,9 +45,21 @@ public struct EnvArgument: Sendable, Equatable {
         EnvArgument(name: name, defaultValue: value, range: range, isInteger: false, help: help)
     }
 
+    /// An argument naming one of `choices` (each with a line of help); the first is the default.
+    public static func choice(_ name: String, among choices: [Choice], help: String) -> EnvArgument {
+        precondition(!choices.isEmpty, "EnvArgument.choice(\(name)): no choices")
+        var argument = EnvArgument(name: name, defaultValue: 0, range: 0...0, help: help)
+        argument.choices = choices
+        return argument
+    }
+
+    /// The default choice of a choice argument.
+    public var defaultChoice: String? { choices?.first?.name }
+
     /// What values are allowed, in words (for error messages and `metarl envs`).
     public var allowed: String {
-        isInteger ? "an integer in \(Int(range.lowerBound))…\(Int(range.upperBound))" : "a number in \(range.lowerBound)…\(range.upperBound)"
+        if let names = choices?.map(\.name) { return "one of " + names.joined(separator: ", ") }
+        return isInteger ? "an integer in \(Int(range.lowerBound))…\(Int(range.upperBound))" : "a number in \(range.lowerBound)…\(range.upperBound)"
     }
 }
 
@@ -41,7 +69,8 @@ public struct EnvArguments: Sendable, Equatable {
     public let family: String
     /// Every declared argument's value, by name.
     public let values: [String: Double]
-    /// The free-form arguments of a family that takes any (``TaskFamily/acceptsAnyArgument``), as given.
+    /// The choice arguments' names (``EnvArgument/choice(_:among:help:)``), and the free-form
+    /// arguments of a family that takes any (``TaskFamily/acceptsAnyArgument``), as given.
     public let texts: [String: String]
 
     /// Arguments of `family` with these values (already checked by ``TaskFamily/resolve(_:)``).
@@ -64,6 +93,11 @@ public struct EnvArguments: Sendable, Equatable {
     public func real(_ name: String) -> Double { value(name) }
     /// A 0/1 argument as a Bool.
     public func flag(_ name: String) -> Bool { value(name) != 0 }
+    /// A choice argument's name; a name the family does not declare is a programming error of the family.
+    public func choice(_ name: String) -> String {
+        guard let v = texts[name] else { preconditionFailure("task family \(family) reads choice '\(name)', which it does not declare") }
+        return v
+    }
 
     func value(_ name: String) -> Double {
         guard let v = values[name] else { preconditionFailure("task family \(family) reads argument '\(name)', which it does not declare") }
@@ -178,13 +212,18 @@ public struct TaskFamily: Sendable {
 
     /// Parses `key=value` texts against the family's arguments, filling in defaults.
     public func resolve(_ texts: [String]) throws(EnvSpecError) -> EnvArguments {
-        var values = Dictionary(uniqueKeysWithValues: arguments.map { ($0.name, $0.defaultValue) })
-        var free: [String: String] = [:]
+        var values = Dictionary(uniqueKeysWithValues: arguments.filter { $0.choices == nil }.map { ($0.name, $0.defaultValue) })
+        var free = Dictionary(uniqueKeysWithValues: arguments.compactMap { a in a.defaultChoice.map { (a.name, $0) } })
         for text in texts {
             let parts = text.split(separator: "=", maxSplits: 1).map(String.init)
             guard parts.count == 2, !parts[0].isEmpty else { throw .malformedArgument(text) }
             guard let argument = arguments.first(where: { $0.name == parts[0] }) else {
                 guard acceptsAnyArgument else { throw .unknownArgument(family: name, name: parts[0], valid: arguments.map(\.name)) }
+                free[parts[0]] = parts[1]
+                continue
+            }
+            if let names = argument.choices?.map(\.name) {
+                guard names.contains(parts[1]) else { throw .badValue(family: name, name: parts[0], value: parts[1], allowed: argument.allowed) }
                 free[parts[0]] = parts[1]
                 continue
             }
@@ -202,6 +241,11 @@ public struct TaskFamily: Sendable {
     public var listing: String {
         var lines = ["\(name): \(summary)"]
         for a in arguments {
+            if let choices = a.choices {
+                lines.append("    \(a.name)=\(choices[0].name)  (\(choices.map(\.name).joined(separator: "|")))  \(a.help)")
+                for c in choices { lines.append("        \(c.name): \(c.help)") }
+                continue
+            }
             let d = a.isInteger ? "\(Int(a.defaultValue))" : "\(a.defaultValue)"
             let r = a.isInteger ? "\(Int(a.range.lowerBound))…\(Int(a.range.upperBound))" : "\(a.range.lowerBound)…\(a.range.upperBound)"
             lines.append("    \(a.name)=\(d)  (\(r))  \(a.help)")
@@ -319,8 +363,10 @@ public struct EnvSpec: Sendable, Equatable {
     /// names what it evaluated on: `bandit(arms=10)`, `gym:tasks.py:ML1(split='test')`.
     public var label: String {
         let defaults = Dictionary(family.arguments.map { ($0.name, $0.defaultValue) }, uniquingKeysWith: { first, _ in first })
+        let defaultChoices = Dictionary(family.arguments.compactMap { a in a.defaultChoice.map { (a.name, $0) } }, uniquingKeysWith: { first, _ in first })
         let changed = arguments.values.filter { defaults[$0.key] != $0.value }.map { "\($0.key)=\(EnvArgumentValue.number($0.value))" }
-        let parts = (changed + arguments.texts.map { "\($0.key)=\($0.value)" }).sorted()
+        let texts = arguments.texts.filter { defaultChoices[$0.key] != $0.value }
+        let parts = (changed + texts.map { "\($0.key)=\($0.value)" }).sorted()
         return parts.isEmpty ? name : name + "(" + parts.joined(separator: ", ") + ")"
     }
     /// Every declared argument's value, defaults included.

@@ -2,6 +2,7 @@ import ArgumentParser
 import Envs
 import Foundation
 import GymBridge
+import Locomotion
 import MetaRL
 import RL
 import Runs
@@ -41,10 +42,13 @@ extension Catalog {
         RegisteredAlgorithm(ReptileAlgorithm()), RegisteredAlgorithm(SACAlgorithm()), RegisteredAlgorithm(PEARLAlgorithm()),
     ]
 
-    /// `metarl`'s catalog: the seven built-in task families, the `gym:` families of the Python
+    /// `metarl`'s catalog: the seven built-in task families, the MuJoCo locomotion families, the `gym:` families of the Python
     /// bridge (configured from the environment: `METARL_PYTHON`, …) and the built-in algorithms.
     public static var metarl: Catalog {
         var families = TaskFamilyRegistry.builtIn
+        for family in LocomotionFamilies.all {
+            do { try families.register(family) } catch { preconditionFailure("a MuJoCo family clashes with a built-in one: \(error)") }
+        }
         families.register(GymFamilies.provider())
         do { return Catalog(families: families, algorithms: try AlgorithmRegistry(builtInAlgorithms)) } catch {
             preconditionFailure("the built-in algorithms have clashing names: \(error)")
@@ -94,7 +98,7 @@ struct MetaRLCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "metarl",
         abstract: "Meta-reinforcement learning: RL², MAML and relatives, PEARL.",
-        subcommands: [Quickstart.self, Train.self, Eval.self, Plot.self, Bench.self, EnvsCommand.self, Baseline.self])
+        subcommands: [Quickstart.self, Train.self, Eval.self, Plot.self, Bench.self, EnvsCommand.self, Baseline.self, MuJoCoReplay.self])
 }
 
 /// Prints `value` as one JSON object with sorted keys.

@@ -1,0 +1,305 @@
+import Envs
+import Foundation
+import TensorCore
+
+/// A locomotion task: what the robot is asked for, in the units of its family's objective
+/// (a target velocity, a direction ±1, a direction angle, or a goal position x, y).
+public struct LocomotionTask: Codable, Sendable, Equatable {
+    /// The objective's parameters (one value, or two for a goal position).
+    public var goal: [Double]
+    /// A task with these parameters.
+    public init(goal: [Double]) { self.goal = goal }
+}
+
+/// The robots, each a MJCF file MetaRL ships with the bodies, joints, gears and timestep of
+/// Gymnasium's model.
+public enum LocomotionRobot: String, Sendable, Equatable, CaseIterable {
+    case halfCheetah = "half_cheetah"
+    case ant
+
+    /// The MJCF file in this module's resources.
+    public var modelPath: String? { Bundle.module.path(forResource: rawValue, ofType: "xml") }
+    /// How forward progress is measured, as the reference code does: the cheetah's root slider
+    /// qpos[0]; the ant's torso frame origin (`get_body_com("torso")`, read after the step).
+    var progressFromTorsoFrame: Bool { self == .ant }
+}
+
+/// What the reward asks for, and how tasks of the family are drawn.
+public enum LocomotionObjective: Sendable, Equatable {
+    /// Run forward: `weight · v_x` (Gymnasium's HalfCheetah-v5 / Ant-v5); one task.
+    case forward(weight: Double)
+    /// Run at a target velocity: `−|v_x − goal|`, goal ~ U[range].
+    case targetVelocity(ClosedRange<Double>)
+    /// Run forward or backward: `direction · v_x`, direction ±1 with probability ½ each.
+    case direction
+    /// Run along a direction in the plane: `v_xy · (cos θ, sin θ)`, θ ~ U[0, 2π).
+    case planarDirection
+    /// Reach a goal position: `−‖xy − goal‖₁`, goal at angle U[0, 2π), radius `radius·√U`.
+    case goal(radius: Double)
+
+    /// One task drawn from the objective's distribution.
+    func sample(using rng: inout Xoshiro256) -> LocomotionTask {
+        switch self {
+        case .forward: return LocomotionTask(goal: [])
+        case .targetVelocity(let r): return LocomotionTask(goal: [r.lowerBound + (r.upperBound - r.lowerBound) * rng.uniformDouble()])
+        case .direction: return LocomotionTask(goal: [rng.uniformDouble() < 0.5 ? -1 : 1])
+        case .planarDirection: return LocomotionTask(goal: [2 * Double.pi * rng.uniformDouble()])
+        case .goal(let radius):
+            let angle = 2 * Double.pi * rng.uniformDouble(), r = radius * rng.uniformDouble().squareRoot()
+            return LocomotionTask(goal: [r * cos(angle), r * sin(angle)])
+        }
+    }
+
+    /// Parameters a task of this objective has.
+    var goalCount: Int {
+        switch self {
+        case .forward: return 0
+        case .targetVelocity, .direction, .planarDirection: return 1
+        case .goal: return 2
+        }
+    }
+}
+
+/// One block of a locomotion observation; an observation is a list of them, in order.
+public enum ObservationPart: Sendable, Equatable {
+    /// qpos without its first `skipping` coordinates (the root position the robot could
+    /// otherwise read its progress from).
+    case positions(skipping: Int)
+    /// qvel.
+    case velocities
+    /// External contact forces of the bodies from `firstBody` on (0: the world body included),
+    /// 6 per body, each clipped to [−1, 1].
+    case contactForces(firstBody: Int)
+    /// The torso's orientation matrix, 9 values.
+    case torsoOrientation
+    /// The torso frame's position, 3 values (x leaks the progress in), read as gym's
+    /// `get_body_com` read it after a step: MuJoCo's body frames are those of the start of the
+    /// step's last `mj_step`, one substep behind qpos.
+    case torsoPosition
+}
+
+/// Everything that makes one paper's version of a locomotion family: the robot, the
+/// objective, the observation, the cost weights, when an episode ends, and where it comes
+/// from. Each is an explicit preset (`--env-arg variant=…`), because the reference
+/// codebases disagree on exactly these.
+public struct LocomotionPreset: Sendable, Equatable {
+    /// The name `variant=` takes.
+    public var name: String
+    /// The paper and file it reproduces, as `metarl envs` shows it.
+    public var source: String
+    public var robot: LocomotionRobot
+    public var objective: LocomotionObjective
+    public var observation: [ObservationPart]
+    /// Weight of Σ a² (actions clipped to the action space first).
+    public var controlCost: Double
+    /// Weight of Σ clip(cfrc_ext, −1, 1)² over all bodies.
+    public var contactCost: Double
+    /// Added every step (only while healthy when `survivalOnlyWhenHealthy`).
+    public var survivalReward: Double
+    public var survivalOnlyWhenHealthy = false
+    /// The torso height (qpos[2]) outside which the episode terminates; nil: never.
+    public var healthyHeight: ClosedRange<Double>?
+    /// mj_step calls per environment step.
+    public var frameSkip = 5
+    /// Reset noise: qpos0 + U[−s, s] and s·N(0, 1) velocities, as every reference resets.
+    public var resetNoise = 0.1
+
+    /// Whether the step must bring cfrc_ext up to date.
+    var needsContactForces: Bool {
+        contactCost != 0 || observation.contains { if case .contactForces = $0 { return true } else { return false } }
+    }
+}
+
+/// The terms a step's reward is the sum of, kept for checks against the reference (the
+/// Gymnasium comparison) and for tests.
+public struct LocomotionRewardTerms: Sendable, Equatable {
+    /// The objective's term (forward velocity, velocity error, goal distance…).
+    public var objective = 0.0
+    /// −controlCost · Σ a².
+    public var control = 0.0
+    /// −contactCost · Σ clip(cfrc_ext)².
+    public var contact = 0.0
+    public var survival = 0.0
+    /// The forward (x) velocity of the step, whatever the objective.
+    public var xVelocity = 0.0
+}
+
+/// A MuJoCo locomotion task family as a `MetaEnv`: one robot, one preset, one task at a time.
+/// Copies of a value share the compiled model and copy the simulation state before writing
+/// it, so a `VectorEnv` of them steps independent simulations; stepping allocates nothing.
+public struct LocomotionEnv: MetaEnv, Sendable {
+    public typealias Task = LocomotionTask
+
+    /// The family name, as errors show it.
+    public let name: String
+    public let preset: LocomotionPreset
+    public let horizon: Int
+    /// The tasks ``sampleTasks(_:using:)`` draws from: nil for the objective's distribution,
+    /// else a fixed set (a paper's train or test tasks).
+    public let fixedTasks: [LocomotionTask]?
+    public private(set) var task: LocomotionTask
+    /// The reward terms of the last step.
+    public private(set) var rewardTerms = LocomotionRewardTerms()
+    var simulation: MuJoCoSimulation
+    let torso: Int
+    let observationSize: Int
+    let dt: Double
+    var stepInEpisode = 0
+    var failure: EnvError?
+
+    /// The family `name` with `preset`, loading the preset's robot from `modelPath` (the
+    /// shipped MJCF file by default).
+    public init(name: String, preset: LocomotionPreset, horizon: Int = 200, fixedTasks: [LocomotionTask]? = nil,
+                modelPath: String? = nil) throws(MuJoCoError) {
+        guard let path = modelPath ?? preset.robot.modelPath else { throw .missingModel(path: "\(preset.robot.rawValue).xml (resource)") }
+        let model = try MuJoCoModel(contentsOf: path)
+        self.name = name
+        self.preset = preset
+        self.horizon = horizon
+        self.fixedTasks = fixedTasks
+        simulation = MuJoCoSimulation(model: model)
+        torso = try model.body("torso")
+        dt = model.timestep * Double(preset.frameSkip)
+        observationSize = preset.observation.reduce(0) { total, part in
+            switch part {
+            case .positions(let k): return total + model.positionCount - k
+            case .velocities: return total + model.velocityCount
+            case .contactForces(let first): return total + 6 * (model.bodyCount - first)
+            case .torsoOrientation: return total + 9
+            case .torsoPosition: return total + 3
+            }
+        }
+        task = fixedTasks?.first ?? LocomotionTask(goal: [Double](repeating: preset.objective == .direction ? 1 : 0, count: preset.objective.goalCount))
+    }
+
+    public var observationSpace: Space { .box(low: -.infinity, high: .infinity, shape: [observationSize]) }
+    public var actionSpace: Space { .box(low: -1, high: 1, shape: [simulation.model.actuatorCount]) }
+    public var maxEpisodeSteps: Int { horizon }
+    /// The compiled model and the current state (read-only use: tests, the Gymnasium check).
+    public var state: MuJoCoSimulation { simulation }
+
+    /// `n` tasks: from the fixed set without replacement (a random subset in random order; with
+    /// replacement past its size), else from the objective's distribution.
+    public func sampleTasks(_ n: Int, using rng: inout Xoshiro256) -> [LocomotionTask] {
+        guard let fixed = fixedTasks else { return (0..<n).map { _ in preset.objective.sample(using: &rng) } }
+        var order = Array(fixed.indices)
+        return (0..<n).map { i in
+            let k = i % fixed.count
+            if k == 0 && i > 0 { order = Array(fixed.indices) }
+            let j = k + rng.uniformInt(below: fixed.count - k)
+            order.swapAt(k, j)
+            return fixed[order[k]]
+        }
+    }
+
+    public mutating func setTask(_ task: LocomotionTask) {
+        precondition(task.goal.count == preset.objective.goalCount, "\(name): a task has \(preset.objective.goalCount) goal values")
+        self.task = task
+    }
+
+    /// The simulation this copy owns, copied first if another copy shares it.
+    @inline(__always)
+    mutating func ownSimulation() -> MuJoCoSimulation {
+        if !isKnownUniquelyReferenced(&simulation) { simulation = simulation.copy() }
+        return simulation
+    }
+
+    public mutating func reset(observation: UnsafeMutableBufferPointer<Float>, using rng: inout Xoshiro256) {
+        let sim = ownSimulation(), s = preset.resetNoise
+        failure = nil
+        sim.resetData()
+        for i in 0..<sim.model.positionCount { sim.qpos[i] = sim.initialQpos[i] + s * (2 * rng.uniformDouble() - 1) }
+        for i in 0..<sim.model.velocityCount { sim.qvel[i] = s * rng.normal() }
+        do { try sim.forward() } catch { failure = .failed(environment: name, reason: "\(error)") }
+        stepInEpisode = 0
+        rewardTerms = LocomotionRewardTerms()
+        writeObservation(observation)
+    }
+
+    /// Starts an episode from this exact state (qpos, qvel) instead of a noisy one: for the
+    /// comparison with Gymnasium, which sets both simulators to one state.
+    public mutating func reset(qpos: [Double], qvel: [Double], observation: UnsafeMutableBufferPointer<Float>) throws(MuJoCoError) {
+        try ownSimulation().setState(qpos: qpos, qvel: qvel)
+        failure = nil
+        stepInEpisode = 0
+        rewardTerms = LocomotionRewardTerms()
+        writeObservation(observation)
+    }
+
+    /// The position forward progress is measured at (x, y).
+    @inline(__always)
+    func progressPosition(_ sim: MuJoCoSimulation) -> (Double, Double) {
+        if preset.robot.progressFromTorsoFrame { return (sim.bodyPositions[3 * torso], sim.bodyPositions[3 * torso + 1]) }
+        return (sim.qpos[0], sim.model.positionCount > 1 ? sim.qpos[1] : 0)
+    }
+
+    public mutating func step(
+        _ action: UnsafeBufferPointer<Float>, observation: UnsafeMutableBufferPointer<Float>, using rng: inout Xoshiro256
+    ) throws(EnvError) -> StepOutcome {
+        if let failure { throw failure }
+        let sim = ownSimulation(), nu = sim.model.actuatorCount
+        var squaredAction = 0.0
+        for i in 0..<nu {
+            let a = Double(try clippedAction(action, i, low: -1, high: 1, environment: name))
+            sim.control[i] = a
+            squaredAction += a * a
+        }
+        let before = progressPosition(sim)
+        do { try sim.step(frames: preset.frameSkip, contactForces: preset.needsContactForces) } catch {
+            let failure = EnvError.failed(environment: name, reason: "\(error) (step \(stepInEpisode + 1) of the episode)")
+            self.failure = failure
+            throw failure
+        }
+        let after = progressPosition(sim)
+        let vx = (after.0 - before.0) / dt, vy = (after.1 - before.1) / dt
+
+        var terms = LocomotionRewardTerms(xVelocity: vx)
+        switch preset.objective {
+        case .forward(let weight): terms.objective = weight * vx
+        case .targetVelocity: terms.objective = -abs(vx - task.goal[0])
+        case .direction: terms.objective = task.goal[0] * vx
+        case .planarDirection: terms.objective = vx * cos(task.goal[0]) + vy * sin(task.goal[0])
+        case .goal: terms.objective = -(abs(after.0 - task.goal[0]) + abs(after.1 - task.goal[1]))
+        }
+        terms.control = -preset.controlCost * squaredAction
+        if preset.contactCost != 0 {
+            var sum = 0.0
+            let forces = sim.contactForces
+            for i in 0..<(6 * sim.model.bodyCount) {
+                let f = Swift.min(Swift.max(forces[i], -1), 1)
+                sum += f * f
+            }
+            terms.contact = -preset.contactCost * sum
+        }
+        var terminated = false
+        if let healthy = preset.healthyHeight { terminated = !healthy.contains(sim.qpos[2]) }
+        terms.survival = preset.survivalOnlyWhenHealthy && terminated ? 0 : preset.survivalReward
+        rewardTerms = terms
+        stepInEpisode += 1
+        writeObservation(observation)
+        let reward = terms.objective + terms.control + terms.contact + terms.survival
+        return StepOutcome(reward: Float(reward), terminated: terminated, truncated: !terminated && stepInEpisode >= horizon)
+    }
+
+    @inline(__always)
+    func writeObservation(_ observation: UnsafeMutableBufferPointer<Float>) {
+        let sim = simulation, model = sim.model
+        var k = 0
+        func put(_ source: UnsafeMutablePointer<Double>, _ count: Int, clip: Bool = false) {
+            for i in 0..<count {
+                let x = source[i]
+                observation[k] = Float(clip ? Swift.min(Swift.max(x, -1), 1) : x)
+                k += 1
+            }
+        }
+        for part in preset.observation {
+            switch part {
+            case .positions(let skip): put(sim.qpos + skip, model.positionCount - skip)
+            case .velocities: put(sim.qvel, model.velocityCount)
+            case .contactForces(let first): put(sim.contactForces + 6 * first, 6 * (model.bodyCount - first), clip: true)
+            case .torsoOrientation: put(sim.bodyOrientations + 9 * torso, 9)
+            case .torsoPosition: put(sim.bodyPositions + 3 * torso, 3)
+            }
+        }
+    }
+}

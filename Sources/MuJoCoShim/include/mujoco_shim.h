@@ -1,0 +1,33 @@
+#ifndef METARL_MUJOCO_SHIM_H
+#define METARL_MUJOCO_SHIM_H
+
+#include <mujoco/mujoco.h>
+
+/// Routes MuJoCo's error and warning handlers through this shim: an error inside a guarded
+/// call returns to it instead of ending the process, and warnings are only counted (in
+/// mjData.warning) instead of being printed and logged to MUJOCO_LOG.TXT. Idempotent.
+void metarl_mj_install_handlers(void);
+
+/// Loads an MJCF file; NULL with the reason in `error` on failure (a MuJoCo error included).
+mjModel *metarl_mj_load_xml(const char *path, char *error, int error_size);
+
+/// Copies `control` (model->nu values) into data->ctrl, runs `frames` mj_step calls and then,
+/// when `contact_forces` is nonzero, mj_rnePostConstraint (so cfrc_ext is current, as
+/// Gymnasium computes it after every step). Returns 0, or 1 with
+/// MuJoCo's error message in `error` when MuJoCo raised one (the data is then unusable
+/// until reset).
+int metarl_mj_step(const mjModel *model, mjData *data, const double *control, int frames,
+                   int contact_forces, char *error, int error_size);
+
+/// Runs mj_forward (positions, velocities and everything derived from them). Returns 0 or 1
+/// as metarl_mj_step does.
+int metarl_mj_forward(const mjModel *model, mjData *data, char *error, int error_size);
+
+/// The number of times warning `kind` (mjtWarning) fired on `data` since its last reset.
+int metarl_mj_warning_count(const mjData *data, int kind);
+
+/// The reference loop the benchmark compares against: `steps` calls of mj_step on `data`
+/// with a fixed control, nothing else. Returns seconds elapsed (monotonic clock).
+double metarl_mj_raw_step_seconds(const mjModel *model, mjData *data, const double *control, long steps);
+
+#endif

@@ -1,0 +1,91 @@
+#include "mujoco_shim.h"
+
+#include <setjmp.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+// Where a MuJoCo error raised inside a guarded call returns to, per thread: the handler
+// jumps back into C code of this file only, never across Swift frames.
+static _Thread_local jmp_buf *guard_point = NULL;
+static _Thread_local char guard_message[512];
+
+static void on_error(const char *message) {
+    snprintf(guard_message, sizeof guard_message, "%s", message);
+    if (guard_point) longjmp(*guard_point, 1);
+    // An error outside a guarded call (none is expected): MuJoCo's own behaviour.
+    fprintf(stderr, "MuJoCo error: %s\n", message);
+    abort();
+}
+
+static void on_warning(const char *message) { (void)message; }
+
+void metarl_mj_install_handlers(void) {
+    mju_user_error = on_error;
+    mju_user_warning = on_warning;
+}
+
+static void copy_message(char *error, int error_size) {
+    if (error && error_size > 0) snprintf(error, (size_t)error_size, "%s", guard_message);
+}
+
+mjModel *metarl_mj_load_xml(const char *path, char *error, int error_size) {
+    metarl_mj_install_handlers();
+    jmp_buf point;
+    jmp_buf *outer = guard_point;
+    if (setjmp(point)) {
+        guard_point = outer;
+        copy_message(error, error_size);
+        return NULL;
+    }
+    guard_point = &point;
+    if (error && error_size > 0) error[0] = 0;
+    mjModel *model = mj_loadXML(path, NULL, error, error_size);
+    guard_point = outer;
+    return model;
+}
+
+int metarl_mj_step(const mjModel *model, mjData *data, const double *control, int frames,
+                   int contact_forces, char *error, int error_size) {
+    jmp_buf point;
+    jmp_buf *outer = guard_point;
+    if (setjmp(point)) {
+        guard_point = outer;
+        copy_message(error, error_size);
+        return 1;
+    }
+    guard_point = &point;
+    memcpy(data->ctrl, control, sizeof(double) * (size_t)model->nu);
+    for (int i = 0; i < frames; i++) mj_step(model, data);
+    if (contact_forces) mj_rnePostConstraint(model, data);
+    guard_point = outer;
+    return 0;
+}
+
+int metarl_mj_forward(const mjModel *model, mjData *data, char *error, int error_size) {
+    jmp_buf point;
+    jmp_buf *outer = guard_point;
+    if (setjmp(point)) {
+        guard_point = outer;
+        copy_message(error, error_size);
+        return 1;
+    }
+    guard_point = &point;
+    mj_forward(model, data);
+    guard_point = outer;
+    return 0;
+}
+
+int metarl_mj_warning_count(const mjData *data, int kind) {
+    if (kind < 0 || kind >= mjNWARNING) return 0;
+    return data->warning[kind].number;
+}
+
+double metarl_mj_raw_step_seconds(const mjModel *model, mjData *data, const double *control, long steps) {
+    struct timespec start, end;
+    memcpy(data->ctrl, control, sizeof(double) * (size_t)model->nu);
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (long i = 0; i < steps; i++) mj_step(model, data);
+    clock_gettime(CLOCK_MONOTONIC, &end);
+    return (double)(end.tv_sec - start.tv_sec) + 1e-9 * (double)(end.tv_nsec - start.tv_nsec);
+}

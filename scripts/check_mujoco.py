@@ -1,0 +1,96 @@
+"""Step MetaRL's half-cheetah / ant families and Gymnasium's HalfCheetah-v5 / Ant-v5 from the
+same states with the same actions; print the largest deviation of each quantity.
+
+Two comparisons per model:
+- one step: before every step MetaRL is set to Gymnasium's state, so each deviation is the
+  error of one step (what the two MuJoCo versions and the two codes disagree on);
+- open loop: both run free for the whole episode from the same initial state; chaotic contact
+  dynamics grow tiny differences, so this is reported, not held to the one-step tolerance.
+"""
+import argparse, json, os, subprocess, sys, tempfile
+
+import gymnasium as gym
+import mujoco
+import numpy as np
+
+MODELS = {"half-cheetah": "HalfCheetah-v5", "ant": "Ant-v5"}
+# Reward terms as Gymnasium's info names them, with MetaRL's name for each.
+TERMS = {"half-cheetah": {"reward_forward": "objective", "reward_ctrl": "control", "x_velocity": "xVelocity"},
+         "ant": {"reward_forward": "objective", "reward_ctrl": "control", "reward_contact": "contact",
+                 "reward_survive": "survival", "x_velocity": "xVelocity"}}
+
+
+def gymnasium_episode(env_id, seed, steps, rng):
+    env = gym.make(env_id)
+    env.reset(seed=seed)
+    data = env.unwrapped.data
+    initial = {"qpos": data.qpos.tolist(), "qvel": data.qvel.tolist()}
+    obs = [env.unwrapped._get_obs().tolist()]
+    actions, states, rewards, infos, terminated = [], [], [], [], []
+    for _ in range(steps):
+        a = rng.uniform(-1, 1, size=env.action_space.shape).astype(np.float32)
+        o, r, term, trunc, info = env.step(a)
+        actions.append(a.tolist())
+        states.append({"qpos": data.qpos.tolist(), "qvel": data.qvel.tolist()})
+        obs.append(o.tolist()); rewards.append(r); infos.append(info); terminated.append(term)
+        if term:
+            break
+    env.close()
+    return initial, actions, states, obs, rewards, infos, terminated
+
+
+def metarl_replay(metarl, env, replay):
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump(replay, f)
+        path = f.name
+    try:
+        out = subprocess.run([metarl, "mujoco-replay", "--env", env, path], capture_output=True, text=True, timeout=600)
+    finally:
+        os.unlink(path)
+    if out.returncode != 0:
+        sys.exit(f"metarl mujoco-replay failed: {out.stderr.strip()}")
+    return json.loads(out.stdout)
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--metarl", default=".build/release/metarl")
+    p.add_argument("--episodes", type=int, default=5)
+    p.add_argument("--steps", type=int, default=200)
+    args = p.parse_args()
+    print(f"MuJoCo (Gymnasium side) {mujoco.__version__}, gymnasium {gym.__version__}; "
+          f"{args.episodes} episodes × up to {args.steps} steps of uniform random actions per model")
+    worst_one_step = {}
+    for family, env_id in MODELS.items():
+        rng = np.random.default_rng(7)
+        dev = {"one step": {}, "open loop": {}}
+        steps_compared = 0
+        for episode in range(args.episodes):
+            initial, actions, states, obs, rewards, infos, terminated = gymnasium_episode(env_id, 100 + episode, args.steps, rng)
+            steps_compared += len(actions)
+            for mode, replay in (("one step", {"initial": initial, "actions": actions, "states": states}),
+                                 ("open loop", {"initial": initial, "actions": actions})):
+                record = metarl_replay(args.metarl, family, replay)
+                d = dev[mode]
+                def note(name, a, b):
+                    d[name] = max(d.get(name, 0.0), float(np.max(np.abs(np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)))))
+                note("observation", record["observations"], obs)
+                note("reward", record["rewards"], rewards)
+                for gym_name, ours in TERMS[family].items():
+                    note(gym_name, record[ours], [i[gym_name] for i in infos])
+                d["terminated (mismatches)"] = d.get("terminated (mismatches)", 0) + sum(
+                    int(a != b) for a, b in zip(record["terminated"], terminated))
+        print(f"\n{family} vs {env_id}: {steps_compared} steps")
+        for mode in ("one step", "open loop"):
+            print(f"  {mode}: " + ", ".join(f"{k} {v:.2e}" if isinstance(v, float) else f"{k} {v}" for k, v in dev[mode].items()))
+        worst_one_step[family] = dev["one step"]
+    tolerance = 1e-3
+    failed = [f"{fam} {k} {v:.2e}" for fam, d in worst_one_step.items() for k, v in d.items() if isinstance(v, float) and v > tolerance]
+    mismatches = sum(d["terminated (mismatches)"] for d in worst_one_step.values())
+    if failed or mismatches:
+        sys.exit(f"one-step deviations above {tolerance}: {', '.join(failed) or 'none'}; termination mismatches {mismatches}")
+    print(f"\nok: every one-step deviation ≤ {tolerance}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Installs MetaRL's system dependencies from Debian (OpenBLAS; python3-venv for the Gymnasium bridge), if they are missing.
+# Installs MetaRL's system dependencies from Debian (OpenBLAS; MuJoCo 2.2.2 for the locomotion
+# families; python3-venv for the Gymnasium bridge), if they are missing.
 set -euo pipefail
 need=()
 [ -e /usr/include/x86_64-linux-gnu/cblas.h ] || [ -e /usr/include/cblas.h ] || [ -e /usr/include/openblas/cblas.h ] || need+=(libopenblas-dev)
 ldconfig -p | grep -q "libopenblas.so.0" || need+=(libopenblas-dev)
+[ -e /usr/include/mujoco/mujoco.h ] || need+=(libmujoco-dev)
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 export DEBIAN_FRONTEND=noninteractive

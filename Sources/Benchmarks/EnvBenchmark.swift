@@ -1,5 +1,6 @@
 import Envs
 import Foundation
+import Locomotion
 import TensorCore
 
 /// The environment benchmark of `metarl bench envs`: steps per second of every task
@@ -31,6 +32,7 @@ public struct EnvBenchmark: Codable, Sendable {
             // code stepping `VectorEnv<MyEnv>` is in any module (VectorEnv and the families'
             // steps are @inlinable); any other family through the registry's generic path.
             let made = try family.makeEnvironment(spec.arguments)
+            if made is LocomotionEnv { continue }  // their own rows: `--mujoco` (MuJoCoBenchmark)
             let rate: Double
             if let env = made as? BernoulliBandit { rate = try measurement.run(env) }
             else if let env = made as? TabularMDP { rate = try measurement.run(env) }
@@ -100,7 +102,7 @@ public struct EnvBenchmark: Codable, Sendable {
             let target = r.target.map { String(format: "≥ %.0fM %@", $0 / 1e6, r.steps_per_second >= $0 ? "met" : "MISSED") } ?? "—"
             lines.append(r.family.padding(toLength: 18, withPad: " ", startingAt: 0) + String(format: " %6d ", r.copies) + rate + "   " + target)
         }
-        lines.append("one core, release build, VectorEnv with auto-reset, random actions from a fixed table")
+        lines.append("one core, release build, VectorEnv with auto-reset, random actions from a fixed table (MuJoCo families: --mujoco)")
         return lines.joined(separator: "\n")
     }
 }

@@ -175,9 +175,17 @@ public final class MuJoCoSimulation: @unchecked Sendable {
         String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
-    /// Seconds `steps` bare `mj_step` calls take from the current state with `control`:
-    /// the reference the environment benchmark compares a family's stepping against.
-    public func rawStepSeconds(control: [Double], steps: Int) -> Double {
-        control.withUnsafeBufferPointer { metarl_mj_raw_step_seconds(model.pointer, data, $0.baseAddress!, steps) }
+    /// Seconds bare `mj_step` calls in C take to advance each of `simulations` (of one model)
+    /// by `environmentSteps` steps of `frames` substeps, with rows of `controls` (one row holds
+    /// every simulation's control, cycled): the reference the environment benchmark compares a
+    /// family's stepping against.
+    public static func rawStepSeconds(_ simulations: [MuJoCoSimulation], controls: [Float], frames: Int, environmentSteps: Int) -> Double {
+        let model = simulations[0].model
+        var data: [UnsafeMutablePointer<mjData>?] = simulations.map { $0.data }
+        let rows = controls.count / (simulations.count * model.actuatorCount)
+        return controls.withUnsafeBufferPointer { c in
+            metarl_mj_raw_step_seconds(model.pointer, &data, Int32(simulations.count), c.baseAddress!, Int32(rows),
+                                       Int32(frames), environmentSteps)
+        }
     }
 }

@@ -35,12 +35,21 @@ struct Bench: ParsableCommand {
         @Option(help: "Copies stepped through the bridge (with --bridge).") var bridgeCopies = 64
         @Option(help: "Worker processes of the bridge and of AsyncVectorEnv (with --bridge).") var pythonWorkers = 2
         @Option(help: "Alternating rounds of bridge and plain loop (with --bridge).") var bridgeRounds = 21
+        @Flag(help: "Only the MuJoCo rows: each locomotion family against bare mj_step in C on the same model, per core and on all cores.")
+        var mujoco = false
+        @Option(help: "A Python with gymnasium and mujoco (scripts/check-mujoco.sh makes one): add Gymnasium's own HalfCheetah-v5 / Ant-v5 in a Python loop (with --mujoco).")
+        var gymnasiumPython: String?
 
         func run(catalog: Catalog) throws {
             guard copies >= 1, bridgeCopies >= 1, pythonWorkers >= 1, bridgeRounds >= 1 else {
                 throw fail("--copies, --bridge-copies, --python-workers and --bridge-rounds must be at least 1")
             }
             try reportingErrors {
+                if mujoco {
+                    let result = try MuJoCoBenchmark.run(copies: copies == 256 ? 16 : copies, quick: quick, gymnasiumPython: gymnasiumPython)
+                    if json { try printJSON(result) } else { print(result.table) }
+                    return
+                }
                 if bridge {
                     var options = GymBridgeOptions.fromEnvironment()
                     options.workers = pythonWorkers

@@ -81,11 +81,18 @@ int metarl_mj_warning_count(const mjData *data, int kind) {
     return data->warning[kind].number;
 }
 
-double metarl_mj_raw_step_seconds(const mjModel *model, mjData *data, const double *control, long steps) {
+double metarl_mj_raw_step_seconds(const mjModel *model, mjData **data, int count, const float *controls,
+                                  int rows, int frames, long env_steps) {
     struct timespec start, end;
-    memcpy(data->ctrl, control, sizeof(double) * (size_t)model->nu);
+    const int nu = model->nu;
     clock_gettime(CLOCK_MONOTONIC, &start);
-    for (long i = 0; i < steps; i++) mj_step(model, data);
+    for (long s = 0; s < env_steps; s++) {
+        const float *row = controls + (size_t)(s % rows) * (size_t)count * (size_t)nu;
+        for (int i = 0; i < count; i++) {
+            for (int j = 0; j < nu; j++) data[i]->ctrl[j] = row[i * nu + j];
+            for (int f = 0; f < frames; f++) mj_step(model, data[i]);
+        }
+    }
     clock_gettime(CLOCK_MONOTONIC, &end);
     return (double)(end.tv_sec - start.tv_sec) + 1e-9 * (double)(end.tv_nsec - start.tv_nsec);
 }

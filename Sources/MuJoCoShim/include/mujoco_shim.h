@@ -26,8 +26,10 @@ int metarl_mj_forward(const mjModel *model, mjData *data, char *error, int error
 /// The number of times warning `kind` (mjtWarning) fired on `data` since its last reset.
 int metarl_mj_warning_count(const mjData *data, int kind);
 
-/// The reference loop the benchmark compares against: `steps` calls of mj_step on `data`
-/// with a fixed control, nothing else. Returns seconds elapsed (monotonic clock).
-double metarl_mj_raw_step_seconds(const mjModel *model, mjData *data, const double *control, long steps);
+/// The reference loop the benchmark compares against: `env_steps` rounds in which every one
+/// of `count` states gets its row of the control table (row r of `rows`, `count` × nu values
+/// a row, cycled) and `frames` mj_step calls; nothing else. Returns seconds elapsed.
+double metarl_mj_raw_step_seconds(const mjModel *model, mjData **data, int count, const float *controls,
+                                  int rows, int frames, long env_steps);
 
 #endif

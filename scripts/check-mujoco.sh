@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Compares MetaRL's MuJoCo families with Gymnasium's own HalfCheetah-v5 and Ant-v5, step by
-# step, from the same initial states with the same actions. Installs gymnasium and mujoco from
-# PyPI into a private virtualenv (once); needs a built metarl (default .build/release/metarl).
+# step, from the same initial states with the same actions. Installs gymnasium 1.4.0 and mujoco
+# 2.3.2 from PyPI into a private virtualenv (once): 2.3.2 is the oldest mujoco wheel for current
+# Pythons, the nearest to Debian's 2.2.2 that MetaRL links (MuJoCo 3.x/4.x changed the contact
+# dynamics: the Ant then differs by whole units of velocity in one step, the cheetah does not).
+# Needs a built metarl (default .build/release/metarl).
 # Usage: bash scripts/check-mujoco.sh [--metarl PATH] [--episodes N] [--steps T]
 set -euo pipefail
 venv="${METARL_MUJOCO_VENV:-${TMPDIR:-/tmp}/metarl-mujoco-venv}"
-if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import gymnasium, mujoco" 2>/dev/null; then
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import gymnasium, mujoco; assert mujoco.__version__ == '2.3.2'" 2>/dev/null; then
+    rm -rf "$venv"
     python3 -m venv "$venv"
-    "$venv/bin/pip" install -q "gymnasium[mujoco]==1.4.0"
+    "$venv/bin/pip" install -q "gymnasium==1.4.0" "mujoco==2.3.2" imageio packaging
 fi
 exec "$venv/bin/python" "$(dirname "$0")/check_mujoco.py" "$@"

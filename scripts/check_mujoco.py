@@ -1,11 +1,15 @@
 """Step MetaRL's half-cheetah / ant families and Gymnasium's HalfCheetah-v5 / Ant-v5 from the
 same states with the same actions; print the largest deviation of each quantity.
 
-Two comparisons per model:
-- one step: before every step MetaRL is set to Gymnasium's state, so each deviation is the
-  error of one step (what the two MuJoCo versions and the two codes disagree on);
-- open loop: both run free for the whole episode from the same initial state; chaotic contact
-  dynamics grow tiny differences, so this is reported, not held to the one-step tolerance.
+Two comparisons per model, both held to TOLERANCE:
+- one step: before every step MetaRL is set to Gymnasium's state (qpos, qvel), so each deviation
+  is the error of one step. The Ant's forward velocity is left out here: like gym's
+  get_body_com, both read the torso frame MuJoCo computed at the start of the last substep,
+  which a state set from qpos and qvel does not carry;
+- open loop: both run free for the whole episode from the same initial state.
+TOLERANCE is 1e-3: MetaRL's observations and rewards are float32 (about 1e-6 at these
+magnitudes), and MuJoCo 2.2.2 (MetaRL) and the wheel's 2.3.2 agree to about 1e-7 per step
+here; chaotic contact dynamics grow differences over an episode, hence the margin.
 """
 import argparse, json, os, subprocess, sys, tempfile
 
@@ -15,6 +19,9 @@ import numpy as np
 
 MODELS = {"half-cheetah": "HalfCheetah-v5", "ant": "Ant-v5"}
 # Reward terms as Gymnasium's info names them, with MetaRL's name for each.
+TOLERANCE = 1e-3
+# Quantities the one-step comparison cannot hold (see above), per model.
+NOT_ONE_STEP = {"ant": {"reward", "reward_forward", "x_velocity"}}
 TERMS = {"half-cheetah": {"reward_forward": "objective", "reward_ctrl": "control", "x_velocity": "xVelocity"},
          "ant": {"reward_forward": "objective", "reward_ctrl": "control", "reward_contact": "contact",
                  "reward_survive": "survival", "x_velocity": "xVelocity"}}
@@ -60,7 +67,7 @@ def main():
     args = p.parse_args()
     print(f"MuJoCo (Gymnasium side) {mujoco.__version__}, gymnasium {gym.__version__}; "
           f"{args.episodes} episodes × up to {args.steps} steps of uniform random actions per model")
-    worst_one_step = {}
+    held = {}
     for family, env_id in MODELS.items():
         rng = np.random.default_rng(7)
         dev = {"one step": {}, "open loop": {}}
@@ -72,7 +79,10 @@ def main():
                                  ("open loop", {"initial": initial, "actions": actions})):
                 record = metarl_replay(args.metarl, family, replay)
                 d = dev[mode]
+                skip = NOT_ONE_STEP.get(family, set()) if mode == "one step" else set()
                 def note(name, a, b):
+                    if name in skip:
+                        return
                     d[name] = max(d.get(name, 0.0), float(np.max(np.abs(np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)))))
                 note("observation", record["observations"], obs)
                 note("reward", record["rewards"], rewards)
@@ -83,13 +93,13 @@ def main():
         print(f"\n{family} vs {env_id}: {steps_compared} steps")
         for mode in ("one step", "open loop"):
             print(f"  {mode}: " + ", ".join(f"{k} {v:.2e}" if isinstance(v, float) else f"{k} {v}" for k, v in dev[mode].items()))
-        worst_one_step[family] = dev["one step"]
-    tolerance = 1e-3
-    failed = [f"{fam} {k} {v:.2e}" for fam, d in worst_one_step.items() for k, v in d.items() if isinstance(v, float) and v > tolerance]
-    mismatches = sum(d["terminated (mismatches)"] for d in worst_one_step.values())
+        held[family] = dev
+    failed = [f"{fam} {mode} {k} {v:.2e}" for fam, dev in held.items() for mode, d in dev.items()
+              for k, v in d.items() if isinstance(v, float) and v > TOLERANCE]
+    mismatches = sum(d["terminated (mismatches)"] for dev in held.values() for d in dev.values())
     if failed or mismatches:
-        sys.exit(f"one-step deviations above {tolerance}: {', '.join(failed) or 'none'}; termination mismatches {mismatches}")
-    print(f"\nok: every one-step deviation ≤ {tolerance}")
+        sys.exit(f"deviations above {TOLERANCE}: {', '.join(failed) or 'none'}; termination mismatches {mismatches}")
+    print(f"\nok: every deviation ≤ {TOLERANCE}, no termination mismatch")
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ struct Bench: ParsableCommand {
     struct EnvSteps: CatalogCommand {
         static let configuration = CommandConfiguration(
             commandName: "envs", abstract: "Environment steps per second of every registered task family, vectorised, one core.")
-        @Option(help: "Copies per VectorEnv.") var copies = 256
+        @Option(help: "Copies per VectorEnv (default 256; 16 with --mujoco).") var copies: Int?
         @Flag(help: "Print one JSON object instead of a table.") var json = false
         @Flag(help: "Fewer repetitions (a smoke test, not a measurement).") var quick = false
         @Flag(help: "Only the Gymnasium-bridge rows: Benchmarks/pendulum_mass_env.py through the bridge, in a plain Python loop and in AsyncVectorEnv.")
@@ -41,12 +41,12 @@ struct Bench: ParsableCommand {
         var gymnasiumPython: String?
 
         func run(catalog: Catalog) throws {
-            guard copies >= 1, bridgeCopies >= 1, pythonWorkers >= 1, bridgeRounds >= 1 else {
+            guard copies ?? 1 >= 1, bridgeCopies >= 1, pythonWorkers >= 1, bridgeRounds >= 1 else {
                 throw fail("--copies, --bridge-copies, --python-workers and --bridge-rounds must be at least 1")
             }
             try reportingErrors {
                 if mujoco {
-                    let result = try MuJoCoBenchmark.run(copies: copies == 256 ? 16 : copies, quick: quick, gymnasiumPython: gymnasiumPython)
+                    let result = try MuJoCoBenchmark.run(copies: copies ?? 16, quick: quick, gymnasiumPython: gymnasiumPython)
                     if json { try printJSON(result) } else { print(result.table) }
                     return
                 }
@@ -57,7 +57,7 @@ struct Bench: ParsableCommand {
                     if json { try printJSON(result) } else { print(result.table) }
                     return
                 }
-                let result = try EnvBenchmark.run(copies: copies, quick: quick, families: catalog.families)
+                let result = try EnvBenchmark.run(copies: copies ?? 256, quick: quick, families: catalog.families)
                 if json { try printJSON(result) } else { print(result.table) }
             }
         }

@@ -32,7 +32,7 @@ public struct MuJoCoBenchmark: Codable, Sendable {
     /// Gymnasium's envs the single-task families reproduce.
     static let gymnasiumIDs = ["half-cheetah": "HalfCheetah-v5", "ant": "Ant-v5"]
 
-    /// Measures every family of ``LocomotionFamilies/all`` with its default arguments.
+    /// Measures every family of `LocomotionFamilies.all` with its default arguments.
     /// `gymnasiumPython`: an interpreter with gymnasium and mujoco for the Gymnasium rows.
     public static func run(copies: Int = 16, rounds: Int = 9, quick: Bool = false, gymnasiumPython: String? = nil) throws -> MuJoCoBenchmark {
         let seconds = quick ? 0.05 : 0.25, rounds = quick ? 2 : rounds

@@ -29,51 +29,59 @@ static void copy_message(char *error, int error_size) {
     if (error && error_size > 0) snprintf(error, (size_t)error_size, "%s", guard_message);
 }
 
-mjModel *metarl_mj_load_xml(const char *path, char *error, int error_size) {
-    metarl_mj_install_handlers();
+// Runs body(context) with MuJoCo's errors returning here: 0 when it finished, 1 with MuJoCo's
+// message in `error` when MuJoCo raised an error inside it.
+static int guarded(void (*body)(void *), void *context, char *error, int error_size) {
     jmp_buf point;
     jmp_buf *outer = guard_point;
     if (setjmp(point)) {
         guard_point = outer;
         copy_message(error, error_size);
-        return NULL;
+        return 1;
     }
     guard_point = &point;
-    if (error && error_size > 0) error[0] = 0;
-    mjModel *model = mj_loadXML(path, NULL, error, error_size);
+    body(context);
     guard_point = outer;
-    return model;
+    return 0;
+}
+
+struct load_call { const char *path; char *error; int error_size; mjModel *model; };
+static void load_body(void *c) {
+    struct load_call *call = c;
+    call->model = mj_loadXML(call->path, NULL, call->error, call->error_size);
+}
+
+mjModel *metarl_mj_load_xml(const char *path, char *error, int error_size) {
+    // Every simulation starts from a loaded model, so the handlers are in place before any step.
+    metarl_mj_install_handlers();
+    if (error && error_size > 0) error[0] = 0;
+    struct load_call call = {path, error, error_size, NULL};
+    return guarded(load_body, &call, error, error_size) ? NULL : call.model;
+}
+
+struct step_call { const mjModel *model; mjData *data; const double *control; int frames; int contact_forces; };
+static void step_body(void *c) {
+    struct step_call *call = c;
+    memcpy(call->data->ctrl, call->control, sizeof(double) * (size_t)call->model->nu);
+    for (int i = 0; i < call->frames; i++) mj_step(call->model, call->data);
+    if (call->contact_forces) mj_rnePostConstraint(call->model, call->data);
 }
 
 int metarl_mj_step(const mjModel *model, mjData *data, const double *control, int frames,
                    int contact_forces, char *error, int error_size) {
-    jmp_buf point;
-    jmp_buf *outer = guard_point;
-    if (setjmp(point)) {
-        guard_point = outer;
-        copy_message(error, error_size);
-        return 1;
-    }
-    guard_point = &point;
-    memcpy(data->ctrl, control, sizeof(double) * (size_t)model->nu);
-    for (int i = 0; i < frames; i++) mj_step(model, data);
-    if (contact_forces) mj_rnePostConstraint(model, data);
-    guard_point = outer;
-    return 0;
+    struct step_call call = {model, data, control, frames, contact_forces};
+    return guarded(step_body, &call, error, error_size);
+}
+
+struct forward_call { const mjModel *model; mjData *data; };
+static void forward_body(void *c) {
+    struct forward_call *call = c;
+    mj_forward(call->model, call->data);
 }
 
 int metarl_mj_forward(const mjModel *model, mjData *data, char *error, int error_size) {
-    jmp_buf point;
-    jmp_buf *outer = guard_point;
-    if (setjmp(point)) {
-        guard_point = outer;
-        copy_message(error, error_size);
-        return 1;
-    }
-    guard_point = &point;
-    mj_forward(model, data);
-    guard_point = outer;
-    return 0;
+    struct forward_call call = {model, data};
+    return guarded(forward_body, &call, error, error_size);
 }
 
 int metarl_mj_warning_count(const mjData *data, int kind) {

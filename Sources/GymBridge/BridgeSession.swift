@@ -88,6 +88,9 @@ final class BridgeSession: @unchecked Sendable {
     private var highWater: [Int]
     private var failure: EnvError?
     private var mappings = 0
+    /// Tells this session's shared-memory files from those of other sessions of the process
+    /// (not a seeded draw: it never reaches the results).
+    private let fileToken = String(UInt32.random(in: 0...UInt32.max), radix: 36)
 
     /// Starts `options.workers` workers for `target` (`MODULE:ATTR` split in two) with keyword
     /// arguments `kwargs` (texts Python reads as literals) and checks the env they build.
@@ -266,7 +269,7 @@ final class BridgeSession: @unchecked Sendable {
         state.lock()
         let needed = highWater[channel.index]
         mappings += 1
-        let tag = "\(channel.index)-\(mappings)"
+        let tag = "\(fileToken)-\(channel.index)-\(mappings)"
         state.unlock()
         if let arrays = channel.arrays, arrays.capacity >= needed { return arrays }
         let capacity = Swift.max(16, needed, 2 * (channel.arrays?.capacity ?? 0))

@@ -52,11 +52,18 @@ final class SharedArrays {
         flags = take(5).bindMemory(to: UInt8.self, capacity: capacity * 2)
     }
 
+    /// Whether the file's name is gone already: the name may since belong to another file.
+    private var unlinked = false
+
     /// Removes the file's name (both sides keep their mapping); nothing is left in /dev/shm.
-    func unlink() { Glibc.unlink(path) }
+    func unlink() {
+        guard !unlinked else { return }
+        unlinked = true
+        Glibc.unlink(path)
+    }
 
     deinit {
         munmap(base, size)
-        Glibc.unlink(path)
+        unlink()
     }
 }

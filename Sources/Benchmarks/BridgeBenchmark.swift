@@ -49,24 +49,15 @@ public struct BridgeBenchmark: Codable, Sendable {
             throw ReferenceScript.Failure("\(family.name) is not stepped through the bridge")
         }
         var vec = EnvBenchmark.Measurement.vector(prototype, copies: copies)
-        let m = vec.actionSize, table = EnvBenchmark.Measurement.actionTable(prototype.actionSpace, copies: copies)
+        let table = EnvBenchmark.Measurement.actionTable(prototype.actionSpace, copies: copies)
         let seconds = quick ? 0.1 : 0.25
-        var bridge: [Double] = [], plain: [Double] = [], k = 0
-        try table.withUnsafeBufferPointer { t in
-            for round in 0...(quick ? 1 : max(1, rounds)) {
-                let start = Timing.now()
-                var steps = 0
-                repeat {
-                    try vec.step(UnsafeBufferPointer(rebasing: t[(k * copies * m)..<((k + 1) * copies * m)]))
-                    k = (k + 1) % EnvBenchmark.Measurement.tableSize
-                    steps += copies
-                } while Timing.now() - start < seconds
-                let rate = Double(steps) / (Timing.now() - start)
-                let perWorker = try GymEnv.plainLoopRates(of: vec.envs, seconds: seconds)
-                guard round > 0 else { continue }  // round 0 warms both up
-                bridge.append(rate)
-                plain.append(perWorker.reduce(0, +) / Double(perWorker.count))
-            }
+        var bridge: [Double] = [], plain: [Double] = []
+        for round in 0...(quick ? 1 : max(1, rounds)) {
+            let rate = try EnvBenchmark.Measurement.timedRate(&vec, table: table, seconds: seconds)
+            let perWorker = try GymEnv.plainLoopRates(of: vec.envs, seconds: seconds)
+            guard round > 0 else { continue }  // round 0 warms both up
+            bridge.append(rate)
+            plain.append(perWorker.reduce(0, +) / Double(perWorker.count))
         }
         let lines = try ReferenceScript.run("gym_bridge_speed.py", python: try options.interpreter(), arguments: [
             "--module", path, "--attr", attribute, "--processes", "\(options.workers)", "--seconds", quick ? "0.5" : "3"],

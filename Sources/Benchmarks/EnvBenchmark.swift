@@ -76,6 +76,22 @@ public struct EnvBenchmark: Codable, Sendable {
             return vec
         }
 
+        /// Steps `vec` with successive rows of `table` (``actionTable(_:copies:)``) for about
+        /// `seconds`; environment steps per second, all copies counted.
+        static func timedRate<E: MetaEnv>(_ vec: inout VectorEnv<E>, table: [Float], seconds: Double) throws -> Double {
+            let copies = vec.count, m = vec.actionSize
+            var k = 0, steps = 0
+            let start = Timing.now()
+            try table.withUnsafeBufferPointer { t in
+                repeat {
+                    try vec.step(UnsafeBufferPointer(rebasing: t[(k * copies * m)..<((k + 1) * copies * m)]))
+                    k = (k + 1) % tableSize
+                    steps += copies
+                } while Timing.now() - start < seconds
+            }
+            return Double(steps) / (Timing.now() - start)
+        }
+
         func run<E: MetaEnv>(_ prototype: E) throws -> Double {
             var vec = Self.vector(prototype, copies: copies)
             let m = vec.actionSize, tableSize = Self.tableSize

@@ -44,7 +44,7 @@ public struct MuJoCoBenchmark: Codable, Sendable {
             let table = EnvBenchmark.Measurement.actionTable(env.actionSpace, copies: copies)
             var ours: [Double] = [], bare: [Double] = []
             for round in 0...rounds {
-                let rate = try stepRate(&vec, table: table, seconds: seconds)
+                let rate = try EnvBenchmark.Measurement.timedRate(&vec, table: table, seconds: seconds)
                 // The same states and controls, advanced by bare mj_step calls in C.
                 let simulations = vec.envs.map { $0.state.copy() }
                 let environmentSteps = max(10, Int(rate * seconds) / copies)
@@ -72,27 +72,12 @@ public struct MuJoCoBenchmark: Codable, Sendable {
         return MuJoCoBenchmark(rows: rows, mujocoVersion: MuJoCoModel.libraryVersion)
     }
 
-    /// Steps `vec` with rows of `table` for about `seconds`; environment steps per second.
-    static func stepRate(_ vec: inout VectorEnv<LocomotionEnv>, table: [Float], seconds: Double) throws -> Double {
-        let copies = vec.count, m = vec.actionSize
-        var k = 0, steps = 0
-        let start = Timing.now()
-        try table.withUnsafeBufferPointer { t in
-            repeat {
-                try vec.step(UnsafeBufferPointer(rebasing: t[(k * copies * m)..<((k + 1) * copies * m)]))
-                k = (k + 1) % EnvBenchmark.Measurement.tableSize
-                steps += copies
-            } while Timing.now() - start < seconds
-        }
-        return Double(steps) / (Timing.now() - start)
-    }
-
     /// One VectorEnv per core stepped at once; their summed rate.
     static func allCoresRate(_ env: LocomotionEnv, copies: Int, table: [Float], cores: Int, seconds: Double) throws -> Double {
         let rates = try concurrentMap(cores, threads: cores) { _ -> Double in
             var vec = EnvBenchmark.Measurement.vector(env, copies: copies)
-            _ = try stepRate(&vec, table: table, seconds: 0.05)
-            return try stepRate(&vec, table: table, seconds: seconds)
+            _ = try EnvBenchmark.Measurement.timedRate(&vec, table: table, seconds: 0.05)
+            return try EnvBenchmark.Measurement.timedRate(&vec, table: table, seconds: seconds)
         }
         return rates.reduce(0, +)
     }

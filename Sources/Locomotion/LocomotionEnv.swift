@@ -178,8 +178,8 @@ public struct LocomotionEnv: MetaEnv, Sendable {
     /// The compiled model and the current state (read-only use: tests, the Gymnasium check).
     public var state: MuJoCoSimulation { simulation }
 
-    /// `n` tasks: from the fixed set without replacement (a random subset in random order; with
-    /// replacement past its size), else from the objective's distribution.
+    /// `n` tasks: from the fixed set without replacement (a random subset in random order; past
+    /// its size, the whole set again in a new order), else from the objective's distribution.
     public func sampleTasks(_ n: Int, using rng: inout Xoshiro256) -> [LocomotionTask] {
         guard let fixed = fixedTasks else { return (0..<n).map { _ in preset.objective.sample(using: &rng) } }
         var order = Array(fixed.indices)

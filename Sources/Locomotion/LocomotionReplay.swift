@@ -31,6 +31,9 @@ public struct LocomotionReplay: Codable, Sendable {
 
     /// Runs the replay on `env`; the first observation is the one the initial state gives.
     public func run(on env: LocomotionEnv) throws -> Record {
+        if let states, states.count + 1 < actions.count {
+            throw MuJoCoError.badState(reason: "\(states.count) states for \(actions.count) actions (one per step is needed)")
+        }
         var env = env, record = Record(), rng = Xoshiro256(seed: 0)
         var observation = [Float](repeating: 0, count: env.observationSpace.flatSize)
         try observation.withUnsafeMutableBufferPointer { try env.reset(qpos: initial.qpos, qvel: initial.qvel, observation: $0) }

@@ -12,6 +12,8 @@ public enum MuJoCoError: Error, CustomStringConvertible, Equatable {
     case missingElement(model: String, kind: String, name: String)
     /// MuJoCo raised an error while simulating (its message).
     case simulation(reason: String)
+    /// A state given from outside (a replay file) does not fit the model.
+    case badState(reason: String)
     /// The simulation went unstable: MuJoCo's warning (NaN, Inf or huge accelerations) or a
     /// state that is no longer finite.
     case unstable(reason: String)
@@ -23,13 +25,13 @@ public enum MuJoCoError: Error, CustomStringConvertible, Equatable {
         case let .badModel(path, reason): return "MuJoCo could not load \(path): \(reason)"
         case let .missingElement(model, kind, name): return "MuJoCo model \(model) has no \(kind) '\(name)'"
         case .simulation(let reason): return "MuJoCo error: \(reason)"
+        case .badState(let reason): return "bad MuJoCo state: \(reason)"
         case .unstable(let reason): return "MuJoCo simulation unstable: \(reason)"
         }
     }
 }
 
-/// A compiled MuJoCo model (`mjModel`), read by every simulation made from it. A model is
-/// changed only before it is shared (``copy()`` then write, as randomised-parameter tasks do).
+/// A compiled MuJoCo model (`mjModel`), read (never written) by every simulation made from it.
 public final class MuJoCoModel: @unchecked Sendable {
     /// The compiled model; owned by this object.
     public let pointer: UnsafeMutablePointer<mjModel>
@@ -48,11 +50,6 @@ public final class MuJoCoModel: @unchecked Sendable {
         self.path = path
     }
 
-    private init(pointer: UnsafeMutablePointer<mjModel>, path: String) {
-        self.pointer = pointer
-        self.path = path
-    }
-
     deinit { mj_deleteModel(pointer) }
 
     /// The MuJoCo library loaded at run time, e.g. "2.2.2".
@@ -60,9 +57,6 @@ public final class MuJoCoModel: @unchecked Sendable {
         let v = Int(mj_version())
         return "\(v / 100).\(v / 10 % 10).\(v % 10)"
     }
-
-    /// An independent copy, to change before it is shared.
-    public func copy() -> MuJoCoModel { MuJoCoModel(pointer: mj_copyModel(nil, pointer), path: path) }
 
     /// Position coordinates (qpos), degrees of freedom (qvel) and actuators (ctrl).
     public var positionCount: Int { Int(pointer.pointee.nq) }
@@ -143,7 +137,9 @@ public final class MuJoCoSimulation: @unchecked Sendable {
 
     /// Resets, then sets qpos and qvel (nq and nv values) and runs ``forward()``.
     public func setState(qpos: [Double], qvel: [Double]) throws(MuJoCoError) {
-        precondition(qpos.count == model.positionCount && qvel.count == model.velocityCount, "setState: wrong sizes")
+        guard qpos.count == model.positionCount, qvel.count == model.velocityCount else {
+            throw .badState(reason: "\(qpos.count) qpos and \(qvel.count) qvel values for a model of \(model.positionCount) and \(model.velocityCount)")
+        }
         resetData()
         for i in 0..<qpos.count { self.qpos[i] = qpos[i] }
         for i in 0..<qvel.count { self.qvel[i] = qvel[i] }

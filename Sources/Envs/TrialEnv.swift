@@ -41,18 +41,24 @@ public struct TrialEnv<E: MetaEnv> {
 
     @inlinable public var count: Int { _vector.count }
 
+    /// Floats per agent input: the observation, the previous action (one-hot for a discrete
+    /// space, the vector itself for a box), the reward and the episode-done flag.
+    public static func inputSize(observationSpace: Space, actionSpace: Space) -> Int {
+        let actionWidth: Int
+        switch actionSpace {
+        case .discrete(let n): actionWidth = n
+        case .box: actionWidth = actionSpace.flatSize
+        }
+        return observationSpace.flatSize + actionWidth + 2
+    }
+
     @inlinable
     public init(_ prototype: E, count: Int, episodesPerTrial: Int, seed: UInt64, fixedTasks: [E.Task]? = nil) {
         precondition(episodesPerTrial >= 1, "TrialEnv: episodesPerTrial must be at least 1")
         _vector = VectorEnv(prototype, count: count, seed: seed)
         self.episodesPerTrial = episodesPerTrial
         actionSpace = prototype.actionSpace
-        let actionWidth: Int
-        switch prototype.actionSpace {
-        case .discrete(let n): actionWidth = n
-        case .box: actionWidth = prototype.actionSpace.flatSize
-        }
-        inputSize = _vector.observationSize + actionWidth + 2
+        inputSize = Self.inputSize(observationSpace: prototype.observationSpace, actionSpace: prototype.actionSpace)
         _inputs = [Float](repeating: 0, count: count * inputSize)
         _taskStarted = [Bool](repeating: true, count: count)
         _episodeEnded = [Bool](repeating: false, count: count)

@@ -121,41 +121,86 @@ public struct RL2Config: AlgorithmSettings {
 }
 
 /// The recurrent policy and value function: two separate recurrent networks over the same
-/// inputs, a linear softmax head on one and a linear value head on the other.
+/// inputs, a linear head on each. The policy's head gives a softmax's logits for discrete
+/// actions, or for box actions a diagonal Gaussian's mean, with a state-independent learned
+/// log standard deviation (the Gaussian policy of Duan et al. 2016's continuous tasks).
 public struct RecurrentActorCritic: ParameterCollection, Codable, Sendable {
     public var policyCell: RecurrentCellChoice
     public var policyHead: Linear
+    /// [actionSize] for a Gaussian policy; empty for a categorical one.
+    public var logStd: Tensor
+    public let discrete: Bool
     public var valueCell: RecurrentCellChoice
     public var valueHead: Linear
 
-    public init(inputSize: Int, actionCount: Int, cell: RecurrentCellChoice.Kind, hiddenSize: Int, using rng: inout Xoshiro256) {
+    /// An agent for `actionSpace`: a categorical policy over a discrete space, a Gaussian
+    /// one (standard deviation e^initialLogStd at first) over a box.
+    public init(inputSize: Int, actionSpace: Space, cell: RecurrentCellChoice.Kind, hiddenSize: Int,
+                initialLogStd: Double = 0, using rng: inout Xoshiro256) {
+        let outputs: Int
+        switch actionSpace {
+        case .discrete(let n): discrete = true; outputs = n
+        case .box: discrete = false; outputs = actionSpace.flatSize
+        }
         policyCell = RecurrentCellChoice(cell, inputSize: inputSize, hiddenSize: hiddenSize, using: &rng)
-        policyHead = Linear(inputSize: hiddenSize, outputSize: actionCount, scale: 0.01, using: &rng)
+        policyHead = Linear(inputSize: hiddenSize, outputSize: outputs, scale: 0.01, using: &rng)
+        logStd = discrete ? Tensor.zeros([0]) : Tensor(repeating: initialLogStd, shape: [outputs], dtype: .float32)
         valueCell = RecurrentCellChoice(cell, inputSize: inputSize, hiddenSize: hiddenSize, using: &rng)
         valueHead = Linear(inputSize: hiddenSize, outputSize: 1, using: &rng)
     }
 
-    /// The policy's half (what TRPO's trust region is over).
-    public var policy: RecurrentPolicy {
-        get { RecurrentPolicy(cell: policyCell, head: policyHead) }
-        set { policyCell = newValue.cell; policyHead = newValue.head }
+    /// A categorical agent over `actionCount` actions.
+    public init(inputSize: Int, actionCount: Int, cell: RecurrentCellChoice.Kind, hiddenSize: Int, using rng: inout Xoshiro256) {
+        self.init(inputSize: inputSize, actionSpace: .discrete(actionCount), cell: cell, hiddenSize: hiddenSize, using: &rng)
     }
 
-    public var actionCount: Int { policyHead.outputSize }
+    /// The policy's half (what TRPO's trust region is over).
+    public var policy: RecurrentPolicy {
+        get { RecurrentPolicy(cell: policyCell, head: policyHead, logStd: logStd, discrete: discrete) }
+        set { policyCell = newValue.cell; policyHead = newValue.head; logStd = newValue.logStd }
+    }
+
+    /// Floats per action: 1 (an index) for a categorical policy, the box's size for a Gaussian.
+    public var actionWidth: Int { discrete ? 1 : policyHead.outputSize }
     public var stateSize: Int { policyCell.stateSize }
 
     public mutating func visitParameters(_ body: (_ name: @autoclosure () -> String, _ value: inout Tensor) -> Void) {
         withoutActuallyEscaping(body) { body in
             policyCell.visitParameters { name, t in body("policy.cell.\(name())", &t) }
             policyHead.visitParameters { name, t in body("policy.head.\(name())", &t) }
+            if !discrete { body("policy.logStd", &logStd) }
             valueCell.visitParameters { name, t in body("value.cell.\(name())", &t) }
             valueHead.visitParameters { name, t in body("value.head.\(name())", &t) }
         }
     }
 
-    /// Logits [T, B, A] and values [T, B] over sequences [T, B, input] from the given states.
-    public func unroll(_ inputs: Tensor, policyState: Tensor, valueState: Tensor) -> (logits: Tensor, values: Tensor) {
-        (policy.logits(inputs, state: policyState), values(inputs, state: valueState))
+    /// The action distributions [T, B] and values [T, B] over sequences [T, B, input] from the given states.
+    public func unroll(_ inputs: Tensor, policyState: Tensor, valueState: Tensor) -> (policy: MLPPolicy.ActionDistribution, values: Tensor) {
+        (policy.distribution(inputs, state: policyState), values(inputs, state: valueState))
+    }
+
+    enum CodingKeys: String, CodingKey { case policyCell, policyHead, logStd, valueCell, valueHead }
+
+    /// Reads a saved agent; one saved before Gaussian heads existed is categorical.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        policyCell = try c.decode(RecurrentCellChoice.self, forKey: .policyCell)
+        policyHead = try c.decode(Linear.self, forKey: .policyHead)
+        let saved = try c.decodeIfPresent(Tensor.self, forKey: .logStd)
+        discrete = saved == nil
+        logStd = saved ?? Tensor.zeros([0])
+        valueCell = try c.decode(RecurrentCellChoice.self, forKey: .valueCell)
+        valueHead = try c.decode(Linear.self, forKey: .valueHead)
+    }
+
+    /// Writes the agent; a categorical one exactly as before Gaussian heads existed.
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(policyCell, forKey: .policyCell)
+        try c.encode(policyHead, forKey: .policyHead)
+        if !discrete { try c.encode(logStd, forKey: .logStd) }
+        try c.encode(valueCell, forKey: .valueCell)
+        try c.encode(valueHead, forKey: .valueHead)
     }
 
     /// Values [T, B] over sequences [T, B, input] from `state`.
@@ -166,16 +211,30 @@ public struct RecurrentActorCritic: ParameterCollection, Codable, Sendable {
     }
 }
 
-/// A recurrent network with a linear softmax head: the policy half of the actor-critic.
+/// A recurrent network with a linear head (softmax logits, or a Gaussian's mean beside a
+/// learned log standard deviation): the policy half of the actor-critic.
 public struct RecurrentPolicy: ParameterCollection, Sendable {
     public var cell: RecurrentCellChoice
     public var head: Linear
+    /// [actionSize] for a Gaussian policy; empty for a categorical one.
+    public var logStd: Tensor
+    public let discrete: Bool
 
-    /// Logits [T, B, A] over sequences [T, B, input] from `state`.
-    public func logits(_ inputs: Tensor, state: Tensor) -> Tensor {
+    /// The head's outputs [T, B, A] over sequences [T, B, input] from `state`.
+    public func headOutputs(_ inputs: Tensor, state: Tensor) -> Tensor {
         let steps = inputs.shape[0], batch = inputs.shape[1]
         let y = cell.unroll(inputs, initialState: state).outputs
         return head(y.reshaped([steps * batch, y.shape[2]])).reshaped([steps, batch, head.outputSize])
+    }
+
+    /// π(· | history) at every step [T, B] of sequences [T, B, input] from `state`.
+    public func distribution(_ inputs: Tensor, state: Tensor) -> MLPPolicy.ActionDistribution {
+        Self.distribution(headOutputs: headOutputs(inputs, state: state), logStd: logStd, discrete: discrete)
+    }
+
+    /// The distribution a head's outputs stand for.
+    static func distribution(headOutputs: Tensor, logStd: Tensor, discrete: Bool) -> MLPPolicy.ActionDistribution {
+        discrete ? .categorical(Categorical(logits: headOutputs)) : .gaussian(DiagonalGaussian(mean: headOutputs, logStd: logStd))
     }
 
     public mutating func visitParameters(_ body: (_ name: @autoclosure () -> String, _ value: inout Tensor) -> Void) {
@@ -183,6 +242,7 @@ public struct RecurrentPolicy: ParameterCollection, Sendable {
             cell.visitParameters { name, t in body("cell.\(name())", &t) }
             head.visitParameters { name, t in body("head.\(name())", &t) }
         }
+        if !discrete { body("logStd", &logStd) }
     }
 }
 
@@ -200,11 +260,11 @@ public struct RecurrentAgent {
     }
 
     /// One step for every copy: reset the memory where `taskStarted`, read the inputs
-    /// [B × input], and return the actions, their log-probabilities and the values. The
-    /// policy and the value function step side by side on `threads` threads (at most two);
-    /// the actions are drawn afterwards on the caller's, so they do not depend on it.
+    /// [B × input], and return the actions [B × actionWidth], their log-probabilities and the
+    /// values. The policy and the value function step side by side on `threads` threads (at
+    /// most two); the actions are drawn afterwards on the caller's, so they do not depend on it.
     public mutating func act(inputs: [Float], taskStarted: [Bool], greedy: Bool, threads: Int = 1, using rng: inout Xoshiro256)
-        -> (actions: [Int32], logProbs: [Float], values: [Float])
+        -> (actions: [Float], logProbs: [Float], values: [Float])
     {
         let b = taskStarted.count
         if taskStarted.contains(true) {
@@ -224,9 +284,11 @@ public struct RecurrentAgent {
         }
         self.policyState = steps[0].state
         self.valueState = steps[1].state
-        let distribution = Categorical(logits: steps[0].output)
-        let actions = greedy ? distribution.mode : distribution.sample(using: &rng)
-        return (actions, distribution.logProb(actions).values, steps[1].output.values)
+        let distribution = RecurrentPolicy.distribution(headOutputs: steps[0].output, logStd: model.logStd.detached,
+                                                        discrete: model.discrete)
+        let actions = distribution.sample(greedy: greedy, using: &rng)
+        let logProbs = distribution.logProb(Tensor(shape: [b, model.actionWidth], values: actions)).values
+        return (actions, logProbs, steps[1].output.values)
     }
 }
 
@@ -237,7 +299,9 @@ public struct TrialBatch: Sendable {
     public var trials: Int
     public var inputSize: Int
     public var inputs: [Float]
-    public var actions: [Int32]
+    /// [T × B × actionWidth]: an index as a Float for discrete actions, the vector for box ones.
+    public var actions: [Float]
+    public var actionWidth: Int
     public var logProbs: [Float]
     public var values: [Float]
     public var rewards: [Float]
@@ -270,11 +334,12 @@ public func sampleTrials<E: MetaEnv>(
     var rng = Xoshiro256(seed: seed ^ 0x9E37_79B9_7F4A_7C15)
     let steps = episodesPerTrial * prototype.maxEpisodeSteps
     let chunk = chunkLength > 0 ? Swift.min(chunkLength, steps) : steps
-    let width = env.inputSize, b = trials
+    let width = env.inputSize, b = trials, actionWidth = model.actionWidth
     var batch = TrialBatch(
         steps: steps, trials: b, inputSize: width,
         inputs: [Float](repeating: 0, count: steps * b * width),
-        actions: [Int32](repeating: 0, count: steps * b), logProbs: [Float](repeating: 0, count: steps * b),
+        actions: [Float](repeating: 0, count: steps * b * actionWidth), actionWidth: actionWidth,
+        logProbs: [Float](repeating: 0, count: steps * b),
         values: [Float](repeating: 0, count: steps * b), rewards: [Float](repeating: 0, count: steps * b),
         valid: [Float](repeating: 0, count: steps * b), ends: [Bool](repeating: true, count: steps * b),
         episodeReturns: [[Double]](repeating: [Double](repeating: 0, count: episodesPerTrial), count: b),
@@ -282,7 +347,6 @@ public func sampleTrials<E: MetaEnv>(
         policyStates: [], valueStates: [], chunkLength: chunk)
     var agent = RecurrentAgent(model: model, batchSize: b)
     var running = [Bool](repeating: true, count: b)
-    var actionValues = [Float](repeating: 0, count: b)
     for t in 0..<steps {
         if t % chunk == 0 {
             // The state the next step starts from (zero where a trial starts now).
@@ -299,12 +363,11 @@ public func sampleTrials<E: MetaEnv>(
         for i in 0..<(b * width) { batch.inputs[base + i] = env.inputs[i] }
         let (actions, logProbs, values) = agent.act(inputs: env.inputs, taskStarted: env.taskStarted, greedy: greedy, threads: threads, using: &rng)
         let episodeIndex = env.episodeIndex
-        for i in 0..<b { actionValues[i] = Float(actions[i]) }
-        try actionValues.withUnsafeBufferPointer { (a: UnsafeBufferPointer<Float>) throws(EnvError) in try env.step(a) }
+        try actions.withUnsafeBufferPointer { (a: UnsafeBufferPointer<Float>) throws(EnvError) in try env.step(a) }
         let rewards = env.rewards, successes = env.successes
         for i in 0..<b where running[i] {
             let k = t * b + i
-            batch.actions[k] = actions[i]
+            for j in 0..<actionWidth { batch.actions[k * actionWidth + j] = actions[i * actionWidth + j] }
             batch.logProbs[k] = logProbs[i]
             batch.values[k] = values[i]
             batch.rewards[k] = rewards[i]
@@ -362,14 +425,12 @@ public struct RL2<E: MetaEnv>: IterativeAlgorithm {
 
     /// A fresh run; the seed fixes the initial networks and every trial drawn.
     public init(config: RL2Config, prototype: E, seed: UInt64) throws {
-        guard case .discrete(let actionCount) = prototype.actionSpace else {
-            throw RL2Error.unsupported("RL² here needs a discrete action space (bandit, tabular-mdp, gridworld, harlow)")
-        }
         self.config = config
         self.prototype = prototype
         var rng = Xoshiro256(seed: seed)
-        let inputSize = prototype.observationSpace.flatSize + actionCount + 2
-        let model = RecurrentActorCritic(inputSize: inputSize, actionCount: actionCount, cell: config.cell,
+        let inputSize = TrialEnv<E>.inputSize(observationSpace: prototype.observationSpace, actionSpace: prototype.actionSpace)
+        let model = RecurrentActorCritic(inputSize: inputSize,
+                                         actionSpace: prototype.actionSpace, cell: config.cell,
                                          hiddenSize: config.hiddenSize, using: &rng)
         state = RL2State(model: model, optimizer: Adam(learningRate: config.learningRate, epsilon: 1e-5),
                          rng: rng, iteration: 0, environmentSteps: 0)
@@ -441,13 +502,12 @@ public struct RL2<E: MetaEnv>: IterativeAlgorithm {
 
     /// Gathers units into sequence tensors [L, M, …] with their stored initial states.
     func gather(_ batch: TrialBatch, _ units: ArraySlice<Unit>, advantages: [Float], returns: [Float])
-        -> (inputs: Tensor, policyState: Tensor, valueState: Tensor, actions: [Int32], oldLogProb: Tensor,
-            advantages: Tensor, returns: Tensor, mask: Tensor)
+        -> Minibatch
     {
         let length = batch.chunkLength, m = units.count, width = batch.inputSize, b = batch.trials
-        let stateSize = state.model.stateSize
+        let stateSize = state.model.stateSize, actionWidth = batch.actionWidth
         var x = [Float](repeating: 0, count: length * m * width)
-        var actions = [Int32](repeating: 0, count: length * m)
+        var actions = [Float](repeating: 0, count: length * m * actionWidth)
         var oldLogProb = [Float](repeating: 0, count: length * m), adv = oldLogProb, ret = oldLogProb, mask = oldLogProb
         var ps = [Float](repeating: 0, count: m * stateSize), vs = ps
         for (j, unit) in units.enumerated() {
@@ -460,7 +520,7 @@ public struct RL2<E: MetaEnv>: IterativeAlgorithm {
                 guard t < batch.steps else { break }
                 let src = t * b + unit.trial, dst = l * m + j
                 for w in 0..<width { x[dst * width + w] = batch.inputs[src * width + w] }
-                actions[dst] = batch.actions[src]
+                for w in 0..<actionWidth { actions[dst * actionWidth + w] = batch.actions[src * actionWidth + w] }
                 oldLogProb[dst] = batch.logProbs[src]
                 adv[dst] = advantages[src]
                 ret[dst] = returns[src]
@@ -468,7 +528,8 @@ public struct RL2<E: MetaEnv>: IterativeAlgorithm {
             }
         }
         return (Tensor(shape: [length, m, width], values: x), Tensor(shape: [m, stateSize], values: ps),
-                Tensor(shape: [m, stateSize], values: vs), actions, Tensor(shape: [length, m], values: oldLogProb),
+                Tensor(shape: [m, stateSize], values: vs), Tensor(shape: [length, m, actionWidth], values: actions),
+                Tensor(shape: [length, m], values: oldLogProb),
                 Tensor(shape: [length, m], values: adv), Tensor(shape: [length, m], values: ret),
                 Tensor(shape: [length, m], values: mask))
     }
@@ -519,7 +580,7 @@ public struct RL2<E: MetaEnv>: IterativeAlgorithm {
         var approxKL: Double, clipFraction: Double
     }
 
-    typealias Minibatch = (inputs: Tensor, policyState: Tensor, valueState: Tensor, actions: [Int32], oldLogProb: Tensor,
+    typealias Minibatch = (inputs: Tensor, policyState: Tensor, valueState: Tensor, actions: Tensor, oldLogProb: Tensor,
                            advantages: Tensor, returns: Tensor, mask: Tensor)
 
     /// ∇[policy loss − c_e·entropy] for the policy network and ∇[c_v·value loss] for the
@@ -531,7 +592,7 @@ public struct RL2<E: MetaEnv>: IterativeAlgorithm {
                 var terms: (policyLoss: Tensor, entropy: Tensor)?
                 var newLogProb: Tensor?
                 let (_, grad) = valueAndGradient(at: model.policy) { policy in
-                    let distribution = Categorical(logits: policy.logits(mb.inputs, state: mb.policyState))
+                    let distribution = policy.distribution(mb.inputs, state: mb.policyState)
                     let logProb = distribution.logProb(mb.actions)
                     newLogProb = logProb.detached
                     let t = objective.policyTerms(logProb: logProb, oldLogProb: mb.oldLogProb, advantages: mb.advantages,
@@ -594,15 +655,20 @@ public struct RL2<E: MetaEnv>: IterativeAlgorithm {
         }
         let validSteps = Swift.max(Double(batch.valid.reduce(0, +)), 1)
         let oldPolicy = state.model.policy
-        let oldLogits = minibatches.map { oldPolicy.logits($0.inputs, state: $0.policyState).detached }
+        // π_old from its head's outputs as constants (a distribution rebuilt from them, not
+        // from its own normalised log-probabilities, which would round differently).
+        let oldOutputs = minibatches.map { oldPolicy.headOutputs($0.inputs, state: $0.policyState).detached }
+        let oldDistributions = oldOutputs.map {
+            RecurrentPolicy.distribution(headOutputs: $0, logStd: oldPolicy.logStd.detached, discrete: oldPolicy.discrete)
+        }
 
         // L(θ) = Σ mask·exp(log π_θ − log π_old)·A / N and KL(π_old ‖ π_θ) averaged the same way.
         func surrogate(_ policy: RecurrentPolicy, _ i: Int) -> (gain: Tensor, kl: Tensor) {
             let mb = minibatches[i]
-            let current = Categorical(logits: policy.logits(mb.inputs, state: mb.policyState))
+            let current = policy.distribution(mb.inputs, state: mb.policyState)
             let ratio = (current.logProb(mb.actions) - mb.oldLogProb).exp()
             let gain = (ratio * mb.advantages * mb.mask).sum() / validSteps
-            let kl = (Categorical(logits: oldLogits[i]).kl(to: current) * mb.mask).sum() / validSteps
+            let kl = (oldDistributions[i].kl(to: current) * mb.mask).sum() / validSteps
             return (gain, kl)
         }
         var gradient = [Double](repeating: 0, count: oldPolicy.parameterCount)
@@ -657,7 +723,7 @@ public struct RL2<E: MetaEnv>: IterativeAlgorithm {
             }
         }
         let entropy = minibatches.indices.reduce(0.0) { total, i in
-            total + (Categorical(logits: state.model.policy.logits(minibatches[i].inputs, state: minibatches[i].policyState)).entropy()
+            total + (state.model.policy.distribution(minibatches[i].inputs, state: minibatches[i].policyState).entropy()
                 * minibatches[i].mask).sum().doubleScalar / validSteps
         }
         return [("policy_loss", -step.improvement), ("value_loss", valueLoss / Swift.max(count, 1)), ("entropy", entropy),

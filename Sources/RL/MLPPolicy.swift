@@ -53,6 +53,27 @@ public struct MLPPolicy: ParameterCollection, Codable, Sendable {
             }
         }
 
+        /// The entropy per observation [N] (per step [T, B] for sequences).
+        public func entropy() -> Tensor {
+            switch self {
+            case .gaussian(let d): d.entropy()
+            case .categorical(let d): d.entropy()
+            }
+        }
+
+        /// Actions drawn for every row, flat [N × actionWidth] (an index as a Float for a
+        /// categorical); `greedy` takes the most probable action (the Gaussian's mean).
+        public func sample(greedy: Bool, using rng: inout Xoshiro256) -> [Float] {
+            switch self {
+            case .categorical(let d): return (greedy ? d.mode : d.sample(using: &rng)).map(Float.init)
+            case .gaussian(let d):
+                let mean = d.mean.detached.values
+                if greedy { return mean }
+                let std = d.logStd.detached.values.map { Foundation.exp($0) }, width = std.count
+                return mean.indices.map { i in mean[i] + std[i % width] * rng.normalFloat() }
+            }
+        }
+
         /// The same distribution as constants (off any tape).
         public var detached: ActionDistribution {
             switch self {
@@ -81,11 +102,7 @@ public struct MLPPolicy: ParameterCollection, Codable, Sendable {
 
     /// Actions [N × actionWidth] drawn for observations [N, obs].
     public func sample(_ observations: Tensor, using rng: inout Xoshiro256) -> [Float] {
-        let out = network(observations.detached).detached
-        if discrete { return Categorical(logits: out).sample(using: &rng).map(Float.init) }
-        let mean = out.values, std = logStd.detached.values.map { Foundation.exp($0) }
-        let width = std.count
-        return mean.indices.map { i in mean[i] + std[i % width] * rng.normalFloat() }
+        distribution(observations.detached).sample(greedy: false, using: &rng)
     }
 
     public mutating func visitParameters(_ body: (_ name: @autoclosure () -> String, _ value: inout Tensor) -> Void) {

@@ -48,7 +48,8 @@ let package = Package(
         .target(name: "MuJoCoShim", dependencies: ["CMuJoCo"]),
         // MuJoCo locomotion task families (cheetah-vel, cheetah-dir, ant-dir, ant-goal, …) on models MetaRL ships.
         .target(name: "Locomotion", dependencies: ["TensorCore", "Envs", "CMuJoCo", "MuJoCoShim"],
-                resources: [.copy("Resources/half_cheetah.xml"), .copy("Resources/ant.xml")]),
+                resources: [.copy("Resources/half_cheetah.xml"), .copy("Resources/ant.xml"), .copy("Resources/hopper.xml"),
+                            .copy("Resources/walker2d.xml"), .copy("Resources/walker2d_v5.xml")]),
         // Classic bandit and tabular-MDP strategies that meta-RL results are read against.
         .target(name: "Baselines", dependencies: ["TensorCore", "Envs"]),
         // Rollouts, GAE, PPO, TRPO, SAC, shared by the meta-RL algorithms; the algorithm protocols.

@@ -1,4 +1,5 @@
-"""Step MetaRL's half-cheetah / ant families and Gymnasium's HalfCheetah-v5 / Ant-v5 from the
+"""Step MetaRL's half-cheetah / ant / hopper / walker families and Gymnasium's HalfCheetah-v5 /
+Ant-v5 / Hopper-v5 / Walker2d-v5 from the
 same states with the same actions; print the largest deviation of each quantity.
 
 Two comparisons per model, both held to TOLERANCE:
@@ -20,9 +21,9 @@ import numpy as np
 # MuJoCo 2.3 warns that our cheetah's settotalmass is deprecated, on stdout and in MUJOCO_LOG.TXT.
 mujoco.set_mju_user_warning(lambda message: None)
 
-MODELS = {"half-cheetah": "HalfCheetah-v5", "ant": "Ant-v5"}
+MODELS = {"half-cheetah": "HalfCheetah-v5", "ant": "Ant-v5", "hopper": "Hopper-v5", "walker": "Walker2d-v5"}
 # MetaRL's MJCF file and Gymnasium's, per family.
-FILES = {"half-cheetah": "half_cheetah.xml", "ant": "ant.xml"}
+FILES = {"half-cheetah": "half_cheetah.xml", "ant": "ant.xml", "hopper": "hopper.xml", "walker": "walker2d_v5.xml"}
 
 
 def same_model(family, steps=1000):
@@ -45,6 +46,8 @@ NOT_ONE_STEP = {"ant": {"reward", "reward_forward", "x_velocity"}}
 TERMS = {"half-cheetah": {"reward_forward": "objective", "reward_ctrl": "control", "x_velocity": "xVelocity"},
          "ant": {"reward_forward": "objective", "reward_ctrl": "control", "reward_contact": "contact",
                  "reward_survive": "survival", "x_velocity": "xVelocity"}}
+TERMS["hopper"] = TERMS["walker"] = {"reward_forward": "objective", "reward_ctrl": "control", "reward_survive": "survival",
+                                     "x_velocity": "xVelocity"}
 
 
 def gymnasium_episode(env_id, seed, steps, rng):

@@ -3,12 +3,44 @@ import Foundation
 import TensorCore
 
 /// A locomotion task: what the robot is asked for, in the units of its family's objective
-/// (a target velocity, a direction ±1, a direction angle, or a goal position x, y).
+/// (a target velocity, a direction ±1, a direction angle, or a goal position x, y), or the
+/// robot's dynamics (the rand-params families).
 public struct LocomotionTask: Codable, Sendable, Equatable {
-    /// The objective's parameters (one value, or two for a goal position).
+    /// The objective's parameters (one value, or two for a goal position; none for rand-params).
     public var goal: [Double]
+    /// For the rand-params families, the multipliers of the model's body masses, body
+    /// inertias, joint damping and geom frictions, in that order (`RandomDynamics`); nil: the
+    /// model as written.
+    public var scales: [Double]?
     /// A task with these parameters.
-    public init(goal: [Double]) { self.goal = goal }
+    public init(goal: [Double], scales: [Double]? = nil) {
+        self.goal = goal
+        self.scales = scales
+    }
+}
+
+/// The dynamics randomisation of rand_param_envs (`rand_param_envs/base.py`, `RandomEnv`),
+/// which ProMP and PEARL's Walker2D- and Hopper-Rand-Params use: every body mass, every body
+/// inertia element and every geom friction element is multiplied by 1.5^u and every joint's
+/// damping by 1.3^u, each with its own u ~ U[−limit, limit]. As there, the derived constants
+/// of the model (subtree masses) are not recomputed.
+public struct RandomDynamics: Sendable, Equatable {
+    /// The bound of the exponents u (3 in the papers).
+    public var logScaleLimit: Double
+    /// The bases of the multipliers: masses and inertias, damping, friction.
+    static let massBase = 1.5, dampingBase = 1.3, frictionBase = 1.5
+
+    /// The multipliers for `model`'s parameters, in ``LocomotionTask/scales`` order.
+    func sample(for model: MuJoCoModel, using rng: inout Xoshiro256) -> [Double] {
+        func draw(_ base: Double, _ count: Int) -> [Double] {
+            (0..<count).map { _ in Foundation.pow(base, -logScaleLimit + 2 * logScaleLimit * rng.uniformDouble()) }
+        }
+        return draw(Self.massBase, model.bodyCount) + draw(Self.massBase, 3 * model.bodyCount)
+            + draw(Self.dampingBase, model.velocityCount) + draw(Self.frictionBase, 3 * model.geomCount)
+    }
+
+    /// How many multipliers a task of `model` has.
+    static func scaleCount(for model: MuJoCoModel) -> Int { 4 * model.bodyCount + model.velocityCount + 3 * model.geomCount }
 }
 
 /// The robots, each a MJCF file MetaRL ships with the bodies, joints, gears and timestep of
@@ -16,12 +48,20 @@ public struct LocomotionTask: Codable, Sendable, Equatable {
 public enum LocomotionRobot: String, Sendable, Equatable, CaseIterable {
     case halfCheetah = "half_cheetah"
     case ant
+    case hopper
+    /// gym's Walker2d (feet frictions 0.9 and 1.9), as rand_param_envs steps it.
+    case walker = "walker2d"
+    /// Gymnasium's Walker2d-v5 (both feet 1.9).
+    case walkerV5 = "walker2d_v5"
 
     /// The MJCF file in this module's resources.
     public var modelPath: String? { Bundle.module.path(forResource: rawValue, ofType: "xml") }
     /// How forward progress is measured, as the reference code does: the cheetah's root slider
     /// qpos[0]; the ant's torso frame origin (`get_body_com("torso")`, read after the step).
     var progressFromTorsoFrame: Bool { self == .ant }
+    /// The qpos coordinate holding the torso's height: the ant's free joint z; the planar
+    /// robots' root slider rootz.
+    var heightCoordinate: Int { self == .ant ? 2 : 1 }
 }
 
 /// What the reward asks for, and how tasks of the family are drawn.
@@ -36,11 +76,14 @@ public enum LocomotionObjective: Sendable, Equatable {
     case planarDirection
     /// Reach a goal position: `−‖xy − goal‖₁`, goal at angle U[0, 2π), radius `radius·√U`.
     case goal(radius: Double)
+    /// Run forward, `v_x`, with the robot's dynamics drawn per task (the rand-params families).
+    case forwardWithRandomDynamics(RandomDynamics)
 
     /// One task drawn from the objective's distribution.
-    func sample(using rng: inout Xoshiro256) -> LocomotionTask {
+    func sample(for model: MuJoCoModel, using rng: inout Xoshiro256) -> LocomotionTask {
         switch self {
         case .forward: return LocomotionTask(goal: [])
+        case .forwardWithRandomDynamics(let dynamics): return LocomotionTask(goal: [], scales: dynamics.sample(for: model, using: &rng))
         case .targetVelocity(let r): return LocomotionTask(goal: [r.lowerBound + (r.upperBound - r.lowerBound) * rng.uniformDouble()])
         case .direction: return LocomotionTask(goal: [rng.uniformDouble() < 0.5 ? -1 : 1])
         case .planarDirection: return LocomotionTask(goal: [2 * Double.pi * rng.uniformDouble()])
@@ -53,11 +96,14 @@ public enum LocomotionObjective: Sendable, Equatable {
     /// Parameters a task of this objective has.
     var goalCount: Int {
         switch self {
-        case .forward: return 0
+        case .forward, .forwardWithRandomDynamics: return 0
         case .targetVelocity, .direction, .planarDirection: return 1
         case .goal: return 2
         }
     }
+
+    /// Whether tasks differ (every objective but Gymnasium's single `forward` task).
+    var isMeta: Bool { if case .forward = self { false } else { true } }
 }
 
 /// One block of a locomotion observation; an observation is a list of them, in order.
@@ -67,6 +113,8 @@ public enum ObservationPart: Sendable, Equatable {
     case positions(skipping: Int)
     /// qvel.
     case velocities
+    /// qvel, each clipped to [−limit, limit] (the hopper's and walker's).
+    case clippedVelocities(limit: Double)
     /// External contact forces of the bodies from `firstBody` on (0: the world body included),
     /// 6 per body, each clipped to [−1, 1].
     case contactForces(firstBody: Int)
@@ -97,12 +145,20 @@ public struct LocomotionPreset: Sendable, Equatable {
     /// Added every step (only while healthy when `survivalOnlyWhenHealthy`).
     public var survivalReward: Double
     public var survivalOnlyWhenHealthy = false
-    /// The torso height (qpos[2]) outside which the episode terminates; nil: never.
+    /// The torso height (the robot's height coordinate) outside which the episode
+    /// terminates; nil: never.
     public var healthyHeight: ClosedRange<Double>?
+    /// The torso pitch (qpos[2], the planar robots' rooty) outside which it terminates.
+    public var healthyAngle: ClosedRange<Double>? = nil
+    /// It terminates when any of qpos[2...] or qvel reaches this magnitude (the hopper's
+    /// `state_vector()[2:]` bound), or a state is not finite.
+    public var healthyStateBound: Double? = nil
     /// mj_step calls per environment step.
     public var frameSkip = 5
-    /// Reset noise: qpos0 + U[−s, s] and s·N(0, 1) velocities, as every reference resets.
+    /// Reset noise: qpos0 + U[−s, s], and velocities s·N(0, 1) (the cheetah's and ant's
+    /// references) or U[−s, s] (`uniformVelocityNoise`: the hopper's and walker's).
     public var resetNoise = 0.1
+    public var uniformVelocityNoise = false
 
     /// Whether the step must bring cfrc_ext up to date.
     var needsContactForces: Bool {
@@ -136,8 +192,10 @@ public struct LocomotionEnv: MetaEnv, Sendable {
     public let horizon: Int
     /// The tasks ``sampleTasks(_:using:)`` draws from: nil for the objective's distribution,
     /// else a fixed set (a paper's train or test tasks).
-    public let fixedTasks: [LocomotionTask]?
+    public private(set) var fixedTasks: [LocomotionTask]?
     public private(set) var task: LocomotionTask
+    /// The model as loaded; a rand-params task simulates a scaled copy of it.
+    let baseModel: MuJoCoModel
     /// The reward terms of the last step.
     public private(set) var rewardTerms = LocomotionRewardTerms()
     var simulation: MuJoCoSimulation
@@ -157,19 +215,34 @@ public struct LocomotionEnv: MetaEnv, Sendable {
         self.preset = preset
         self.horizon = horizon
         self.fixedTasks = fixedTasks
+        baseModel = model
         simulation = MuJoCoSimulation(model: model)
         torso = try model.body("torso")
         dt = model.timestep * Double(preset.frameSkip)
         observationSize = preset.observation.reduce(0) { total, part in
             switch part {
             case .positions(let k): return total + model.positionCount - k
-            case .velocities: return total + model.velocityCount
+            case .velocities, .clippedVelocities: return total + model.velocityCount
             case .contactForces(let first): return total + 6 * (model.bodyCount - first)
             case .torsoOrientation: return total + 9
             case .torsoPosition: return total + 3
             }
         }
-        task = fixedTasks?.first ?? LocomotionTask(goal: [Double](repeating: preset.objective == .direction ? 1 : 0, count: preset.objective.goalCount))
+        task = LocomotionTask(goal: [Double](repeating: preset.objective == .direction ? 1 : 0, count: preset.objective.goalCount))
+        if let first = fixedTasks?.first { setTask(first) }
+    }
+
+    /// This family with `tasks` as its fixed set (nil: the objective's distribution).
+    public func withFixedTasks(_ tasks: [LocomotionTask]?) -> LocomotionEnv {
+        var env = self
+        env.fixedTasks = tasks
+        if let first = tasks?.first { env.setTask(first) }
+        return env
+    }
+
+    /// One task drawn from the objective's distribution (for this robot's model).
+    public func drawTask(using rng: inout Xoshiro256) -> LocomotionTask {
+        preset.objective.sample(for: baseModel, using: &rng)
     }
 
     public var observationSpace: Space { .box(low: -.infinity, high: .infinity, shape: [observationSize]) }
@@ -181,7 +254,7 @@ public struct LocomotionEnv: MetaEnv, Sendable {
     /// `n` tasks: from the fixed set without replacement (a random subset in random order; past
     /// its size, the whole set again in a new order), else from the objective's distribution.
     public func sampleTasks(_ n: Int, using rng: inout Xoshiro256) -> [LocomotionTask] {
-        guard let fixed = fixedTasks else { return (0..<n).map { _ in preset.objective.sample(using: &rng) } }
+        guard let fixed = fixedTasks else { return (0..<n).map { _ in drawTask(using: &rng) } }
         var order = Array(fixed.indices)
         return (0..<n).map { i in
             let k = i % fixed.count
@@ -194,6 +267,17 @@ public struct LocomotionEnv: MetaEnv, Sendable {
 
     public mutating func setTask(_ task: LocomotionTask) {
         precondition(task.goal.count == preset.objective.goalCount, "\(name): a task has \(preset.objective.goalCount) goal values")
+        if task.scales != self.task.scales {
+            // A new dynamics: a scaled copy of the model (or the model itself), a fresh state.
+            let model: MuJoCoModel
+            if let scales = task.scales {
+                precondition(scales.count == RandomDynamics.scaleCount(for: baseModel), "\(name): a task has \(RandomDynamics.scaleCount(for: baseModel)) scales")
+                model = baseModel.scaled(by: scales)
+            } else {
+                model = baseModel
+            }
+            simulation = MuJoCoSimulation(model: model)
+        }
         self.task = task
     }
 
@@ -209,7 +293,9 @@ public struct LocomotionEnv: MetaEnv, Sendable {
         failure = nil
         sim.resetData()
         for i in 0..<sim.model.positionCount { sim.qpos[i] = sim.initialQpos[i] + s * (2 * rng.uniformDouble() - 1) }
-        for i in 0..<sim.model.velocityCount { sim.qvel[i] = s * rng.normal() }
+        for i in 0..<sim.model.velocityCount {
+            sim.qvel[i] = preset.uniformVelocityNoise ? s * (2 * rng.uniformDouble() - 1) : s * rng.normal()
+        }
         do { try sim.forward() } catch { failure = .failed(environment: name, reason: "\(error)") }
         stepInEpisode = 0
         rewardTerms = LocomotionRewardTerms()
@@ -256,6 +342,7 @@ public struct LocomotionEnv: MetaEnv, Sendable {
         var terms = LocomotionRewardTerms(xVelocity: vx)
         switch preset.objective {
         case .forward(let weight): terms.objective = weight * vx
+        case .forwardWithRandomDynamics: terms.objective = vx
         case .targetVelocity: terms.objective = -abs(vx - task.goal[0])
         case .direction: terms.objective = task.goal[0] * vx
         case .planarDirection: terms.objective = vx * cos(task.goal[0]) + vy * sin(task.goal[0])
@@ -272,7 +359,12 @@ public struct LocomotionEnv: MetaEnv, Sendable {
             terms.contact = -preset.contactCost * sum
         }
         var terminated = false
-        if let healthy = preset.healthyHeight { terminated = !healthy.contains(sim.qpos[2]) }
+        if let healthy = preset.healthyHeight { terminated = !healthy.contains(sim.qpos[preset.robot.heightCoordinate]) }
+        if let healthy = preset.healthyAngle, !healthy.contains(sim.qpos[2]) { terminated = true }
+        if let bound = preset.healthyStateBound {
+            for i in 2..<sim.model.positionCount where !(Swift.abs(sim.qpos[i]) < bound) { terminated = true }
+            for i in 0..<sim.model.velocityCount where !(Swift.abs(sim.qvel[i]) < bound) { terminated = true }
+        }
         terms.survival = preset.survivalOnlyWhenHealthy && terminated ? 0 : preset.survivalReward
         rewardTerms = terms
         stepInEpisode += 1
@@ -285,10 +377,10 @@ public struct LocomotionEnv: MetaEnv, Sendable {
     func writeObservation(_ observation: UnsafeMutableBufferPointer<Float>) {
         let sim = simulation, model = sim.model
         var k = 0
-        func put(_ source: UnsafeMutablePointer<Double>, _ count: Int, clip: Bool = false) {
+        func put(_ source: UnsafeMutablePointer<Double>, _ count: Int, clip: Double = .infinity) {
             for i in 0..<count {
                 let x = source[i]
-                observation[k] = Float(clip ? Swift.min(Swift.max(x, -1), 1) : x)
+                observation[k] = Float(Swift.min(Swift.max(x, -clip), clip))
                 k += 1
             }
         }
@@ -296,7 +388,8 @@ public struct LocomotionEnv: MetaEnv, Sendable {
             switch part {
             case .positions(let skip): put(sim.qpos + skip, model.positionCount - skip)
             case .velocities: put(sim.qvel, model.velocityCount)
-            case .contactForces(let first): put(sim.contactForces + 6 * first, 6 * (model.bodyCount - first), clip: true)
+            case .clippedVelocities(let limit): put(sim.qvel, model.velocityCount, clip: limit)
+            case .contactForces(let first): put(sim.contactForces + 6 * first, 6 * (model.bodyCount - first), clip: 1)
             case .torsoOrientation: put(sim.bodyOrientations + 9 * torso, 9)
             case .torsoPosition: put(sim.bodyPositions + 3 * torso, 3)
             }

@@ -11,7 +11,9 @@ import TensorCore
 /// - ProMP (Rothfuss et al. 2019), `meta_policy_search/envs/mujoco_envs/half_cheetah_rand_vel.py`
 ///   and `ant_rand_direc.py`;
 /// - PEARL (Rakelly et al. 2019) through oyster, `rlkit/envs/half_cheetah_vel.py`,
-///   `half_cheetah_dir.py`, `ant_dir.py` and `ant_goal.py`.
+///   `half_cheetah_dir.py`, `ant_dir.py` and `ant_goal.py`;
+/// - rand_param_envs (`hopper_rand_params.py`, `walker_rand_params.py`, `base.py`), which ProMP
+///   and PEARL both use for Hopper- and Walker2D-Rand-Params.
 /// Contact forces (cfrc_ext) are computed after every step as Gymnasium does; under MuJoCo 2.0
 /// with mujoco-py they read as zero, so the contact costs of those papers' runs were zero.
 public enum LocomotionFamilies {
@@ -23,10 +25,16 @@ public enum LocomotionFamilies {
     public static var all: [TaskFamily] {
         [family("half-cheetah", summary: "Gymnasium's HalfCheetah-v5 (run forward; one task)", presets: [halfCheetahV5], horizon: 1000),
          family("ant", summary: "Gymnasium's Ant-v5 (run forward; one task)", presets: [antV5], horizon: 1000),
+         family("hopper", summary: "Gymnasium's Hopper-v5 (hop forward; one task)", presets: [hopperV5], horizon: 1000),
+         family("walker", summary: "Gymnasium's Walker2d-v5 (walk forward; one task)", presets: [walkerV5], horizon: 1000),
          family("cheetah-vel", summary: "HalfCheetah running at a goal velocity", presets: cheetahVelocity),
          family("cheetah-dir", summary: "HalfCheetah running forward or backward", presets: cheetahDirection),
          family("ant-dir", summary: "Ant running in a goal direction", presets: antDirection),
-         family("ant-goal", summary: "Ant walking to a goal position", presets: antGoal)]
+         family("ant-goal", summary: "Ant walking to a goal position", presets: antGoal),
+         family("hopper-rand-params", summary: "Hopper hopping forward with body masses, inertias, damping and friction drawn per task",
+                presets: [hopperRandomParameters]),
+         family("walker-rand-params", summary: "Walker2d walking forward with body masses, inertias, damping and friction drawn per task",
+                presets: [walkerRandomParameters])]
     }
 
     static let cheetahObservation20: [ObservationPart] = [.positions(skipping: 1), .velocities, .torsoPosition]
@@ -41,6 +49,36 @@ public enum LocomotionFamilies {
         name: "gymnasium", source: "Gymnasium Ant-v5 (gymnasium/envs/mujoco/ant_v5.py): 105-dim observation with cfrc_ext",
         robot: .ant, objective: .forward(weight: 1), observation: [.positions(skipping: 2), .velocities, .contactForces(firstBody: 1)],
         controlCost: 0.5, contactCost: 5e-4, survivalReward: 1, survivalOnlyWhenHealthy: true, healthyHeight: 0.2...1.0)
+
+    /// The planar robots' observation: qpos without rootx, qvel clipped to ±10 (Gymnasium's
+    /// Hopper-v5 and Walker2d-v5, and rand_param_envs).
+    static let planarObservation: [ObservationPart] = [.positions(skipping: 1), .clippedVelocities(limit: 10)]
+
+    static let hopperV5 = LocomotionPreset(
+        name: "gymnasium", source: "Gymnasium Hopper-v5 (gymnasium/envs/mujoco/hopper_v5.py): frame skip 4, healthy reward 1 while healthy",
+        robot: .hopper, objective: .forward(weight: 1), observation: planarObservation,
+        controlCost: 1e-3, contactCost: 0, survivalReward: 1, survivalOnlyWhenHealthy: true, healthyHeight: 0.7...Double.infinity,
+        healthyAngle: -0.2...0.2, healthyStateBound: 100, frameSkip: 4, resetNoise: 5e-3, uniformVelocityNoise: true)
+
+    static let walkerV5 = LocomotionPreset(
+        name: "gymnasium", source: "Gymnasium Walker2d-v5 (gymnasium/envs/mujoco/walker2d_v5.py, walker2d_v5.xml): frame skip 4",
+        robot: .walkerV5, objective: .forward(weight: 1), observation: planarObservation,
+        controlCost: 1e-3, contactCost: 0, survivalReward: 1, survivalOnlyWhenHealthy: true, healthyHeight: 0.8...2.0,
+        healthyAngle: -1...1, frameSkip: 4, resetNoise: 5e-3, uniformVelocityNoise: true)
+
+    static let hopperRandomParameters = LocomotionPreset(
+        name: "rand-param-envs",
+        source: "rand_param_envs hopper_rand_params.py (ProMP, PEARL): frame skip 4, survival 1 every step, scales 1.5^U[−3,3] (damping 1.3^U), 11-dim observation",
+        robot: .hopper, objective: .forwardWithRandomDynamics(RandomDynamics(logScaleLimit: 3)), observation: planarObservation,
+        controlCost: 1e-3, contactCost: 0, survivalReward: 1, healthyHeight: 0.7...Double.infinity,
+        healthyAngle: -0.2...0.2, healthyStateBound: 100, frameSkip: 4, resetNoise: 5e-3, uniformVelocityNoise: true)
+
+    static let walkerRandomParameters = LocomotionPreset(
+        name: "rand-param-envs",
+        source: "rand_param_envs walker_rand_params.py (ProMP, PEARL): gym's walker2d.xml, frame skip 5, survival 1 every step, scales 1.5^U[−3,3] (damping 1.3^U), 17-dim observation",
+        robot: .walker, objective: .forwardWithRandomDynamics(RandomDynamics(logScaleLimit: 3)), observation: planarObservation,
+        controlCost: 1e-3, contactCost: 0, survivalReward: 1, healthyHeight: 0.8...2.0,
+        healthyAngle: -1...1, frameSkip: 5, resetNoise: 5e-3, uniformVelocityNoise: true)
 
     static let cheetahVelocity = [
         LocomotionPreset(
@@ -94,8 +132,10 @@ public enum LocomotionFamilies {
     /// The fixed train and test sets of `preset` (`split=train|test`): a goal velocity's are
     /// drawn as oyster draws them (numpy's generator seeded 1337, `train + test` values, the
     /// first `train` for training and the last `test` for testing); a direction's are −1 and
-    /// +1 both; the others' are drawn from the objective with MetaRL's generator seeded 1337.
-    public static func fixedTasks(_ preset: LocomotionPreset, train: Int, test: Int) -> (train: [LocomotionTask], test: [LocomotionTask]) {
+    /// +1 both; the others' are drawn by `draw` (the env's ``LocomotionEnv/drawTask(using:)``)
+    /// with MetaRL's generator seeded 1337.
+    public static func fixedTasks(_ preset: LocomotionPreset, train: Int, test: Int,
+                                  draw: (inout Xoshiro256) -> LocomotionTask) -> (train: [LocomotionTask], test: [LocomotionTask]) {
         switch preset.objective {
         case .targetVelocity(let range):
             var numpy = LegacyNumpyRandom(seed: 1337)
@@ -106,14 +146,14 @@ public enum LocomotionFamilies {
             return (both, both)
         default:
             var rng = Xoshiro256(seed: 1337)
-            let all = (0..<(train + test)).map { _ in preset.objective.sample(using: &rng) }
+            let all = (0..<(train + test)).map { _ in draw(&rng) }
             return (Array(all.prefix(train)), Array(all.suffix(test)))
         }
     }
 
     /// The family `name` with `presets` (the first the default).
     static func family(_ name: String, summary: String, presets: [LocomotionPreset], horizon: Int = 200) -> TaskFamily {
-        let meta = presets.first!.objective.goalCount > 0
+        let meta = presets.first!.objective.isMeta
         var arguments: [EnvArgument] = [
             .choice("variant", among: presets.map { EnvArgument.Choice($0.name, $0.source) }, help: "whose definition of the family"),
             .integer("horizon", default: horizon, in: 1...100_000, help: "steps per episode"),
@@ -130,12 +170,10 @@ public enum LocomotionFamilies {
         arguments.append(.integer("version", default: version, in: version...version, help: "the family definition a run recorded"))
         return TaskFamily(name: name, summary: summary + " (MuJoCo \(MuJoCoModel.libraryVersion))", arguments: arguments) { args in
             let preset = presets.first { $0.name == args.choice("variant") }!
-            var fixed: [LocomotionTask]?
-            if meta, args.choice("split") != "any" {
-                let sets = fixedTasks(preset, train: args.int("train-tasks"), test: args.int("test-tasks"))
-                fixed = args.choice("split") == "train" ? sets.train : sets.test
-            }
-            return try LocomotionEnv(name: name, preset: preset, horizon: args.int("horizon"), fixedTasks: fixed)
+            let env = try LocomotionEnv(name: name, preset: preset, horizon: args.int("horizon"))
+            guard meta, args.choice("split") != "any" else { return env }
+            let sets = fixedTasks(preset, train: args.int("train-tasks"), test: args.int("test-tasks")) { env.drawTask(using: &$0) }
+            return env.withFixedTasks(args.choice("split") == "train" ? sets.train : sets.test)
         }
     }
 }

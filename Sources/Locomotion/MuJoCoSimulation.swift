@@ -50,7 +50,27 @@ public final class MuJoCoModel: @unchecked Sendable {
         self.path = path
     }
 
+    private init(pointer: UnsafeMutablePointer<mjModel>, path: String) {
+        self.pointer = pointer
+        self.path = path
+    }
+
     deinit { mj_deleteModel(pointer) }
+
+    /// A copy of this model (`mj_copyModel`) with its body masses, body inertias, joint damping
+    /// and geom frictions multiplied element by element by `scales`, in that order
+    /// (nbody + 3·nbody + nv + 3·ngeom values; see `RandomDynamics`).
+    public func scaled(by scales: [Double]) -> MuJoCoModel {
+        precondition(scales.count == 4 * bodyCount + velocityCount + 3 * geomCount, "MuJoCoModel.scaled: wrong number of scales")
+        let copy = MuJoCoModel(pointer: mj_copyModel(nil, pointer), path: path)
+        let m = copy.pointer.pointee
+        var k = 0
+        for (field, count) in [(m.body_mass, bodyCount), (m.body_inertia, 3 * bodyCount), (m.dof_damping, velocityCount),
+                               (m.geom_friction, 3 * geomCount)] {
+            for i in 0..<count { field![i] *= scales[k]; k += 1 }
+        }
+        return copy
+    }
 
     /// The MuJoCo library loaded at run time, e.g. "2.2.2".
     public static var libraryVersion: String {
@@ -64,6 +84,8 @@ public final class MuJoCoModel: @unchecked Sendable {
     public var actuatorCount: Int { Int(pointer.pointee.nu) }
     /// Bodies, the world body 0 included.
     public var bodyCount: Int { Int(pointer.pointee.nbody) }
+    /// Geoms, the floor included.
+    public var geomCount: Int { Int(pointer.pointee.ngeom) }
     /// Seconds one `mj_step` advances.
     public var timestep: Double { pointer.pointee.opt.timestep }
 

@@ -86,6 +86,10 @@ public final class MuJoCoModel: @unchecked Sendable {
     public var bodyCount: Int { Int(pointer.pointee.nbody) }
     /// Geoms, the floor included.
     public var geomCount: Int { Int(pointer.pointee.ngeom) }
+    /// The bodies' masses (world body first), as compiled or scaled.
+    public var bodyMasses: [Double] { (0..<bodyCount).map { pointer.pointee.body_mass[$0] } }
+    /// The degrees of freedom's damping coefficients.
+    public var jointDamping: [Double] { (0..<velocityCount).map { pointer.pointee.dof_damping[$0] } }
     /// Seconds one `mj_step` advances.
     public var timestep: Double { pointer.pointee.opt.timestep }
 

@@ -50,6 +50,8 @@ func locomotion(_ name: String, _ arguments: [String] = []) throws -> Locomotion
         ("cheetah-dir", "maml", 20, 6), ("cheetah-dir", "pearl", 20, 6),
         ("ant-dir", "maml", 123, 8), ("ant-dir", "promp", 111, 8), ("ant-dir", "pearl", 27, 8),
         ("ant-goal", "pearl", 113, 8),
+        ("hopper", "gymnasium", 11, 3), ("walker", "gymnasium", 17, 6),
+        ("hopper-rand-params", "rand-param-envs", 11, 3), ("walker-rand-params", "rand-param-envs", 17, 6),
     ])
     func observationAndActionSizesAreThoseOfTheReferenceCode(family: String, variant: String, observation: Int, action: Int) throws {
         let env = try locomotion(family, ["variant=\(variant)"])
@@ -164,5 +166,64 @@ func locomotion(_ name: String, _ arguments: [String] = []) throws -> Locomotion
         // A fresh episode clears the failure.
         _ = env.reset(using: &rng)
         _ = try env.step([Float](repeating: 0, count: 6), using: &rng)
+    }
+}
+
+/// The rand-params families: a task is a scaled copy of the model.
+@Suite struct RandomParameters {
+    /// A task's multipliers lie in 1.5^[−3, 3] (damping 1.3^[−3, 3]), one per body mass, inertia
+    /// element, degree of freedom and friction element; setting the task simulates exactly the
+    /// scaled model, and the unscaled task gives the model as written back.
+    @Test(arguments: ["hopper-rand-params", "walker-rand-params"])
+    func aTaskScalesTheModelsParameters(family: String) throws {
+        var env = try locomotion(family)
+        let base = env.state.model
+        var rng = Xoshiro256(seed: 8)
+        let task = env.sampleTasks(1, using: &rng)[0]
+        let scales = try #require(task.scales)
+        let nb = base.bodyCount, nv = base.velocityCount
+        #expect(scales.count == 4 * nb + nv + 3 * base.geomCount)
+        for (i, x) in scales.enumerated() {
+            let limit = (4 * nb..<4 * nb + nv).contains(i) ? pow(1.3, 3.0) : pow(1.5, 3.0)
+            #expect(x >= 1 / limit - 1e-12 && x <= limit + 1e-12)
+        }
+        env.setTask(task)
+        let scaled = env.state.model
+        #expect(scaled !== base)
+        for i in 0..<nb { #expect(abs(scaled.bodyMasses[i] - base.bodyMasses[i] * scales[i]) < 1e-12) }
+        for i in 0..<nv { #expect(abs(scaled.jointDamping[i] - base.jointDamping[i] * scales[4 * nb + i]) < 1e-12) }
+        #expect(base.bodyMasses.dropFirst().allSatisfy { $0 > 0 })
+        env.setTask(LocomotionTask(goal: []))
+        #expect(env.state.model === base)
+    }
+
+    /// Two tasks give different dynamics from the same start and actions; the same task gives
+    /// the same trajectory; fixed train/test sets are reproducible.
+    @Test func tasksChangeTheDynamicsAndASeedReproducesThem() throws {
+        let env = try locomotion("walker-rand-params", ["horizon=50"])
+        var rng = Xoshiro256(seed: 2)
+        let tasks = env.sampleTasks(2, using: &rng)
+        func run(_ task: LocomotionTask) throws -> [Float] {
+            var e = env
+            e.setTask(task)
+            var observation = [Float](repeating: 0, count: e.observationSpace.flatSize), trace: [Float] = []
+            var stepRNG = Xoshiro256(seed: 1)
+            observation.withUnsafeMutableBufferPointer { e.reset(observation: $0, using: &stepRNG) }
+            for t in 0..<20 {
+                let action = (0..<6).map { Float(sin(Double(t + $0))) }
+                let outcome = try action.withUnsafeBufferPointer { a in
+                    try observation.withUnsafeMutableBufferPointer { try e.step(a, observation: $0, using: &stepRNG) }
+                }
+                trace += observation + [outcome.reward]
+                if outcome.terminated { break }
+            }
+            return trace
+        }
+        #expect(try run(tasks[0]) == run(tasks[0]))
+        #expect(try run(tasks[0]) != run(tasks[1]))
+        let a = try locomotion("hopper-rand-params", ["split=test", "test-tasks=5"]).fixedTasks!
+        let b = try locomotion("hopper-rand-params", ["split=test", "test-tasks=5"]).fixedTasks!
+        #expect(a.count == 5 && a == b)
+        #expect(try locomotion("hopper-rand-params", ["split=train", "train-tasks=5"]).fixedTasks! != a)
     }
 }

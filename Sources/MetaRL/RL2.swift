@@ -853,21 +853,3 @@ enum PPOUpdatePart {
     case policy(RecurrentPolicy, Double, Double, Double, Double)
     case value(RecurrentActorCritic, Double)
 }
-
-/// Fisher–Yates with the run's generator (so a seed fixes the minibatch order).
-func shuffle<T>(_ a: inout [T], using rng: inout Xoshiro256) {
-    guard a.count > 1 else { return }
-    for i in stride(from: a.count - 1, to: 0, by: -1) {
-        a.swapAt(i, rng.uniformInt(below: i + 1))
-    }
-}
-
-/// Standardises the masked entries of `x` to mean 0 and standard deviation 1.
-func standardize(_ x: inout [Float], mask: [Float]) {
-    var n = 0.0, mean = 0.0, squares = 0.0
-    for i in x.indices where mask[i] > 0 { n += 1; mean += Double(x[i]) }
-    mean /= Swift.max(n, 1)
-    for i in x.indices where mask[i] > 0 { squares += (Double(x[i]) - mean) * (Double(x[i]) - mean) }
-    let std = (squares / Swift.max(n, 1)).squareRoot() + 1e-8
-    for i in x.indices where mask[i] > 0 { x[i] = Float((Double(x[i]) - mean) / std) }
-}

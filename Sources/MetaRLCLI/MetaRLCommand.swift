@@ -39,7 +39,8 @@ extension Catalog {
     public static let builtInAlgorithms: [RegisteredAlgorithm] = [
         RegisteredAlgorithm(RL2Algorithm()), RegisteredAlgorithm(MAMLAlgorithm(mode: .secondOrder)),
         RegisteredAlgorithm(MAMLAlgorithm(mode: .firstOrder)), RegisteredAlgorithm(MAMLAlgorithm(mode: .metaSGD)),
-        RegisteredAlgorithm(ReptileAlgorithm()), RegisteredAlgorithm(SACAlgorithm()), RegisteredAlgorithm(PEARLAlgorithm()),
+        RegisteredAlgorithm(ReptileAlgorithm()), RegisteredAlgorithm(SACAlgorithm()), RegisteredAlgorithm(PPOAlgorithm()),
+        RegisteredAlgorithm(PEARLAlgorithm()),
     ]
 
     /// `metarl`'s catalog: the seven built-in task families, the MuJoCo locomotion families, the `gym:` families of the Python

@@ -176,8 +176,16 @@ public struct EpisodeBatch: Sendable {
 public func sampleEpisodes<E: MetaEnv>(
     policy: MLPPolicy, prototype: E, task: E.Task, episodes: Int, seed: UInt64
 ) throws -> EpisodeBatch {
+    try sampleEpisodes(policy: policy, prototype: prototype, tasks: [E.Task](repeating: task, count: episodes), seed: seed)
+}
+
+/// Runs one episode of each of `tasks` with `policy`, all in lockstep in one `VectorEnv`
+/// (`greedy`: the most probable action, the Gaussian's mean, instead of a sample).
+public func sampleEpisodes<E: MetaEnv>(policy: MLPPolicy, prototype: E, tasks: [E.Task], seed: UInt64,
+                                       greedy: Bool = false) throws -> EpisodeBatch {
+    let episodes = tasks.count
     var env = VectorEnv(prototype, count: episodes, seed: seed)
-    for i in 0..<episodes { env.setTask(task, at: i) }
+    for i in 0..<episodes { env.setTask(tasks[i], at: i) }
     env.resetAll()
     var rng = Xoshiro256(seed: seed ^ 0x9E37_79B9_7F4A_7C15)
     let steps = prototype.maxEpisodeSteps, obsSize = env.observationSize, width = policy.actionWidth
@@ -190,7 +198,8 @@ public func sampleEpisodes<E: MetaEnv>(
     var alive = [Bool](repeating: true, count: episodes)
     for t in 0..<steps {
         let obs = env.observations
-        let actions = policy.sample(Tensor(shape: [episodes, obsSize], values: obs), using: &rng)
+        let x = Tensor(shape: [episodes, obsSize], values: obs)
+        let actions = greedy ? policy.distribution(x.detached).sample(greedy: true, using: &rng) : policy.sample(x, using: &rng)
         try env.step(actions)
         for e in 0..<episodes where alive[e] {
             let row = t * episodes + e

@@ -99,7 +99,7 @@ public struct SAC<E: MetaEnv>: IterativeAlgorithm {
         let agent = SACAgent(inputSize: n, actionSize: m, hiddenSizes: config.hiddenSizes, settings: config.update, using: &rng)
         state = SACState(agent: agent, buffer: ReplayBuffer(capacity: config.bufferCapacity, observationSize: n, actionSize: m),
                          rng: rng, seed: seed, iteration: 0, environmentSteps: 0, updates: 0)
-        fixedTask = Self.task(of: prototype, seed: seed)
+        fixedTask = singleTask(of: prototype, seed: seed)
     }
 
     /// Continues from a saved state after checking it fits the config.
@@ -115,11 +115,6 @@ public struct SAC<E: MetaEnv>: IterativeAlgorithm {
         self.state = state
     }
 
-    /// The fixed task of a run with this seed.
-    static func task(of prototype: E, seed: UInt64) -> E.Task {
-        var rng = Xoshiro256(seed: seed ^ 0x5AC7_A5C0_0000_0001)
-        return prototype.sampleTasks(1, using: &rng)[0]
-    }
 
     public mutating func iterate() throws -> [(String, Double)] {
         let config = self.config, n = state.buffer.observationSize, m = state.buffer.actionSize
@@ -194,6 +189,13 @@ public struct SAC<E: MetaEnv>: IterativeAlgorithm {
 }
 
 // MARK: Registration
+
+/// The one task a single-task run (SAC, PPO) with this seed trains on: drawn from the
+/// family (from its fixed test set with `split=test`) by a stream of its own.
+public func singleTask<E: MetaEnv>(of prototype: E, seed: UInt64) -> E.Task {
+    var rng = Xoshiro256(seed: seed ^ 0x5AC7_A5C0_0000_0001)
+    return prototype.sampleTasks(1, using: &rng)[0]
+}
 
 /// SAC as `metarl train sac` runs it.
 public struct SACAlgorithm: AlgorithmDefinition {

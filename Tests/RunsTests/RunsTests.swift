@@ -280,6 +280,13 @@ func runMetarl(_ arguments: [String]) throws -> Int32 {
     static let sac = ["train", "sac", "--env", "point-nav", "--env-arg", "horizon=8", "--hidden-sizes", "8", "--batch-size", "8",
                       "--steps-per-iteration", "16", "--random-steps", "20", "--eval-episodes", "2", "--iterations", "40",
                       "--checkpoint-every", "1", "--seed", "4"]
+    static let ppo = ["train", "ppo", "--env", "point-nav", "--env-arg", "horizon=8", "--hidden-sizes", "8",
+                      "--episodes-per-iteration", "4", "--minibatch-size", "8", "--epochs", "2", "--iterations", "40",
+                      "--checkpoint-every", "1", "--seed", "4"]
+    /// RL² with box actions (the Gaussian head).
+    static let rl2Gaussian = ["train", "rl2", "--env", "point-nav", "--env-arg", "horizon=4", "--episodes-per-trial", "2",
+                              "--hidden", "8", "--trials-per-iteration", "8", "--minibatch-trials", "4", "--epochs", "2",
+                              "--iterations", "40", "--checkpoint-every", "1", "--seed", "4"]
     /// PEARL's small settings come from a config file (written by the test), the rest from flags.
     static let pearlConfig = """
         pearl:
@@ -303,7 +310,7 @@ func runMetarl(_ arguments: [String]) throws -> Int32 {
     /// `metarl train` killed with SIGKILL part-way, then `--resume`d, ends bit-identical to a
     /// run straight through: the final checkpoint (parameters, optimiser state, RNG state,
     /// counters) byte for byte, and the same metric rows apart from wall-clock columns.
-    @Test(arguments: [rl2, maml, sac, pearl])
+    @Test(arguments: [rl2, rl2Gaussian, maml, sac, ppo, pearl])
     func resumeAfterSIGKILLIsExact(arguments: [String]) throws {
         let root = temporaryDirectory("sigkill")
         defer { try? FileManager.default.removeItem(at: root) }

@@ -286,18 +286,12 @@ public struct PPOAlgorithm: AlgorithmDefinition {
     public func evaluate<E: MetaEnv>(_ settings: PPOConfig, state: PPOState, prototype: E, options: TrajectoryEvaluationOptions,
                                      seed: UInt64, threads: Int) throws -> TrajectoryEvaluation {
         let ppo = try PPOTraining(config: settings, prototype: prototype, state: state)
-        var rng = Xoshiro256(seed: seed)
-        let tasks = settings.taskMixture ? prototype.sampleTasks(options.tasks, using: &rng)
-            : [E.Task](repeating: ppo.fixedTask, count: options.tasks)
-        var perTask = [[Double]](repeating: [], count: options.tasks), successByTask = perTask
-        for _ in 0..<options.trajectories {
-            let batch = try sampleEpisodes(policy: state.model.policy, prototype: prototype, tasks: tasks, seed: rng.next(), greedy: true)
-            for i in tasks.indices {
-                perTask[i].append(batch.episodeReturns[i])
-                successByTask[i].append(Double(batch.episodeSuccesses[i]))
-            }
+        return try TrajectoryEvaluation.ofSingleTaskPolicy(
+            prototype: prototype, fixedTask: settings.taskMixture ? nil : ppo.fixedTask, options: options, seed: seed,
+            actions: "most probable action") { tasks, seed in
+            let batch = try sampleEpisodes(policy: state.model.policy, prototype: prototype, tasks: tasks, seed: seed, greedy: true)
+            return (batch.episodeReturns, batch.episodeSuccesses)
         }
-        return TrajectoryEvaluation(perTask: perTask, successByTask: successByTask, seed: seed, actions: "most probable action")
     }
 }
 

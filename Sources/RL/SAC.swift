@@ -221,18 +221,31 @@ public struct SACAlgorithm: AlgorithmDefinition {
     public func evaluate<E: MetaEnv>(_ settings: SACConfig, state: SACState, prototype: E, options: TrajectoryEvaluationOptions,
                                      seed: UInt64, threads: Int) throws -> TrajectoryEvaluation {
         let sac = try SAC(config: settings, prototype: prototype, state: state)
+        return try TrajectoryEvaluation.ofSingleTaskPolicy(
+            prototype: prototype, fixedTask: settings.taskMixture ? nil : sac.fixedTask, options: options, seed: seed,
+            actions: "mean action", run: sac.evaluate(tasks:seed:))
+    }
+}
+
+extension TrajectoryEvaluation {
+    /// The evaluation of a policy without context (SAC, PPO): `options.trajectories` rounds of
+    /// one episode on each of `options.tasks` tasks (`fixedTask` every time, or fresh tasks of
+    /// the family when nil), each round run by `run(tasks, seed)` → returns and successes.
+    public static func ofSingleTaskPolicy<E: MetaEnv>(
+        prototype: E, fixedTask: E.Task?, options: TrajectoryEvaluationOptions, seed: UInt64, actions: String,
+        run: ([E.Task], UInt64) throws -> (returns: [Double], successes: [Float])
+    ) throws -> TrajectoryEvaluation {
         var rng = Xoshiro256(seed: seed)
-        let taskList = settings.taskMixture ? prototype.sampleTasks(options.tasks, using: &rng)
-            : [E.Task](repeating: sac.fixedTask, count: options.tasks)
+        let tasks = fixedTask.map { [E.Task](repeating: $0, count: options.tasks) } ?? prototype.sampleTasks(options.tasks, using: &rng)
         var perTask = [[Double]](repeating: [], count: options.tasks), successByTask = perTask
         for _ in 0..<options.trajectories {
-            let episodes = try sac.evaluate(tasks: taskList, seed: rng.next())
-            for i in taskList.indices {
+            let episodes = try run(tasks, rng.next())
+            for i in tasks.indices {
                 perTask[i].append(episodes.returns[i])
                 successByTask[i].append(Double(episodes.successes[i]))
             }
         }
-        return TrajectoryEvaluation(perTask: perTask, successByTask: successByTask, seed: seed, actions: "mean action")
+        return TrajectoryEvaluation(perTask: perTask, successByTask: successByTask, seed: seed, actions: actions)
     }
 }
 

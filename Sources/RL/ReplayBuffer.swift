@@ -1,12 +1,13 @@
 import TensorCore
 
-/// A preallocated ring buffer of transitions (s, a, r, s′, terminal) for off-policy
-/// learning: once full, each new transition overwrites the oldest. Adding copies into the
-/// preallocated arrays, so a training loop allocates nothing per environment step.
+/// A ring buffer of transitions (s, a, r, s′, terminal) for off-policy learning: once full,
+/// each new transition overwrites the oldest. Its storage grows by doubling as transitions
+/// arrive, up to `capacity`, so a large capacity (PEARL's per-task buffers, 10⁶ each in
+/// oyster) costs only what is filled; a step allocates nothing except at those few doublings.
 ///
 /// `terminal` marks a true end (no bootstrapping past it); a time-limit cut is stored as
 /// not terminal, with s′ the last observation.
-public struct ReplayBuffer: Sendable, Equatable {
+public struct ReplayBuffer: Sendable {
     public let capacity: Int
     public let observationSize: Int
     public let actionSize: Int
@@ -25,17 +26,33 @@ public struct ReplayBuffer: Sendable, Equatable {
         self.capacity = capacity
         self.observationSize = observationSize
         self.actionSize = actionSize
-        observations = [Float](repeating: 0, count: capacity * observationSize)
-        actions = [Float](repeating: 0, count: capacity * actionSize)
-        rewards = [Float](repeating: 0, count: capacity)
-        nextObservations = observations
-        terminals = rewards
+        observations = []
+        actions = []
+        rewards = []
+        nextObservations = []
+        terminals = []
+    }
+
+    /// Slots the storage holds now (≤ capacity).
+    var allocatedSlots: Int { rewards.count }
+
+    /// Grows the storage to at least `slots` slots, doubling (from 1 024) up to `capacity`.
+    mutating func reserveSlots(_ slots: Int) {
+        guard slots > allocatedSlots else { return }
+        let target = Swift.min(capacity, Swift.max(slots, 1024, 2 * allocatedSlots))
+        let extra = target - allocatedSlots
+        observations.append(contentsOf: repeatElement(0, count: extra * observationSize))
+        nextObservations.append(contentsOf: repeatElement(0, count: extra * observationSize))
+        actions.append(contentsOf: repeatElement(0, count: extra * actionSize))
+        rewards.append(contentsOf: repeatElement(0, count: extra))
+        terminals.append(contentsOf: repeatElement(0, count: extra))
     }
 
     /// Stores one transition in the next slot (overwriting the oldest when full).
     public mutating func add(observation: UnsafeBufferPointer<Float>, action: UnsafeBufferPointer<Float>, reward: Float,
                              nextObservation: UnsafeBufferPointer<Float>, terminal: Bool) {
         let slot = nextSlot, n = observationSize, m = actionSize
+        if slot >= allocatedSlots { reserveSlots(slot + 1) }
         observations.withUnsafeMutableBufferPointer { o in
             for j in 0..<n { o[slot * n + j] = observation[j] }
         }
@@ -119,6 +136,16 @@ public struct ReplayBuffer: Sendable, Equatable {
     }
 }
 
+extension ReplayBuffer: Equatable {
+    /// Two buffers are equal when they hold the same transitions in the same slots, whatever
+    /// storage each has grown so far.
+    public static func == (a: ReplayBuffer, b: ReplayBuffer) -> Bool {
+        a.capacity == b.capacity && a.observationSize == b.observationSize && a.actionSize == b.actionSize
+            && a.count == b.count && a.nextSlot == b.nextSlot
+            && a.transitionRows(Array(0..<a.count), withTerminal: true) == b.transitionRows(Array(0..<b.count), withTerminal: true)
+    }
+}
+
 /// A minibatch of transitions: observations and next observations [N, obs], actions
 /// [N, act], rewards and terminal flags (1 = true end) [N].
 public struct TransitionBatch {
@@ -167,6 +194,7 @@ extension ReplayBuffer: Codable {
               rows.shape == [count, width], rows.dtype == .float32
         else { throw DecodingError.dataCorruptedError(forKey: .transitions, in: c, debugDescription: "replay buffer contents do not match its counters") }
         self.init(capacity: capacity, observationSize: n, actionSize: m)
+        reserveSlots(count)
         let values = rows.values
         for slot in 0..<count {
             var k = slot * width

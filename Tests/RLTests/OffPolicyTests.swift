@@ -38,6 +38,24 @@ import Testing
         #expect(Set(buffer.sampleSlots(200, using: &rng)) == [0, 1, 2])
     }
 
+    /// A capacity of 10⁸ transitions of 1 000 floats (800 GB if preallocated) costs only what
+    /// is filled; the storage doubles past 1 024 slots and the ring still wraps at capacity.
+    @Test func storageGrowsWithWhatIsFilled() throws {
+        var huge = ReplayBuffer(capacity: 100_000_000, observationSize: 1000, actionSize: 1)
+        #expect(huge.allocatedSlots == 0)
+        let o = [Float](repeating: 1, count: 1000)
+        huge.add(observation: o, action: [2], reward: 3, nextObservation: o, terminal: false)
+        #expect(huge.allocatedSlots == 1024 && huge.count == 1)
+        var small = ReplayBuffer(capacity: 3000, observationSize: 2, actionSize: 1)
+        for k in 0..<3005 {
+            let t = transition(k)
+            small.add(observation: t.o, action: t.a, reward: t.r, nextObservation: t.s, terminal: t.d)
+            if k == 1024 { #expect(small.allocatedSlots == 2048) }
+        }
+        #expect(small.allocatedSlots == 3000 && small.count == 3000 && small.nextSlot == 5)
+        #expect(small.batch([4, 5]).rewards.values == [30040, 50])
+    }
+
     @Test func codableRoundTripKeepsSlotsAndCounters() throws {
         for added in [0, 2, 7] {
             var buffer = ReplayBuffer(capacity: 4, observationSize: 2, actionSize: 1)

@@ -21,6 +21,7 @@ let package = Package(
         .library(name: "RL", targets: ["RL"]),
         .library(name: "MetaRL", targets: ["MetaRL"]),
         .library(name: "Runs", targets: ["Runs"]),
+        .library(name: "OpenMPI", targets: ["OpenMPI"]),
         .library(name: "Benchmarks", targets: ["Benchmarks"]),
         .library(name: "MetaRLCLI", targets: ["MetaRLCLI"]),
         .executable(name: "metarl", targets: ["metarl"]),
@@ -50,6 +51,10 @@ let package = Package(
         .target(name: "Locomotion", dependencies: ["TensorCore", "Envs", "CMuJoCo", "MuJoCoShim"],
                 resources: [.copy("Resources/half_cheetah.xml"), .copy("Resources/ant.xml"), .copy("Resources/hopper.xml"),
                             .copy("Resources/walker2d.xml"), .copy("Resources/walker2d_v5.xml")]),
+        // Open MPI for runs over several processes and machines, loaded at run time: building
+        // needs nothing of MPI, and without `mpirun` nothing of it is touched.
+        .target(name: "CMPI", linkerSettings: [.linkedLibrary("dl")]),
+        .target(name: "OpenMPI", dependencies: ["TensorCore", "CMPI"]),
         // Classic bandit and tabular-MDP strategies that meta-RL results are read against.
         .target(name: "Baselines", dependencies: ["TensorCore", "Envs"]),
         // Rollouts, GAE, PPO, TRPO, SAC, shared by the meta-RL algorithms; the algorithm protocols.
@@ -65,7 +70,7 @@ let package = Package(
         .target(
             name: "MetaRLCLI",
             dependencies: [
-                "TensorCore", "NN", "Envs", "GymBridge", "Locomotion", "Baselines", "Benchmarks", "RL", "MetaRL", "Runs",
+                "TensorCore", "NN", "Envs", "GymBridge", "Locomotion", "Baselines", "Benchmarks", "RL", "MetaRL", "Runs", "OpenMPI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -130,6 +130,9 @@ public struct MAML<E: MetaEnv>: IterativeAlgorithm {
     public var state: MAMLState
     /// Threads for sampling the tasks of a meta-batch (results do not depend on it).
     public var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+    /// The processes the meta-batch's tasks are split over (each samples and differentiates
+    /// a contiguous block of tasks; results do not depend on their number).
+    public var group: any ProcessGroup = SingleProcess()
 
     /// Fisher products through the inner step as Jᵀ F′ J (R-operator passes through the
     /// policy) where that is exact; off, every product differentiates the KL's recorded
@@ -199,10 +202,13 @@ public struct MAML<E: MetaEnv>: IterativeAlgorithm {
     /// Adapted (detached) policies for each task, with the episodes sampled before each
     /// step and after the last: `batches[k]` were sampled with the parameters after k steps.
     /// `seeds[i][k]` seeds task i's episodes after k steps; `steps` defaults to the config's.
-    func adaptAndSample(tasks: [E.Task], seeds: [[UInt64]], steps: Int? = nil) throws -> [(policies: [MLPPolicy], batches: [EpisodeBatch])] {
+    /// With `only`, just those tasks (this process's share), in order.
+    func adaptAndSample(tasks: [E.Task], seeds: [[UInt64]], steps: Int? = nil, only: Range<Int>? = nil) throws -> [Rollout] {
         let policy = state.policy, stepSizes = state.stepSizes, config = self.config, prototype = self.prototype
         let steps = steps ?? config.innerAdaptationSteps
-        return try concurrentMap(tasks.count, threads: threads) { i in
+        let indices = only ?? tasks.indices
+        return try concurrentMap(indices.count, threads: threads) { j in
+            let i = indices.lowerBound + j
             var current = policy
             var policies = [policy], batches: [EpisodeBatch] = []
             for k in 0...steps {
@@ -220,60 +226,72 @@ public struct MAML<E: MetaEnv>: IterativeAlgorithm {
         }
     }
 
+    /// One task's adapted policies and episodes: `batches[k]` sampled after k inner steps.
+    typealias Rollout = (policies: [MLPPolicy], batches: [EpisodeBatch])
+
     // MARK: One meta-iteration
 
     public mutating func iterate() throws -> [(String, Double)] {
-        let config = self.config
+        let config = self.config, group = self.group, threads = self.threads
         let start = Date()
         let tasks = prototype.sampleTasks(config.metaBatchSize, using: &state.rng)
         let seeds = tasks.map { _ in (0...config.innerAdaptationSteps).map { _ in state.rng.next() } }
-        let rollouts = try adaptAndSample(tasks: tasks, seeds: seeds)
+        // Every process draws the same tasks and seeds, then samples only its own block of
+        // tasks; `local[i - base]` is task i's rollout. Each per-task quantity below is
+        // computed where its task was sampled and gathered in task order (`distributedMap`).
+        let own = group.ownShare(of: tasks.count), base = own.lowerBound
+        let local = try adaptAndSample(tasks: tasks, seeds: seeds, only: own)
+        let summaries = try distributedMap(tasks.count, group: group, threads: 1) { i in TaskSummary(local[i - base]) }
         let sampled = Date()
 
         // Advantages of every batch; the last batch of each task is its validation set.
-        let advantages = rollouts.map { r in
+        let localAdvantages = local.map { r in
             r.batches.map { Tensor(shape: [$0.steps * $0.episodes], values: standardizedAdvantages($0, gamma: config.gamma)) }
         }
+        func rollout(_ i: Int) -> Rollout { local[i - base] }
+        func advantages(_ i: Int) -> [Tensor] { localAdvantages[i - base] }
         let last = config.innerAdaptationSteps
-        let oldAdapted = rollouts.map { $0.policies[last] }
+        let localOldAdapted = local.map { $0.policies[last] }
+        func oldAdapted(_ i: Int) -> MLPPolicy { localOldAdapted[i - base] }
         let secondOrder = config.mode != .firstOrder
 
         // θ′_i(θ) through every inner step, each on the episodes its parameters produced.
         func adapted(_ meta: MetaParameters, task i: Int, secondOrder: Bool) -> MLPPolicy {
             var p = meta.policy
             for k in 0..<config.innerAdaptationSteps {
-                p = Self.adapt(p, stepSizes: meta.stepSizes, scalarStep: config.innerStepSize, on: rollouts[i].batches[k],
-                               advantages: advantages[i][k], secondOrder: secondOrder)
+                p = Self.adapt(p, stepSizes: meta.stepSizes, scalarStep: config.innerStepSize, on: rollout(i).batches[k],
+                               advantages: advantages(i)[k], secondOrder: secondOrder)
             }
             return p
         }
         // π_θ′_i,old on task i's validation episodes and its log-probabilities, constants of
         // this iteration.
-        let oldDistributions = tasks.indices.map { i in
-            oldAdapted[i].distribution(rollouts[i].batches[last].observationTensor).detached
+        let localOldDistributions = own.map { i in
+            oldAdapted(i).distribution(rollout(i).batches[last].observationTensor).detached
         }
-        let oldLogProbs = tasks.indices.map { i in oldDistributions[i].logProb(rollouts[i].batches[last].actionTensor) }
+        let localOldLogProbs = own.map { i in localOldDistributions[i - base].logProb(rollout(i).batches[last].actionTensor) }
+        func oldDistribution(_ i: Int) -> MLPPolicy.ActionDistribution { localOldDistributions[i - base] }
         // Each validation step's weight in the mean over tasks and valid steps.
         func weight(task i: Int) -> Tensor {
-            let batch = rollouts[i].batches[last]
+            let batch = rollout(i).batches[last]
             return batch.maskTensor / (Swift.max(batch.validSteps, 1) * Double(tasks.count))
         }
         // Task i's share of the mean KL(π_θ′_i,old ‖ π) for π on its validation episodes.
         func klShare(_ p: MLPPolicy.ActionDistribution, task i: Int) -> Tensor {
-            (oldDistributions[i].kl(to: p) * weight(task: i)).sum()
+            (oldDistribution(i).kl(to: p) * weight(task: i)).sum()
         }
         // ρ_i = π_θ′_i(a|s) / π_θ′_i,old(a|s) on task i's validation episodes, and π_θ′_i there.
         func ratio(_ meta: MetaParameters, task i: Int, secondOrder: Bool) -> (policy: MLPPolicy.ActionDistribution, ratio: Tensor) {
-            let batch = rollouts[i].batches[last]
+            let batch = rollout(i).batches[last]
             let p = adapted(meta, task: i, secondOrder: secondOrder).distribution(batch.observationTensor)
-            return (p, (p.logProb(batch.actionTensor) - oldLogProbs[i]).exp())
+            return (p, (p.logProb(batch.actionTensor) - localOldLogProbs[i - base]).exp())
         }
         // Task i's share of the surrogate gain (−L_out) and of the mean KL(π_old′ ‖ π_θ′).
         // Each task is differentiated on its own tape, the tasks side by side on `threads`
         // threads; their shares are added in task order, so results do not depend on threads.
         func surrogate(_ meta: MetaParameters, task i: Int, secondOrder: Bool, withKL: Bool) -> (gain: Tensor, kl: Tensor?) {
             let (p, rho) = ratio(meta, task: i, secondOrder: secondOrder)
-            let gain = (rho * advantages[i][last] * weight(task: i)).sum()
+            let gain = (rho * advantages(i)[last] * weight(task: i)).sum()
             return (gain, withKL ? klShare(p, task: i) : nil)
         }
 
@@ -288,16 +306,16 @@ public struct MAML<E: MetaEnv>: IterativeAlgorithm {
                 &meta, optimizer: &optimizer, epochs: config.ppoEpochs, iteration: state.iteration + 1, quantity: "PPO outer loss",
                 minibatches: { _ in [()] },  // the whole meta-batch each epoch
                 gradient: { current, _ in
-                    let shares = concurrentMap(tasks.count, threads: threads) { i in
+                    let shares = try distributedMap(tasks.count, group: group, threads: threads) { i in
                         let (loss, grad) = NN.valueAndGradient(at: current) { m -> Tensor in
                             let (_, rho) = ratio(m, task: i, secondOrder: secondOrder)
-                            let a = advantages[i][last]
+                            let a = advantages(i)[last]
                             return -(Tensor.minimum(rho * a, rho.clamped(1 - config.ppoClip, 1 + config.ppoClip) * a) * weight(task: i)).sum()
                         }
-                        return (loss.doubleScalar, grad.flatParameters.values)
+                        return ExchangedPair(loss.doubleScalar, grad.flatParameters.values)
                     }
-                    lastLoss = shares.reduce(0) { $0 + $1.0 }
-                    return (lastLoss, current.withFlatParameters(Self.sumInOrder(shares.map(\.1))))
+                    lastLoss = shares.reduce(0) { $0 + $1.first }
+                    return (lastLoss, current.withFlatParameters(Self.sumInOrder(shares.map(\.second))))
                 })
             state.optimizer = optimizer
             state.policy = meta.policy
@@ -316,13 +334,13 @@ public struct MAML<E: MetaEnv>: IterativeAlgorithm {
                 factors = FisherFactors(
                     alpha: config.mode == .firstOrder ? 0 : config.innerStepSize,
                     innerHessian: { i in
-                        let batch = rollouts[i].batches[0]
-                        let weights = Self.innerWeights(on: batch, advantages: advantages[i][0], dtype: theta.network.layers[0].weight.dtype)
+                        let batch = rollout(i).batches[0]
+                        let weights = Self.innerWeights(on: batch, advantages: advantages(i)[0], dtype: theta.network.layers[0].weight.dtype)
                         return PolicyCurvature(policy: theta, observations: batch.observationTensor,
                                                loss: .negativeLogLikelihood(actions: batch.actionTensor, weights: weights))
                     },
                     adaptedFisher: { i in
-                        PolicyCurvature(policy: oldAdapted[i], observations: rollouts[i].batches[last].observationTensor,
+                        PolicyCurvature(policy: oldAdapted(i), observations: rollout(i).batches[last].observationTensor,
                                         loss: .klFromFixedPoint(weights: weight(task: i)))
                     })
             }
@@ -331,8 +349,8 @@ public struct MAML<E: MetaEnv>: IterativeAlgorithm {
         let finished = Date()
 
         state.iteration += 1
-        state.environmentSteps += Self.stepsSampled(rollouts)
-        var metrics = Self.adaptationMetrics(rollouts)
+        state.environmentSteps += summaries.reduce(0) { $0 + $1.validSteps }
+        var metrics = Self.adaptationMetrics(summaries)
         metrics += outerMetrics
         metrics += [
             ("environment_steps", Double(state.environmentSteps)),
@@ -342,17 +360,36 @@ public struct MAML<E: MetaEnv>: IterativeAlgorithm {
         return metrics
     }
 
-    /// Environment steps in all the batches of a meta-batch.
-    static func stepsSampled(_ rollouts: [(policies: [MLPPolicy], batches: [EpisodeBatch])]) -> Int {
-        rollouts.reduce(0) { $0 + $1.batches.reduce(0) { $0 + Int($1.validSteps) } }
+    /// What the metrics need of one task's rollout, small enough to gather from every process:
+    /// the mean return and success rate after each inner step, and the steps sampled.
+    struct TaskSummary: ProcessExchangeable {
+        var meanReturns: [Double]
+        var successRates: [Double]
+        var validSteps: Int
+
+        init(_ rollout: Rollout) {
+            meanReturns = rollout.batches.map(\.meanReturn)
+            successRates = rollout.batches.map(\.successRate)
+            validSteps = rollout.batches.reduce(0) { $0 + Int($1.validSteps) }
+        }
+        func append(to bytes: inout [UInt8]) {
+            meanReturns.append(to: &bytes)
+            successRates.append(to: &bytes)
+            validSteps.append(to: &bytes)
+        }
+        init(reading reader: inout ByteReader) throws {
+            meanReturns = try [Double](reading: &reader)
+            successRates = try [Double](reading: &reader)
+            validSteps = try Int(reading: &reader)
+        }
     }
 
     /// The mean episode return of the meta-batch before adaptation and after each inner
     /// step, with standard errors over its tasks, and the adaptation delta.
-    static func adaptationMetrics(_ rollouts: [(policies: [MLPPolicy], batches: [EpisodeBatch])]) -> [(String, Double)] {
-        let last = rollouts[0].batches.count - 1
+    static func adaptationMetrics(_ tasks: [TaskSummary]) -> [(String, Double)] {
+        let last = tasks[0].meanReturns.count - 1
         let byStep = (0...last).map { k in
-            SampleStatistics(rollouts.map { $0.batches[k].meanReturn })
+            SampleStatistics(tasks.map { $0.meanReturns[k] })
         }
         var metrics: [(String, Double)] = [
             ("episode_reward_mean", byStep[0].mean), ("episode_reward_mean_stderr", byStep[0].standardError),
@@ -364,7 +401,7 @@ public struct MAML<E: MetaEnv>: IterativeAlgorithm {
         metrics.append(("adaptation_delta", byStep[last].mean - byStep[0].mean))
         // Where the family reports success (Meta-World): the share of episodes that solved their task.
         for k in 0...last {
-            guard let success = EpisodeSuccess.statistics(rollouts.map { $0.batches[k].successRate }) else { break }
+            guard let success = EpisodeSuccess.statistics(tasks.map { $0.successRates[k] }) else { break }
             let name = k == 0 ? "success_rate" : "success_rate_adapt_\(k)"
             metrics += [(name, success.mean), (name + "_stderr", success.standardError)]
         }
@@ -387,57 +424,59 @@ public struct MAML<E: MetaEnv>: IterativeAlgorithm {
     mutating func trpoStep(meta: MetaParameters, tasks: Int, secondOrder: Bool,
                            surrogate: (MetaParameters, Int, Bool, Bool) -> (gain: Tensor, kl: Tensor?),
                            factors: FisherFactors? = nil) throws -> [(String, Double)] {
-        let config = self.config, threads = self.threads
-        let gradients = concurrentMap(tasks, threads: threads) { i in
+        let config = self.config, threads = self.threads, group = self.group
+        let own = group.ownShare(of: tasks)
+        let gradients = try distributedMap(tasks, group: group, threads: threads) { i in
             let (gain, gradient) = NN.valueAndGradient(at: meta) { surrogate($0, i, secondOrder, false).gain }
-            return (gain: gain.doubleScalar, gradient: gradient.flatParameters.values)
+            return ExchangedPair(gain.doubleScalar, gradient.flatParameters.values)
         }
-        let fisherProduct: ([Tensor]) -> [Double]
+        let fisherProduct: ([Tensor]) throws -> [Double]
         if let factors {
             // J v = v − α ∇²L_in·v, then F′(J v), then Jᵀ = J on that; each task's
             // activations for the two Hessians kept once.
-            let recorded = concurrentMap(tasks, threads: threads) { i in
-                (inner: factors.alpha == 0 ? nil : factors.innerHessian(i), outer: factors.adaptedFisher(i))
+            let recorded = concurrentMap(own.count, threads: threads) { j in
+                (inner: factors.alpha == 0 ? nil : factors.innerHessian(own.lowerBound + j), outer: factors.adaptedFisher(own.lowerBound + j))
             }
             fisherProduct = { vector in
-                let parts = concurrentMap(tasks, threads: threads) { i in
+                let parts = try distributedMap(tasks, group: group, threads: threads) { i in
+                    let r = recorded[i - own.lowerBound]
                     func jacobian(_ u: [Tensor]) -> [Tensor] {
-                        guard let inner = recorded[i].inner else { return u }
+                        guard let inner = r.inner else { return u }
                         return zip(u, inner(u)).map { $0 - $1 * factors.alpha }
                     }
-                    return jacobian(recorded[i].outer(jacobian(vector))).flatMap(\.values)
+                    return jacobian(r.outer(jacobian(vector))).flatMap(\.values)
                 }
                 return Self.sumInOrder(parts).map(Double.init)
             }
         } else {
             // Each task's KL gradient is recorded once; each of CG's products differentiates it again.
-            let fisher = concurrentMap(tasks, threads: threads) { i in
+            let fisher = concurrentMap(own.count, threads: threads) { j in
                 HessianVectorProducts(at: meta.parameters) { p in
                     var m = meta
                     m.parameters = p
-                    return surrogate(m, i, secondOrder, true).kl!
+                    return surrogate(m, own.lowerBound + j, secondOrder, true).kl!
                 }
             }
             fisherProduct = { vector in
-                let parts = concurrentMap(tasks, threads: threads) { i in fisher[i](vector).flatMap(\.values) }
+                let parts = try distributedMap(tasks, group: group, threads: threads) { i in fisher[i - own.lowerBound](vector).flatMap(\.values) }
                 return Self.sumInOrder(parts).map(Double.init)
             }
         }
         let (updated, step) = try TRPO.step(
-            from: meta, gradient: Self.sumInOrder(gradients.map(\.gradient)).map(Double.init), settings: config.trpo,
+            from: meta, gradient: Self.sumInOrder(gradients.map(\.second)).map(Double.init), settings: config.trpo,
             iteration: state.iteration + 1, fisherProduct: fisherProduct,
             evaluate: { m in
                 var gain = 0.0, kl = 0.0
-                for (g, k) in concurrentMap(tasks, threads: threads, { i in
+                for share in try distributedMap(tasks, group: group, threads: threads, { i in
                     let share = surrogate(m, i, false, true)
-                    return (share.gain.doubleScalar, share.kl!.doubleScalar)
+                    return ExchangedPair(share.gain.doubleScalar, share.kl!.doubleScalar)
                 }) {
-                    gain += g
-                    kl += k
+                    gain += share.first
+                    kl += share.second
                 }
                 return (gain, kl)
             },
-            gainAtStart: gradients.reduce(0) { $0 + $1.gain })
+            gainAtStart: gradients.reduce(0) { $0 + $1.first })
         state.policy = updated.policy
         state.stepSizes = updated.stepSizes
         return [("trpo_kl", step.kl), ("trpo_improvement", step.improvement), ("trpo_accepted", step.accepted ? 1 : 0),
@@ -497,14 +536,28 @@ public struct MAMLAlgorithm: AlgorithmDefinition {
     static func headlineMetric(_ settings: MAMLConfig) -> String { "episode_reward_mean_adapt_\(settings.innerAdaptationSteps)" }
 
     public func start<E: MetaEnv>(_ settings: MAMLConfig, prototype: E, seed: UInt64, threads: Int) throws -> any IterativeAlgorithm<MAMLState> {
-        var maml = try MAML(config: settings, prototype: prototype, seed: seed)
-        maml.threads = threads
-        return maml
+        try start(settings, prototype: prototype, seed: seed, threads: threads, group: SingleProcess())
     }
 
     public func restore<E: MetaEnv>(_ settings: MAMLConfig, prototype: E, state: MAMLState, threads: Int) throws -> any IterativeAlgorithm<MAMLState> {
+        try restore(settings, prototype: prototype, state: state, threads: threads, group: SingleProcess())
+    }
+
+    /// A fresh run with the meta-batch's tasks split over `group`'s processes.
+    public func start<E: MetaEnv>(_ settings: MAMLConfig, prototype: E, seed: UInt64, threads: Int,
+                                  group: any ProcessGroup) throws -> any IterativeAlgorithm<MAMLState> {
+        var maml = try MAML(config: settings, prototype: prototype, seed: seed)
+        maml.threads = threads
+        maml.group = group
+        return maml
+    }
+
+    /// A checkpoint's run continued with the meta-batch's tasks split over `group`'s processes.
+    public func restore<E: MetaEnv>(_ settings: MAMLConfig, prototype: E, state: MAMLState, threads: Int,
+                                    group: any ProcessGroup) throws -> any IterativeAlgorithm<MAMLState> {
         var maml = try MAML(config: settings, prototype: prototype, state: state)
         maml.threads = threads
+        maml.group = group
         return maml
     }
 

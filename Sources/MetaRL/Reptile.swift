@@ -25,6 +25,8 @@ public struct Reptile<E: MetaEnv>: IterativeAlgorithm {
     public var state: MAMLState
     /// Threads for the tasks of a meta-batch (results do not depend on it).
     public var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+    /// The processes the meta-batch's tasks are split over (results do not depend on their number).
+    public var group: any ProcessGroup = SingleProcess()
 
     public var iteration: Int { state.iteration }
     public var environmentSteps: Int { state.environmentSteps }
@@ -71,10 +73,17 @@ public struct Reptile<E: MetaEnv>: IterativeAlgorithm {
         var maml = try MAML(config: try Self.innerLoop(config), prototype: prototype, state: state)
         maml.threads = threads
         // The same inner loop as MAML: the parameters after each step and the episodes
-        // each produced (the last batch measures the adapted policy).
-        let rollouts = try maml.adaptAndSample(tasks: tasks, seeds: seeds)
+        // each produced (the last batch measures the adapted policy). Each process adapts to
+        // its block of tasks; the adapted parameters and summaries are gathered in task order.
+        let own = group.ownShare(of: tasks.count)
+        let local = try maml.adaptAndSample(tasks: tasks, seeds: seeds, only: own)
         let last = config.innerAdaptationSteps
-        state.policy = Self.aggregate(state.policy, adapted: rollouts.map { $0.policies[last] },
+        let gathered = try distributedMap(tasks.count, group: group, threads: 1) { i in
+            let rollout = local[i - own.lowerBound]
+            return ExchangedPair(rollout.policies[last].flatParameters.values, MAML<E>.TaskSummary(rollout))
+        }
+        let theta = state.policy
+        state.policy = Self.aggregate(state.policy, adapted: gathered.map { theta.withFlatParameters($0.first) },
                                       weights: [Double](repeating: 1 / Double(tasks.count), count: tasks.count),
                                       outerStepSize: config.outerStepSize)
         for (name, p) in state.policy.namedParameters where !p.values.allSatisfy({ $0.isFinite }) {
@@ -82,8 +91,9 @@ public struct Reptile<E: MetaEnv>: IterativeAlgorithm {
         }
         let finished = Date()
         state.iteration += 1
-        state.environmentSteps += MAML<E>.stepsSampled(rollouts)
-        return MAML<E>.adaptationMetrics(rollouts) + [
+        let summaries = gathered.map(\.second)
+        state.environmentSteps += summaries.reduce(0) { $0 + $1.validSteps }
+        return MAML<E>.adaptationMetrics(summaries) + [
             ("environment_steps", Double(state.environmentSteps)),
             ("sample_seconds", finished.timeIntervalSince(start)),
             ("update_seconds", 0),
@@ -104,14 +114,28 @@ public struct ReptileAlgorithm: AlgorithmDefinition {
     public func headlineMetric(_ settings: MAMLConfig) -> String { MAMLAlgorithm.headlineMetric(settings) }
 
     public func start<E: MetaEnv>(_ settings: MAMLConfig, prototype: E, seed: UInt64, threads: Int) throws -> any IterativeAlgorithm<MAMLState> {
-        var reptile = try Reptile(config: settings, prototype: prototype, seed: seed)
-        reptile.threads = threads
-        return reptile
+        try start(settings, prototype: prototype, seed: seed, threads: threads, group: SingleProcess())
     }
 
     public func restore<E: MetaEnv>(_ settings: MAMLConfig, prototype: E, state: MAMLState, threads: Int) throws -> any IterativeAlgorithm<MAMLState> {
+        try restore(settings, prototype: prototype, state: state, threads: threads, group: SingleProcess())
+    }
+
+    /// A fresh run with the meta-batch's tasks split over `group`'s processes.
+    public func start<E: MetaEnv>(_ settings: MAMLConfig, prototype: E, seed: UInt64, threads: Int,
+                                  group: any ProcessGroup) throws -> any IterativeAlgorithm<MAMLState> {
+        var reptile = try Reptile(config: settings, prototype: prototype, seed: seed)
+        reptile.threads = threads
+        reptile.group = group
+        return reptile
+    }
+
+    /// A checkpoint's run continued with the meta-batch's tasks split over `group`'s processes.
+    public func restore<E: MetaEnv>(_ settings: MAMLConfig, prototype: E, state: MAMLState, threads: Int,
+                                    group: any ProcessGroup) throws -> any IterativeAlgorithm<MAMLState> {
         var reptile = try Reptile(config: settings, prototype: prototype, state: state)
         reptile.threads = threads
+        reptile.group = group
         return reptile
     }
 

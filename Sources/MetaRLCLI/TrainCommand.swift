@@ -1,8 +1,10 @@
 import ArgumentParser
 import Envs
 import Foundation
+import OpenMPI
 import RL
 import Runs
+import TensorCore
 
 /// `metarl train ALGORITHM [options]`: one command for every registered algorithm. The
 /// options are the run's (below) and the algorithm's settings, each a flag derived from its
@@ -27,6 +29,7 @@ struct Train: CatalogCommand {
         ("--checkpoint-every", true, "checkpoint every N iterations"),
         ("--keep-checkpoints", true, "checkpoints to keep"),
         ("--threads", true, "threads (results do not depend on it)"),
+        ("--mpi-timeout", true, "under mpirun: seconds a rank waits for the others in a collective before the job stops (default 600)"),
     ] + Catalog.pythonOptions
 
     func run(catalog: Catalog) throws {
@@ -44,13 +47,33 @@ struct Train: CatalogCommand {
             }
             let parsed = try CommandLineOptions(rest, runOptions: Self.runOptions, settingFlags: algorithm.settingFlags,
                                                 defaults: algorithm.defaultSettings)
-            try Self.train(algorithm, parsed, catalog: try catalog.configuringPython(parsed))
+            let timeout = try parsed.integer("--mpi-timeout") ?? 600
+            guard timeout >= 1 else { throw RunError("--mpi-timeout \(timeout): must be at least 1 second") }
+            guard let group = try MPIProcessGroup.joinIfLaunched(timeoutSeconds: Double(timeout)) else {
+                try Self.train(algorithm, parsed, catalog: try catalog.configuringPython(parsed), group: SingleProcess())
+                return
+            }
+            // Under mpirun an error on any rank ends every rank (MPI_Abort), so none waits on
+            // a collective the failed one will never join; each prints its own line first.
+            do {
+                try requireSameOnEveryRank(try executableFingerprint(), what: "metarl executable", group: group)
+                try Self.train(algorithm, parsed, catalog: try catalog.configuringPython(parsed), group: group)
+                group.finish()
+            } catch {
+                FileHandle.standardError.write(Data("error: rank \(group.rank) of \(group.size): \(error)\n".utf8))
+                // Rank 0, failing the same way, first removes a run directory it just made.
+                if !group.isLeader { Thread.sleep(forTimeInterval: 2) }
+                group.abort(code: 2)
+            }
         }
     }
 
     /// Resolves the manifest (defaults, then the config file, then the flags), then trains
     /// a new run into `--out` or continues `--resume`.
-    static func train(_ algorithm: RegisteredAlgorithm, _ parsed: CommandLineOptions, catalog: Catalog) throws {
+    /// Under MPI (`group` of several ranks) every rank trains in step and rank 0 alone
+    /// creates and writes the run directory and prints.
+    static func train(_ algorithm: RegisteredAlgorithm, _ parsed: CommandLineOptions, catalog: Catalog,
+                      group: any ProcessGroup) throws {
         let checkpointEvery = try parsed.integer("--checkpoint-every") ?? algorithm.checkpointEvery
         let keep = try parsed.integer("--keep-checkpoints") ?? algorithm.keepCheckpoints
         let threads = try parsed.integer("--threads") ?? algorithm.defaultThreads
@@ -66,13 +89,22 @@ struct Train: CatalogCommand {
         }
         guard (out == nil) != (resume == nil) else { throw RunError("give exactly one of --out DIR (new run) or --resume DIR") }
         let start = Date()
-        let (directory, outcome) = try withRun(out: out, resume: resume, resolve: { try resolvedManifest(algorithm, parsed, catalog: catalog) },
-                                                extend: { try resumedManifest(algorithm, parsed, directory: $0) }) { directory, manifest in
+        let leader = group.isLeader
+        func trainIn(_ directory: RunDirectory, _ manifest: RunManifest) throws -> TrainingOutcome {
             let request = TrainingRequest(settings: manifest.settings, seed: manifest.seed, directory: directory, resume: resume != nil,
                                           checkpointEvery: checkpointEvery, keepCheckpoints: keep, threads: threads,
-                                          notes: { print("note: " + $0) })
+                                          notes: { if leader { print("note: " + $0) } }, group: group)
             return try algorithm.train(request, on: try catalog.envSpec(of: manifest, at: directory.url.path))
         }
+        let resolve = { try resolvedManifest(algorithm, parsed, catalog: catalog) }
+        let extend = { try resumedManifest(algorithm, parsed, directory: $0) }
+        guard leader else {
+            // The other ranks read the run (a resumed one's checkpoint) but never write it.
+            let directory = RunDirectory(URL(fileURLWithPath: resume ?? out!))
+            _ = try trainIn(directory, try resume == nil ? resolve() : extend(directory))
+            return
+        }
+        let (directory, outcome) = try withRun(out: out, resume: resume, resolve: resolve, extend: extend, train: trainIn)
         print(String(format: "trained %d iterations, %d environment steps, in %.1f s → %@", outcome.iteration, outcome.environmentSteps,
                      Date().timeIntervalSince(start), directory.url.path))
     }
@@ -162,6 +194,22 @@ struct Train: CatalogCommand {
         case .object: "…"
         }
     }
+}
+
+/// What ranks compare to be sure they run one program: the executable's size and its first
+/// and last mebibyte, digested.
+func executableFingerprint() throws -> [UInt8] {
+    let handle = try FileHandle(forReadingFrom: URL(fileURLWithPath: "/proc/self/exe"))
+    defer { try? handle.close() }
+    let size = try handle.seekToEnd()
+    try handle.seek(toOffset: 0)
+    var head = try handle.read(upToCount: 1 << 20) ?? Data()
+    try handle.seek(toOffset: size > (1 << 20) ? size - (1 << 20) : 0)
+    head.append(try handle.read(upToCount: 1 << 20) ?? Data())
+    var bytes: [UInt8] = []
+    Int(size).append(to: &bytes)
+    fingerprint(head).append(to: &bytes)
+    return bytes
 }
 
 /// Opens the run directory a `train` command works in and calls `train` with it: with

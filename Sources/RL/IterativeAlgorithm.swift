@@ -1,5 +1,6 @@
 import Envs
 import Foundation
+import TensorCore
 
 /// A training algorithm as `Runs` drives it: a value whose `Codable` state is everything
 /// needed to continue, and one `iterate()` that performs an iteration and returns its
@@ -188,6 +189,13 @@ public protocol AlgorithmDefinition: Sendable {
     func start<E: MetaEnv>(_ settings: Settings, prototype: E, seed: UInt64, threads: Int) throws -> any IterativeAlgorithm<State>
     /// The run continued from a checkpoint's state (checked against the settings).
     func restore<E: MetaEnv>(_ settings: Settings, prototype: E, state: State, threads: Int) throws -> any IterativeAlgorithm<State>
+    /// A fresh run whose work is split over the processes of `group` (an `mpirun` job); every
+    /// process gets the same state after every iteration. By default only a group of one.
+    func start<E: MetaEnv>(_ settings: Settings, prototype: E, seed: UInt64, threads: Int,
+                           group: any ProcessGroup) throws -> any IterativeAlgorithm<State>
+    /// A checkpoint's run continued over the processes of `group`. By default only a group of one.
+    func restore<E: MetaEnv>(_ settings: Settings, prototype: E, state: State, threads: Int,
+                             group: any ProcessGroup) throws -> any IterativeAlgorithm<State>
     /// Meta-test of a checkpoint on fresh tasks of `prototype`'s family.
     func evaluate<E: MetaEnv>(_ settings: Settings, state: State, prototype: E, options: EvaluationOptions, seed: UInt64,
                               threads: Int) throws -> Evaluation
@@ -203,4 +211,24 @@ extension AlgorithmDefinition {
     public var defaultThreads: Int { Swift.min(2, ProcessInfo.processInfo.activeProcessorCount) }
     /// By default the name implies nothing about the settings.
     public func prepare(_ settings: inout Settings) {}
+
+    /// One process only, unless the algorithm splits its work over a group.
+    public func start<E: MetaEnv>(_ settings: Settings, prototype: E, seed: UInt64, threads: Int,
+                                  group: any ProcessGroup) throws -> any IterativeAlgorithm<State> {
+        try requireSingleProcess(group)
+        return try start(settings, prototype: prototype, seed: seed, threads: threads)
+    }
+
+    /// One process only, unless the algorithm splits its work over a group.
+    public func restore<E: MetaEnv>(_ settings: Settings, prototype: E, state: State, threads: Int,
+                                    group: any ProcessGroup) throws -> any IterativeAlgorithm<State> {
+        try requireSingleProcess(group)
+        return try restore(settings, prototype: prototype, state: state, threads: threads)
+    }
+
+    func requireSingleProcess(_ group: any ProcessGroup) throws {
+        guard group.size == 1 else {
+            throw ProcessGroupError.mismatch("\(name) does not split its work over MPI processes yet; run it without mpirun (\(group.size) ranks were started)")
+        }
+    }
 }

@@ -43,21 +43,21 @@ public enum TRPO {
     /// Solves A x = b for a symmetric positive-definite A given only as products A·v
     /// (Hestenes & Stiefel), from x = 0, for `iterations` steps or until ‖r‖² < tolerance.
     public static func conjugateGradient(
-        _ product: ([Double]) -> [Double], _ b: [Double], iterations: Int, tolerance: Double = 1e-10
-    ) -> [Double] {
-        conjugateGradientWithResidual(product, b, iterations: iterations, tolerance: tolerance).solution
+        _ product: ([Double]) throws -> [Double], _ b: [Double], iterations: Int, tolerance: Double = 1e-10
+    ) rethrows -> [Double] {
+        try conjugateGradientWithResidual(product, b, iterations: iterations, tolerance: tolerance).solution
     }
 
     /// Conjugate gradient as above, also returning the residual r = b − A x it kept
     /// up to date, so that xᵀAx = xᵀ(b − r) costs no further product.
     public static func conjugateGradientWithResidual(
-        _ product: ([Double]) -> [Double], _ b: [Double], iterations: Int, tolerance: Double = 1e-10
-    ) -> (solution: [Double], residual: [Double]) {
+        _ product: ([Double]) throws -> [Double], _ b: [Double], iterations: Int, tolerance: Double = 1e-10
+    ) rethrows -> (solution: [Double], residual: [Double]) {
         var x = [Double](repeating: 0, count: b.count)
         var r = b, p = b
         var rr = dot(r, r)
         for _ in 0..<iterations where rr >= tolerance {
-            let ap = product(p)
+            let ap = try product(p)
             let alpha = rr / Swift.max(dot(p, ap), 1e-300)
             for i in x.indices {
                 x[i] += alpha * p[i]
@@ -93,23 +93,23 @@ public enum TRPO {
     /// - `gainAtStart`: L(θ) if the caller has it already (else `evaluate(θ)` computes it).
     public static func step(
         parameters theta: [Double], gradient g: [Double], settings: TRPOSettings,
-        fisherProduct: ([Double]) -> [Double], evaluate: ([Double]) -> (gain: Double, kl: Double),
+        fisherProduct: ([Double]) throws -> [Double], evaluate: ([Double]) throws -> (gain: Double, kl: Double),
         gainAtStart: Double? = nil
-    ) -> StepResult {
-        func damped(_ v: [Double]) -> [Double] {
-            let fv = fisherProduct(v)
+    ) rethrows -> StepResult {
+        func damped(_ v: [Double]) throws -> [Double] {
+            let fv = try fisherProduct(v)
             return zip(fv, v).map { $0 + settings.damping * $1 }
         }
-        let (x, residual) = conjugateGradientWithResidual(damped, g, iterations: settings.conjugateGradientIterations)
+        let (x, residual) = try conjugateGradientWithResidual(damped, g, iterations: settings.conjugateGradientIterations)
         // xᵀ(F + damping)x = xᵀ(g − r): CG's residual saves an eleventh product.
         let xFx = dot(x, g) - dot(x, residual)
         guard xFx > 0, xFx.isFinite else { return StepResult(parameters: theta, accepted: false, kl: 0, improvement: 0, backtracks: 0) }
         let scale = (2 * settings.maxKL / xFx).squareRoot()
-        let baseline = gainAtStart ?? evaluate(theta).gain
+        let baseline = try gainAtStart ?? evaluate(theta).gain
         var fraction = 1.0
         for k in 0..<settings.backtrackSteps {
             let candidate = zip(theta, x).map { $0 + fraction * scale * $1 }
-            let (gain, kl) = evaluate(candidate)
+            let (gain, kl) = try evaluate(candidate)
             if kl.isFinite, gain.isFinite, kl <= settings.maxKL, gain > baseline {
                 return StepResult(parameters: candidate, accepted: true, kl: kl, improvement: gain - baseline, backtracks: k)
             }
@@ -124,11 +124,11 @@ public enum TRPO {
     /// parameters are checked finite (a `NonFiniteError` for `iteration` otherwise).
     public static func step<P: ParameterCollection>(
         from start: P, gradient: [Double], settings: TRPOSettings, iteration: Int,
-        fisherProduct: ([Tensor]) -> [Double], evaluate: (P) -> (gain: Double, kl: Double), gainAtStart: Double? = nil
+        fisherProduct: ([Tensor]) throws -> [Double], evaluate: (P) throws -> (gain: Double, kl: Double), gainAtStart: Double? = nil
     ) throws -> (updated: P, result: StepResult) {
-        let result = step(parameters: start.flatParameterValues, gradient: gradient, settings: settings,
-                          fisherProduct: { fisherProduct(start.withFlatParameters($0).parameters) },
-                          evaluate: { evaluate(start.withFlatParameters($0)) }, gainAtStart: gainAtStart)
+        let result = try step(parameters: start.flatParameterValues, gradient: gradient, settings: settings,
+                          fisherProduct: { try fisherProduct(start.withFlatParameters($0).parameters) },
+                          evaluate: { try evaluate(start.withFlatParameters($0)) }, gainAtStart: gainAtStart)
         guard result.parameters.allSatisfy({ $0.isFinite }) else { throw NonFiniteError(iteration: iteration, quantity: "TRPO step") }
         return (start.withFlatParameters(result.parameters), result)
     }

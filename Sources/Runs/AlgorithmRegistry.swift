@@ -1,6 +1,7 @@
 import Envs
 import Foundation
 import RL
+import TensorCore
 
 /// An algorithm registered with `Runs`: an `AlgorithmDefinition` behind names and
 /// closures that work on any task family and on settings held as data, so that one
@@ -118,10 +119,14 @@ public struct TrainingRequest {
     public var progress: ProgressLine
     /// Receives notes such as a skipped corrupt checkpoint.
     public var notes: (String) -> Void
+    /// The processes the run is split over (an `mpirun` job); rank 0 alone writes the run directory.
+    public var group: any ProcessGroup
 
     /// A request to train into `directory` with the algorithm's checkpoint defaults unless given.
     public init(settings: JSONValue, seed: UInt64, directory: RunDirectory, resume: Bool, checkpointEvery: Int, keepCheckpoints: Int,
-                threads: Int, progress: ProgressLine = ProgressLine(), notes: @escaping (String) -> Void = { _ in }) {
+                threads: Int, progress: ProgressLine = ProgressLine(), notes: @escaping (String) -> Void = { _ in },
+                group: any ProcessGroup = SingleProcess()) {
+        self.group = group
         self.settings = settings
         self.seed = seed
         self.directory = directory
@@ -201,15 +206,27 @@ struct TrainingOpener<A: AlgorithmDefinition>: MetaEnvConsumer {
         var algorithm: (any IterativeAlgorithm<A.State>)?
         if request.resume {
             if let (iteration, state) = try request.directory.latestCheckpoint(A.State.self, notes: request.notes) {
-                algorithm = try definition.restore(settings, prototype: prototype, state: state, threads: request.threads)
+                algorithm = try definition.restore(settings, prototype: prototype, state: state, threads: request.threads,
+                                                   group: request.group)
                 request.notes("resuming from iteration \(iteration)")
             } else {
                 request.notes("no usable checkpoint in \(request.directory.url.path); starting from iteration 0")
             }
         }
-        var running = try algorithm ?? definition.start(settings, prototype: prototype, seed: request.seed, threads: request.threads)
+        var running = try algorithm ?? definition.start(settings, prototype: prototype, seed: request.seed, threads: request.threads,
+                                                        group: request.group)
+        if request.group.size > 1 {
+            // Every rank must train the same settings from the same iteration and state.
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            var identity: [UInt8] = []
+            fingerprint(try encoder.encode(settings)).append(to: &identity)
+            running.iteration.append(to: &identity)
+            fingerprint(try encoder.encode(running.state)).append(to: &identity)
+            try requireSameOnEveryRank(identity, what: "run (its settings, or the checkpoint it resumed from)", group: request.group)
+        }
         var loop = TrainingLoop(directory: request.directory, iterations: settings.iterations, checkpointEvery: request.checkpointEvery,
-                                keepCheckpoints: request.keepCheckpoints, progress: request.progress)
+                                keepCheckpoints: request.keepCheckpoints, progress: request.progress, writes: request.group.isLeader)
         try loop.run(&running)
         return TrainingOutcome(iteration: running.iteration, environmentSteps: running.environmentSteps)
     }

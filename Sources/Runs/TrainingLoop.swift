@@ -11,9 +11,13 @@ public struct TrainingLoop {
     public var keepCheckpoints: Int
     /// Receives progress text (a line, or a redraw with "\r" on a terminal).
     public var progress: ProgressLine
+    /// Whether this process writes metrics, events, checkpoints and progress (in an MPI job,
+    /// rank 0 only; the other ranks iterate in step with it).
+    public var writes: Bool
 
     public init(directory: RunDirectory, iterations: Int, checkpointEvery: Int = 10, keepCheckpoints: Int = 3,
-                progress: ProgressLine = ProgressLine()) {
+                progress: ProgressLine = ProgressLine(), writes: Bool = true) {
+        self.writes = writes
         self.directory = directory
         self.iterations = iterations
         self.checkpointEvery = max(checkpointEvery, 1)
@@ -24,6 +28,14 @@ public struct TrainingLoop {
     /// Runs `algorithm` until `iterations`, appending to `metrics.csv` and checkpointing.
     /// A `NonFiniteError` stops the run without writing a checkpoint of the bad state.
     public mutating func run<A: IterativeAlgorithm>(_ algorithm: inout A) throws {
+        guard writes else {
+            while algorithm.iteration < iterations {
+                for (name, value) in try algorithm.iterate() where !value.isFinite {
+                    throw NonFiniteError(iteration: algorithm.iteration, quantity: name)
+                }
+            }
+            return
+        }
         var csv = try MetricsCSV(url: directory.metricsURL, keepingRowsThrough: algorithm.iteration)
         // One event file holding exactly the rows metrics.csv keeps, then the new ones.
         for old in TensorBoardEventWriter.existingFiles(in: directory.url) { try? FileManager.default.removeItem(at: old) }

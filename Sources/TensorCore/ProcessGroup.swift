@@ -1,0 +1,174 @@
+/// The processes one training run is spread over (MPI ranks, or just this process), and the
+/// one collective data-parallel training needs: every rank's bytes, gathered on every rank in
+/// rank order.
+///
+/// An algorithm splits its per-item work (MAML's tasks, for example) into contiguous blocks,
+/// one per rank, with ``distributedMap(_:group:threads:_:)``; every rank then holds every
+/// item's result in item order and combines them exactly as a single process does. Results
+/// therefore never depend on the number of processes.
+public protocol ProcessGroup: Sendable {
+    /// This process's index, 0 ..< `size`.
+    var rank: Int { get }
+    /// The number of processes.
+    var size: Int { get }
+    /// Every rank's `bytes`, indexed by rank (this rank's own among them).
+    func allGather(_ bytes: [UInt8]) throws -> [[UInt8]]
+}
+
+extension ProcessGroup {
+    /// The items rank `rank` computes when `count` items are split into `size` contiguous blocks.
+    public func share(of count: Int, rank: Int) -> Range<Int> {
+        (rank * count / size)..<((rank + 1) * count / size)
+    }
+
+    /// The items this process computes.
+    public func ownShare(of count: Int) -> Range<Int> { share(of: count, rank: rank) }
+
+    /// Whether this process is rank 0 (which writes the run directory and prints progress).
+    public var isLeader: Bool { rank == 0 }
+}
+
+/// A run in one process: the group of size 1, whose gather is the identity.
+public struct SingleProcess: ProcessGroup {
+    public init() {}
+    public var rank: Int { 0 }
+    public var size: Int { 1 }
+    public func allGather(_ bytes: [UInt8]) throws -> [[UInt8]] { [bytes] }
+}
+
+/// A value that crosses between processes as bytes, bit for bit.
+public protocol ProcessExchangeable {
+    /// Appends the value's bytes.
+    func append(to bytes: inout [UInt8])
+    /// Reads a value written by `append(to:)`.
+    init(reading reader: inout ByteReader) throws
+}
+
+/// Reads values back from a byte buffer another process wrote.
+public struct ByteReader {
+    let bytes: [UInt8]
+    var offset = 0
+
+    /// A reader at the start of `bytes`.
+    public init(_ bytes: [UInt8]) { self.bytes = bytes }
+
+    /// The next `count` values of a fixed-size type.
+    public mutating func read<T: BitwiseCopyable>(_: T.Type, count: Int) throws -> [T] {
+        let length = count * MemoryLayout<T>.stride
+        guard count >= 0, offset + length <= bytes.count else { throw ProcessGroupError.malformedMessage(bytes.count) }
+        let values = [T](unsafeUninitializedCapacity: count) { buffer, initialized in
+            bytes.withUnsafeBytes { raw in
+                UnsafeMutableRawBufferPointer(buffer).copyMemory(from: UnsafeRawBufferPointer(rebasing: raw[offset..<(offset + length)]))
+            }
+            initialized = count
+        }
+        offset += length
+        return values
+    }
+
+    /// Whether every byte has been read.
+    public var isAtEnd: Bool { offset == bytes.count }
+}
+
+/// A collective failed: a rank timed out or sent what this rank cannot read.
+public enum ProcessGroupError: Error, CustomStringConvertible, Equatable {
+    /// A message of this many bytes did not hold what it should.
+    case malformedMessage(Int)
+    /// The ranks disagree about something that must be the same everywhere.
+    case mismatch(String)
+    /// The transport failed (the MPI error text) or timed out.
+    case transport(String)
+
+    public var description: String {
+        switch self {
+        case .malformedMessage(let n): "a rank sent a malformed message (\(n) bytes)"
+        case .mismatch(let what): what
+        case .transport(let what): what
+        }
+    }
+}
+
+/// A fixed-size value whose arrays cross as their raw bytes.
+public protocol FixedWidthExchangeable: ProcessExchangeable, BitwiseCopyable {}
+
+extension Double: FixedWidthExchangeable {
+    public func append(to bytes: inout [UInt8]) { withUnsafeBytes(of: bitPattern.littleEndian) { bytes += $0 } }
+    public init(reading reader: inout ByteReader) throws { self = try reader.read(Double.self, count: 1)[0] }
+}
+
+extension Int: FixedWidthExchangeable {
+    public func append(to bytes: inout [UInt8]) { withUnsafeBytes(of: Int64(self).littleEndian) { bytes += $0 } }
+    public init(reading reader: inout ByteReader) throws { self = Int(try reader.read(Int64.self, count: 1)[0]) }
+}
+
+extension Array: ProcessExchangeable where Element: FixedWidthExchangeable {
+    public func append(to bytes: inout [UInt8]) {
+        count.append(to: &bytes)
+        withUnsafeBytes { bytes += $0 }
+    }
+    public init(reading reader: inout ByteReader) throws {
+        let count = try Int(reading: &reader)
+        self = try reader.read(Element.self, count: count)
+    }
+}
+
+extension Float: FixedWidthExchangeable {
+    public func append(to bytes: inout [UInt8]) { withUnsafeBytes(of: bitPattern.littleEndian) { bytes += $0 } }
+    public init(reading reader: inout ByteReader) throws { self = try reader.read(Float.self, count: 1)[0] }
+}
+
+/// Two exchangeable values as one (a gain and its gradient, say).
+public struct ExchangedPair<First: ProcessExchangeable, Second: ProcessExchangeable>: ProcessExchangeable {
+    public var first: First
+    public var second: Second
+    /// The pair (`first`, `second`).
+    public init(_ first: First, _ second: Second) {
+        self.first = first
+        self.second = second
+    }
+    public func append(to bytes: inout [UInt8]) {
+        first.append(to: &bytes)
+        second.append(to: &bytes)
+    }
+    public init(reading reader: inout ByteReader) throws {
+        first = try First(reading: &reader)
+        second = try Second(reading: &reader)
+    }
+}
+
+/// `body(0)…body(count − 1)` split over the processes of `group` (a contiguous block each, run
+/// on `threads` threads there), every result then gathered on every process: the results in
+/// index order, the same on every rank as `concurrentMap` gives in one process.
+public func distributedMap<T: ProcessExchangeable>(_ count: Int, group: any ProcessGroup, threads: Int,
+                                                   _ body: (Int) throws -> T) throws -> [T] {
+    if group.size == 1 { return try concurrentMap(count, threads: threads, body) }
+    let own = group.ownShare(of: count)
+    let mine = try concurrentMap(own.count, threads: threads) { try body(own.lowerBound + $0) }
+    var bytes: [UInt8] = []
+    for value in mine { value.append(to: &bytes) }
+    var results: [T] = []
+    results.reserveCapacity(count)
+    for (rank, part) in try group.allGather(bytes).enumerated() {
+        var reader = ByteReader(part)
+        for _ in group.share(of: count, rank: rank) { results.append(try T(reading: &reader)) }
+        guard reader.isAtEnd else { throw ProcessGroupError.malformedMessage(part.count) }
+    }
+    return results
+}
+
+/// Throws ``ProcessGroupError/mismatch(_:)`` unless every rank passed the same `value`
+/// (a run's settings, the binary's identity): checked before the ranks start working together.
+public func requireSameOnEveryRank(_ value: [UInt8], what: String, group: any ProcessGroup) throws {
+    let all = try group.allGather(value)
+    if let different = all.firstIndex(where: { $0 != all[0] }) {
+        throw ProcessGroupError.mismatch("rank \(different) has a different \(what) from rank 0")
+    }
+}
+
+/// FNV-1a over `bytes`: the 64-bit digest ranks compare to agree on a run's settings, state
+/// or executable without sending them whole.
+public func fingerprint<Bytes: Sequence<UInt8>>(_ bytes: Bytes) -> Int {
+    var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+    for byte in bytes { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01b3 }
+    return Int(bitPattern: UInt(hash))
+}

@@ -1,0 +1,175 @@
+import Foundation
+import Runs
+import Testing
+
+/// `mpirun` from Debian's openmpi-bin (`.ci/run` installs it), or nil.
+func mpirunExecutable() -> URL? {
+    for path in ["/usr/bin/mpirun", "/usr/local/bin/mpirun"] where FileManager.default.isExecutableFile(atPath: path) {
+        return URL(fileURLWithPath: path)
+    }
+    return nil
+}
+
+/// Runs `metarl arguments` under `mpirun -np ranks` (ranks 0: without mpirun) with a time
+/// limit; returns the exit status and what it printed on standard error.
+func runUnderMPI(ranks: Int, _ arguments: [String], extraRanks: [String]? = nil, timeout: TimeInterval = 300) throws
+    -> (status: Int32, errors: String) {
+    let process = Process()
+    let metarl = try metarlExecutable().path
+    if ranks == 0 {
+        process.executableURL = URL(fileURLWithPath: metarl)
+        process.arguments = arguments
+    } else {
+        guard let mpirun = mpirunExecutable() else {
+            throw RunError("mpirun not found: install Debian's openmpi-bin (`.ci/run` does)")
+        }
+        process.executableURL = mpirun
+        var line = ["--allow-run-as-root", "--oversubscribe", "-np", "\(ranks)", metarl] + arguments
+        if let extraRanks { line += [":", "-np", "1", metarl] + extraRanks }
+        process.arguments = line
+    }
+    // Standard error goes to a file, read once the job has ended (no pipe to fill up).
+    let log = FileManager.default.temporaryDirectory.appendingPathComponent("metarl-mpi-\(UUID().uuidString).err")
+    _ = FileManager.default.createFile(atPath: log.path, contents: nil)
+    defer { try? FileManager.default.removeItem(at: log) }
+    let errors = try FileHandle(forWritingTo: log)
+    defer { try? errors.close() }
+    process.standardOutput = FileHandle.nullDevice
+    process.standardError = errors
+    try process.run()
+    let deadline = Date().addingTimeInterval(timeout)
+    while process.isRunning, Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+    if process.isRunning {
+        process.terminate()
+        Thread.sleep(forTimeInterval: 1)
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        throw RunError("mpirun \(arguments.prefix(2).joined(separator: " ")) did not finish in \(Int(timeout)) s")
+    }
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: (try? Data(contentsOf: log)) ?? Data(), as: UTF8.self))
+}
+
+/// Data-parallel training over Open MPI: the same final checkpoint, byte for byte, for 1, 2
+/// and 4 processes and for the binary run without mpirun; resume at another process count;
+/// the fault paths end every rank with a named error.
+@Suite(.serialized) struct MPITrainingTests {
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("metarl-mpi-\(UUID().uuidString)")
+
+    static let maml = ["--env", "point-nav", "--env-arg", "horizon=10", "--meta-batch-size", "4", "--fast-batch-size", "3",
+                       "--hidden-sizes", "8", "--iterations", "3", "--checkpoint-every", "1", "--threads", "1", "--seed", "5"]
+
+    func checkpoint(_ run: String, _ iteration: Int) throws -> Data {
+        try Data(contentsOf: directory.appendingPathComponent(run).appendingPathComponent("checkpoints")
+            .appendingPathComponent(String(format: "%08d.ckpt", iteration)))
+    }
+
+    @Test(arguments: [["maml"], ["maml-fo"], ["meta-sgd"], ["maml", "--outer", "ppo"], ["reptile"]])
+    func theFinalCheckpointDoesNotDependOnTheProcessCount(_ algorithm: [String]) throws {
+        defer { try? FileManager.default.removeItem(at: directory) }
+        for ranks in [0, 1, 2, 4] {
+            let out = directory.appendingPathComponent("n\(ranks)").path
+            let (status, errors) = try runUnderMPI(ranks: ranks, ["train"] + algorithm + Self.maml + ["--out", out])
+            #expect(status == 0, "\(ranks) ranks: \(errors)")
+        }
+        let single = try checkpoint("n0", 3)
+        for ranks in [1, 2, 4] { #expect(try checkpoint("n\(ranks)", 3) == single, "\(ranks) ranks") }
+        // Metrics too (all but the wall-clock columns).
+        func metrics(_ run: String) throws -> [String] {
+            let text = try String(contentsOf: directory.appendingPathComponent(run).appendingPathComponent("metrics.csv"), encoding: .utf8)
+            let rows = text.split(separator: "\n").map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
+            let keep = rows[0].indices.filter { !rows[0][$0].hasSuffix("seconds") }
+            return rows.map { row in keep.map { row[$0] }.joined(separator: ",") }
+        }
+        #expect(try metrics("n4") == metrics("n0"))
+    }
+
+    @Test func resumesExactlyAtAnotherProcessCount() throws {
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let straight = directory.appendingPathComponent("straight").path, resumed = directory.appendingPathComponent("resumed").path
+        #expect(try runUnderMPI(ranks: 2, ["train", "maml"] + Self.maml + ["--out", straight]).status == 0)
+        var first = Self.maml
+        first[first.firstIndex(of: "--iterations")! + 1] = "1"
+        #expect(try runUnderMPI(ranks: 4, ["train", "maml"] + first + ["--out", resumed]).status == 0)
+        #expect(try runUnderMPI(ranks: 3, ["train", "maml", "--resume", resumed, "--iterations", "3"]).status == 0)
+        #expect(try checkpoint("resumed", 3) == checkpoint("straight", 3))
+    }
+
+    @Test func mismatchedSettingsAcrossRanksEndEveryRank() throws {
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let out = directory.appendingPathComponent("mismatch").path
+        var other = Self.maml
+        other[other.firstIndex(of: "--seed")! + 1] = "6"
+        let (status, errors) = try runUnderMPI(ranks: 1, ["train", "maml"] + Self.maml + ["--out", out],
+                                               extraRanks: ["train", "maml"] + other + ["--out", out], timeout: 120)
+        #expect(status != 0)
+        #expect(errors.contains("has a different run (its settings, or the checkpoint it resumed from) from rank 0"), "\(errors)")
+        #expect(!FileManager.default.fileExists(atPath: out + "/run.json"))
+    }
+
+    @Test func anAlgorithmThatCannotSplitItsWorkSaysSo() throws {
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let out = directory.appendingPathComponent("rl2").path
+        let (status, errors) = try runUnderMPI(ranks: 2, ["train", "rl2", "--env", "bandit", "--iterations", "1", "--out", out], timeout: 120)
+        #expect(status != 0)
+        #expect(errors.contains("rl2 does not split its work over MPI processes yet; run it without mpirun"), "\(errors)")
+    }
+
+    @Test func aKilledRankEndsTheJobAndKeepsTheLastCheckpoint() throws {
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let out = directory.appendingPathComponent("killed")
+        var long = Self.maml
+        long[long.firstIndex(of: "--iterations")! + 1] = "100000"
+        guard let mpirun = mpirunExecutable() else { throw RunError("mpirun not found: install Debian's openmpi-bin") }
+        let process = Process()
+        process.executableURL = mpirun
+        process.arguments = ["--allow-run-as-root", "--oversubscribe", "-np", "2", try metarlExecutable().path, "train", "maml"] + long
+            + ["--out", out.path]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        defer { if process.isRunning { process.terminate() } }
+        // Wait for a checkpoint, then SIGKILL one rank (a child of mpirun running metarl).
+        let checkpoints = out.appendingPathComponent("checkpoints")
+        let deadline = Date().addingTimeInterval(120)
+        while Date() < deadline, ((try? FileManager.default.contentsOfDirectory(atPath: checkpoints.path)) ?? []).filter({ $0.hasSuffix(".ckpt") }).count < 2 {
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        let ranks = try childProcesses(of: process.processIdentifier)
+        #expect(ranks.count == 2)
+        kill(try #require(ranks.last), SIGKILL)
+        let end = Date().addingTimeInterval(60)
+        while process.isRunning, Date() < end { Thread.sleep(forTimeInterval: 0.05) }
+        #expect(!process.isRunning, "mpirun kept running after a rank was killed")
+        process.waitUntilExit()
+        #expect(process.terminationStatus != 0)
+        #expect(try childProcesses(of: process.processIdentifier).isEmpty)
+        // The newest checkpoint is whole: it loads and evaluates.
+        #expect(try runMetarl(["eval", out.path, "--tasks", "2"]) == 0)
+    }
+
+    /// The processes whose parent is `pid` (from /proc).
+    func childProcesses(of pid: Int32) throws -> [Int32] {
+        try FileManager.default.contentsOfDirectory(atPath: "/proc").compactMap(Int32.init).filter { child in
+            guard let stat = try? String(contentsOfFile: "/proc/\(child)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { return false }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            return fields.count > 2 && Int32(fields[1]) == pid
+        }.sorted()
+    }
+
+    @Test func missingOpenMPIIsANamedError() throws {
+        let process = Process()
+        process.executableURL = try metarlExecutable()
+        process.arguments = ["train", "maml"] + Self.maml + ["--out", directory.appendingPathComponent("nompi").path]
+        process.environment = ProcessInfo.processInfo.environment.merging(
+            ["OMPI_COMM_WORLD_SIZE": "2", "METARL_MPI_LIBRARY": "/nonexistent/libmpi.so.40"]) { $1 }
+        let errors = Pipe()
+        process.standardError = errors
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        let text = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 2)
+        #expect(text.hasPrefix("error: MPI: cannot load /nonexistent/libmpi.so.40 (install Debian's openmpi-bin"), "\(text)")
+    }
+}

@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
-targets=(TensorCore NN Envs GymBridge Baselines RL MetaRL Runs Benchmarks MetaRLCLI)
+targets=(TensorCore NN Envs GymBridge Baselines RL MetaRL Runs OpenMPI Benchmarks MetaRLCLI)
 swift package --disable-sandbox generate-documentation "${targets[@]/#/--target=}" --warnings-as-errors 2>&1 | tee "$log"
 if grep -E "^(warning|error):|: warning:|: error:" "$log" | grep -v "^warning: 'swift-docc-plugin'" >/dev/null; then
     echo "documentation has warnings (above)"; exit 1

@@ -2,9 +2,9 @@ import CMPI
 import Foundation
 import TensorCore
 
-/// The ranks of an `mpirun` job as a ``ProcessGroup``, over Open MPI loaded at run time.
+/// The ranks of an `mpirun` job as a `ProcessGroup`, over Open MPI loaded at run time.
 ///
-/// Nothing of MPI is linked: ``joinIfLaunched(timeoutSeconds:)`` looks for the variables
+/// Nothing of MPI is linked: ``joinIfLaunched(timeoutSeconds:environment:)`` looks for the variables
 /// `mpirun` sets, and only then opens `libmpi.so.40`, so every command works unchanged on a
 /// machine without Open MPI. Each collective is non-blocking MPI polled against a deadline:
 /// a rank that stops answering ends the wait with an error instead of a hang.

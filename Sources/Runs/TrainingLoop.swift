@@ -28,19 +28,15 @@ public struct TrainingLoop {
     /// Runs `algorithm` until `iterations`, appending to `metrics.csv` and checkpointing.
     /// A `NonFiniteError` stops the run without writing a checkpoint of the bad state.
     public mutating func run<A: IterativeAlgorithm>(_ algorithm: inout A) throws {
-        guard writes else {
-            while algorithm.iteration < iterations {
-                for (name, value) in try algorithm.iterate() where !value.isFinite {
-                    throw NonFiniteError(iteration: algorithm.iteration, quantity: name)
-                }
-            }
-            return
+        // Only a writing process (rank 0 of an MPI job) keeps metrics.csv and the event file.
+        var csv = writes ? try MetricsCSV(url: directory.metricsURL, keepingRowsThrough: algorithm.iteration) : nil
+        var events: TensorBoardEventWriter?
+        if let csv {
+            // One event file holding exactly the rows metrics.csv keeps, then the new ones.
+            for old in TensorBoardEventWriter.existingFiles(in: directory.url) { try? FileManager.default.removeItem(at: old) }
+            events = try TensorBoardEventWriter(directory: directory.url)
+            for row in csv.keptRows { try events?.append(step: row.iteration, scalars: row.metrics) }
         }
-        var csv = try MetricsCSV(url: directory.metricsURL, keepingRowsThrough: algorithm.iteration)
-        // One event file holding exactly the rows metrics.csv keeps, then the new ones.
-        for old in TensorBoardEventWriter.existingFiles(in: directory.url) { try? FileManager.default.removeItem(at: old) }
-        let events = try TensorBoardEventWriter(directory: directory.url)
-        for row in csv.keptRows { try events.append(step: row.iteration, scalars: row.metrics) }
         let startSteps = algorithm.environmentSteps, startIteration = algorithm.iteration
         let start = Date()
         while algorithm.iteration < iterations {
@@ -49,9 +45,10 @@ public struct TrainingLoop {
             for (name, value) in metrics where !value.isFinite {
                 throw NonFiniteError(iteration: algorithm.iteration, quantity: name)
             }
+            guard writes else { continue }
             let row = metrics + [("wall_seconds", Date().timeIntervalSince(iterationStart))]
-            try csv.append(iteration: algorithm.iteration, metrics: row)
-            try events.append(step: algorithm.iteration, scalars: row)
+            try csv?.append(iteration: algorithm.iteration, metrics: row)
+            try events?.append(step: algorithm.iteration, scalars: row)
             if algorithm.iteration % checkpointEvery == 0 || algorithm.iteration == iterations {
                 try directory.saveCheckpoint(algorithm.state, iteration: algorithm.iteration, keep: keepCheckpoints)
             }

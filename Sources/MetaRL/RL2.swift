@@ -53,6 +53,11 @@ public struct RL2Config: AlgorithmSettings {
     public var fisherSubsample: Double = 0.2
     /// Adam epochs of the value function per TRPO iteration.
     public var valueEpochs: Int = 5
+    /// Fixed parts the iteration's trials are split into: each part is sampled with its own
+    /// random stream, minibatches take an equal share of every part, and the parts'
+    /// gradients are summed in part order. MPI ranks each take a contiguous block of parts,
+    /// so a run's numbers depend on `shards`, never on the process count. 1 keeps one batch.
+    public var shards: Int = 1
 
     public init() {}
 
@@ -75,6 +80,7 @@ public struct RL2Config: AlgorithmSettings {
         try trpo.validate(prefix: "trpo.")
         try ConfigError.check("fisherSubsample", fisherSubsample, open: 0..<1.000_001)
         try ConfigError.check("valueEpochs", valueEpochs, 0...1000)
+        try ConfigError.check("shards", shards, 1...4096, note: "at most the trials per iteration")
     }
 
     /// Steps in one trial at most.
@@ -98,6 +104,7 @@ public struct RL2Config: AlgorithmSettings {
         SettingFlag("gaeLambda", flag: "--lambda", help: "GAE λ"),
         SettingFlag("clip", help: "PPO clip range ε"),
         SettingFlag("standardizeAdvantages", help: "standardise advantages over each iteration's batch"),
+        SettingFlag("shards", help: "fixed parts of each iteration's trials, each with its own random stream (mpirun -np N needs N ≤ shards; results depend on shards, not on N)"),
     ]
 
     /// The quickstart's settings (`metarl quickstart`): bandits k = 5, n = 10 with a small
@@ -411,6 +418,12 @@ public struct RL2State: Codable, Sendable {
 }
 
 /// RL² on a task family: `iterate()` samples trials and updates the policy once.
+///
+/// The iteration's trials are split into `config.shards` fixed parts (one, unless a run asks
+/// for more). Each part is sampled with its own random stream and holds its own trials; every
+/// loss is a sum over parts, computed part by part and added in part order. Under MPI each
+/// rank samples and differentiates a contiguous block of parts and the ranks gather the
+/// parts' results, so every rank takes the same step, whatever the number of processes.
 public struct RL2<E: MetaEnv>: IterativeAlgorithm {
     public let config: RL2Config
     public let prototype: E
@@ -418,6 +431,8 @@ public struct RL2<E: MetaEnv>: IterativeAlgorithm {
     /// Threads for the PPO update: the policy's and the value function's gradients are
     /// computed side by side on two (results do not depend on it).
     public var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+    /// The processes the iteration's parts are split over (results do not depend on it).
+    public var group: any ProcessGroup = SingleProcess()
 
     public var iteration: Int { state.iteration }
     public var environmentSteps: Int { state.environmentSteps }
@@ -425,6 +440,10 @@ public struct RL2<E: MetaEnv>: IterativeAlgorithm {
 
     /// A fresh run; the seed fixes the initial networks and every trial drawn.
     public init(config: RL2Config, prototype: E, seed: UInt64) throws {
+        let trials = config.resolvedTrials(maxEpisodeSteps: prototype.maxEpisodeSteps)
+        guard config.shards <= trials else {
+            throw RL2Error.unsupported("shards (\(config.shards)) must be at most the trials per iteration (\(trials))")
+        }
         self.config = config
         self.prototype = prototype
         var rng = Xoshiro256(seed: seed)
@@ -446,44 +465,110 @@ public struct RL2<E: MetaEnv>: IterativeAlgorithm {
         self.state = state
     }
 
+    // MARK: Parts of the iteration's trials
+
+    /// One part of an iteration: its trials, sampled on this rank, with their advantages and returns.
+    struct Part {
+        var index: Int
+        var batch: TrialBatch
+        var advantages: [Float]
+        var returns: [Float]
+    }
+
+    /// The trials (indices into the iteration's) of part `part` of `parts`.
+    static func trials(ofPart part: Int, parts: Int, trials: Int) -> Range<Int> {
+        (part * trials / parts)..<((part + 1) * trials / parts)
+    }
+
+    /// The seed of part `part`'s trials: the iteration's own seed when there is one part.
+    static func seed(ofPart part: Int, parts: Int, iterationSeed: UInt64) -> UInt64 {
+        guard parts > 1 else { return iterationSeed }
+        var rng = Xoshiro256(seed: iterationSeed &+ UInt64(part) &* 0x9E37_79B9_7F4A_7C15)
+        return rng.next()
+    }
+
+    /// `body` on this rank's parts, each part's result then on every rank, in part order.
+    func acrossParts<T: ProcessExchangeable>(_ parts: [Part], _ body: (Part) throws -> T) throws -> [T] {
+        let own = group.ownShare(of: config.shards)
+        return try distributedMap(config.shards, group: group, threads: 1) { try body(parts[$0 - own.lowerBound]) }
+    }
+
+    /// What the metrics need of a part's trials.
+    struct PartSummary: ProcessExchangeable {
+        var trialReturns: [Double]
+        var episodeReturns: [Double]
+        var episodeSuccesses: [Float]
+        var environmentSteps: Int
+
+        init(_ batch: TrialBatch) {
+            trialReturns = batch.trialReturns
+            episodeReturns = batch.episodeReturns.flatMap { $0 }
+            episodeSuccesses = batch.episodeSuccesses.flatMap { $0 }
+            environmentSteps = batch.environmentSteps
+        }
+        func append(to bytes: inout [UInt8]) {
+            trialReturns.append(to: &bytes)
+            episodeReturns.append(to: &bytes)
+            episodeSuccesses.append(to: &bytes)
+            environmentSteps.append(to: &bytes)
+        }
+        init(reading reader: inout ByteReader) throws {
+            trialReturns = try [Double](reading: &reader)
+            episodeReturns = try [Double](reading: &reader)
+            episodeSuccesses = try [Float](reading: &reader)
+            environmentSteps = try Int(reading: &reader)
+        }
+    }
+
     public mutating func iterate() throws -> [(String, Double)] {
         let trials = config.resolvedTrials(maxEpisodeSteps: prototype.maxEpisodeSteps)
         let start = Date()
-        let batch = try sampleTrials(model: state.model, prototype: prototype, trials: trials,
-                                     episodesPerTrial: config.episodesPerTrial, chunkLength: config.maxSeqLen,
-                                     seed: state.rng.next(), threads: threads)
+        let iterationSeed = state.rng.next()
+        var parts: [Part] = []
+        for p in group.ownShare(of: config.shards) {
+            let count = Self.trials(ofPart: p, parts: config.shards, trials: trials).count
+            let batch = try sampleTrials(model: state.model, prototype: prototype, trials: count,
+                                         episodesPerTrial: config.episodesPerTrial, chunkLength: config.maxSeqLen,
+                                         seed: Self.seed(ofPart: p, parts: config.shards, iterationSeed: iterationSeed),
+                                         threads: threads)
+            // Advantages: GAE over each trial as one episode.
+            let (advantages, returns) = GAE.compute(
+                rewards: batch.rewards, values: batch.values, ends: batch.ends, bootstrap: [Float](repeating: 0, count: count),
+                steps: batch.steps, batch: count, gamma: Float(config.gamma), lambda: Float(config.gaeLambda))
+            parts.append(Part(index: p, batch: batch, advantages: advantages, returns: returns))
+        }
+        let summaries = try acrossParts(parts) { PartSummary($0.batch) }
         let sampled = Date()
-
-        // Advantages: GAE over each trial as one episode.
-        var (advantages, returns) = GAE.compute(
-            rewards: batch.rewards, values: batch.values, ends: batch.ends, bootstrap: [Float](repeating: 0, count: trials),
-            steps: batch.steps, batch: trials, gamma: Float(config.gamma), lambda: Float(config.gaeLambda))
-        if config.standardizeAdvantages { standardize(&advantages, mask: batch.valid) }
+        if config.standardizeAdvantages { try standardizeAdvantages(&parts) }
 
         // The config's rate (annealed linearly to 0 at `iterations`), also after a resume
         // whose config changed it: the optimizer's saved rate is not the one to keep.
         let remaining = config.annealLearningRate ? 1 - Double(state.iteration) / Double(Swift.max(config.iterations, 1)) : 1
         state.optimizer.learningRate = config.learningRate * Swift.max(remaining, 0)
+        let validSteps = summaries.reduce(0) { $0 + $1.environmentSteps }
         let update: [(String, Double)]
         switch config.algorithm {
-        case .ppo: update = try updateWithPPO(batch, advantages: advantages, returns: returns)
-        case .trpo: update = try updateWithTRPO(batch, advantages: advantages, returns: returns)
+        case .ppo: update = try updateWithPPO(parts)
+        case .trpo: update = try updateWithTRPO(parts, validSteps: validSteps)
         }
         let updated = Date()
 
         state.iteration += 1
-        state.environmentSteps += batch.environmentSteps
-        let trialReturns = batch.trialReturns
+        state.environmentSteps += validSteps
+        let trialReturns = summaries.flatMap(\.trialReturns)
+        let episodes = config.episodesPerTrial
+        let episodeReturns = summaries.flatMap(\.episodeReturns), successes = summaries.flatMap(\.episodeSuccesses)
         var metrics: [(String, Double)] = [
             ("mean_trial_return", trialReturns.reduce(0, +) / Double(trials)),
             ("mean_trial_return_stderr", SampleStatistics(trialReturns).standardError),
         ]
-        for k in 0..<config.episodesPerTrial {
-            metrics.append(("return_episode_\(k + 1)", batch.episodeReturns.reduce(0) { $0 + $1[k] } / Double(trials)))
+        for k in 0..<episodes {
+            metrics.append(("return_episode_\(k + 1)",
+                            stride(from: k, to: episodeReturns.count, by: episodes).reduce(0) { $0 + episodeReturns[$1] } / Double(trials)))
         }
         // Where the family reports success (Meta-World): the share of trials whose k-th episode solved its task.
-        for k in 0..<config.episodesPerTrial {
-            guard let rate = EpisodeSuccess.rate(batch.episodeSuccesses.map { $0[k] }) else { break }
+        for k in 0..<episodes {
+            guard let rate = EpisodeSuccess.rate(stride(from: k, to: successes.count, by: episodes).map { successes[$0] }) else { break }
             metrics.append(("success_rate_episode_\(k + 1)", rate))
         }
         metrics += update
@@ -495,15 +580,61 @@ public struct RL2<E: MetaEnv>: IterativeAlgorithm {
         return metrics
     }
 
-    // MARK: PPO
+    /// Standardises the advantages over every part's valid steps (the mean, then the
+    /// variance about it, each summed part by part in part order).
+    func standardizeAdvantages(_ parts: inout [Part]) throws {
+        let sums = try acrossParts(parts) { part -> [Double] in
+            var n = 0.0, sum = 0.0
+            for (x, m) in zip(part.advantages, part.batch.valid) where m > 0 { n += 1; sum += Double(x) }
+            return [n, sum]
+        }
+        let n = Swift.max(sums.reduce(0) { $0 + $1[0] }, 1)
+        let mean = sums.reduce(0) { $0 + $1[1] } / n
+        let squares = try acrossParts(parts) { part -> Double in
+            var squares = 0.0
+            for (x, m) in zip(part.advantages, part.batch.valid) where m > 0 { squares += (Double(x) - mean) * (Double(x) - mean) }
+            return squares
+        }
+        let std = (squares.reduce(0, +) / n).squareRoot() + 1e-8
+        for p in parts.indices {
+            for i in parts[p].advantages.indices where parts[p].batch.valid[i] > 0 {
+                parts[p].advantages[i] = Float((Double(parts[p].advantages[i]) - mean) / std)
+            }
+        }
+    }
 
-    /// A minibatch unit: one chunk (of `chunkLength` steps) of one trial.
-    struct Unit { var chunk: Int; var trial: Int }
+    // MARK: Minibatches
 
-    /// Gathers units into sequence tensors [L, M, …] with their stored initial states.
-    func gather(_ batch: TrialBatch, _ units: ArraySlice<Unit>, advantages: [Float], returns: [Float])
-        -> Minibatch
-    {
+    /// A minibatch unit: one chunk (of `chunkLength` steps) of one trial of one part.
+    struct Unit { var part: Int; var chunk: Int; var trial: Int }
+
+    /// A minibatch: every part's share of it, in part order (a part's share may be empty).
+    typealias UnitMinibatch = [ArraySlice<Unit>]
+
+    /// Every part's units, part by part: chunk-major, then trial, as one batch lists them.
+    func units(trials: Int, chunks: Int) -> [[Unit]] {
+        (0..<config.shards).map { p in
+            let count = Self.trials(ofPart: p, parts: config.shards, trials: trials).count
+            return (0..<chunks).flatMap { c in (0..<count).map { Unit(part: p, chunk: c, trial: $0) } }
+        }
+    }
+
+    /// Shuffles every part's units (in part order, on the one shared stream) and cuts them
+    /// into minibatches of `minibatchTrials` trials' worth, each taking the same share of every part.
+    func minibatches(_ units: inout [[Unit]], chunks: Int, using rng: inout Xoshiro256) -> [UnitMinibatch] {
+        for p in units.indices { shuffle(&units[p], using: &rng) }
+        let total = units.reduce(0) { $0 + $1.count }
+        let perMinibatch = Swift.max(1, config.minibatchTrials * chunks)
+        let shares = units.map { Swift.max(1, (perMinibatch * $0.count + total - 1) / total) }
+        let count = zip(units, shares).map { ($0.count + $1 - 1) / $1 }.max() ?? 0
+        return (0..<count).map { m in
+            zip(units, shares).map { units, share in units[Swift.min(m * share, units.count)..<Swift.min((m + 1) * share, units.count)] }
+        }
+    }
+
+    /// Gathers one part's units into sequence tensors [L, M, …] with their stored initial states.
+    func gather(_ part: Part, _ units: ArraySlice<Unit>) -> Minibatch {
+        let batch = part.batch
         let length = batch.chunkLength, m = units.count, width = batch.inputSize, b = batch.trials
         let stateSize = state.model.stateSize, actionWidth = batch.actionWidth
         var x = [Float](repeating: 0, count: length * m * width)
@@ -522,8 +653,8 @@ public struct RL2<E: MetaEnv>: IterativeAlgorithm {
                 for w in 0..<width { x[dst * width + w] = batch.inputs[src * width + w] }
                 for w in 0..<actionWidth { actions[dst * actionWidth + w] = batch.actions[src * actionWidth + w] }
                 oldLogProb[dst] = batch.logProbs[src]
-                adv[dst] = advantages[src]
-                ret[dst] = returns[src]
+                adv[dst] = part.advantages[src]
+                ret[dst] = part.returns[src]
                 mask[dst] = batch.valid[src]
             }
         }
@@ -531,35 +662,88 @@ public struct RL2<E: MetaEnv>: IterativeAlgorithm {
                 Tensor(shape: [m, stateSize], values: vs), Tensor(shape: [length, m, actionWidth], values: actions),
                 Tensor(shape: [length, m], values: oldLogProb),
                 Tensor(shape: [length, m], values: adv), Tensor(shape: [length, m], values: ret),
-                Tensor(shape: [length, m], values: mask))
+                Tensor(shape: [length, m], values: mask), Double(mask.reduce(0, +)))
     }
 
-    mutating func updateWithPPO(_ batch: TrialBatch, advantages: [Float], returns: [Float]) throws -> [(String, Double)] {
+    /// One part's share of a minibatch's mean loss: its gradient and loss terms, and the
+    /// valid steps they average over (0 for an empty share).
+    struct PartGradient: ProcessExchangeable {
+        var validSteps: Double = 0
+        var terms: [Double] = []
+        var gradient: [Float] = []
+
+        init(validSteps: Double, terms: [Double], gradient: [Float]) {
+            self.validSteps = validSteps
+            self.terms = terms
+            self.gradient = gradient
+        }
+        init() {}
+        func append(to bytes: inout [UInt8]) {
+            validSteps.append(to: &bytes)
+            terms.append(to: &bytes)
+            gradient.append(to: &bytes)
+        }
+        init(reading reader: inout ByteReader) throws {
+            validSteps = try Double(reading: &reader)
+            terms = try [Double](reading: &reader)
+            gradient = try [Float](reading: &reader)
+        }
+
+        /// The minibatch's mean over every part: each share weighted by its valid steps (a
+        /// single share exactly as computed), the terms and the gradient alike; zeros when
+        /// no share has a valid step.
+        static func combined(_ shares: [PartGradient], terms termCount: Int, parameters: Int) -> (terms: [Double], gradient: [Float]) {
+            let present = shares.filter { $0.validSteps > 0 }
+            guard let first = present.first else {
+                return ([Double](repeating: 0, count: termCount), [Float](repeating: 0, count: parameters))
+            }
+            let total = present.reduce(0) { $0 + $1.validSteps }
+            var terms = first.terms.map { $0 * (first.validSteps / total) }
+            let w0 = Float(first.validSteps / total)
+            var gradient = first.gradient.map { $0 * w0 }
+            for share in present.dropFirst() {
+                let w = share.validSteps / total, wf = Float(w)
+                for i in terms.indices { terms[i] += share.terms[i] * w }
+                for i in gradient.indices { gradient[i] += share.gradient[i] * wf }
+            }
+            return (terms, gradient)
+        }
+    }
+
+    // MARK: PPO
+
+    mutating func updateWithPPO(_ parts: [Part]) throws -> [(String, Double)] {
         let objective = PPOObjective(clip: config.clip, valueCoefficient: config.valueCoefficient,
                                      entropyCoefficient: config.entropyCoefficient)
-        let chunks = (batch.steps + batch.chunkLength - 1) / batch.chunkLength
-        var units = (0..<chunks).flatMap { c in (0..<batch.trials).map { Unit(chunk: c, trial: $0) } }
-        let perMinibatch = Swift.max(1, config.minibatchTrials * chunks)
+        let first = parts[0].batch
+        let chunks = (first.steps + first.chunkLength - 1) / first.chunkLength
+        let trials = config.resolvedTrials(maxEpisodeSteps: prototype.maxEpisodeSteps)
+        var units = units(trials: trials, chunks: chunks)
         var sums = (policy: 0.0, value: 0.0, entropy: 0.0, kl: 0.0, clipped: 0.0, count: 0.0)
         var model = state.model, optimizer = state.optimizer, rng = state.rng
         try PPO.optimize(
             &model, optimizer: &optimizer, epochs: config.epochs, iteration: state.iteration + 1, quantity: "PPO loss",
-            minibatches: { _ in
-                shuffle(&units, using: &rng)
-                return stride(from: 0, to: units.count, by: perMinibatch).map { units[$0..<Swift.min($0 + perMinibatch, units.count)] }
-            },
-            gradient: { model, slice in
-                // The policy's and the value function's gradients are independent (separate
-                // networks, separate loss terms): one thread each, the same numbers on one.
-                let update = try minibatchGradient(gather(batch, slice, advantages: advantages, returns: returns), model: model,
-                                                   objective: objective)
-                sums.policy += update.policyLoss
-                sums.value += update.valueLoss
-                sums.entropy += update.entropy
-                sums.kl += update.approxKL
-                sums.clipped += update.clipFraction
+            minibatches: { _ in minibatches(&units, chunks: chunks, using: &rng) },
+            gradient: { model, minibatch in
+                let shares = try acrossParts(parts) { part -> PartGradient in
+                    let share = minibatch[part.index]
+                    guard !share.isEmpty else { return PartGradient() }
+                    let mb = gather(part, share)
+                    guard mb.validSteps > 0 else { return PartGradient() }
+                    let update = try minibatchGradient(mb, model: model, objective: objective)
+                    return PartGradient(validSteps: mb.validSteps,
+                                        terms: [update.total, update.policyLoss, update.valueLoss, update.entropy,
+                                                update.approxKL, update.clipFraction],
+                                        gradient: update.gradient.flatParameters.values)
+                }
+                let (terms, flat) = PartGradient.combined(shares, terms: 6, parameters: model.parameterCount)
+                sums.policy += terms[1]
+                sums.value += terms[2]
+                sums.entropy += terms[3]
+                sums.kl += terms[4]
+                sums.clipped += terms[5]
                 sums.count += 1
-                return (update.total, clippedSeparately(update.gradient))
+                return (terms[0], clippedSeparately(model.withFlatParameters(flat)))
             })
         state.model = model
         state.optimizer = optimizer
@@ -581,8 +765,7 @@ public struct RL2<E: MetaEnv>: IterativeAlgorithm {
     }
 
     typealias Minibatch = (inputs: Tensor, policyState: Tensor, valueState: Tensor, actions: Tensor, oldLogProb: Tensor,
-                           advantages: Tensor, returns: Tensor, mask: Tensor)
-
+                           advantages: Tensor, returns: Tensor, mask: Tensor, validSteps: Double)
     /// ∇[policy loss − c_e·entropy] for the policy network and ∇[c_v·value loss] for the
     /// value network, on `threads` threads (at most two).
     func minibatchGradient(_ mb: Minibatch, model: RecurrentActorCritic, objective: PPOObjective) throws -> MinibatchGradient {
@@ -644,88 +827,112 @@ public struct RL2<E: MetaEnv>: IterativeAlgorithm {
 
     /// TRPO on the policy (natural gradient by conjugate gradient on Fisher-vector products
     /// of a subsample, KL-bounded backtracking line search over the whole batch), then
-    /// Adam epochs on the value function alone.
-    mutating func updateWithTRPO(_ batch: TrialBatch, advantages: [Float], returns: [Float]) throws -> [(String, Double)] {
-        let chunks = (batch.steps + batch.chunkLength - 1) / batch.chunkLength
-        var units = (0..<chunks).flatMap { c in (0..<batch.trials).map { Unit(chunk: c, trial: $0) } }
-        shuffle(&units, using: &state.rng)
-        let perMinibatch = Swift.max(1, config.minibatchTrials * chunks)
-        let minibatches = stride(from: 0, to: units.count, by: perMinibatch).map {
-            gather(batch, units[$0..<Swift.min($0 + perMinibatch, units.count)], advantages: advantages, returns: returns)
+    /// Adam epochs on the value function alone. Every sum over the batch is taken part by
+    /// part (over its share of each minibatch) and the parts' sums added in part order.
+    mutating func updateWithTRPO(_ parts: [Part], validSteps: Int) throws -> [(String, Double)] {
+        let first = parts[0].batch
+        let chunks = (first.steps + first.chunkLength - 1) / first.chunkLength
+        let trials = config.resolvedTrials(maxEpisodeSteps: prototype.maxEpisodeSteps)
+        var units = units(trials: trials, chunks: chunks)
+        let unitMinibatches = minibatches(&units, chunks: chunks, using: &state.rng)
+        // This rank's parts' shares of every minibatch (nil where a share is empty).
+        let shares: [[Minibatch?]] = parts.map { part in
+            unitMinibatches.map { $0[part.index].isEmpty ? nil : gather(part, $0[part.index]) }
         }
-        let validSteps = Swift.max(Double(batch.valid.reduce(0, +)), 1)
+        let validSteps = Swift.max(Double(validSteps), 1)
         let oldPolicy = state.model.policy
         // π_old from its head's outputs as constants (a distribution rebuilt from them, not
         // from its own normalised log-probabilities, which would round differently).
-        let oldOutputs = minibatches.map { oldPolicy.headOutputs($0.inputs, state: $0.policyState).detached }
-        let oldDistributions = oldOutputs.map {
-            RecurrentPolicy.distribution(headOutputs: $0, logStd: oldPolicy.logStd.detached, discrete: oldPolicy.discrete)
+        let oldDistributions = shares.map { part in
+            part.map { mb in
+                mb.map {
+                    RecurrentPolicy.distribution(headOutputs: oldPolicy.headOutputs($0.inputs, state: $0.policyState).detached,
+                                                 logStd: oldPolicy.logStd.detached, discrete: oldPolicy.discrete)
+                }
+            }
+        }
+        let own = group.ownShare(of: config.shards)
+        /// Σ over parts (in part order) of `body`'s sum over this part's shares of minibatches `range`.
+        func summedOverParts(_ range: Range<Int>, length: Int,
+                             _ body: (_ part: Int, _ minibatch: Int, _ share: Minibatch, _ into: inout [Double]) throws -> Void) throws -> [Double] {
+            let sums = try acrossParts(parts) { part -> [Double] in
+                var sum = [Double](repeating: 0, count: length)
+                let local = part.index - own.lowerBound
+                for m in range { if let mb = shares[local][m] { try body(local, m, mb, &sum) } }
+                return sum
+            }
+            var total = sums[0]
+            for s in sums.dropFirst() { for j in total.indices { total[j] += s[j] } }
+            return total
         }
 
         // L(θ) = Σ mask·exp(log π_θ − log π_old)·A / N and KL(π_old ‖ π_θ) averaged the same way.
-        func surrogate(_ policy: RecurrentPolicy, _ i: Int) -> (gain: Tensor, kl: Tensor) {
-            let mb = minibatches[i]
+        func surrogate(_ policy: RecurrentPolicy, _ part: Int, _ m: Int, _ mb: Minibatch) -> (gain: Tensor, kl: Tensor) {
             let current = policy.distribution(mb.inputs, state: mb.policyState)
             let ratio = (current.logProb(mb.actions) - mb.oldLogProb).exp()
             let gain = (ratio * mb.advantages * mb.mask).sum() / validSteps
-            let kl = (oldDistributions[i].kl(to: current) * mb.mask).sum() / validSteps
+            let kl = (oldDistributions[part][m]!.kl(to: current) * mb.mask).sum() / validSteps
             return (gain, kl)
         }
-        var gradient = [Double](repeating: 0, count: oldPolicy.parameterCount)
-        for i in minibatches.indices {
-            let g = NN.gradient(at: oldPolicy) { surrogate($0, i).gain }.flatParameters.values
-            for j in gradient.indices { gradient[j] += Double(g[j]) }
+        let parameterCount = oldPolicy.parameterCount
+        let gradient = try summedOverParts(unitMinibatches.indices, length: parameterCount) { part, m, mb, sum in
+            let g = NN.gradient(at: oldPolicy) { surrogate($0, part, m, mb).gain }.flatParameters.values
+            for j in sum.indices { sum[j] += Double(g[j]) }
         }
         // Fisher-vector products on a subsample of the minibatches, rescaled to the batch.
-        let fisherCount = Swift.max(1, Int((Double(minibatches.count) * config.fisherSubsample).rounded()))
-        let fisherScale = Double(minibatches.count) / Double(fisherCount)
+        let fisherCount = Swift.max(1, Int((Double(unitMinibatches.count) * config.fisherSubsample).rounded()))
+        let fisherScale = Double(unitMinibatches.count) / Double(fisherCount)
         let (policy, step) = try TRPO.step(
             from: oldPolicy, gradient: gradient, settings: config.trpo, iteration: state.iteration + 1,
-            fisherProduct: { parts in
-                var out = [Double](repeating: 0, count: gradient.count)
-                for i in 0..<fisherCount {
-                    let hv = hessianVectorProduct(at: oldPolicy.parameters, vector: parts) { p in
+            fisherProduct: { vector in
+                try summedOverParts(0..<Swift.min(fisherCount, unitMinibatches.count), length: parameterCount) { part, m, mb, sum in
+                    let hv = hessianVectorProduct(at: oldPolicy.parameters, vector: vector) { p in
                         var policy = oldPolicy
                         policy.parameters = p
-                        return surrogate(policy, i).kl
+                        return surrogate(policy, part, m, mb).kl
                     }
                     var offset = 0
                     for t in hv {
-                        for x in t.values { out[offset] += fisherScale * Double(x); offset += 1 }
+                        for x in t.values { sum[offset] += fisherScale * Double(x); offset += 1 }
                     }
                 }
-                return out
             },
             evaluate: { policy in
-                var gain = 0.0, kl = 0.0
-                for i in minibatches.indices {
-                    let (g, k) = surrogate(policy, i)
-                    gain += g.doubleScalar
-                    kl += k.doubleScalar
+                let sums = try summedOverParts(unitMinibatches.indices, length: 2) { part, m, mb, sum in
+                    let (g, k) = surrogate(policy, part, m, mb)
+                    sum[0] += g.doubleScalar
+                    sum[1] += k.doubleScalar
                 }
-                return (gain, kl)
+                return (sums[0], sums[1])
             })
         state.model.policy = policy
 
         // Value function: Adam epochs on the squared error to the GAE returns.
         var valueLoss = 0.0, count = 0.0
         for _ in 0..<config.valueEpochs {
-            for mb in minibatches {
-                let (loss, grad) = valueAndGradient(at: state.model) { model in
-                    let v = model.valueCell.unroll(mb.inputs, initialState: mb.valueState).outputs
-                    let values = model.valueHead(v.reshaped([-1, v.shape[2]])).reshaped(mb.mask.shape)
-                    return ((values - mb.returns).squared() * mb.mask).sum() / Swift.max(Double(mb.mask.values.reduce(0, +)), 1)
+            for m in unitMinibatches.indices {
+                let model = state.model
+                let partGradients = try acrossParts(parts) { part -> PartGradient in
+                    guard let mb = shares[part.index - own.lowerBound][m], mb.validSteps > 0 else { return PartGradient() }
+                    let (loss, grad) = valueAndGradient(at: model) { model in
+                        let v = model.valueCell.unroll(mb.inputs, initialState: mb.valueState).outputs
+                        let values = model.valueHead(v.reshaped([-1, v.shape[2]])).reshaped(mb.mask.shape)
+                        return ((values - mb.returns).squared() * mb.mask).sum() / mb.validSteps
+                    }
+                    return PartGradient(validSteps: mb.validSteps, terms: [loss.doubleScalar], gradient: grad.flatParameters.values)
                 }
-                guard loss.doubleScalar.isFinite else { throw NonFiniteError(iteration: state.iteration + 1, quantity: "value loss") }
-                state.optimizer.update(&state.model, along: clippedSeparately(grad))
-                valueLoss += loss.doubleScalar
+                let (terms, flat) = PartGradient.combined(partGradients, terms: 1, parameters: model.parameterCount)
+                let loss = terms[0]
+                guard loss.isFinite else { throw NonFiniteError(iteration: state.iteration + 1, quantity: "value loss") }
+                state.optimizer.update(&state.model, along: clippedSeparately(model.withFlatParameters(flat)))
+                valueLoss += loss
                 count += 1
             }
         }
-        let entropy = minibatches.indices.reduce(0.0) { total, i in
-            total + (state.model.policy.distribution(minibatches[i].inputs, state: minibatches[i].policyState).entropy()
-                * minibatches[i].mask).sum().doubleScalar / validSteps
-        }
+        let updated = state.model.policy
+        let entropy = try summedOverParts(unitMinibatches.indices, length: 1) { _, _, mb, sum in
+            sum[0] += (updated.distribution(mb.inputs, state: mb.policyState).entropy() * mb.mask).sum().doubleScalar / validSteps
+        }[0]
         return [("policy_loss", -step.improvement), ("value_loss", valueLoss / Swift.max(count, 1)), ("entropy", entropy),
                 ("approx_kl", step.kl), ("step_accepted", step.accepted ? 1 : 0), ("backtracks", Double(step.backtracks))]
     }
@@ -743,15 +950,39 @@ public struct RL2Algorithm: AlgorithmDefinition {
     public func headlineMetric(_ settings: RL2Config) -> String { "mean_trial_return" }
 
     public func start<E: MetaEnv>(_ settings: RL2Config, prototype: E, seed: UInt64, threads: Int) throws -> any IterativeAlgorithm<RL2State> {
-        var rl2 = try RL2(config: settings, prototype: prototype, seed: seed)
-        rl2.threads = threads
-        return rl2
+        try start(settings, prototype: prototype, seed: seed, threads: threads, group: SingleProcess())
     }
 
     public func restore<E: MetaEnv>(_ settings: RL2Config, prototype: E, state: RL2State, threads: Int) throws -> any IterativeAlgorithm<RL2State> {
+        try restore(settings, prototype: prototype, state: state, threads: threads, group: SingleProcess())
+    }
+
+    /// A fresh run with the iteration's parts (`shards`) split over `group`'s processes.
+    public func start<E: MetaEnv>(_ settings: RL2Config, prototype: E, seed: UInt64, threads: Int,
+                                  group: any ProcessGroup) throws -> any IterativeAlgorithm<RL2State> {
+        try Self.checkParts(settings, group: group)
+        var rl2 = try RL2(config: settings, prototype: prototype, seed: seed)
+        rl2.threads = threads
+        rl2.group = group
+        return rl2
+    }
+
+    /// A checkpoint's run continued with the iteration's parts split over `group`'s processes.
+    public func restore<E: MetaEnv>(_ settings: RL2Config, prototype: E, state: RL2State, threads: Int,
+                                    group: any ProcessGroup) throws -> any IterativeAlgorithm<RL2State> {
+        try Self.checkParts(settings, group: group)
         var rl2 = try RL2(config: settings, prototype: prototype, state: state)
         rl2.threads = threads
+        rl2.group = group
         return rl2
+    }
+
+    /// Throws unless every process has at least one part of the trials to work on.
+    static func checkParts(_ settings: RL2Config, group: any ProcessGroup) throws {
+        guard settings.shards >= group.size else {
+            throw RL2Error.unsupported("rl2 on \(group.size) processes needs --shards \(group.size) or more (this run has \(settings.shards)): "
+                + "the iteration's trials are split into that many fixed parts and each rank takes a block of them")
+        }
     }
 
     /// `trials` fresh trials (in blocks of 2 000, so memory stays bounded): the trial return

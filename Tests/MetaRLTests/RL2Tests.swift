@@ -66,6 +66,19 @@ import TensorCore
         #expect(try train(threads: 1) == train(threads: 2))
     }
 
+    /// A run cannot have more fixed parts of its trials than trials.
+    @Test func moreShardsThanTrialsIsRefused() throws {
+        var config = RL2Config()
+        config.trialsPerIteration = 3
+        config.shards = 4
+        #expect(throws: RL2Error.self) { try RL2(config: config, prototype: BernoulliBandit(arms: 3), seed: 5) }
+        config.shards = 3
+        var rl2 = try RL2(config: config, prototype: BernoulliBandit(arms: 3), seed: 5)
+        rl2.threads = 1
+        let metrics = Dictionary(try rl2.iterate(), uniquingKeysWith: { a, _ in a })
+        #expect(metrics["environment_steps"] == 30)
+    }
+
     /// The learning rate each update uses is the config's (annealed when asked), also when a
     /// run resumes with a config that changed it: not the rate saved with the optimizer.
     @Test func learningRateFollowsTheConfigAfterAResume() throws {

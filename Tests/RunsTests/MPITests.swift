@@ -63,12 +63,19 @@ func runUnderMPI(ranks: Int, _ arguments: [String], extraRanks: [String]? = nil,
             .appendingPathComponent(String(format: "%08d.ckpt", iteration)))
     }
 
-    @Test(arguments: [["maml"], ["maml-fo"], ["meta-sgd"], ["maml", "--outer", "ppo"], ["reptile"]])
+    /// RL² with its trials in four fixed parts, over trials that end early (padding) and
+    /// truncated-BPTT chunks, with advantages standardised across the parts.
+    static let rl2 = ["--env", "gridworld", "--env-arg", "size=3", "--trials-per-iteration", "12", "--episodes-per-trial", "2",
+                      "--hidden", "8", "--max-seq-len", "9", "--standardize-advantages", "--shards", "4", "--epochs", "2",
+                      "--minibatch-trials", "4", "--iterations", "3", "--checkpoint-every", "1", "--threads", "1", "--seed", "5"]
+
+    @Test(arguments: [["maml"] + maml, ["maml-fo"] + maml, ["meta-sgd"] + maml, ["maml", "--outer", "ppo"] + maml, ["reptile"] + maml,
+                      ["rl2"] + rl2, ["rl2", "--algo", "trpo"] + rl2])
     func theFinalCheckpointDoesNotDependOnTheProcessCount(_ algorithm: [String]) throws {
         defer { try? FileManager.default.removeItem(at: directory) }
         for ranks in [0, 1, 2, 4] {
             let out = directory.appendingPathComponent("n\(ranks)").path
-            let (status, errors) = try runUnderMPI(ranks: ranks, ["train"] + algorithm + Self.maml + ["--out", out])
+            let (status, errors) = try runUnderMPI(ranks: ranks, ["train"] + algorithm + ["--out", out])
             #expect(status == 0, "\(ranks) ranks: \(errors)")
         }
         let single = try checkpoint("n0", 3)
@@ -83,14 +90,15 @@ func runUnderMPI(ranks: Int, _ arguments: [String], extraRanks: [String]? = nil,
         #expect(try metrics("n4") == metrics("n0"))
     }
 
-    @Test func resumesExactlyAtAnotherProcessCount() throws {
+    @Test(arguments: [["maml"] + maml, ["rl2"] + rl2])
+    func resumesExactlyAtAnotherProcessCount(_ algorithm: [String]) throws {
         defer { try? FileManager.default.removeItem(at: directory) }
         let straight = directory.appendingPathComponent("straight").path, resumed = directory.appendingPathComponent("resumed").path
-        #expect(try runUnderMPI(ranks: 2, ["train", "maml"] + Self.maml + ["--out", straight]).status == 0)
-        var first = Self.maml
+        #expect(try runUnderMPI(ranks: 2, ["train"] + algorithm + ["--out", straight]).status == 0)
+        var first = algorithm
         first[first.firstIndex(of: "--iterations")! + 1] = "1"
-        #expect(try runUnderMPI(ranks: 4, ["train", "maml"] + first + ["--out", resumed]).status == 0)
-        #expect(try runUnderMPI(ranks: 3, ["train", "maml", "--resume", resumed, "--iterations", "3"]).status == 0)
+        #expect(try runUnderMPI(ranks: 4, ["train"] + first + ["--out", resumed]).status == 0)
+        #expect(try runUnderMPI(ranks: 3, ["train", algorithm[0], "--resume", resumed, "--iterations", "3"]).status == 0)
         #expect(try checkpoint("resumed", 3) == checkpoint("straight", 3))
     }
 
@@ -108,10 +116,21 @@ func runUnderMPI(ranks: Int, _ arguments: [String], extraRanks: [String]? = nil,
 
     @Test func anAlgorithmThatCannotSplitItsWorkSaysSo() throws {
         defer { try? FileManager.default.removeItem(at: directory) }
-        let out = directory.appendingPathComponent("rl2").path
-        let (status, errors) = try runUnderMPI(ranks: 2, ["train", "rl2", "--env", "bandit", "--iterations", "1", "--out", out], timeout: 120)
+        let out = directory.appendingPathComponent("sac").path
+        let (status, errors) = try runUnderMPI(ranks: 2, ["train", "sac", "--iterations", "1", "--out", out], timeout: 120)
         #expect(status != 0)
-        #expect(errors.contains("rl2 does not split its work over MPI processes yet; run it without mpirun"), "\(errors)")
+        #expect(errors.contains("sac does not split its work over MPI processes yet; run it without mpirun"), "\(errors)")
+    }
+
+    @Test func rl2NeedsAPartOfTheTrialsForEveryRank() throws {
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let out = directory.appendingPathComponent("rl2").path
+        var settings = Self.rl2
+        settings[settings.firstIndex(of: "--shards")! + 1] = "2"
+        let (status, errors) = try runUnderMPI(ranks: 3, ["train", "rl2"] + settings + ["--out", out], timeout: 120)
+        #expect(status != 0)
+        #expect(errors.contains("rl2 on 3 processes needs --shards 3 or more (this run has 2)"), "\(errors)")
+        #expect(!FileManager.default.fileExists(atPath: out + "/run.json"))
     }
 
     @Test func aKilledRankEndsTheJobAndKeepsTheLastCheckpoint() throws {

@@ -62,6 +62,11 @@ public struct PEARLConfig: AlgorithmSettings {
     /// Fresh tasks, and trajectories on each, of the meta-test run after every iteration.
     public var evalTasks: Int = 20
     public var evalTrajectories: Int = 3
+    /// Fixed parts each gradient step's meta-batch of tasks is split into: each part's
+    /// gradient is computed on its own and the parts' gradients added in part order. MPI ranks
+    /// each take a contiguous block of parts (collection is repeated on every rank), so a
+    /// run's numbers depend on `shards`, never on the process count. 1 keeps one batch.
+    public var shards: Int = 1
 
     public init() {}
 
@@ -93,6 +98,7 @@ public struct PEARLConfig: AlgorithmSettings {
         try ConfigError.check("bufferCapacity", bufferCapacity, 1...100_000_000)
         try ConfigError.check("evalTasks", evalTasks, 2...100_000)
         try ConfigError.check("evalTrajectories", evalTrajectories, 1...1000)
+        try ConfigError.check("shards", shards, 1...metaBatchSize, note: "at most metaBatchSize")
     }
 
     /// Command-line names and help (every other key is a flag by its own name).
@@ -111,6 +117,7 @@ public struct PEARLConfig: AlgorithmSettings {
         SettingFlag("tasksPerIteration", help: "training tasks whose buffers are refilled each iteration"),
         SettingFlag("contextBatchSize", help: "context transitions per task given to the encoder in a gradient step"),
         SettingFlag("evalTasks", help: "fresh tasks evaluated after each iteration"),
+        SettingFlag("shards", help: "fixed parts of each meta-batch, computed one by one and added in order (mpirun -np N needs N ≤ shards; results depend on shards, not on N)"),
     ]
 }
 
@@ -187,6 +194,8 @@ public struct PEARL<E: MetaEnv>: IterativeAlgorithm {
     public let trainTasks: [E.Task]
     let observationSize: Int
     let actionSize: Int
+    /// The processes the meta-batch's parts are split over (results do not depend on it).
+    public var group: any ProcessGroup = SingleProcess()
 
     public var iteration: Int { state.iteration }
     public var environmentSteps: Int { state.environmentSteps }
@@ -331,7 +340,7 @@ public struct PEARL<E: MetaEnv>: IterativeAlgorithm {
 
         var losses = SACLosses(), kl = 0.0
         for _ in 0..<config.gradientStepsPerIteration {
-            let step = gradientStep()
+            let step = try gradientStep()
             losses = losses + step.losses
             kl += step.kl
         }
@@ -363,8 +372,12 @@ public struct PEARL<E: MetaEnv>: IterativeAlgorithm {
         return metrics
     }
 
-    /// Step 2: one gradient step on a meta-batch of training tasks.
-    mutating func gradientStep() -> (losses: SACLosses, kl: Double) {
+    /// Step 2: one gradient step on a meta-batch of training tasks. The meta-batch's tasks
+    /// are split into `shards` fixed parts; each part's losses and gradients are computed on
+    /// its own (on this process, or on its MPI rank) and the parts' gradients added in part
+    /// order, so every rank takes the same step whatever the number of processes. Everything
+    /// random is drawn for the whole meta-batch first, on every rank alike.
+    mutating func gradientStep() throws -> (losses: SACLosses, kl: Double) {
         let config = self.config, (m, l) = (actionSize, config.latentSize)
         let (t, b, c) = (config.metaBatchSize, config.batchSize, config.contextBatchSize)
         // The meta-batch: distinct tasks (a partial Fisher–Yates shuffle).
@@ -373,42 +386,71 @@ public struct PEARL<E: MetaEnv>: IterativeAlgorithm {
         let tasks = Array(order.prefix(t))
         var context: [Float] = []
         context.reserveCapacity(t * c * transitionSize)
-        var parts: [TransitionBatch] = []
+        var samples: [TransitionBatch] = []
         for i in tasks {
             context += state.contextBuffers[i].transitionRows(state.contextBuffers[i].sampleSlots(c, using: &state.rng))
-            parts.append(state.buffers[i].sample(b, using: &state.rng))
+            samples.append(state.buffers[i].sample(b, using: &state.rng))
         }
         let contextTensor = Tensor(shape: [t, c, transitionSize], values: context)
-        let batch = TransitionBatch.concatenated(parts)
         let latentNoise = Tensor.randomNormal([t, l], using: &state.rng)
         let targetNoise = Tensor.randomNormal([t * b, m], using: &state.rng)
         let actorNoise = Tensor.randomNormal([t * b, m], using: &state.rng)
 
-        // z_i ~ q(z | c_i), reparameterised, one row per RL transition of task i.
-        func latents(_ encoder: ContextEncoder) -> (rows: Tensor, kl: Tensor) {
-            let q = encoder.posterior(contextTensor)
-            let z = q.mean + q.variance.sqrt() * latentNoise
-            let rows = z.reshaped([t, 1, l]).expanded(to: [t, b, l]).reshaped([t * b, l])
-            return (rows, ContextEncoder.klToStandardNormal(mean: q.mean, variance: q.variance).sum())
+        // Part p of the meta-batch: its tasks, and their rows (× `rows` per task) of a tensor.
+        let parts = config.shards
+        func tasksOf(_ p: Int) -> Range<Int> { partRange(p, of: t, parts: parts) }
+        func rows(_ x: Tensor, part p: Int, perTask rows: Int) -> Tensor {
+            guard parts > 1 else { return x }
+            let range = tasksOf(p)
+            return x.slice(axis: 0, (range.lowerBound * rows)..<(range.upperBound * rows))
         }
-        let (fixedLatents, _) = latents(state.encoder)
-        let z = fixedLatents.detached
-        let y = state.agent.targets(rewards: batch.rewards, terminals: batch.terminals,
-                                    nextInputs: Tensor.concat([batch.nextObservations, z], axis: 1), noise: targetNoise)
+        let own = group.ownShare(of: parts)
+        let batches = own.map { p in TransitionBatch.concatenated(Array(samples[tasksOf(p)])) }
+        var latentRows = [Tensor](repeating: Tensor(0), count: own.count)
+
+        // Critics and encoder: ½ Σ mean (Q_k − y)² over the RL rows plus β Σ_i KL(q(z | c_i) ‖ N(0, I)),
+        // with z_i ~ q(z | c_i) reparameterised, one row per RL transition of task i.
+        let agent = state.agent, encoder = state.encoder, klWeight = config.klWeight
+        let criticParts = try distributedMap(parts, group: group, threads: 1) { p -> WeightedPart in
+            let batch = batches[p - own.lowerBound], tp = tasksOf(p).count
+            let share = Double(tp) / Double(t)
+            let contexts = rows(contextTensor, part: p, perTask: 1), noise = rows(latentNoise, part: p, perTask: 1)
+            func latents(_ encoder: ContextEncoder) -> (rows: Tensor, kl: Tensor) {
+                let q = encoder.posterior(contexts)
+                let z = q.mean + q.variance.sqrt() * noise
+                let rows = z.reshaped([tp, 1, l]).expanded(to: [tp, b, l]).reshaped([tp * b, l])
+                return (rows, ContextEncoder.klToStandardNormal(mean: q.mean, variance: q.variance).sum())
+            }
+            let z = latents(encoder).rows.detached
+            latentRows[p - own.lowerBound] = z
+            let y = agent.targets(rewards: batch.rewards, terminals: batch.terminals,
+                                  nextInputs: Tensor.concat([batch.nextObservations, z], axis: 1), noise: rows(targetNoise, part: p, perTask: b))
+            var klSum = 0.0
+            // The KL term is a sum over tasks, not a mean: scaled by 1 / share here, it comes back to β·KL_p in the weighted sum.
+            let (loss, gradient) = NN.valueAndGradient(at: CriticsAndEncoder(critics: agent.critics, encoder: encoder)) { q in
+                let (rows, kl) = latents(q.encoder)
+                klSum = kl.detached.doubleScalar
+                return q.critics.loss(Tensor.concat([batch.observations, rows], axis: 1), batch.actions, targets: y) + kl * (klWeight / share)
+            }
+            return WeightedPart(weight: Double(tp), terms: [loss.doubleScalar, klSum / share, y.mean().doubleScalar],
+                                gradient: gradient.flatParameters.values)
+        }
+        let joint = CriticsAndEncoder(critics: agent.critics, encoder: encoder)
+        let (criticTerms, criticFlat) = WeightedPart.combined(criticParts, terms: 3, parameters: joint.parameterCount)
+        let criticGradient = joint.withFlatParameters(criticFlat)
+        state.agent.criticOptimizer.update(&state.agent.critics, along: criticGradient.critics)
+        state.encoderOptimizer.update(&state.encoder, along: criticGradient.encoder)
         var losses = SACLosses()
-        var klValue = 0.0
-        let (criticLoss, gradient) = NN.valueAndGradient(at: CriticsAndEncoder(critics: state.agent.critics, encoder: state.encoder)) { p in
-            let (rows, kl) = latents(p.encoder)
-            klValue = kl.detached.doubleScalar / Double(t)
-            return p.critics.loss(Tensor.concat([batch.observations, rows], axis: 1), batch.actions, targets: y) + kl * config.klWeight
-        }
-        state.agent.criticOptimizer.update(&state.agent.critics, along: gradient.critics)
-        state.encoderOptimizer.update(&state.encoder, along: gradient.encoder)
-        losses.critic = criticLoss.doubleScalar
-        losses.meanQ = y.mean().doubleScalar
-        state.agent.updateActorAndTemperature(inputs: Tensor.concat([batch.observations, z], axis: 1), noise: actorNoise, losses: &losses)
+        losses.critic = criticTerms[0]
+        losses.meanQ = criticTerms[2]
+
+        // Actor and temperature, on (s, z) with z from the encoder before its step.
+        try state.agent.updateActorAndTemperature(
+            parts: parts, group: group, rows: { tasksOf($0).count * b },
+            inputs: { p in Tensor.concat([batches[p - own.lowerBound].observations, latentRows[p - own.lowerBound]], axis: 1) },
+            noise: { rows(actorNoise, part: $0, perTask: b) }, losses: &losses)
         state.agent.updateTargets()
-        return (losses, klValue)
+        return (losses, criticTerms[1] / Double(t))
     }
 
     // MARK: Meta-test
@@ -472,6 +514,24 @@ public struct PEARLAlgorithm: AlgorithmDefinition {
 
     public func restore<E: MetaEnv>(_ settings: PEARLConfig, prototype: E, state: PEARLState, threads: Int) throws -> any IterativeAlgorithm<PEARLState> {
         try PEARL(config: settings, prototype: prototype, state: state)
+    }
+
+    /// A fresh run with each meta-batch's parts (`shards`) split over `group`'s processes.
+    public func start<E: MetaEnv>(_ settings: PEARLConfig, prototype: E, seed: UInt64, threads: Int,
+                                  group: any ProcessGroup) throws -> any IterativeAlgorithm<PEARLState> {
+        try requireAPartForEveryProcess(shards: settings.shards, of: "each gradient step's meta-batch", group: group)
+        var pearl = try PEARL(config: settings, prototype: prototype, seed: seed)
+        pearl.group = group
+        return pearl
+    }
+
+    /// A checkpoint's run continued with each meta-batch's parts split over `group`'s processes.
+    public func restore<E: MetaEnv>(_ settings: PEARLConfig, prototype: E, state: PEARLState, threads: Int,
+                                    group: any ProcessGroup) throws -> any IterativeAlgorithm<PEARLState> {
+        try requireAPartForEveryProcess(shards: settings.shards, of: "each gradient step's meta-batch", group: group)
+        var pearl = try PEARL(config: settings, prototype: prototype, state: state)
+        pearl.group = group
+        return pearl
     }
 
     /// The meta-test protocol (``PEARL/evaluate(taskCount:trajectories:seed:sampleActions:)``).

@@ -477,7 +477,7 @@ public struct RL2<E: MetaEnv>: IterativeAlgorithm {
 
     /// The trials (indices into the iteration's) of part `part` of `parts`.
     static func trials(ofPart part: Int, parts: Int, trials: Int) -> Range<Int> {
-        (part * trials / parts)..<((part + 1) * trials / parts)
+        partRange(part, of: trials, parts: parts)
     }
 
     /// The seed of part `part`'s trials: the iteration's own seed when there is one part.
@@ -665,51 +665,6 @@ public struct RL2<E: MetaEnv>: IterativeAlgorithm {
                 Tensor(shape: [length, m], values: mask), Double(mask.reduce(0, +)))
     }
 
-    /// One part's share of a minibatch's mean loss: its gradient and loss terms, and the
-    /// valid steps they average over (0 for an empty share).
-    struct PartGradient: ProcessExchangeable {
-        var validSteps: Double = 0
-        var terms: [Double] = []
-        var gradient: [Float] = []
-
-        init(validSteps: Double, terms: [Double], gradient: [Float]) {
-            self.validSteps = validSteps
-            self.terms = terms
-            self.gradient = gradient
-        }
-        init() {}
-        func append(to bytes: inout [UInt8]) {
-            validSteps.append(to: &bytes)
-            terms.append(to: &bytes)
-            gradient.append(to: &bytes)
-        }
-        init(reading reader: inout ByteReader) throws {
-            validSteps = try Double(reading: &reader)
-            terms = try [Double](reading: &reader)
-            gradient = try [Float](reading: &reader)
-        }
-
-        /// The minibatch's mean over every part: each share weighted by its valid steps (a
-        /// single share exactly as computed), the terms and the gradient alike; zeros when
-        /// no share has a valid step.
-        static func combined(_ shares: [PartGradient], terms termCount: Int, parameters: Int) -> (terms: [Double], gradient: [Float]) {
-            let present = shares.filter { $0.validSteps > 0 }
-            guard let first = present.first else {
-                return ([Double](repeating: 0, count: termCount), [Float](repeating: 0, count: parameters))
-            }
-            let total = present.reduce(0) { $0 + $1.validSteps }
-            var terms = first.terms.map { $0 * (first.validSteps / total) }
-            let w0 = Float(first.validSteps / total)
-            var gradient = first.gradient.map { $0 * w0 }
-            for share in present.dropFirst() {
-                let w = share.validSteps / total, wf = Float(w)
-                for i in terms.indices { terms[i] += share.terms[i] * w }
-                for i in gradient.indices { gradient[i] += share.gradient[i] * wf }
-            }
-            return (terms, gradient)
-        }
-    }
-
     // MARK: PPO
 
     mutating func updateWithPPO(_ parts: [Part]) throws -> [(String, Double)] {
@@ -725,18 +680,18 @@ public struct RL2<E: MetaEnv>: IterativeAlgorithm {
             &model, optimizer: &optimizer, epochs: config.epochs, iteration: state.iteration + 1, quantity: "PPO loss",
             minibatches: { _ in minibatches(&units, chunks: chunks, using: &rng) },
             gradient: { model, minibatch in
-                let shares = try acrossParts(parts) { part -> PartGradient in
+                let shares = try acrossParts(parts) { part -> WeightedPart in
                     let share = minibatch[part.index]
-                    guard !share.isEmpty else { return PartGradient() }
+                    guard !share.isEmpty else { return WeightedPart() }
                     let mb = gather(part, share)
-                    guard mb.validSteps > 0 else { return PartGradient() }
+                    guard mb.validSteps > 0 else { return WeightedPart() }
                     let update = try minibatchGradient(mb, model: model, objective: objective)
-                    return PartGradient(validSteps: mb.validSteps,
+                    return WeightedPart(weight: mb.validSteps,
                                         terms: [update.total, update.policyLoss, update.valueLoss, update.entropy,
                                                 update.approxKL, update.clipFraction],
                                         gradient: update.gradient.flatParameters.values)
                 }
-                let (terms, flat) = PartGradient.combined(shares, terms: 6, parameters: model.parameterCount)
+                let (terms, flat) = WeightedPart.combined(shares, terms: 6, parameters: model.parameterCount)
                 sums.policy += terms[1]
                 sums.value += terms[2]
                 sums.entropy += terms[3]
@@ -912,16 +867,16 @@ public struct RL2<E: MetaEnv>: IterativeAlgorithm {
         for _ in 0..<config.valueEpochs {
             for m in unitMinibatches.indices {
                 let model = state.model
-                let partGradients = try acrossParts(parts) { part -> PartGradient in
-                    guard let mb = shares[part.index - own.lowerBound][m], mb.validSteps > 0 else { return PartGradient() }
+                let partGradients = try acrossParts(parts) { part -> WeightedPart in
+                    guard let mb = shares[part.index - own.lowerBound][m], mb.validSteps > 0 else { return WeightedPart() }
                     let (loss, grad) = valueAndGradient(at: model) { model in
                         let v = model.valueCell.unroll(mb.inputs, initialState: mb.valueState).outputs
                         let values = model.valueHead(v.reshaped([-1, v.shape[2]])).reshaped(mb.mask.shape)
                         return ((values - mb.returns).squared() * mb.mask).sum() / mb.validSteps
                     }
-                    return PartGradient(validSteps: mb.validSteps, terms: [loss.doubleScalar], gradient: grad.flatParameters.values)
+                    return WeightedPart(weight: mb.validSteps, terms: [loss.doubleScalar], gradient: grad.flatParameters.values)
                 }
-                let (terms, flat) = PartGradient.combined(partGradients, terms: 1, parameters: model.parameterCount)
+                let (terms, flat) = WeightedPart.combined(partGradients, terms: 1, parameters: model.parameterCount)
                 let loss = terms[0]
                 guard loss.isFinite else { throw NonFiniteError(iteration: state.iteration + 1, quantity: "value loss") }
                 state.optimizer.update(&state.model, along: clippedSeparately(model.withFlatParameters(flat)))
@@ -960,7 +915,7 @@ public struct RL2Algorithm: AlgorithmDefinition {
     /// A fresh run with the iteration's parts (`shards`) split over `group`'s processes.
     public func start<E: MetaEnv>(_ settings: RL2Config, prototype: E, seed: UInt64, threads: Int,
                                   group: any ProcessGroup) throws -> any IterativeAlgorithm<RL2State> {
-        try Self.checkParts(settings, group: group)
+        try requireAPartForEveryProcess(shards: settings.shards, of: "each iteration's trials", group: group)
         var rl2 = try RL2(config: settings, prototype: prototype, seed: seed)
         rl2.threads = threads
         rl2.group = group
@@ -970,19 +925,11 @@ public struct RL2Algorithm: AlgorithmDefinition {
     /// A checkpoint's run continued with the iteration's parts split over `group`'s processes.
     public func restore<E: MetaEnv>(_ settings: RL2Config, prototype: E, state: RL2State, threads: Int,
                                     group: any ProcessGroup) throws -> any IterativeAlgorithm<RL2State> {
-        try Self.checkParts(settings, group: group)
+        try requireAPartForEveryProcess(shards: settings.shards, of: "each iteration's trials", group: group)
         var rl2 = try RL2(config: settings, prototype: prototype, state: state)
         rl2.threads = threads
         rl2.group = group
         return rl2
-    }
-
-    /// Throws unless every process has at least one part of the trials to work on.
-    static func checkParts(_ settings: RL2Config, group: any ProcessGroup) throws {
-        guard settings.shards >= group.size else {
-            throw RL2Error.unsupported("rl2 on \(group.size) processes needs --shards \(group.size) or more (this run has \(settings.shards)): "
-                + "the iteration's trials are split into that many fixed parts and each rank takes a block of them")
-        }
     }
 
     /// `trials` fresh trials (in blocks of 2 000, so memory stays bounded): the trial return

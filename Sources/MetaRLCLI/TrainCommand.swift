@@ -57,7 +57,9 @@ struct Train: CatalogCommand {
             // a collective the failed one will never join; each prints its own line first.
             do {
                 try requireSameOnEveryRank(try executableFingerprint(), what: "metarl executable", group: group)
+                let started = Date()
                 try Self.train(algorithm, parsed, catalog: try catalog.configuringPython(parsed), group: group)
+                try Self.reportTraffic(group, seconds: Date().timeIntervalSince(started))
                 group.finish()
             } catch {
                 FileHandle.standardError.write(Data("error: rank \(group.rank) of \(group.size): \(error)\n".utf8))
@@ -65,6 +67,20 @@ struct Train: CatalogCommand {
                 if !group.isLeader { Thread.sleep(forTimeInterval: 2) }
                 group.abort(code: 2)
             }
+        }
+    }
+
+    /// Prints on rank 0 one line per rank: its collectives, the share of the run's wall-clock
+    /// spent in them, and the bytes it sent and received (what `Benchmarks/mpi-scaling.sh` reads).
+    static func reportTraffic(_ group: MPIProcessGroup, seconds: Double) throws {
+        let own = group.traffic
+        let all = try distributedMap(group.size, group: group, threads: 1) { _ in
+            [Double(own.collectives), Double(own.bytesSent), Double(own.bytesReceived), own.seconds]
+        }
+        guard group.isLeader else { return }
+        for (rank, t) in all.enumerated() {
+            print(String(format: "mpi rank %d of %d: %.0f collectives, %.2f s in them of %.2f s (%.1f%%), %.0f bytes sent, %.0f received",
+                         rank, group.size, t[0], t[3], seconds, 100 * t[3] / Swift.max(seconds, 1e-9), t[1], t[2]))
         }
     }
 

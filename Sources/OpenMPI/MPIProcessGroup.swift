@@ -14,6 +14,12 @@ public final class MPIProcessGroup: ProcessGroup, @unchecked Sendable {
     /// Seconds a collective may wait for the slowest rank before the run stops.
     public let timeoutSeconds: Double
 
+    private let lock = NSLock()
+    private var counted = CollectiveTraffic()
+
+    /// What this rank's collectives have cost so far.
+    public var traffic: CollectiveTraffic { lock.withLock { counted } }
+
     private init(rank: Int, size: Int, timeoutSeconds: Double) {
         self.rank = rank
         self.size = size
@@ -72,6 +78,16 @@ public final class MPIProcessGroup: ProcessGroup, @unchecked Sendable {
         let offsets = counts.indices.map { counts[..<$0].reduce(0, +) }
         var receive = [UInt8](repeating: 0, count: Swift.max(counts.reduce(0, +), 1))
         let counts32 = counts.map(Int32.init), offsets32 = offsets.map(Int32.init)
+        let started = DispatchTime.now().uptimeNanoseconds
+        defer {
+            let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+            lock.withLock {
+                counted.collectives += 1
+                counted.bytesSent += bytes.count
+                counted.bytesReceived += counts.reduce(0, +) - bytes.count
+                counted.seconds += seconds
+            }
+        }
         let code = bytes.withUnsafeBytes { send in
             receive.withUnsafeMutableBytes { out in
                 metarl_mpi_allgatherv(send.baseAddress, Int32(bytes.count), out.baseAddress, counts32, offsets32, timeoutSeconds)
@@ -94,3 +110,17 @@ public final class MPIProcessGroup: ProcessGroup, @unchecked Sendable {
     /// Shuts MPI down at the end of a run.
     public func finish() { _ = metarl_mpi_finalize() }
 }
+
+/// The cost of one rank's collectives: how many it joined, the bytes it contributed and
+/// those it received from the other ranks, and the wall-clock seconds it spent in them
+/// (transfer and waiting for slower ranks alike).
+public struct CollectiveTraffic: Sendable, Equatable {
+    public var collectives = 0
+    public var bytesSent = 0
+    public var bytesReceived = 0
+    public var seconds = 0.0
+
+    /// No collectives yet.
+    public init() {}
+}
+

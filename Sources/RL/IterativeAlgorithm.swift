@@ -226,6 +226,15 @@ extension AlgorithmDefinition {
         return try restore(settings, prototype: prototype, state: state, threads: threads)
     }
 
+    /// Throws unless every process of `group` gets at least one of the run's `shards` fixed
+    /// parts of `work` (which the algorithm splits into that many parts whatever the process count).
+    public func requireAPartForEveryProcess(shards: Int, of work: String, group: any ProcessGroup) throws {
+        guard shards >= group.size else {
+            throw ProcessGroupError.mismatch("\(name) on \(group.size) processes needs --shards \(group.size) or more (this run has \(shards)): "
+                + "it splits \(work) into that many fixed parts, and each rank takes a block of them")
+        }
+    }
+
     func requireSingleProcess(_ group: any ProcessGroup) throws {
         guard group.size == 1 else {
             throw ProcessGroupError.mismatch("\(name) does not split its work over MPI processes yet; run it without mpirun (\(group.size) ranks were started)")

@@ -155,6 +155,14 @@ public struct TransitionBatch {
     public var nextObservations: Tensor
     public var terminals: Tensor
 
+    /// The transitions in `rows` (the whole batch itself when `rows` covers it).
+    public func rows(_ rows: Range<Int>) -> TransitionBatch {
+        guard rows != 0..<observations.shape[0] else { return self }
+        return TransitionBatch(observations: observations.slice(axis: 0, rows), actions: actions.slice(axis: 0, rows),
+                               rewards: rewards.slice(axis: 0, rows), nextObservations: nextObservations.slice(axis: 0, rows),
+                               terminals: terminals.slice(axis: 0, rows))
+    }
+
     /// The rows of several batches one after another (PEARL's meta-batch).
     public static func concatenated(_ parts: [TransitionBatch]) -> TransitionBatch {
         TransitionBatch(observations: .concat(parts.map(\.observations), axis: 0), actions: .concat(parts.map(\.actions), axis: 0),

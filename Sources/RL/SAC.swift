@@ -33,6 +33,11 @@ public struct SACConfig: AlgorithmSettings {
     public var evalEpisodes: Int = 10
     /// A fresh task of the family every episode (domain randomisation) instead of one fixed task.
     public var taskMixture: Bool = false
+    /// Fixed parts each update's minibatch is cut into: each part's gradient is computed on
+    /// its own and the parts' gradients added in part order. MPI ranks each take a contiguous
+    /// block of parts (acting and the replay buffer are repeated on every rank), so a run's
+    /// numbers depend on `shards`, never on the process count. 1 keeps one batch.
+    public var shards: Int = 1
 
     public init() {}
 
@@ -49,6 +54,7 @@ public struct SACConfig: AlgorithmSettings {
         try ConfigError.check("iterations", iterations, 1...100_000_000)
         try ConfigError.check("bufferCapacity", bufferCapacity, 1...100_000_000)
         try ConfigError.check("evalEpisodes", evalEpisodes, 1...100_000)
+        try ConfigError.check("shards", shards, 1...batchSize, note: "at most batchSize")
     }
 
     /// Command-line names and help (every other key is a flag by its own name).
@@ -62,6 +68,7 @@ public struct SACConfig: AlgorithmSettings {
         SettingFlag("update.rewardScale", flag: "--reward-scale", help: "reward scale"),
         SettingFlag("evalEpisodes", help: "evaluation episodes after each iteration"),
         SettingFlag("taskMixture", help: "train on a fresh task every episode (the domain-randomisation baseline)"),
+        SettingFlag("shards", help: "fixed parts of each minibatch, computed one by one and added in order (mpirun -np N needs N ≤ shards; results depend on shards, not on N)"),
     ]
 }
 
@@ -85,6 +92,8 @@ public struct SAC<E: MetaEnv>: IterativeAlgorithm {
     /// The task trained on unless `taskMixture` (drawn from the seed).
     public let fixedTask: E.Task
     let scaling: ActionScaling
+    /// The processes each update's parts are split over (results do not depend on it).
+    public var group: any ProcessGroup = SingleProcess()
 
     public var iteration: Int { state.iteration }
     public var environmentSteps: Int { state.environmentSteps }
@@ -145,7 +154,8 @@ public struct SAC<E: MetaEnv>: IterativeAlgorithm {
                 steps += 1
                 if state.environmentSteps >= config.randomSteps {
                     for _ in 0..<config.updatesPerStep {
-                        losses = losses + state.agent.update(state.buffer.sample(config.batchSize, using: &state.rng), using: &state.rng)
+                        let batch = state.buffer.sample(config.batchSize, using: &state.rng)
+                        losses = try losses + state.agent.update(batch, parts: config.shards, group: group, using: &state.rng)
                         updates += 1
                     }
                 }
@@ -214,6 +224,24 @@ public struct SACAlgorithm: AlgorithmDefinition {
 
     public func restore<E: MetaEnv>(_ settings: SACConfig, prototype: E, state: SACState, threads: Int) throws -> any IterativeAlgorithm<SACState> {
         try SAC(config: settings, prototype: prototype, state: state)
+    }
+
+    /// A fresh run with each update's parts (`shards`) split over `group`'s processes.
+    public func start<E: MetaEnv>(_ settings: SACConfig, prototype: E, seed: UInt64, threads: Int,
+                                  group: any ProcessGroup) throws -> any IterativeAlgorithm<SACState> {
+        try requireAPartForEveryProcess(shards: settings.shards, of: "each update's minibatch", group: group)
+        var sac = try SAC(config: settings, prototype: prototype, seed: seed)
+        sac.group = group
+        return sac
+    }
+
+    /// A checkpoint's run continued with each update's parts split over `group`'s processes.
+    public func restore<E: MetaEnv>(_ settings: SACConfig, prototype: E, state: SACState, threads: Int,
+                                    group: any ProcessGroup) throws -> any IterativeAlgorithm<SACState> {
+        try requireAPartForEveryProcess(shards: settings.shards, of: "each update's minibatch", group: group)
+        var sac = try SAC(config: settings, prototype: prototype, state: state)
+        sac.group = group
+        return sac
     }
 
     /// `trajectories` episodes (mean action) on each of `tasks` fresh tasks of the family (on

@@ -214,8 +214,31 @@ public struct SACAgent: Codable, Sendable {
     }
 
     /// The actor step on E[α log π(ã|s) − min Q(s, ã)], ã = tanh(μ + σε) (reparameterised),
-    /// then the temperature step on E[−log α · (log π(ã|s) + H̄)]. `inputs` are constants.
-    public mutating func updateActorAndTemperature(inputs: Tensor, noise: Tensor, losses: inout SACLosses) {
+    /// then the temperature step on E[−log α · (log π(ã|s) + H̄)], over a batch in `parts`
+    /// fixed parts: part p has `rows(p)` rows, inputs `inputs(p)` (constants) and noise
+    /// `noise(p)`. Each part's gradient is computed on its own (the parts of `group`'s other
+    /// ranks there) and the means added in part order, so the step does not depend on the
+    /// process count; one part is the plain batch step.
+    public mutating func updateActorAndTemperature(parts: Int, group: any ProcessGroup, rows: (Int) -> Int,
+                                                   inputs: (Int) -> Tensor, noise: (Int) -> Tensor, losses: inout SACLosses) throws {
+        let agent = self
+        let shares = try distributedMap(parts, group: group, threads: 1) { p -> WeightedPart in
+            let part = agent.actorGradient(inputs: inputs(p), noise: noise(p))
+            return WeightedPart(weight: Double(rows(p)), terms: [part.loss, Double(part.entropyGap), part.entropy],
+                                gradient: part.gradient.flatParameters.values)
+        }
+        let (terms, flat) = WeightedPart.combined(shares, terms: 3, parameters: actor.parameterCount)
+        let gap = Float(terms[1])
+        losses.actor = terms[0]
+        losses.temperature = temperatureLoss(entropyGap: gap)
+        losses.entropy = terms[2]
+        updateActorAndTemperature(along: actor.withFlatParameters(flat), entropyGap: gap)
+    }
+
+    /// The actor loss E[α log π(ã|s) − min Q(s, ã)] over `inputs` (constants) with ã drawn
+    /// with `noise`, its gradient, the mean of log π(ã|s) + H̄ the temperature step needs, and
+    /// the entropy −mean log π(ã|s): what one part of a batch split over processes contributes.
+    public func actorGradient(inputs: Tensor, noise: Tensor) -> (loss: Double, gradient: SquashedGaussianActor, entropyGap: Float, entropy: Double) {
         let inputs = inputs.detached, critics = self.critics, alpha = temperature.alpha
         var logProb = Tensor(0)
         let (actorLoss, actorGradient) = NN.valueAndGradient(at: actor) { actor -> Tensor in
@@ -224,13 +247,21 @@ public struct SACAgent: Codable, Sendable {
             logProb = pi.logProb(preSquash: u)
             return (logProb * alpha - critics.minimum(inputs, action)).mean()
         }
-        actorOptimizer.update(&actor, along: actorGradient)
         let gap = (logProb.detached + targetEntropy).mean()
-        let (temperatureLoss, temperatureGradient) = NN.valueAndGradient(at: temperature) { t in -(t.logAlpha * gap).sum() }
+        return (actorLoss.doubleScalar, actorGradient, gap.values[0], -logProb.detached.mean().doubleScalar)
+    }
+
+    /// Adam steps of the actor along `gradient`, then of log α on −log α · `entropyGap`.
+    public mutating func updateActorAndTemperature(along gradient: SquashedGaussianActor, entropyGap: Float) {
+        actorOptimizer.update(&actor, along: gradient)
+        let gap = Tensor(Double(entropyGap))
+        let (_, temperatureGradient) = NN.valueAndGradient(at: temperature) { t in -(t.logAlpha * gap).sum() }
         temperatureOptimizer.update(&temperature, along: temperatureGradient)
-        losses.actor = actorLoss.doubleScalar
-        losses.temperature = temperatureLoss.doubleScalar
-        losses.entropy = -logProb.detached.mean().doubleScalar
+    }
+
+    /// The temperature loss −log α · `entropyGap` at the current α (before its step).
+    public func temperatureLoss(entropyGap: Float) -> Double {
+        -(temperature.logAlpha * Tensor(Double(entropyGap))).sum().doubleScalar
     }
 
     /// θ′ ← (1 − τ)θ′ + τθ for the target critics.
@@ -249,17 +280,34 @@ public struct SACAgent: Codable, Sendable {
     }
 
     /// One SAC update on a batch: critics toward the soft Bellman targets, then the actor
-    /// and the temperature, then the targets.
-    public mutating func update(_ batch: TransitionBatch, using rng: inout Xoshiro256) -> SACLosses {
-        var losses = SACLosses()
+    /// and the temperature, then the targets. The batch is cut into `parts` fixed parts of
+    /// rows (``partRange(_:of:parts:)``) whose gradients are computed one by one, or by
+    /// `group`'s ranks, and added in part order: the update depends on `parts`, never on the
+    /// process count. Every random number is drawn for the whole batch first, on every rank.
+    public mutating func update(_ batch: TransitionBatch, parts: Int = 1, group: any ProcessGroup = SingleProcess(),
+                                using rng: inout Xoshiro256) throws -> SACLosses {
         let n = batch.observations.shape[0], d = actor.actionSize
-        let y = targets(rewards: batch.rewards, terminals: batch.terminals, nextInputs: batch.nextObservations,
-                        noise: Tensor.randomNormal([n, d], using: &rng))
-        let (criticLoss, criticGradient) = NN.valueAndGradient(at: critics) { q in q.loss(batch.observations, batch.actions, targets: y) }
-        criticOptimizer.update(&critics, along: criticGradient)
-        losses.critic = criticLoss.doubleScalar
-        losses.meanQ = y.mean().doubleScalar
-        updateActorAndTemperature(inputs: batch.observations, noise: Tensor.randomNormal([n, d], using: &rng), losses: &losses)
+        let targetNoise = Tensor.randomNormal([n, d], using: &rng)
+        let actorNoise = Tensor.randomNormal([n, d], using: &rng)
+        func rows(_ p: Int) -> Range<Int> { partRange(p, of: n, parts: parts) }
+        func rows(_ x: Tensor, _ p: Int) -> Tensor { parts == 1 ? x : x.slice(axis: 0, rows(p)) }
+
+        let agent = self
+        let shares = try distributedMap(parts, group: group, threads: 1) { p -> WeightedPart in
+            let part = batch.rows(rows(p))
+            let y = agent.targets(rewards: part.rewards, terminals: part.terminals, nextInputs: part.nextObservations,
+                                  noise: rows(targetNoise, p))
+            let (loss, gradient) = NN.valueAndGradient(at: agent.critics) { q in q.loss(part.observations, part.actions, targets: y) }
+            return WeightedPart(weight: Double(rows(p).count), terms: [loss.doubleScalar, y.mean().doubleScalar],
+                                gradient: gradient.flatParameters.values)
+        }
+        let (terms, flat) = WeightedPart.combined(shares, terms: 2, parameters: critics.parameterCount)
+        criticOptimizer.update(&critics, along: critics.withFlatParameters(flat))
+        var losses = SACLosses()
+        losses.critic = terms[0]
+        losses.meanQ = terms[1]
+        try updateActorAndTemperature(parts: parts, group: group, rows: { rows($0).count },
+                                      inputs: { rows(batch.observations, $0) }, noise: { rows(actorNoise, $0) }, losses: &losses)
         updateTargets()
         return losses
     }

@@ -17,15 +17,20 @@ public protocol ProcessGroup: Sendable {
 
 extension ProcessGroup {
     /// The items rank `rank` computes when `count` items are split into `size` contiguous blocks.
-    public func share(of count: Int, rank: Int) -> Range<Int> {
-        (rank * count / size)..<((rank + 1) * count / size)
-    }
+    public func share(of count: Int, rank: Int) -> Range<Int> { partRange(rank, of: count, parts: size) }
 
     /// The items this process computes.
     public func ownShare(of count: Int) -> Range<Int> { share(of: count, rank: rank) }
 
     /// Whether this process is rank 0 (which writes the run directory and prints progress).
     public var isLeader: Bool { rank == 0 }
+}
+
+/// Part `index` of `count` items split into `parts` contiguous blocks as equal as they can
+/// be (the first blocks the smaller): how ranks share items, and how a batch is cut into
+/// the fixed parts whose sums do not depend on the process count.
+public func partRange(_ index: Int, of count: Int, parts: Int) -> Range<Int> {
+    (index * count / parts)..<((index + 1) * count / parts)
 }
 
 /// A run in one process: the group of size 1, whose gather is the identity.
@@ -171,4 +176,56 @@ public func fingerprint<Bytes: Sequence<UInt8>>(_ bytes: Bytes) -> Int {
     var hash: UInt64 = 0xcbf2_9ce4_8422_2325
     for byte in bytes { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01b3 }
     return Int(bitPattern: UInt(hash))
+}
+
+/// One part's contribution to a mean over a batch split into parts (on this process or on
+/// others): the part's own means of some terms and their gradient, and its weight (how many
+/// of the batch's rows it averaged over). ``combined(_:terms:parameters:)`` gives the mean
+/// over the whole batch, the same on every rank, whatever the process count.
+public struct WeightedPart: ProcessExchangeable, Sendable {
+    /// Rows the part's means are over (0: an empty part, left out).
+    public var weight: Double = 0
+    public var terms: [Double] = []
+    public var gradient: [Float] = []
+
+    /// A part's means (`terms`) and their `gradient`, over `weight` rows.
+    public init(weight: Double, terms: [Double], gradient: [Float]) {
+        self.weight = weight
+        self.terms = terms
+        self.gradient = gradient
+    }
+
+    /// An empty part.
+    public init() {}
+
+    public func append(to bytes: inout [UInt8]) {
+        weight.append(to: &bytes)
+        terms.append(to: &bytes)
+        gradient.append(to: &bytes)
+    }
+
+    public init(reading reader: inout ByteReader) throws {
+        weight = try Double(reading: &reader)
+        terms = try [Double](reading: &reader)
+        gradient = try [Float](reading: &reader)
+    }
+
+    /// The batch's means: each part's terms and gradient weighted by its share of the rows and
+    /// added in part order (one part exactly as computed); zeros when no part has a row.
+    public static func combined(_ parts: [WeightedPart], terms termCount: Int, parameters: Int) -> (terms: [Double], gradient: [Float]) {
+        let present = parts.filter { $0.weight > 0 }
+        guard let first = present.first else {
+            return ([Double](repeating: 0, count: termCount), [Float](repeating: 0, count: parameters))
+        }
+        let total = present.reduce(0) { $0 + $1.weight }
+        var terms = first.terms.map { $0 * (first.weight / total) }
+        let w0 = Float(first.weight / total)
+        var gradient = first.gradient.map { $0 * w0 }
+        for part in present.dropFirst() {
+            let w = part.weight / total, wf = Float(w)
+            for i in terms.indices { terms[i] += part.terms[i] * w }
+            for i in gradient.indices { gradient[i] += part.gradient[i] * wf }
+        }
+        return (terms, gradient)
+    }
 }

@@ -69,8 +69,19 @@ func runUnderMPI(ranks: Int, _ arguments: [String], extraRanks: [String]? = nil,
                       "--hidden", "8", "--max-seq-len", "9", "--standardize-advantages", "--shards", "4", "--epochs", "2",
                       "--minibatch-trials", "4", "--iterations", "3", "--checkpoint-every", "1", "--threads", "1", "--seed", "5"]
 
+    /// PEARL with each meta-batch in four fixed parts.
+    static let pearl = ["--env", "point-nav", "--env-arg", "horizon=10", "--train-tasks", "6", "--meta-batch-size", "4", "--shards", "4",
+                        "--batch-size", "8", "--context-batch-size", "8", "--initial-steps", "20", "--prior-steps", "10",
+                        "--extra-posterior-steps", "10", "--gradient-steps", "3", "--eval-tasks", "2", "--eval-trajectories", "2",
+                        "--hidden-sizes", "8", "--encoder-hidden-sizes", "8", "--iterations", "3", "--checkpoint-every", "1",
+                        "--threads", "1", "--seed", "5"]
+
+    /// SAC with each update's minibatch in four fixed parts.
+    static let sac = ["--env", "pendulum-mass", "--hidden-sizes", "16,16", "--batch-size", "32", "--shards", "4", "--random-steps", "100",
+                      "--steps-per-iteration", "200", "--iterations", "3", "--eval-episodes", "2", "--checkpoint-every", "1", "--seed", "5"]
+
     @Test(arguments: [["maml"] + maml, ["maml-fo"] + maml, ["meta-sgd"] + maml, ["maml", "--outer", "ppo"] + maml, ["reptile"] + maml,
-                      ["rl2"] + rl2, ["rl2", "--algo", "trpo"] + rl2])
+                      ["rl2"] + rl2, ["rl2", "--algo", "trpo"] + rl2, ["pearl"] + pearl, ["sac"] + sac])
     func theFinalCheckpointDoesNotDependOnTheProcessCount(_ algorithm: [String]) throws {
         defer { try? FileManager.default.removeItem(at: directory) }
         for ranks in [0, 1, 2, 4] {
@@ -82,15 +93,12 @@ func runUnderMPI(ranks: Int, _ arguments: [String], extraRanks: [String]? = nil,
         for ranks in [1, 2, 4] { #expect(try checkpoint("n\(ranks)", 3) == single, "\(ranks) ranks") }
         // Metrics too (all but the wall-clock columns).
         func metrics(_ run: String) throws -> [String] {
-            let text = try String(contentsOf: directory.appendingPathComponent(run).appendingPathComponent("metrics.csv"), encoding: .utf8)
-            let rows = text.split(separator: "\n").map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
-            let keep = rows[0].indices.filter { !rows[0][$0].hasSuffix("seconds") }
-            return rows.map { row in keep.map { row[$0] }.joined(separator: ",") }
+            try deterministicRows(directory.appendingPathComponent(run).appendingPathComponent("metrics.csv"))
         }
         #expect(try metrics("n4") == metrics("n0"))
     }
 
-    @Test(arguments: [["maml"] + maml, ["rl2"] + rl2])
+    @Test(arguments: [["maml"] + maml, ["rl2"] + rl2, ["pearl"] + pearl, ["sac"] + sac])
     func resumesExactlyAtAnotherProcessCount(_ algorithm: [String]) throws {
         defer { try? FileManager.default.removeItem(at: directory) }
         let straight = directory.appendingPathComponent("straight").path, resumed = directory.appendingPathComponent("resumed").path
@@ -100,6 +108,28 @@ func runUnderMPI(ranks: Int, _ arguments: [String], extraRanks: [String]? = nil,
         #expect(try runUnderMPI(ranks: 4, ["train"] + first + ["--out", resumed]).status == 0)
         #expect(try runUnderMPI(ranks: 3, ["train", algorithm[0], "--resume", resumed, "--iterations", "3"]).status == 0)
         #expect(try checkpoint("resumed", 3) == checkpoint("straight", 3))
+    }
+
+    /// Two "hosts": network namespaces joined by a veth pair, one rank in each, MPI over TCP
+    /// on that link only (`scripts/mpi-namespaces.sh` makes and removes them): the final
+    /// checkpoint equals the one-process run's. Network namespaces need root (CI runs as root).
+    @Test(.enabled(if: getuid() == 0, "network namespaces need root"))
+    func twoHostsOverTCPGiveTheOneProcessCheckpoint() throws {
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("scripts/mpi-namespaces.sh")
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/bash")
+        process.arguments = [script.path, try metarlExecutable().path, directory.path, "rl2"] + Self.rl2
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0, "\(text)")
+        #expect(text.contains("started on 10.77.0.2 in namespace"), "\(text)")
+        #expect(text.contains("identical: 00000003.ckpt"), "\(text)")
     }
 
     @Test func mismatchedSettingsAcrossRanksEndEveryRank() throws {
@@ -116,10 +146,10 @@ func runUnderMPI(ranks: Int, _ arguments: [String], extraRanks: [String]? = nil,
 
     @Test func anAlgorithmThatCannotSplitItsWorkSaysSo() throws {
         defer { try? FileManager.default.removeItem(at: directory) }
-        let out = directory.appendingPathComponent("sac").path
-        let (status, errors) = try runUnderMPI(ranks: 2, ["train", "sac", "--iterations", "1", "--out", out], timeout: 120)
+        let out = directory.appendingPathComponent("ppo").path
+        let (status, errors) = try runUnderMPI(ranks: 2, ["train", "ppo", "--iterations", "1", "--out", out], timeout: 120)
         #expect(status != 0)
-        #expect(errors.contains("sac does not split its work over MPI processes yet; run it without mpirun"), "\(errors)")
+        #expect(errors.contains("ppo does not split its work over MPI processes yet; run it without mpirun"), "\(errors)")
     }
 
     @Test func rl2NeedsAPartOfTheTrialsForEveryRank() throws {
@@ -129,7 +159,7 @@ func runUnderMPI(ranks: Int, _ arguments: [String], extraRanks: [String]? = nil,
         settings[settings.firstIndex(of: "--shards")! + 1] = "2"
         let (status, errors) = try runUnderMPI(ranks: 3, ["train", "rl2"] + settings + ["--out", out], timeout: 120)
         #expect(status != 0)
-        #expect(errors.contains("rl2 on 3 processes needs --shards 3 or more (this run has 2)"), "\(errors)")
+        #expect(errors.contains("rl2 on 3 processes needs --shards 3 or more (this run has 2): it splits each iteration's trials into that many fixed parts"), "\(errors)")
         #expect(!FileManager.default.fileExists(atPath: out + "/run.json"))
     }
 

@@ -411,7 +411,8 @@ public struct PEARL<E: MetaEnv>: IterativeAlgorithm {
         // Critics and encoder: ½ Σ mean (Q_k − y)² over the RL rows plus β Σ_i KL(q(z | c_i) ‖ N(0, I)),
         // with z_i ~ q(z | c_i) reparameterised, one row per RL transition of task i.
         let agent = state.agent, encoder = state.encoder, klWeight = config.klWeight
-        let criticParts = try distributedMap(parts, group: group, threads: 1) { p -> WeightedPart in
+        let joint = CriticsAndEncoder(critics: agent.critics, encoder: encoder)
+        let (criticTerms, criticFlat) = try distributedWeightedMean(parts, group: group, terms: 3, parameters: joint.parameterCount) { p -> WeightedPart in
             let batch = batches[p - own.lowerBound], tp = tasksOf(p).count
             let share = Double(tp) / Double(t)
             let contexts = rows(contextTensor, part: p, perTask: 1), noise = rows(latentNoise, part: p, perTask: 1)
@@ -435,8 +436,6 @@ public struct PEARL<E: MetaEnv>: IterativeAlgorithm {
             return WeightedPart(weight: Double(tp), terms: [loss.doubleScalar, klSum / share, y.mean().doubleScalar],
                                 gradient: gradient.flatParameters.values)
         }
-        let joint = CriticsAndEncoder(critics: agent.critics, encoder: encoder)
-        let (criticTerms, criticFlat) = WeightedPart.combined(criticParts, terms: 3, parameters: joint.parameterCount)
         let criticGradient = joint.withFlatParameters(criticFlat)
         state.agent.criticOptimizer.update(&state.agent.critics, along: criticGradient.critics)
         state.encoderOptimizer.update(&state.encoder, along: criticGradient.encoder)

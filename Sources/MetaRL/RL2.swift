@@ -493,6 +493,16 @@ public struct RL2<E: MetaEnv>: IterativeAlgorithm {
         return try distributedMap(config.shards, group: group, threads: 1) { try body(parts[$0 - own.lowerBound]) }
     }
 
+    /// The mean over every part of what `body` measures on a part, each part measured on the
+    /// rank that holds it (``distributedWeightedMean(_:group:terms:parameters:_:)``).
+    func meanAcrossParts(_ parts: [Part], terms: Int, parameters: Int,
+                         _ body: (Part) throws -> WeightedPart) throws -> (terms: [Double], gradient: [Float]) {
+        let own = group.ownShare(of: config.shards)
+        return try distributedWeightedMean(config.shards, group: group, terms: terms, parameters: parameters) {
+            try body(parts[$0 - own.lowerBound])
+        }
+    }
+
     /// What the metrics need of a part's trials.
     struct PartSummary: ProcessExchangeable {
         var trialReturns: [Double]
@@ -680,7 +690,7 @@ public struct RL2<E: MetaEnv>: IterativeAlgorithm {
             &model, optimizer: &optimizer, epochs: config.epochs, iteration: state.iteration + 1, quantity: "PPO loss",
             minibatches: { _ in minibatches(&units, chunks: chunks, using: &rng) },
             gradient: { model, minibatch in
-                let shares = try acrossParts(parts) { part -> WeightedPart in
+                let (terms, flat) = try meanAcrossParts(parts, terms: 6, parameters: model.parameterCount) { part -> WeightedPart in
                     let share = minibatch[part.index]
                     guard !share.isEmpty else { return WeightedPart() }
                     let mb = gather(part, share)
@@ -691,7 +701,6 @@ public struct RL2<E: MetaEnv>: IterativeAlgorithm {
                                                 update.approxKL, update.clipFraction],
                                         gradient: update.gradient.flatParameters.values)
                 }
-                let (terms, flat) = WeightedPart.combined(shares, terms: 6, parameters: model.parameterCount)
                 sums.policy += terms[1]
                 sums.value += terms[2]
                 sums.entropy += terms[3]
@@ -867,7 +876,7 @@ public struct RL2<E: MetaEnv>: IterativeAlgorithm {
         for _ in 0..<config.valueEpochs {
             for m in unitMinibatches.indices {
                 let model = state.model
-                let partGradients = try acrossParts(parts) { part -> WeightedPart in
+                let (terms, flat) = try meanAcrossParts(parts, terms: 1, parameters: model.parameterCount) { part -> WeightedPart in
                     guard let mb = shares[part.index - own.lowerBound][m], mb.validSteps > 0 else { return WeightedPart() }
                     let (loss, grad) = valueAndGradient(at: model) { model in
                         let v = model.valueCell.unroll(mb.inputs, initialState: mb.valueState).outputs
@@ -876,7 +885,6 @@ public struct RL2<E: MetaEnv>: IterativeAlgorithm {
                     }
                     return WeightedPart(weight: mb.validSteps, terms: [loss.doubleScalar], gradient: grad.flatParameters.values)
                 }
-                let (terms, flat) = WeightedPart.combined(partGradients, terms: 1, parameters: model.parameterCount)
                 let loss = terms[0]
                 guard loss.isFinite else { throw NonFiniteError(iteration: state.iteration + 1, quantity: "value loss") }
                 state.optimizer.update(&state.model, along: clippedSeparately(model.withFlatParameters(flat)))

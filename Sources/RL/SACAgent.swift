@@ -222,12 +222,11 @@ public struct SACAgent: Codable, Sendable {
     public mutating func updateActorAndTemperature(parts: Int, group: any ProcessGroup, rows: (Int) -> Int,
                                                    inputs: (Int) -> Tensor, noise: (Int) -> Tensor, losses: inout SACLosses) throws {
         let agent = self
-        let shares = try distributedMap(parts, group: group, threads: 1) { p -> WeightedPart in
+        let (terms, flat) = try distributedWeightedMean(parts, group: group, terms: 3, parameters: actor.parameterCount) { p -> WeightedPart in
             let part = agent.actorGradient(inputs: inputs(p), noise: noise(p))
             return WeightedPart(weight: Double(rows(p)), terms: [part.loss, Double(part.entropyGap), part.entropy],
                                 gradient: part.gradient.flatParameters.values)
         }
-        let (terms, flat) = WeightedPart.combined(shares, terms: 3, parameters: actor.parameterCount)
         let gap = Float(terms[1])
         losses.actor = terms[0]
         losses.temperature = temperatureLoss(entropyGap: gap)
@@ -293,7 +292,7 @@ public struct SACAgent: Codable, Sendable {
         func rows(_ x: Tensor, _ p: Int) -> Tensor { parts == 1 ? x : x.slice(axis: 0, rows(p)) }
 
         let agent = self
-        let shares = try distributedMap(parts, group: group, threads: 1) { p -> WeightedPart in
+        let (terms, flat) = try distributedWeightedMean(parts, group: group, terms: 2, parameters: critics.parameterCount) { p -> WeightedPart in
             let part = batch.rows(rows(p))
             let y = agent.targets(rewards: part.rewards, terminals: part.terminals, nextInputs: part.nextObservations,
                                   noise: rows(targetNoise, p))
@@ -301,7 +300,6 @@ public struct SACAgent: Codable, Sendable {
             return WeightedPart(weight: Double(rows(p).count), terms: [loss.doubleScalar, y.mean().doubleScalar],
                                 gradient: gradient.flatParameters.values)
         }
-        let (terms, flat) = WeightedPart.combined(shares, terms: 2, parameters: critics.parameterCount)
         criticOptimizer.update(&critics, along: critics.withFlatParameters(flat))
         var losses = SACLosses()
         losses.critic = terms[0]

@@ -180,8 +180,8 @@ public func fingerprint<Bytes: Sequence<UInt8>>(_ bytes: Bytes) -> Int {
 
 /// One part's contribution to a mean over a batch split into parts (on this process or on
 /// others): the part's own means of some terms and their gradient, and its weight (how many
-/// of the batch's rows it averaged over). ``combined(_:terms:parameters:)`` gives the mean
-/// over the whole batch, the same on every rank, whatever the process count.
+/// of the batch's rows it averaged over). ``distributedWeightedMean(_:group:terms:parameters:_:)``
+/// gives the mean over the whole batch, the same on every rank, whatever the process count.
 public struct WeightedPart: ProcessExchangeable, Sendable {
     /// Rows the part's means are over (0: an empty part, left out).
     public var weight: Double = 0
@@ -210,22 +210,69 @@ public struct WeightedPart: ProcessExchangeable, Sendable {
         gradient = try [Float](reading: &reader)
     }
 
-    /// The batch's means: each part's terms and gradient weighted by its share of the rows and
-    /// added in part order (one part exactly as computed); zeros when no part has a row.
-    public static func combined(_ parts: [WeightedPart], terms termCount: Int, parameters: Int) -> (terms: [Double], gradient: [Float]) {
-        let present = parts.filter { $0.weight > 0 }
-        guard let first = present.first else {
-            return ([Double](repeating: 0, count: termCount), [Float](repeating: 0, count: parameters))
-        }
-        let total = present.reduce(0) { $0 + $1.weight }
-        var terms = first.terms.map { $0 * (first.weight / total) }
-        let w0 = Float(first.weight / total)
-        var gradient = first.gradient.map { $0 * w0 }
-        for part in present.dropFirst() {
-            let w = part.weight / total, wf = Float(w)
-            for i in terms.indices { terms[i] += part.terms[i] * w }
-            for i in gradient.indices { gradient[i] += part.gradient[i] * wf }
-        }
-        return (terms, gradient)
+    /// The part's terms and gradient times its weight: a leaf of the sum tree.
+    var weighted: WeightedPart {
+        guard weight > 0 else { return WeightedPart() }
+        let w = Float(weight)
+        return WeightedPart(weight: weight, terms: terms.map { $0 * weight }, gradient: gradient.map { $0 * w })
     }
+
+    /// The sum of two weighted sums (an empty one adds nothing).
+    static func + (a: WeightedPart, b: WeightedPart) -> WeightedPart {
+        guard a.weight > 0 else { return b }
+        guard b.weight > 0 else { return a }
+        var sum = a
+        sum.weight += b.weight
+        for i in sum.terms.indices { sum.terms[i] += b.terms[i] }
+        for i in sum.gradient.indices { sum.gradient[i] += b.gradient[i] }
+        return sum
+    }
+}
+
+/// The mean over a batch cut into `count` fixed parts of what `body(p)` measures on part p
+/// (its means of some terms, their gradient, and its weight), each part computed by the rank
+/// of `group` that owns it. Parts are added as a fixed binary tree over the part indices
+/// (weights times means at the leaves, halves added left + right, the total divided by the
+/// total weight at the end), so every rank gets the same bits for any process count. A rank
+/// sends only the sums of the fewest tree nodes that cover its block of parts (one vector
+/// when the ranks split the parts evenly by a power of two), not every part's gradient.
+/// One part is returned as computed; zeros when no part has weight.
+public func distributedWeightedMean(_ count: Int, group: any ProcessGroup, terms termCount: Int, parameters: Int,
+                                    _ body: (Int) throws -> WeightedPart) throws -> (terms: [Double], gradient: [Float]) {
+    let zero = ([Double](repeating: 0, count: termCount), [Float](repeating: 0, count: parameters))
+    if count == 1, group.size == 1 {
+        let part = try body(0)
+        return part.weight > 0 ? (part.terms, part.gradient) : zero
+    }
+    let own = group.ownShare(of: count)
+    var leaves: [Int: WeightedPart] = [:]
+    for p in own { leaves[p] = try body(p).weighted }
+
+    // The tree over 0..<count: node (lo, hi) splits at (lo + hi) / 2.
+    func nodes(covering block: Range<Int>, _ lo: Int = 0, _ hi: Int = count) -> [Range<Int>] {
+        if block.isEmpty || hi <= block.lowerBound || lo >= block.upperBound { return [] }
+        if block.lowerBound <= lo && hi <= block.upperBound { return [lo..<hi] }
+        let mid = (lo + hi) / 2
+        return nodes(covering: block, lo, mid) + nodes(covering: block, mid, hi)
+    }
+    var known: [Range<Int>: WeightedPart] = [:]
+    func sum(_ lo: Int, _ hi: Int) -> WeightedPart {
+        if let node = known[lo..<hi] { return node }
+        if hi - lo == 1 { return leaves[lo] ?? WeightedPart() }
+        let mid = (lo + hi) / 2
+        return sum(lo, mid) + sum(mid, hi)
+    }
+    if group.size > 1 {
+        var bytes: [UInt8] = []
+        for node in nodes(covering: own) { sum(node.lowerBound, node.upperBound).append(to: &bytes) }
+        for (rank, message) in try group.allGather(bytes).enumerated() {
+            var reader = ByteReader(message)
+            for node in nodes(covering: group.share(of: count, rank: rank)) { known[node] = try WeightedPart(reading: &reader) }
+            guard reader.isAtEnd else { throw ProcessGroupError.malformedMessage(message.count) }
+        }
+    }
+    let total = sum(0, count)
+    guard total.weight > 0 else { return zero }
+    let scale = 1 / total.weight
+    return (total.terms.map { $0 * scale }, total.gradient.map { $0 / Float(total.weight) })
 }

@@ -15,6 +15,8 @@ static int (*p_init_thread)(int *, char ***, int, int *);
 static int (*p_comm_rank)(mpi_handle, int *);
 static int (*p_comm_size)(mpi_handle, int *);
 static int (*p_iallgatherv)(const void *, int, mpi_handle, void *, const int *, const int *, mpi_handle, mpi_handle, mpi_handle *);
+static int (*p_ialltoallv)(const void *, const int *, const int *, mpi_handle, void *, const int *, const int *, mpi_handle,
+                           mpi_handle, mpi_handle *);
 static int (*p_test)(mpi_handle *, int *, void *);
 static int (*p_abort)(mpi_handle, int);
 static int (*p_finalize)(void);
@@ -42,6 +44,7 @@ int metarl_mpi_load(const char *library, char *error, int errorSize) {
     RESOLVE(p_comm_rank, "MPI_Comm_rank");
     RESOLVE(p_comm_size, "MPI_Comm_size");
     RESOLVE(p_iallgatherv, "MPI_Iallgatherv");
+    RESOLVE(p_ialltoallv, "MPI_Ialltoallv");
     RESOLVE(p_test, "MPI_Test");
     RESOLVE(p_abort, "MPI_Abort");
     RESOLVE(p_finalize, "MPI_Finalize");
@@ -75,19 +78,15 @@ static double now_seconds(void) {
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-int metarl_mpi_allgatherv(const void *send, int sendCount, void *receive, const int *counts, const int *offsets,
-                          double timeoutSeconds) {
-    mpi_handle request = NULL;
-    int code = p_iallgatherv(send, sendCount, byte_type, receive, counts, offsets, byte_type, comm_world, &request);
-    if (code != 0) return code;
+// Waits for a non-blocking collective. Open MPI moves its fragments forward only inside
+// MPI_Test, so poll without sleeping for the first 20 ms (yielding the core, so that
+// oversubscribed ranks still get it), then sleep 50 µs between polls: a long wait for a slower
+// rank costs no CPU, and a large exchange between ranks that are ready is not slowed by sleeps.
+static int wait_for(mpi_handle request, double timeoutSeconds) {
     double started = now_seconds(), deadline = started + timeoutSeconds;
-    // Open MPI moves a non-blocking collective's fragments forward only inside MPI_Test, so
-    // poll without sleeping for the first 20 ms (yielding the core, so that oversubscribed
-    // ranks still get it), then sleep 50 µs between polls: a long wait for a slower rank costs
-    // no CPU, and a large gather between ranks that are ready is not slowed by the sleeps.
     for (;;) {
         int done = 0;
-        code = p_test(&request, &done, NULL);
+        int code = p_test(&request, &done, NULL);
         if (code != 0) return code;
         if (done) return 0;
         double now = now_seconds();
@@ -99,6 +98,23 @@ int metarl_mpi_allgatherv(const void *send, int sendCount, void *receive, const 
             nanosleep(&pause, NULL);
         }
     }
+}
+
+int metarl_mpi_allgatherv(const void *send, int sendCount, void *receive, const int *counts, const int *offsets,
+                          double timeoutSeconds) {
+    mpi_handle request = NULL;
+    int code = p_iallgatherv(send, sendCount, byte_type, receive, counts, offsets, byte_type, comm_world, &request);
+    if (code != 0) return code;
+    return wait_for(request, timeoutSeconds);
+}
+
+int metarl_mpi_alltoallv(const void *send, const int *sendCounts, const int *sendOffsets, void *receive,
+                         const int *receiveCounts, const int *receiveOffsets, double timeoutSeconds) {
+    mpi_handle request = NULL;
+    int code = p_ialltoallv(send, sendCounts, sendOffsets, byte_type, receive, receiveCounts, receiveOffsets, byte_type,
+                            comm_world, &request);
+    if (code != 0) return code;
+    return wait_for(request, timeoutSeconds);
 }
 
 void metarl_mpi_abort(int code) { p_abort(comm_world, code); }

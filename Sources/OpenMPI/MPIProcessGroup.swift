@@ -62,43 +62,102 @@ public final class MPIProcessGroup: ProcessGroup, @unchecked Sendable {
 
     /// Every rank's bytes: the lengths first (8 bytes from each rank), then the contents.
     public func allGather(_ bytes: [UInt8]) throws -> [[UInt8]] {
+        let lengths = try Self.lengths(try gather(Self.length(of: bytes), counts: [Int](repeating: 8, count: size)))
+        return try gather(bytes, counts: lengths)
+    }
+
+    /// Block r of `blocks` to rank r, for every r; the block each rank sent this one, by rank:
+    /// the lengths first (8 bytes to each rank), then the contents, each an MPI_Ialltoallv.
+    public func allToAll(_ blocks: [[UInt8]]) throws -> [[UInt8]] {
+        guard blocks.count == size else { throw ProcessGroupError.mismatch("allToAll: \(blocks.count) blocks for \(size) ranks") }
+        let lengths = try Self.lengths(try exchange(blocks.map(Self.length(of:)), receiveCounts: [Int](repeating: 8, count: size)))
+        return try exchange(blocks, receiveCounts: lengths)
+    }
+
+    /// A message's length as the 8 bytes ranks exchange before it.
+    private static func length(of bytes: [UInt8]) -> [UInt8] {
         var length: [UInt8] = []
         bytes.count.append(to: &length)
-        let lengths = try gather(length, counts: [Int](repeating: 8, count: size)).map { chunk -> Int in
+        return length
+    }
+
+    /// The lengths other ranks announced, checked to fit MPI's 32-bit counts.
+    private static func lengths(_ chunks: [[UInt8]]) throws -> [Int] {
+        let lengths = try chunks.map { chunk -> Int in
             var reader = ByteReader(chunk)
             return try Int(reading: &reader)
         }
         guard lengths.allSatisfy({ (0...Int(Int32.max)).contains($0) }), lengths.reduce(0, +) <= Int(Int32.max) else {
-            throw ProcessGroupError.transport("MPI: a gathered message exceeds 2 GiB")
+            throw ProcessGroupError.transport("MPI: a message exceeds 2 GiB")
         }
-        return try gather(bytes, counts: lengths)
+        return lengths
+    }
+
+    /// Byte offsets of consecutive blocks of `counts` bytes.
+    private static func offsets(_ counts: [Int]) -> [Int32] {
+        var offsets: [Int32] = [], total = 0
+        for count in counts {
+            offsets.append(Int32(total))
+            total += count
+        }
+        return offsets
+    }
+
+    /// Cuts `receive` into blocks of `counts` bytes.
+    private static func blocks(_ receive: [UInt8], counts: [Int]) -> [[UInt8]] {
+        var start = 0
+        return counts.map { count in
+            defer { start += count }
+            return Array(receive[start..<(start + count)])
+        }
     }
 
     private func gather(_ bytes: [UInt8], counts: [Int]) throws -> [[UInt8]] {
-        let offsets = counts.indices.map { counts[..<$0].reduce(0, +) }
         var receive = [UInt8](repeating: 0, count: Swift.max(counts.reduce(0, +), 1))
-        let counts32 = counts.map(Int32.init), offsets32 = offsets.map(Int32.init)
-        let started = DispatchTime.now().uptimeNanoseconds
-        defer {
-            let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
-            lock.withLock {
-                counted.collectives += 1
-                counted.bytesSent += bytes.count
-                counted.bytesReceived += counts.reduce(0, +) - bytes.count
-                counted.seconds += seconds
+        let counts32 = counts.map(Int32.init), offsets32 = Self.offsets(counts)
+        try collective("MPI_Iallgatherv", sent: bytes.count, received: counts.reduce(0, +) - bytes.count) {
+            bytes.withUnsafeBytes { send in
+                receive.withUnsafeMutableBytes { out in
+                    metarl_mpi_allgatherv(send.baseAddress, Int32(bytes.count), out.baseAddress, counts32, offsets32, timeoutSeconds)
+                }
             }
         }
-        let code = bytes.withUnsafeBytes { send in
-            receive.withUnsafeMutableBytes { out in
-                metarl_mpi_allgatherv(send.baseAddress, Int32(bytes.count), out.baseAddress, counts32, offsets32, timeoutSeconds)
+        return Self.blocks(receive, counts: counts)
+    }
+
+    private func exchange(_ blocks: [[UInt8]], receiveCounts: [Int]) throws -> [[UInt8]] {
+        let send = blocks.flatMap { $0 }, sendCounts = blocks.map(\.count)
+        var receive = [UInt8](repeating: 0, count: Swift.max(receiveCounts.reduce(0, +), 1))
+        let sendCounts32 = sendCounts.map(Int32.init), sendOffsets32 = Self.offsets(sendCounts)
+        let receiveCounts32 = receiveCounts.map(Int32.init), receiveOffsets32 = Self.offsets(receiveCounts)
+        try collective("MPI_Ialltoallv", sent: send.count - sendCounts[rank], received: receiveCounts.reduce(0, +) - receiveCounts[rank]) {
+            send.withUnsafeBytes { sendBytes in
+                receive.withUnsafeMutableBytes { out in
+                    metarl_mpi_alltoallv(sendBytes.baseAddress, sendCounts32, sendOffsets32, out.baseAddress, receiveCounts32,
+                                         receiveOffsets32, timeoutSeconds)
+                }
             }
+        }
+        return Self.blocks(receive, counts: receiveCounts)
+    }
+
+    /// Runs one collective (`call` returns its code), counts its bytes to and from the other
+    /// ranks and its time, and turns a timeout or an MPI error into a named error.
+    private func collective(_ name: String, sent: Int, received: Int, _ call: () -> Int32) throws {
+        let started = DispatchTime.now().uptimeNanoseconds
+        let code = call()
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+        lock.withLock {
+            counted.collectives += 1
+            counted.bytesSent += sent
+            counted.bytesReceived += received
+            counted.seconds += seconds
         }
         if code == -1 {
             throw ProcessGroupError.transport(
                 "MPI: rank \(rank) waited \(Int(timeoutSeconds)) s for the other ranks in a collective (a rank died, hung or runs a different command)")
         }
-        guard code == 0 else { throw ProcessGroupError.transport("MPI_Iallgatherv failed on rank \(rank): \(Self.errorText(code))") }
-        return counts.indices.map { Array(receive[offsets[$0]..<(offsets[$0] + counts[$0])]) }
+        guard code == 0 else { throw ProcessGroupError.transport("\(name) failed on rank \(rank): \(Self.errorText(code))") }
     }
 
     /// Ends every rank of the job (after an error on this one, so that no rank waits forever).

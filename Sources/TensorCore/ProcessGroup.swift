@@ -13,6 +13,9 @@ public protocol ProcessGroup: Sendable {
     var size: Int { get }
     /// Every rank's `bytes`, indexed by rank (this rank's own among them).
     func allGather(_ bytes: [UInt8]) throws -> [[UInt8]]
+    /// Block r of `blocks` (one per rank) to rank r; returns the block every rank sent this
+    /// one, indexed by rank. The default gathers every block everywhere and keeps its own.
+    func allToAll(_ blocks: [[UInt8]]) throws -> [[UInt8]]
 }
 
 extension ProcessGroup {
@@ -24,6 +27,20 @@ extension ProcessGroup {
 
     /// Whether this process is rank 0 (which writes the run directory and prints progress).
     public var isLeader: Bool { rank == 0 }
+
+    public func allToAll(_ blocks: [[UInt8]]) throws -> [[UInt8]] {
+        var bytes: [UInt8] = []
+        for block in blocks { block.append(to: &bytes) }
+        return try allGather(bytes).map { message in
+            var reader = ByteReader(message)
+            var mine: [UInt8] = []
+            for r in 0..<size {
+                let block = try [UInt8](reading: &reader)
+                if r == rank { mine = block }
+            }
+            return mine
+        }
+    }
 }
 
 /// Part `index` of `count` items split into `parts` contiguous blocks as equal as they can
@@ -115,6 +132,11 @@ extension Array: ProcessExchangeable where Element: FixedWidthExchangeable {
         let count = try Int(reading: &reader)
         self = try reader.read(Element.self, count: count)
     }
+}
+
+extension UInt8: FixedWidthExchangeable {
+    public func append(to bytes: inout [UInt8]) { bytes.append(self) }
+    public init(reading reader: inout ByteReader) throws { self = try reader.read(UInt8.self, count: 1)[0] }
 }
 
 extension Float: FixedWidthExchangeable {
@@ -235,7 +257,11 @@ public struct WeightedPart: ProcessExchangeable, Sendable {
 /// (weights times means at the leaves, halves added left + right, the total divided by the
 /// total weight at the end), so every rank gets the same bits for any process count. A rank
 /// sends only the sums of the fewest tree nodes that cover its block of parts (one vector
-/// when the ranks split the parts evenly by a power of two), not every part's gradient.
+/// when the ranks split the parts evenly by a power of two), not every part's gradient. With
+/// three ranks or more the gradient travels as a reduce-scatter and a gather: rank r adds
+/// slice r of every node's gradient (the same additions, element by element) and the slices'
+/// sums are then gathered, so a rank sends and receives about two gradients' worth whatever
+/// the number of ranks, where gathering whole node sums would cost one per rank.
 /// One part is returned as computed; zeros when no part has weight.
 public func distributedWeightedMean(_ count: Int, group: any ProcessGroup, terms termCount: Int, parameters: Int,
                                     _ body: (Int) throws -> WeightedPart) throws -> (terms: [Double], gradient: [Float]) {
@@ -262,16 +288,44 @@ public func distributedWeightedMean(_ count: Int, group: any ProcessGroup, terms
         let mid = (lo + hi) / 2
         return sum(lo, mid) + sum(mid, hi)
     }
-    if group.size > 1 {
-        var bytes: [UInt8] = []
-        for node in nodes(covering: own) { sum(node.lowerBound, node.upperBound).append(to: &bytes) }
-        for (rank, message) in try group.allGather(bytes).enumerated() {
+    /// Reads the node sums each rank sent (in its own cover's order) into `known`.
+    func receive(_ messages: [[UInt8]]) throws {
+        for (rank, message) in messages.enumerated() {
             var reader = ByteReader(message)
             for node in nodes(covering: group.share(of: count, rank: rank)) { known[node] = try WeightedPart(reading: &reader) }
             guard reader.isAtEnd else { throw ProcessGroupError.malformedMessage(message.count) }
         }
     }
-    let total = sum(0, count)
+    let mine = nodes(covering: own).map { sum($0.lowerBound, $0.upperBound) }
+    var total: WeightedPart
+    if group.size == 1 {
+        total = sum(0, count)
+    } else if group.size == 2 {
+        var bytes: [UInt8] = []
+        for node in mine { node.append(to: &bytes) }
+        try receive(try group.allGather(bytes))
+        total = sum(0, count)
+    } else {
+        let slices = (0..<group.size).map { partRange($0, of: parameters, parts: group.size) }
+        let blocks = slices.map { slice -> [UInt8] in
+            var bytes: [UInt8] = []
+            for node in mine {
+                WeightedPart(weight: node.weight, terms: node.terms, gradient: node.weight > 0 ? Array(node.gradient[slice]) : [])
+                    .append(to: &bytes)
+            }
+            return bytes
+        }
+        try receive(try group.allToAll(blocks))
+        total = sum(0, count)
+        let ownSlice = total.weight > 0 ? total.gradient : [Float](repeating: 0, count: slices[group.rank].count)
+        var bytes: [UInt8] = []
+        ownSlice.append(to: &bytes)
+        total.gradient = try group.allGather(bytes).flatMap { message in
+            var reader = ByteReader(message)
+            return try [Float](reading: &reader)
+        }
+        guard total.gradient.count == parameters else { throw ProcessGroupError.malformedMessage(total.gradient.count) }
+    }
     guard total.weight > 0 else { return zero }
     let scale = 1 / total.weight
     return (total.terms.map { $0 * scale }, total.gradient.map { $0 / Float(total.weight) })

@@ -2,18 +2,43 @@ import Foundation
 import Testing
 @testable import TensorCore
 
-/// A stand-in for one rank of an MPI job, run in this process: the first pass records what
-/// the rank sends and stops; the second answers its gather with every rank's recorded message.
-private struct RecordedRank: ProcessGroup {
-    struct FirstPass: Error { var sent: [UInt8] }
+/// A stand-in for one rank of an MPI job, run in this process, replaying the collectives
+/// recorded so far: its k-th gather is answered with every rank's k-th message from
+/// `rounds`, and a gather past those stops the run, handing out what the rank would send.
+private final class RecordedRank: ProcessGroup, @unchecked Sendable {
+    struct Unanswered: Error { var sent: [UInt8] }
     let rank: Int
     let size: Int
-    var messages: [[UInt8]]?
+    let rounds: [[[UInt8]]]
+    private var calls = 0
+
+    init(rank: Int, size: Int, rounds: [[[UInt8]]] = []) {
+        self.rank = rank
+        self.size = size
+        self.rounds = rounds
+    }
 
     func allGather(_ bytes: [UInt8]) throws -> [[UInt8]] {
-        guard let messages else { throw FirstPass(sent: bytes) }
-        #expect(messages[rank] == bytes)
-        return messages
+        defer { calls += 1 }
+        guard calls < rounds.count else { throw Unanswered(sent: bytes) }
+        #expect(rounds[calls][rank] == bytes)
+        return rounds[calls]
+    }
+
+    /// Runs `body` on every rank of a job of `size`, collective by collective, and returns
+    /// each rank's result and the number of gathers it took.
+    static func job<T>(size: Int, _ body: (RecordedRank) throws -> T) throws -> (results: [T], gathers: Int) {
+        var rounds: [[[UInt8]]] = []
+        while true {
+            var sent: [[UInt8]] = [], results: [T] = []
+            for rank in 0..<size {
+                do { results.append(try body(RecordedRank(rank: rank, size: size, rounds: rounds))) }
+                catch let stop as Unanswered { sent.append(stop.sent) }
+            }
+            if results.count == size { return (results, rounds.count) }
+            #expect(sent.count == size, "some ranks finished while others still gather")
+            rounds.append(sent)
+        }
     }
 }
 
@@ -27,27 +52,19 @@ private struct RecordedRank: ProcessGroup {
         return WeightedPart(weight: Double(1 + p % 4), terms: [Double(p), rng.uniformDouble()], gradient: gradient)
     }
 
-    /// What each rank of `size` gets for `count` parts.
-    static func meanOnEveryRank(count: Int, size: Int) throws -> [(terms: [Double], gradient: [Float])] {
-        var messages: [[UInt8]] = []
-        for rank in 0..<size {
-            do {
-                _ = try distributedWeightedMean(count, group: RecordedRank(rank: rank, size: size), terms: 2, parameters: 33, part)
-                messages.append([])
-            } catch let pass as RecordedRank.FirstPass {
-                messages.append(pass.sent)
-            }
-        }
-        return try (0..<size).map { rank in
-            try distributedWeightedMean(count, group: RecordedRank(rank: rank, size: size, messages: size > 1 ? messages : nil),
-                                        terms: 2, parameters: 33, part)
+    /// What each rank of `size` gets for `count` parts, and the gathers it took.
+    static func meanOnEveryRank(count: Int, size: Int) throws -> (results: [(terms: [Double], gradient: [Float])], gathers: Int) {
+        try RecordedRank.job(size: size) { group in
+            try distributedWeightedMean(count, group: group, terms: 2, parameters: 33, part)
         }
     }
 
     @Test func everyProcessCountGivesTheSameBits() throws {
         let single = try distributedWeightedMean(7, group: SingleProcess(), terms: 2, parameters: 33, Self.part)
         for size in 2...7 {
-            for result in try Self.meanOnEveryRank(count: 7, size: size) {
+            let job = try Self.meanOnEveryRank(count: 7, size: size)
+            #expect(job.gathers == (size == 2 ? 1 : 2), "size \(size)")
+            for result in job.results {
                 #expect(result.terms == single.terms, "size \(size)")
                 #expect(result.gradient == single.gradient, "size \(size)")
             }
@@ -79,10 +96,10 @@ private struct RecordedRank: ProcessGroup {
         do {
             _ = try distributedWeightedMean(4, group: RecordedRank(rank: 1, size: 2), terms: 2, parameters: 33, Self.part)
             Issue.record("rank 1 of 2 did not gather")
-        } catch let pass as RecordedRank.FirstPass {
-            var reader = ByteReader(pass.sent)
-            _ = try WeightedPart(reading: &reader)
-            #expect(reader.isAtEnd)
+        } catch let stop as RecordedRank.Unanswered {
+            var reader = ByteReader(stop.sent)
+            let node = try WeightedPart(reading: &reader)
+            #expect(reader.isAtEnd && node.gradient.count == 33)
         }
     }
 }

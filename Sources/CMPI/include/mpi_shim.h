@@ -27,6 +27,12 @@ int metarl_mpi_size(void);
 int metarl_mpi_allgatherv(const void *send, int sendCount, void *receive, const int *counts, const int *offsets,
                           double timeoutSeconds);
 
+/// Every rank sends `sendCounts[r]` bytes at `sendOffsets[r]` of `send` to rank r and receives
+/// `receiveCounts[r]` bytes from rank r into `receive` at `receiveOffsets[r]`, as a non-blocking
+/// MPI_Ialltoallv polled like `metarl_mpi_allgatherv`. Returns 0, MPI's error code, or -1 on timeout.
+int metarl_mpi_alltoallv(const void *send, const int *sendCounts, const int *sendOffsets, void *receive,
+                         const int *receiveCounts, const int *receiveOffsets, double timeoutSeconds);
+
 /// Ends every rank of the job with `code` (MPI_Abort on MPI_COMM_WORLD).
 void metarl_mpi_abort(int code);
 

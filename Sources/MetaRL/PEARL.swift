@@ -186,7 +186,7 @@ struct CriticsAndEncoder: ParameterCollection {
 }
 
 /// PEARL on a task family with bounded continuous actions.
-public struct PEARL<E: MetaEnv>: IterativeAlgorithm {
+public struct PEARL<E: MetaEnv>: IterativeAlgorithm, ProcessGroupMember {
     public let config: PEARLConfig
     public let prototype: E
     public var state: PEARLState
@@ -518,19 +518,15 @@ public struct PEARLAlgorithm: AlgorithmDefinition {
     /// A fresh run with each meta-batch's parts (`shards`) split over `group`'s processes.
     public func start<E: MetaEnv>(_ settings: PEARLConfig, prototype: E, seed: UInt64, threads: Int,
                                   group: any ProcessGroup) throws -> any IterativeAlgorithm<PEARLState> {
-        try requireAPartForEveryProcess(shards: settings.shards, of: "each gradient step's meta-batch", group: group)
-        var pearl = try PEARL(config: settings, prototype: prototype, seed: seed)
-        pearl.group = group
-        return pearl
+        try splitting(PEARL(config: settings, prototype: prototype, seed: seed), shards: settings.shards,
+                      of: "each gradient step's meta-batch", over: group)
     }
 
     /// A checkpoint's run continued with each meta-batch's parts split over `group`'s processes.
     public func restore<E: MetaEnv>(_ settings: PEARLConfig, prototype: E, state: PEARLState, threads: Int,
                                     group: any ProcessGroup) throws -> any IterativeAlgorithm<PEARLState> {
-        try requireAPartForEveryProcess(shards: settings.shards, of: "each gradient step's meta-batch", group: group)
-        var pearl = try PEARL(config: settings, prototype: prototype, state: state)
-        pearl.group = group
-        return pearl
+        try splitting(PEARL(config: settings, prototype: prototype, state: state), shards: settings.shards,
+                      of: "each gradient step's meta-batch", over: group)
     }
 
     /// The meta-test protocol (``PEARL/evaluate(taskCount:trajectories:seed:sampleActions:)``).

@@ -424,7 +424,7 @@ public struct RL2State: Codable, Sendable {
 /// loss is a sum over parts, computed part by part and added in part order. Under MPI each
 /// rank samples and differentiates a contiguous block of parts and the ranks gather the
 /// parts' results, so every rank takes the same step, whatever the number of processes.
-public struct RL2<E: MetaEnv>: IterativeAlgorithm {
+public struct RL2<E: MetaEnv>: IterativeAlgorithm, ProcessGroupMember {
     public let config: RL2Config
     public let prototype: E
     public var state: RL2State
@@ -457,6 +457,13 @@ public struct RL2<E: MetaEnv>: IterativeAlgorithm {
 
     /// Continues from a saved state, after checking that it fits `config` and `prototype`
     /// (every parameter and optimiser moment of the right name and shape).
+    /// This run with its sampling and updates on `threads` threads.
+    public func using(threads: Int) -> RL2 {
+        var copy = self
+        copy.threads = threads
+        return copy
+    }
+
     public init(config: RL2Config, prototype: E, state: RL2State) throws {
         let fresh = try RL2(config: config, prototype: prototype, seed: 0)
         try state.checkCompatible(with: fresh.state)
@@ -923,21 +930,15 @@ public struct RL2Algorithm: AlgorithmDefinition {
     /// A fresh run with the iteration's parts (`shards`) split over `group`'s processes.
     public func start<E: MetaEnv>(_ settings: RL2Config, prototype: E, seed: UInt64, threads: Int,
                                   group: any ProcessGroup) throws -> any IterativeAlgorithm<RL2State> {
-        try requireAPartForEveryProcess(shards: settings.shards, of: "each iteration's trials", group: group)
-        var rl2 = try RL2(config: settings, prototype: prototype, seed: seed)
-        rl2.threads = threads
-        rl2.group = group
-        return rl2
+        try splitting(RL2(config: settings, prototype: prototype, seed: seed).using(threads: threads), shards: settings.shards,
+                      of: "each iteration's trials", over: group)
     }
 
     /// A checkpoint's run continued with the iteration's parts split over `group`'s processes.
     public func restore<E: MetaEnv>(_ settings: RL2Config, prototype: E, state: RL2State, threads: Int,
                                     group: any ProcessGroup) throws -> any IterativeAlgorithm<RL2State> {
-        try requireAPartForEveryProcess(shards: settings.shards, of: "each iteration's trials", group: group)
-        var rl2 = try RL2(config: settings, prototype: prototype, state: state)
-        rl2.threads = threads
-        rl2.group = group
-        return rl2
+        try splitting(RL2(config: settings, prototype: prototype, state: state).using(threads: threads), shards: settings.shards,
+                      of: "each iteration's trials", over: group)
     }
 
     /// `trials` fresh trials (in blocks of 2 000, so memory stays bounded): the trial return

@@ -201,6 +201,12 @@ public protocol AlgorithmDefinition: Sendable {
                               threads: Int) throws -> Evaluation
 }
 
+/// An algorithm that splits its work over the processes of a group (MPI ranks).
+public protocol ProcessGroupMember {
+    /// The processes the work is split over (results do not depend on it).
+    var group: any ProcessGroup { get set }
+}
+
 extension AlgorithmDefinition {
     /// By default the settings are filed under the algorithm's own name.
     public var settingsKey: String { name }
@@ -226,13 +232,18 @@ extension AlgorithmDefinition {
         return try restore(settings, prototype: prototype, state: state, threads: threads)
     }
 
-    /// Throws unless every process of `group` gets at least one of the run's `shards` fixed
-    /// parts of `work` (which the algorithm splits into that many parts whatever the process count).
-    public func requireAPartForEveryProcess(shards: Int, of work: String, group: any ProcessGroup) throws {
+    /// `algorithm` working on `group`'s processes, once every process is sure of at least one
+    /// of the run's `shards` fixed parts of `work` (which the algorithm splits into that many
+    /// parts whatever the process count); throws naming the shortfall otherwise.
+    public func splitting<A: ProcessGroupMember>(_ algorithm: @autoclosure () throws -> A, shards: Int, of work: String,
+                                                 over group: any ProcessGroup) throws -> A {
         guard shards >= group.size else {
             throw ProcessGroupError.mismatch("\(name) on \(group.size) processes needs --shards \(group.size) or more (this run has \(shards)): "
                 + "it splits \(work) into that many fixed parts, and each rank takes a block of them")
         }
+        var split = try algorithm()
+        split.group = group
+        return split
     }
 
     func requireSingleProcess(_ group: any ProcessGroup) throws {

@@ -85,7 +85,7 @@ public struct SACState: Codable, Sendable {
 }
 
 /// Soft actor-critic on a task family: one fixed task, or the task mixture.
-public struct SAC<E: MetaEnv>: IterativeAlgorithm {
+public struct SAC<E: MetaEnv>: IterativeAlgorithm, ProcessGroupMember {
     public let config: SACConfig
     public let prototype: E
     public var state: SACState
@@ -229,19 +229,13 @@ public struct SACAlgorithm: AlgorithmDefinition {
     /// A fresh run with each update's parts (`shards`) split over `group`'s processes.
     public func start<E: MetaEnv>(_ settings: SACConfig, prototype: E, seed: UInt64, threads: Int,
                                   group: any ProcessGroup) throws -> any IterativeAlgorithm<SACState> {
-        try requireAPartForEveryProcess(shards: settings.shards, of: "each update's minibatch", group: group)
-        var sac = try SAC(config: settings, prototype: prototype, seed: seed)
-        sac.group = group
-        return sac
+        try splitting(SAC(config: settings, prototype: prototype, seed: seed), shards: settings.shards, of: "each update's minibatch", over: group)
     }
 
     /// A checkpoint's run continued with each update's parts split over `group`'s processes.
     public func restore<E: MetaEnv>(_ settings: SACConfig, prototype: E, state: SACState, threads: Int,
                                     group: any ProcessGroup) throws -> any IterativeAlgorithm<SACState> {
-        try requireAPartForEveryProcess(shards: settings.shards, of: "each update's minibatch", group: group)
-        var sac = try SAC(config: settings, prototype: prototype, state: state)
-        sac.group = group
-        return sac
+        try splitting(SAC(config: settings, prototype: prototype, state: state), shards: settings.shards, of: "each update's minibatch", over: group)
     }
 
     /// `trajectories` episodes (mean action) on each of `tasks` fresh tasks of the family (on

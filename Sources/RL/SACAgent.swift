@@ -280,7 +280,7 @@ public struct SACAgent: Codable, Sendable {
 
     /// One SAC update on a batch: critics toward the soft Bellman targets, then the actor
     /// and the temperature, then the targets. The batch is cut into `parts` fixed parts of
-    /// rows (``partRange(_:of:parts:)``) whose gradients are computed one by one, or by
+    /// rows (`partRange(_:of:parts:)`) whose gradients are computed one by one, or by
     /// `group`'s ranks, and added in part order: the update depends on `parts`, never on the
     /// process count. Every random number is drawn for the whole batch first, on every rank.
     public mutating func update(_ batch: TransitionBatch, parts: Int = 1, group: any ProcessGroup = SingleProcess(),

@@ -21,15 +21,14 @@ public struct TrialStatistics: Codable, Sendable {
 public func evaluateBandit<S: BanditStrategy, B: BernoulliArms>(
     _ strategy: S, bandit: B, pulls: Int, trials: Int, seed: UInt64
 ) -> TrialStatistics {
-    var root = Xoshiro256(seed: seed)
+    var streams = TrialStreams(seed: seed)
     var strategy = strategy
     var env = bandit
     var returns: [Double] = []
     returns.reserveCapacity(trials)
     var action: [Float] = [0], obs: [Float] = [0]
     for _ in 0..<trials {
-        var taskRNG = root.split()
-        var rng = root.split()
+        var (taskRNG, rng) = streams.next()
         env.setTask(env.sampleTasks(1, using: &taskRNG)[0])
         strategy.start(arms: env.arms, pulls: pulls)
         var total = 0.0
@@ -53,15 +52,14 @@ public func evaluateBandit<S: BanditStrategy, B: BernoulliArms>(
 /// `seed`'s split.
 /// An unbounded box dimension is sampled in [−1, 1]; an action the family refuses is rethrown.
 public func evaluateRandomPolicy<E: MetaEnv>(_ prototype: E, episodes: Int, trials: Int, seed: UInt64) throws -> TrialStatistics {
-    var root = Xoshiro256(seed: seed)
+    var streams = TrialStreams(seed: seed)
     var env = prototype
     var returns: [Double] = []
     returns.reserveCapacity(trials)
     var action = [Float](repeating: 0, count: env.actionSpace.flatSize)
     var obs = [Float](repeating: 0, count: env.observationSpace.flatSize)
     for _ in 0..<trials {
-        var taskRNG = root.split()
-        var rng = root.split()
+        var (taskRNG, rng) = streams.next()
         env.setTask(env.sampleTasks(1, using: &taskRNG)[0])
         var total = 0.0
         for _ in 0..<episodes {

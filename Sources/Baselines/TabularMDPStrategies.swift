@@ -347,7 +347,7 @@ public struct BEBStrategy: ModelBasedMDPStrategy {
 public func evaluateTabularMDP<S: TabularMDPStrategy, M: TabularMDPEnv>(
     _ strategy: S, mdp: M, episodes: Int, trials: Int, seed: UInt64
 ) -> TrialStatistics {
-    var root = Xoshiro256(seed: seed)
+    var streams = TrialStreams(seed: seed)
     var strategy = strategy
     var env = mdp
     var returns: [Double] = []
@@ -355,8 +355,7 @@ public func evaluateTabularMDP<S: TabularMDPStrategy, M: TabularMDPEnv>(
     var action: [Float] = [0]
     var obs = [Float](repeating: 0, count: mdp.states)
     for _ in 0..<trials {
-        var taskRNG = root.split()
-        var rng = root.split()
+        var (taskRNG, rng) = streams.next()
         env.setTask(env.sampleTasks(1, using: &taskRNG)[0])
         strategy.start(states: env.states, actions: env.actions, horizon: env.horizon)
         var total = 0.0, steps = 0

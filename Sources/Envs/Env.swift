@@ -280,3 +280,29 @@ public func clippedAction(_ action: UnsafeBufferPointer<Float>, _ i: Int, low: F
     guard x.isFinite else { throw EnvError(environment: environment, reason: "element \(i) is \(x)") }
     return Swift.min(Swift.max(x, low), high)
 }
+
+/// The random streams of a sequence of evaluation trials: trial i takes its task from the first
+/// of two generators split off `seed` for it, and everything else that is random in the trial
+/// from the second. Every classic strategy is evaluated this way, so one seed gives every
+/// strategy the same tasks, and an agent evaluated on ``tasks(of:count:seed:)`` meets them too.
+public struct TrialStreams: Sendable {
+    var root: Xoshiro256
+
+    /// The streams of the trials of `seed`.
+    public init(seed: UInt64) { root = Xoshiro256(seed: seed) }
+
+    /// The next trial's task generator and its generator for everything else.
+    public mutating func next() -> (task: Xoshiro256, play: Xoshiro256) {
+        let task = root.split()
+        return (task, root.split())
+    }
+
+    /// The tasks of the first `count` trials of `seed`, drawn from `prototype`'s family.
+    public static func tasks<E: MetaEnv>(of prototype: E, count: Int, seed: UInt64) -> [E.Task] {
+        var streams = TrialStreams(seed: seed)
+        return (0..<count).map { _ in
+            var task = streams.next().task
+            return prototype.sampleTasks(1, using: &task)[0]
+        }
+    }
+}

@@ -108,15 +108,20 @@ public struct RL2Config: AlgorithmSettings {
     ]
 
     /// The quickstart's settings (`metarl quickstart`): bandits k = 5, n = 10 with a small
-    /// network, so that training takes a minute or two on two cores.
+    /// network, so that training takes a minute or two on two cores. The trial return is
+    /// undiscounted (γ = 1, λ = 0.9: the finite-horizon objective the Bayes-optimal strategy
+    /// maximises) and the learning rate decays linearly from 2e-3 to zero.
     public static var quickstart: RL2Config {
         var c = RL2Config()
         c.episodesPerTrial = 10
         c.hiddenSize = 64
         c.trialsPerIteration = 1000
-        c.learningRate = 1e-3
+        c.learningRate = 2e-3
         c.epochs = 4
         c.entropyCoefficient = 0.001
+        c.gamma = 1
+        c.gaeLambda = 0.9
+        c.annealLearningRate = true
         c.iterations = 600
         return c
     }
@@ -948,11 +953,13 @@ public struct RL2Algorithm: AlgorithmDefinition {
         _ = try RL2(config: settings, prototype: prototype, state: state)
         var returns: [Double] = [], perEpisode: [[Double]] = [], successes: [[Double]] = []
         var rng = Xoshiro256(seed: seed)
+        let tasks = options.baselineTasks ? TrialStreams.tasks(of: prototype, count: options.trials, seed: seed) : nil
         var left = options.trials
         while left > 0 {
-            let n = Swift.min(left, 2000)
+            let n = Swift.min(left, 2000), first = options.trials - left
             let batch = try sampleTrials(model: state.model, prototype: prototype, trials: n,
-                                         episodesPerTrial: settings.episodesPerTrial, seed: rng.next(), greedy: options.greedy)
+                                         episodesPerTrial: settings.episodesPerTrial, seed: rng.next(), greedy: options.greedy,
+                                         fixedTasks: tasks.map { Array($0[first..<(first + n)]) })
             returns += batch.trialReturns
             perEpisode += batch.episodeReturns
             successes += batch.episodeSuccesses.map { $0.map(Double.init) }
@@ -972,9 +979,13 @@ public struct RL2EvaluationOptions: SettingsTable {
     public var trials = 1000
     /// Act with each step's most probable action instead of sampling from the policy.
     public var greedy = false
+    /// Draw trial i's task as `metarl baseline` does with the same seed (`TrialStreams`), so
+    /// that the agent and the classic strategies are compared on the same tasks.
+    public var baselineTasks = false
     public init() {}
     public static let flags = [SettingFlag("trials", help: "fresh trials to run"),
-                               SettingFlag("greedy", help: "act with the most probable action at every step instead of sampling")]
+                               SettingFlag("greedy", help: "act with the most probable action at every step instead of sampling"),
+                               SettingFlag("baselineTasks", help: "trial i on the task `metarl baseline` gives trial i with the same --seed (a paired comparison)")]
     public func validate() throws(ConfigError) { try ConfigError.check("trials", trials, 2...100_000_000) }
 }
 

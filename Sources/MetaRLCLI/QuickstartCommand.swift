@@ -34,11 +34,20 @@ struct Quickstart: CatalogCommand {
                                               checkpointEvery: rl2.checkpointEvery, keepCheckpoints: rl2.keepCheckpoints,
                                               threads: rl2.defaultThreads), on: spec)
             let seconds = Date().timeIntervalSince(start)
-            let evaluation = try rl2.evaluate(EvaluationRequest(algorithm: rl2.name, settings: manifest.settings, directory: directory,
-                                                                options: .object(["trials": .integer(trials)]), seed: seed + 1,
-                                                                threads: rl2.defaultThreads), on: spec)
+            // The agent on the tasks the baselines meet (paired), acting with its most probable
+            // actions (as the Bayes-optimal strategy does: deterministically) and sampling.
+            func evaluate(greedy: Bool) throws -> EvaluationOutput {
+                try rl2.evaluate(EvaluationRequest(algorithm: rl2.name, settings: manifest.settings, directory: directory,
+                                                   options: .object(["trials": .integer(trials), "baselineTasks": .bool(true),
+                                                                     "greedy": .bool(greedy)]),
+                                                   seed: seed + 1, threads: rl2.defaultThreads), on: spec)
+            }
+            let evaluation = try evaluate(greedy: true), sampled = try evaluate(greedy: false).numbers
             let figures = evaluation.numbers
-            var rows: [(String, Double, Double)] = [("RL² (this run)", figures["mean_return"] ?? .nan, figures["stderr"] ?? .nan)]
+            var rows: [(String, Double, Double)] = [
+                ("RL² (this run)", figures["mean_return"] ?? .nan, figures["stderr"] ?? .nan),
+                ("RL², sampling its actions", sampled["mean_return"] ?? .nan, sampled["stderr"] ?? .nan),
+            ]
             let baselines: [(String, BaselinePolicy)] = [
                 ("Bayes-optimal (exact DP)", .bayesOptimal), ("Gittins index", .gittins), ("UCB1", .ucb1),
                 ("Optimistic Thompson", .optimisticThompson), ("Thompson sampling", .thompson),
@@ -49,11 +58,12 @@ struct Quickstart: CatalogCommand {
                 let stats = try runBaseline(policy, arguments: arguments, spec: spec, episodes: config.episodesPerTrial, trials: trials, seed: seed + 1)
                 rows.append((name, stats.meanReturn, stats.standardError))
             }
-            print(String(format: "\nBernoulli bandits, k = 5 arms, n = 10 pulls; mean trial return over %d fresh trials (RL² trained in %.0f s)", trials, seconds))
+            print(String(format: "\nBernoulli bandits, k = 5 arms, n = 10 pulls; mean trial return over the same %d fresh tasks (RL² trained in %.0f s)", trials, seconds))
             print("strategy                    return   s.e.")
             for (name, mean, se) in rows {
                 print(name.padding(toLength: 26, withPad: " ", startingAt: 0) + String(format: "%8.3f  %5.3f", mean, se))
             }
+            print("RL² acts with its most probable action; it and every strategy ran on the same tasks (`metarl eval --greedy --baseline-tasks`).")
             print("RL² by pull: " + evaluation.adaptation.values.map { String(format: "%.3f", $0) }.joined(separator: " "))
             print("run directory: \(directory.url.path) (try `metarl eval \(out)`)")
         }

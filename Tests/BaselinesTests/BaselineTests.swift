@@ -116,3 +116,25 @@ struct AnyBandit: BanditStrategy {
         #expect(beb.meanReturn > psrl.meanReturn)
     }
 }
+
+/// `TrialStreams.tasks` names the tasks the classic strategies are evaluated on, so that an
+/// agent evaluated on them (`metarl eval --baseline-tasks`) is compared trial for trial.
+@Suite struct TrialStreamsTests {
+    /// Always pulls arm 0.
+    struct FirstArm: BanditStrategy {
+        mutating func start(arms: Int, pulls: Int) {}
+        mutating func choose(step t: Int, using rng: inout Xoshiro256) -> Int { 0 }
+        mutating func record(arm: Int, reward: Float) {}
+    }
+
+    @Test func theBaselinesMeetTheTasksTheStreamsName() {
+        let bandit = BernoulliBandit(arms: 3)
+        for seed: UInt64 in [1, 7, 42] {
+            let p = TrialStreams.tasks(of: bandit, count: 1, seed: seed)[0].armProbabilities[0]
+            let pulls = 20_000
+            let paid = evaluateBandit(FirstArm(), bandit: bandit, pulls: pulls, trials: 1, seed: seed).meanReturn / Double(pulls)
+            // Five standard deviations of a binomial mean at its widest (p = ½).
+            #expect(abs(paid - p) < 5 * 0.5 / Double(pulls).squareRoot(), "seed \(seed): arm 0 paid \(paid), its task says \(p)")
+        }
+    }
+}

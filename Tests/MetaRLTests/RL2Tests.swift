@@ -212,3 +212,28 @@ struct TargetAction: MetaEnv {
         return StepOutcome(reward: Float(-(a - task.target) * (a - task.target)), terminated: false, truncated: true)
     }
 }
+
+/// `metarl eval --baseline-tasks`: the agent meets, trial for trial, the tasks the classic
+/// strategies meet with the same seed (`TrialStreams`), so their rows are a paired comparison.
+@Suite struct RL2PairedEvaluationTests {
+    /// One arm pulled 2 000 times a trial: a trial's return is 2 000 p of its task, give or
+    /// take √(2 000 p(1 − p)) ≤ 23, so the mean over ten trials names the tasks it ran on.
+    @Test func baselineTasksAreTheTasksTheStrategiesMeet() throws {
+        let bandit = BernoulliBandit(arms: 1), pulls = 2000, trials = 10, seed: UInt64 = 11
+        var config = RL2Config()
+        config.episodesPerTrial = pulls
+        config.hiddenSize = 4
+        let state = try RL2(config: config, prototype: bandit, seed: 3).state
+        var options = RL2EvaluationOptions()
+        options.trials = trials
+        options.baselineTasks = true
+        let paired = try RL2Algorithm().evaluate(config, state: state, prototype: bandit, options: options, seed: seed, threads: 1)
+        let tasks = TrialStreams.tasks(of: bandit, count: trials, seed: seed)
+        let expected = Double(pulls) * tasks.map { $0.armProbabilities[0] }.reduce(0, +) / Double(trials)
+        // Five standard deviations of a ten-trial mean of the rewards' noise.
+        #expect(abs(paired.meanReturn - expected) < 5 * 23 / Double(trials).squareRoot(), "\(paired.meanReturn) vs \(expected)")
+        options.baselineTasks = false
+        let unpaired = try RL2Algorithm().evaluate(config, state: state, prototype: bandit, options: options, seed: seed, threads: 1)
+        #expect(abs(unpaired.meanReturn - expected) > 5 * 23 / Double(trials).squareRoot(), "other tasks without the option")
+    }
+}

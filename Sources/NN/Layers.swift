@@ -42,6 +42,11 @@ public struct Linear: ParameterCollection, Codable, Sendable {
         body("weight", &weight)
         body("bias", &bias)
     }
+
+    public func forEachParameter(_ body: (Tensor) -> Void) {
+        body(weight)
+        body(bias)
+    }
 }
 
 /// A multilayer perceptron: Linear layers with `activation` between them (none after
@@ -80,6 +85,8 @@ public struct MLP: ParameterCollection, Codable, Sendable {
             withoutActuallyEscaping(name) { name in body("layers.\(name())", &t) }
         }
     }
+
+    public func forEachParameter(_ body: (Tensor) -> Void) { layers.forEachParameter(body) }
 }
 
 /// Layer normalisation over the last axis with a learned gain and bias.

@@ -11,15 +11,23 @@ public protocol ParameterCollection {
     /// the same order. The name is an autoclosure: building it costs string work, and
     /// most visits (gradients, optimiser steps) never read it.
     mutating func visitParameters(_ body: (_ name: @autoclosure () -> String, _ value: inout Tensor) -> Void)
+    /// Calls `body` with every parameter in visiting order, changing nothing. The default
+    /// visits a copy; a collection that overrides it reads its parameters in place and
+    /// saves that copy of its storage (reading a model's parameters is on every gradient).
+    func forEachParameter(_ body: (Tensor) -> Void)
 }
 
 extension ParameterCollection {
+    public func forEachParameter(_ body: (Tensor) -> Void) {
+        var copy = self
+        copy.visitParameters { _, t in body(t) }
+    }
+
     /// The parameters in visiting order.
     public var parameters: [Tensor] {
         get {
-            var copy = self
             var list: [Tensor] = []
-            copy.visitParameters { _, t in list.append(t) }
+            forEachParameter { list.append($0) }
             return list
         }
         set {
@@ -160,5 +168,9 @@ extension Array: ParameterCollection where Element: ParameterCollection {
                 withoutActuallyEscaping(name) { name in body("\(i).\(name())", &t) }
             }
         }
+    }
+
+    public func forEachParameter(_ body: (Tensor) -> Void) {
+        for element in self { element.forEachParameter(body) }
     }
 }

@@ -6,6 +6,8 @@ extension Tensor {
     /// gradient of a broadcast result gets back the operand's shape.
     public func summed(toShape target: [Int]) -> Tensor {
         if shape == target { return self }
+        // Only size-1 axes to sum (a one-row gradient to a bias): the same values, reshaped.
+        if count == shapeCount(target), alignedShape(shape, target) == shape { return reshaped(target) }
         let lead = rank - target.count
         precondition(lead >= 0, "cannot sum shape \(shape) down to \(target)")
         var axes = Array(0..<lead)

@@ -88,7 +88,7 @@ enum Kernels {
 
     static func binary(_ kind: BinaryKind, _ a: Tensor, _ b: Tensor) -> Tensor {
         precondition(a.dtype == b.dtype, "\(kind): dtypes differ, \(a.dtype) and \(b.dtype)")
-        let shape = a.shape == b.shape ? a.shape : broadcastShape(a.shape, b.shape)
+        let shape = a.shape == b.shape ? a.shape : (alignedShape(a.shape, b.shape) ?? broadcastShape(a.shape, b.shape))
         let count = shapeCount(shape)
         let out = Storage.allocate(count: count, dtype: a.dtype)
         switch a.dtype {
@@ -104,7 +104,7 @@ enum Kernels {
         _ kind: BinaryKind, _ a: Tensor, _ b: Tensor, _ shape: [Int],
         _ pa: UnsafePointer<T>, _ pb: UnsafePointer<T>, _ out: UnsafeMutablePointer<T>
     ) {
-        if a.shape == b.shape {
+        if a.count == b.count, a.count == shapeCount(shape) {  // nothing broadcast: elements line up one for one
             binaryRow(kind, a.count, pa, 1, pb, 1, out)
         } else if b.count == 1 {
             binaryRow(kind, a.count, pa, 1, pb, 0, out)
@@ -400,8 +400,15 @@ enum Kernels {
 
     /// Copies `x` broadcast to `shape`.
     static func expand(_ x: Tensor, to shape: [Int]) -> Tensor {
-        let strides = broadcastStrides(x.shape, to: shape)
         let out = Storage.allocate(count: shapeCount(shape), dtype: x.dtype)
+        if x.count == 1 {  // one value everywhere (a full sum's gradient)
+            switch x.dtype {
+            case .float32: out.pointer(Float.self).initialize(repeating: x.storage.pointer(Float.self)[0], count: out.count)
+            case .float64: out.pointer(Double.self).initialize(repeating: x.storage.pointer(Double.self)[0], count: out.count)
+            }
+            return Tensor(shape: shape, storage: out)
+        }
+        let strides = broadcastStrides(x.shape, to: shape)
         let inner = shape.last ?? 1
         let step = strides.last ?? 0
         func loop<T: KernelScalar>(_: T.Type) {
@@ -599,6 +606,18 @@ func contiguousStrides(_ shape: [Int]) -> [Int] {
         s *= shape[d]
     }
     return strides
+}
+
+/// The broadcast shape of two shapes that differ only by leading 1s ([1, 64] and [64], a
+/// bias added to one row), whose elements therefore line up one for one; nil otherwise.
+/// Decided without allocating, ahead of the general broadcast.
+@inline(__always)
+func alignedShape(_ a: [Int], _ b: [Int]) -> [Int]? {
+    let (long, short) = a.count >= b.count ? (a, b) : (b, a)
+    let lead = long.count - short.count
+    for d in 0..<lead where long[d] != 1 { return nil }
+    for d in 0..<short.count where long[lead + d] != short[d] { return nil }
+    return long
 }
 
 /// Strides that read a contiguous tensor of `shape` as if broadcast to `target`

@@ -66,7 +66,9 @@ struct TapeEntry {
 ///
 /// A tape belongs to one thread at a time. It lives as long as any tensor tracked on it.
 public final class Tape: @unchecked Sendable {
-    var entries: [TapeEntry] = []
+    /// A tape belongs to one thread at a time (above), so the dynamic exclusivity check on
+    /// every append and read would only cost time.
+    @exclusivity(unchecked) var entries: [TapeEntry] = []
 
     public init() {
         entries.reserveCapacity(64)

@@ -167,3 +167,36 @@ import TensorCore
         #expect((full - firstOrder).squaredNorm().doubleScalar > 1e-8)
     }
 }
+
+/// Reading parameters in place (`forEachParameter`) gives what visiting them gives, in the
+/// same order, for the collections that override it and for the default.
+@Suite struct ForEachParameterTests {
+    /// A collection that keeps the default `forEachParameter`.
+    struct Pair: ParameterCollection {
+        var a: Tensor, b: Tensor
+        mutating func visitParameters(_ body: (_ name: @autoclosure () -> String, _ value: inout Tensor) -> Void) {
+            body("a", &a)
+            body("b", &b)
+        }
+    }
+
+    @Test func readsWhatVisitingReads() {
+        var rng = Xoshiro256(seed: 2)
+        let mlp = MLP(sizes: [3, 5, 2], activation: .tanh, using: &rng)
+        let pairs = [Pair(a: Tensor.randomNormal([2], using: &rng), b: Tensor.randomNormal([3], using: &rng)),
+                     Pair(a: Tensor.randomNormal([4], using: &rng), b: Tensor.randomNormal([1], using: &rng))]
+        func visited<P: ParameterCollection>(_ p: P) -> [[Float]] {
+            var copy = p, list: [[Float]] = []
+            copy.visitParameters { _, t in list.append(t.values) }
+            return list
+        }
+        func read<P: ParameterCollection>(_ p: P) -> [[Float]] {
+            var list: [[Float]] = []
+            p.forEachParameter { list.append($0.values) }
+            return list
+        }
+        #expect(read(mlp) == visited(mlp) && read(mlp).count == 4)
+        #expect(read(pairs) == visited(pairs) && read(pairs).count == 4)
+        #expect(mlp.parameters.map(\.values) == visited(mlp))
+    }
+}

@@ -184,3 +184,32 @@ import GradientChecking
         }
     }
 }
+
+/// The fast paths of broadcasting: shapes that differ only by leading 1s add element for
+/// element, a one-row gradient reaches a bias by a reshape, a scalar expands by a fill;
+/// each gives what the general path gives.
+@Suite struct BroadcastFastPathTests {
+    @Test func alignedShapesAreRecognisedAndOthersAreNot() {
+        #expect(alignedShape([1, 64], [64]) == [1, 64])
+        #expect(alignedShape([64], [1, 1, 64]) == [1, 1, 64])
+        #expect(alignedShape([64, 1], [1, 64]) == nil)
+        #expect(alignedShape([2, 64], [64]) == nil)
+        #expect(alignedShape([3], [4]) == nil)
+    }
+
+    @Test func aBiasOnOneRowAndItsGradientMatchTheGeneralPath() {
+        var rng = Xoshiro256(seed: 5)
+        let x = Tensor.randomNormal([1, 6], using: &rng), b = Tensor.randomNormal([6], using: &rng)
+        let y = x + b
+        #expect(y.shape == [1, 6])
+        #expect(y.values == zip(x.values, b.values).map { $0 + $1 })
+        // The same through the general broadcast (two rows), first row.
+        let two = Tensor.concat([x, x], axis: 0) + b
+        #expect(Array(two.values.prefix(6)) == y.values)
+        let (_, g) = valueAndGradient(at: [x, b]) { p in ((p[0] + p[1]) * p[1]).sum() }
+        #expect(g[1].shape == [6])
+        #expect(zip(g[1].values, zip(x.values, b.values).map { $0 + 2 * $1 }).allSatisfy { abs($0 - $1) < 1e-5 })
+        #expect(Tensor.zeros([3, 2]).summed(toShape: [1, 2]).shape == [1, 2])
+        #expect(Tensor(repeating: 2, shape: [1, 1]).expanded(to: [2, 3]).values == [Float](repeating: 2, count: 6))
+    }
+}

@@ -238,9 +238,11 @@ public struct PEARL<E: MetaEnv>: IterativeAlgorithm, ProcessGroupMember {
                   $0.capacity == $1.capacity && $0.observationSize == $1.observationSize && $0.actionSize == $1.actionSize
               }),
               state.iteration >= 0, state.environmentSteps >= 0,
-              // After the initial collection every buffer holds transitions (they are sampled from).
+              // After the initial collection every buffer holds transitions (they are sampled from),
+              // or none does: an evaluation export, which `restore` refuses to train.
               (state.iteration == 0 && state.environmentSteps == 0)
                 || (state.buffers + state.contextBuffers).allSatisfy({ $0.count > 0 })
+                || (state.buffers + state.contextBuffers).allSatisfy({ $0.count == 0 })
         else { throw ConfigError(field: "checkpoint", value: "a PEARL state", allowed: "one whose networks and buffers match the config") }
         self = fresh
         self.state = state
@@ -512,7 +514,17 @@ public struct PEARLAlgorithm: AlgorithmDefinition {
     }
 
     public func restore<E: MetaEnv>(_ settings: PEARLConfig, prototype: E, state: PEARLState, threads: Int) throws -> any IterativeAlgorithm<PEARLState> {
-        try PEARL(config: settings, prototype: prototype, state: state)
+        try EvaluationExportError.requireReplay(state.buffers + state.contextBuffers, iteration: state.iteration, algorithm: name)
+        return try PEARL(config: settings, prototype: prototype, state: state)
+    }
+
+    /// The state without its per-task replay and context buffers (an evaluation export:
+    /// the meta-test collects its own context on fresh tasks).
+    public func evaluationState(_ state: PEARLState) -> PEARLState {
+        var state = state
+        state.buffers = state.buffers.map(\.emptied)
+        state.contextBuffers = state.contextBuffers.map(\.emptied)
+        return state
     }
 
     /// A fresh run with each meta-batch's parts (`shards`) split over `group`'s processes.
@@ -525,8 +537,9 @@ public struct PEARLAlgorithm: AlgorithmDefinition {
     /// A checkpoint's run continued with each meta-batch's parts split over `group`'s processes.
     public func restore<E: MetaEnv>(_ settings: PEARLConfig, prototype: E, state: PEARLState, threads: Int,
                                     group: any ProcessGroup) throws -> any IterativeAlgorithm<PEARLState> {
-        try splitting(PEARL(config: settings, prototype: prototype, state: state), shards: settings.shards,
-                      of: "each gradient step's meta-batch", over: group)
+        try EvaluationExportError.requireReplay(state.buffers + state.contextBuffers, iteration: state.iteration, algorithm: name)
+        return try splitting(PEARL(config: settings, prototype: prototype, state: state), shards: settings.shards,
+                             of: "each gradient step's meta-batch", over: group)
     }
 
     /// The meta-test protocol (``PEARL/evaluate(taskCount:trajectories:seed:sampleActions:)``).

@@ -199,6 +199,10 @@ public protocol AlgorithmDefinition: Sendable {
     /// Meta-test of a checkpoint on fresh tasks of `prototype`'s family.
     func evaluate<E: MetaEnv>(_ settings: Settings, state: State, prototype: E, options: EvaluationOptions, seed: UInt64,
                               threads: Int) throws -> Evaluation
+    /// `state` without what only further training needs (replay buffers): what `metarl
+    /// export` keeps of a run, which `evaluate` accepts and `restore` may refuse. By default
+    /// the state itself.
+    func evaluationState(_ state: State) -> State
 }
 
 /// An algorithm that splits its work over the processes of a group (MPI ranks).
@@ -208,6 +212,8 @@ public protocol ProcessGroupMember {
 }
 
 extension AlgorithmDefinition {
+    public func evaluationState(_ state: State) -> State { state }
+
     /// By default the settings are filed under the algorithm's own name.
     public var settingsKey: String { name }
     /// By default a checkpoint every 10 iterations, the newest 3 kept.

@@ -130,6 +130,9 @@ public struct ReplayBuffer: Sendable {
         return rows
     }
 
+    /// A buffer of the same capacity and sizes holding nothing (an evaluation export's).
+    public var emptied: ReplayBuffer { ReplayBuffer(capacity: capacity, observationSize: observationSize, actionSize: actionSize) }
+
     /// `n` transitions drawn uniformly with replacement.
     public func sample(_ n: Int, using rng: inout Xoshiro256) -> TransitionBatch {
         batch(sampleSlots(n, using: &rng))
@@ -143,6 +146,21 @@ extension ReplayBuffer: Equatable {
         a.capacity == b.capacity && a.observationSize == b.observationSize && a.actionSize == b.actionSize
             && a.count == b.count && a.nextSlot == b.nextSlot
             && a.transitionRows(Array(0..<a.count), withTerminal: true) == b.transitionRows(Array(0..<b.count), withTerminal: true)
+    }
+}
+
+/// A checkpoint that cannot be trained further: an evaluation export (`metarl export`),
+/// whose replay buffers were dropped.
+public struct EvaluationExportError: Error, CustomStringConvertible {
+    public var description: String
+
+    /// Throws unless `buffers` could continue a run at `iteration`: a run past its first
+    /// iteration has filled some buffer, so all of them empty means an export.
+    public static func requireReplay(_ buffers: [ReplayBuffer], iteration: Int, algorithm: String) throws {
+        guard iteration == 0 || buffers.contains(where: { $0.count > 0 }) else {
+            throw EvaluationExportError(description: "this \(algorithm) checkpoint is an evaluation export (`metarl export` dropped its replay "
+                + "buffers): it can be evaluated and plotted, not resumed; resume the run it was exported from")
+        }
     }
 }
 

@@ -223,7 +223,15 @@ public struct SACAlgorithm: AlgorithmDefinition {
     }
 
     public func restore<E: MetaEnv>(_ settings: SACConfig, prototype: E, state: SACState, threads: Int) throws -> any IterativeAlgorithm<SACState> {
-        try SAC(config: settings, prototype: prototype, state: state)
+        try EvaluationExportError.requireReplay([state.buffer], iteration: state.iteration, algorithm: name)
+        return try SAC(config: settings, prototype: prototype, state: state)
+    }
+
+    /// The state without its replay buffer (an evaluation export).
+    public func evaluationState(_ state: SACState) -> SACState {
+        var state = state
+        state.buffer = state.buffer.emptied
+        return state
     }
 
     /// A fresh run with each update's parts (`shards`) split over `group`'s processes.
@@ -235,7 +243,8 @@ public struct SACAlgorithm: AlgorithmDefinition {
     /// A checkpoint's run continued with each update's parts split over `group`'s processes.
     public func restore<E: MetaEnv>(_ settings: SACConfig, prototype: E, state: SACState, threads: Int,
                                     group: any ProcessGroup) throws -> any IterativeAlgorithm<SACState> {
-        try splitting(SAC(config: settings, prototype: prototype, state: state), shards: settings.shards, of: "each update's minibatch", over: group)
+        try EvaluationExportError.requireReplay([state.buffer], iteration: state.iteration, algorithm: name)
+        return try splitting(SAC(config: settings, prototype: prototype, state: state), shards: settings.shards, of: "each update's minibatch", over: group)
     }
 
     /// `trajectories` episodes (mean action) on each of `tasks` fresh tasks of the family (on

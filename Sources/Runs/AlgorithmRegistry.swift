@@ -31,6 +31,7 @@ public struct RegisteredAlgorithm: Sendable {
     let canonical: @Sendable (JSONValue) throws -> (settings: JSONValue, iterations: Int, headline: String)
     let trainer: @Sendable (TrainingRequest, EnvSpec) throws -> TrainingOutcome
     let evaluator: @Sendable (EvaluationRequest, EnvSpec) throws -> EvaluationOutput
+    let exporter: @Sendable (RunDirectory, RunDirectory, (String) -> Void) throws -> Int
     let describeError: @Sendable (ConfigError) -> String
 
     /// Registers `definition`.
@@ -70,6 +71,13 @@ public struct RegisteredAlgorithm: Sendable {
                                     adaptation: report.adaptation)
         }
         describeError = { SettingsCoding.describe($0, in: A.Settings.self) }
+        exporter = { source, destination, notes in
+            guard let (iteration, state) = try source.latestCheckpoint(A.State.self, notes: notes) else {
+                throw RunError("\(source.url.path) has no usable checkpoint")
+            }
+            try destination.saveCheckpoint(definition.evaluationState(state), iteration: iteration, keep: 1)
+            return iteration
+        }
     }
 
     /// The settings read from `given`, prepared for this algorithm and validated.
@@ -95,6 +103,13 @@ public struct RegisteredAlgorithm: Sendable {
 
     /// Trains (or, with `request.resume`, continues) a run on `spec`'s family.
     public func train(_ request: TrainingRequest, on spec: EnvSpec) throws -> TrainingOutcome { try trainer(request, spec) }
+
+    /// Writes the newest good checkpoint of `source` into `destination` (which must exist)
+    /// as the algorithm keeps it for evaluation (`AlgorithmDefinition.evaluationState`);
+    /// returns its iteration. `notes` receives a line for each checkpoint skipped.
+    public func exportCheckpoint(from source: RunDirectory, to destination: RunDirectory, notes: (String) -> Void) throws -> Int {
+        try exporter(source, destination, notes)
+    }
 
     /// Evaluates the newest good checkpoint of a run on fresh tasks of `spec`'s family.
     public func evaluate(_ request: EvaluationRequest, on spec: EnvSpec) throws -> EvaluationOutput { try evaluator(request, spec) }

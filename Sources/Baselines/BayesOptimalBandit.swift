@@ -30,7 +30,10 @@ public struct BayesOptimalBandit: PosteriorBanditStrategy {
         var states = 1.0
         for i in 1...(2 * arms) { states *= Double(pulls + i) / Double(i) }
         for i in 1...arms { states /= Double(i) }
-        guard bitsPerArm(pulls) * arms <= 64, states <= stateLimit else {
+        guard bitsPerArm(pulls) * arms <= 64 else {
+            throw BaselineError(message: "bayes-optimal: k=\(arms), n=\(pulls) is too large for exact dynamic programming (a belief needs \(bitsPerArm(pulls) * arms) bits, the memo's key holds 64; e.g. k=2 with n ≤ 173, k=5 with n ≤ 33, k=10 with n ≤ 7)")
+        }
+        guard states <= stateLimit else {
             throw BaselineError(message: "bayes-optimal: k=\(arms), n=\(pulls) is too large for exact dynamic programming (about \(String(format: "%.1e", states)) belief states; the limit is \(String(format: "%.0e", stateLimit)), e.g. k=2 with n ≤ 173, k=5 with n ≤ 33, k=10 with n ≤ 7)")
         }
     }

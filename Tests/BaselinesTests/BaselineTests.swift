@@ -21,6 +21,13 @@ import TensorCore
         #expect(throws: BaselineError.self) { try BayesOptimalBandit.check(arms: 5, pulls: 100) }
         #expect(throws: BaselineError.self) { try BayesOptimalBandit.check(arms: 2, pulls: 500) }
         try BayesOptimalBandit.check(arms: 5, pulls: 10)
+        // Refused for the key's width, and the message says so (not a count of belief states).
+        do {
+            try BayesOptimalBandit.check(arms: 10, pulls: 10)
+            Issue.record("k = 10, n = 10 was accepted")
+        } catch {
+            #expect(error.message.contains("a belief needs 70 bits, the memo's key holds 64"), "\(error.message)")
+        }
     }
 
     /// Gittins indices against published values (Gittins, Glazebrook & Weber 2011, Table 8.1

@@ -86,12 +86,15 @@ public struct MAMLConfig: AlgorithmSettings {
         SettingFlag("innerAdaptationSteps", flag: "--inner-steps", help: "inner adaptation steps"),
         SettingFlag("innerStepSize", help: "inner step size α (Meta-SGD's initial value)"),
         SettingFlag("hiddenSizes", help: "hidden layer sizes, comma-separated"),
-        SettingFlag("trpo.maxKL", flag: "--max-kl", help: "TRPO KL bound δ"),
         SettingFlag("outerStepSize", help: "Reptile's outer step size ε"),
         SettingFlag("outerOptimizer", flag: "--outer", help: "outer step of maml, maml-fo, meta-sgd: trpo or ppo"),
         SettingFlag("gamma", help: "discount γ"),
         SettingFlag("mode", help: "set by the command's name (maml, maml-fo, meta-sgd, reptile)"),
-    ]
+        SettingFlag("activation", help: "hidden-layer activation of the policy"),
+        SettingFlag("outerLearningRate", help: "Adam learning rate of the PPO outer step"),
+        SettingFlag("ppoClip", help: "PPO outer step: clip range ε"),
+        SettingFlag("ppoEpochs", help: "PPO outer step: epochs per meta-iteration"),
+    ] + TRPOSettings.flags(prefix: "trpo.", maxKLFlag: "--max-kl")
 }
 
 /// Everything a MAML run needs to continue: θ (and Meta-SGD's step sizes), the generator,

@@ -105,7 +105,7 @@ public struct RL2Config: AlgorithmSettings {
         SettingFlag("clip", help: "PPO clip range ε"),
         SettingFlag("standardizeAdvantages", help: "standardise advantages over each iteration's batch"),
         SettingFlag("shards", help: "fixed parts of each iteration's trials, each with its own random stream (mpirun -np N needs N ≤ shards; results depend on shards, not on N)"),
-    ]
+    ] + TRPOSettings.flags(prefix: "trpo.")
 
     /// The quickstart's settings (`metarl quickstart`): bandits k = 5, n = 10 with a small
     /// network, so that training takes a minute or two on two cores. The trial return is

@@ -192,10 +192,11 @@ struct Train: CatalogCommand {
 
     /// One line per settings flag: the flag, its key, its help and its default.
     static func settingsHelp(_ flags: [SettingFlag], defaults: JSONValue) -> [String] {
-        flags.map { f in
+        let width = max(30, (flags.map(\.name.count).max() ?? 0) + 2)
+        return flags.map { f in
             let value = defaults.value(at: f.key).map(describe) ?? "none"
             let help = f.help.isEmpty ? "" : f.help + " "
-            return "  " + f.name.padding(toLength: 30, withPad: " ", startingAt: 0) + help + "(\(f.key); [\(value)])"
+            return "  " + f.name.padding(toLength: width, withPad: " ", startingAt: 0) + help + "(\(f.key); [\(value)])"
         }
     }
 

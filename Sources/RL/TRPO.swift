@@ -28,6 +28,16 @@ public struct TRPOSettings: Codable, Sendable, Equatable {
         self.backtrackSteps = backtrackSteps
     }
 
+    /// Command-line names and help of these settings at `prefix` inside a larger config;
+    /// `maxKLFlag` gives the KL bound a shorter flag than its key's.
+    public static func flags(prefix: String, maxKLFlag: String? = nil) -> [SettingFlag] {
+        [SettingFlag(prefix + "maxKL", flag: maxKLFlag, help: "TRPO KL bound δ"),
+         SettingFlag(prefix + "damping", help: "TRPO damping added to the Fisher-vector products"),
+         SettingFlag(prefix + "conjugateGradientIterations", help: "TRPO conjugate-gradient iterations"),
+         SettingFlag(prefix + "backtrackFactor", help: "TRPO line search: step shrink factor β"),
+         SettingFlag(prefix + "backtrackSteps", help: "TRPO line search: steps tried")]
+    }
+
     /// Throws a `ConfigError` naming the first field out of range; `prefix` is the path to
     /// these settings inside a larger config.
     public func validate(prefix: String = "") throws(ConfigError) {

@@ -1,5 +1,5 @@
-"""Gymnasium row of `metarl bench envs --mujoco`: Gymnasium's own MuJoCo env (HalfCheetah-v5 or
-Ant-v5) stepped in a plain Python loop with random actions, reset at episode ends, one process.
+"""Gymnasium row of `metarl bench envs --mujoco`: Gymnasium's own MuJoCo env (HalfCheetah-v5, Ant-v5,
+Hopper-v5 or Walker2d-v5) stepped in a plain Python loop with random actions, reset at episode ends, one process.
 Prints one JSON line: {"steps_per_second": median of the samples}."""
 import argparse, json, time
 

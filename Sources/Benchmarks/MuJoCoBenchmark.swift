@@ -12,6 +12,8 @@ public struct MuJoCoBenchmark: Codable, Sendable {
     public struct Row: Codable, Sendable {
         public var family: String
         public var copies: Int
+        /// `mj_step`s per environment step.
+        public var frameSkip: Int
         /// Median over rounds, one core.
         public var stepsPerSecond: Double
         /// Bare `mj_step` × frame skip in C from the same states with the same controls, median over the same rounds, one core.
@@ -30,7 +32,7 @@ public struct MuJoCoBenchmark: Codable, Sendable {
     public var mujocoVersion: String
 
     /// Gymnasium's envs the single-task families reproduce.
-    static let gymnasiumIDs = ["half-cheetah": "HalfCheetah-v5", "ant": "Ant-v5"]
+    static let gymnasiumIDs = ["half-cheetah": "HalfCheetah-v5", "ant": "Ant-v5", "hopper": "Hopper-v5", "walker": "Walker2d-v5"]
 
     /// Measures every family of `LocomotionFamilies.all` with its default arguments.
     /// `gymnasiumPython`: an interpreter with gymnasium and mujoco for the Gymnasium rows.
@@ -55,7 +57,7 @@ public struct MuJoCoBenchmark: Codable, Sendable {
                 bare.append(rawRate)
             }
             let allCores = try allCoresRate(env, copies: copies, table: table, cores: cores, seconds: quick ? 0.1 : 1)
-            var row = Row(family: family.name, copies: copies, stepsPerSecond: Timing.medianOf(ours),
+            var row = Row(family: family.name, copies: copies, frameSkip: env.preset.frameSkip, stepsPerSecond: Timing.medianOf(ours),
                           rawStepsPerSecond: Timing.medianOf(bare), ratioToRaw: Timing.medianOf(zip(ours, bare).map { $0 / $1 }),
                           allCoresStepsPerSecond: allCores, cores: cores)
             if let python = gymnasiumPython, let id = gymnasiumIDs[family.name] {
@@ -84,11 +86,11 @@ public struct MuJoCoBenchmark: Codable, Sendable {
 
     /// One line per family.
     public var table: String {
-        var lines = ["MuJoCo \(mujocoVersion) families: env steps/s (frame skip 5), VectorEnv of \(rows.first?.copies ?? 0) copies, random actions",
-                     "family         one core   raw mj_step   ratio (≥ 0.9)   all \(rows.first?.cores ?? 1) cores   Gymnasium (Python)   ratio"]
+        var lines = ["MuJoCo \(mujocoVersion) families: env steps/s (an env step is `frame skip` mj_steps), VectorEnv of \(rows.first?.copies ?? 0) copies, random actions",
+                     "family               skip   one core   raw mj_step   ratio (≥ 0.9)   all \(rows.first?.cores ?? 1) cores   Gymnasium (Python)   ratio"]
         for r in rows {
-            var line = r.family.padding(toLength: 13, withPad: " ", startingAt: 0)
-                + String(format: " %8.1fk   %9.1fk   %5.2f %@   %10.1fk", r.stepsPerSecond / 1e3, r.rawStepsPerSecond / 1e3,
+            var line = r.family.padding(toLength: 19, withPad: " ", startingAt: 0)
+                + String(format: " %5d %8.1fk   %9.1fk   %5.2f %@   %10.1fk", r.frameSkip, r.stepsPerSecond / 1e3, r.rawStepsPerSecond / 1e3,
                          r.ratioToRaw, r.ratioToRaw >= 0.9 ? "met   " : "MISSED", r.allCoresStepsPerSecond / 1e3)
             if let g = r.gymnasiumStepsPerSecond, let ratio = r.ratioToGymnasium {
                 line += String(format: "   %14.1fk   %5.1f×", g / 1e3, ratio)

@@ -124,6 +124,9 @@ public enum ObservationPart: Sendable, Equatable {
     /// `get_body_com` read it after a step: MuJoCo's body frames are those of the start of the
     /// step's last `mj_step`, one substep behind qpos.
     case torsoPosition
+    /// The centre of mass of the torso's subtree (the whole robot), 3 values, of the state
+    /// after the step: rllab's `get_body_com("torso")` (`com_subtree`) after `model.forward()`.
+    case torsoSubtreeCenterOfMass
 }
 
 /// Everything that makes one paper's version of a locomotion family: the robot, the
@@ -159,6 +162,13 @@ public struct LocomotionPreset: Sendable, Equatable {
     /// references) or U[−s, s] (`uniformVelocityNoise`: the hopper's and walker's).
     public var resetNoise = 0.1
     public var uniformVelocityNoise = false
+    /// When set, positions start at qpos0 + σ·N(0, 1) with this σ instead of U[−s, s] (rllab's
+    /// `reset_mujoco`: σ 0.01 for positions, 0.1 for velocities).
+    public var gaussianPositionNoise: Double? = nil
+    /// Whether the forward velocity is the torso subtree's centre-of-mass velocity after
+    /// mj_forward (rllab's `get_body_comvel("torso")`), instead of the progress position's
+    /// change over the step.
+    public var velocityOfSubtreeCenterOfMass = false
 
     /// Whether the step must bring cfrc_ext up to date.
     var needsContactForces: Bool {
@@ -225,7 +235,7 @@ public struct LocomotionEnv: MetaEnv, Sendable {
             case .velocities, .clippedVelocities: return total + model.velocityCount
             case .contactForces(let first): return total + 6 * (model.bodyCount - first)
             case .torsoOrientation: return total + 9
-            case .torsoPosition: return total + 3
+            case .torsoPosition, .torsoSubtreeCenterOfMass: return total + 3
             }
         }
         task = LocomotionTask(goal: [Double](repeating: preset.objective == .direction ? 1 : 0, count: preset.objective.goalCount))
@@ -292,7 +302,9 @@ public struct LocomotionEnv: MetaEnv, Sendable {
         let sim = ownSimulation(), s = preset.resetNoise
         failure = nil
         sim.resetData()
-        for i in 0..<sim.model.positionCount { sim.qpos[i] = sim.initialQpos[i] + s * (2 * rng.uniformDouble() - 1) }
+        for i in 0..<sim.model.positionCount {
+            sim.qpos[i] = sim.initialQpos[i] + (preset.gaussianPositionNoise.map { $0 * rng.normal() } ?? s * (2 * rng.uniformDouble() - 1))
+        }
         for i in 0..<sim.model.velocityCount {
             sim.qvel[i] = preset.uniformVelocityNoise ? s * (2 * rng.uniformDouble() - 1) : s * rng.normal()
         }
@@ -331,13 +343,16 @@ public struct LocomotionEnv: MetaEnv, Sendable {
             squaredAction += a * a
         }
         let before = progressPosition(sim)
-        do { try sim.step(frames: preset.frameSkip, contactForces: preset.needsContactForces) } catch {
+        do {
+            try sim.step(frames: preset.frameSkip, contactForces: preset.needsContactForces, forwardAfter: preset.velocityOfSubtreeCenterOfMass)
+        } catch {
             let failure = EnvError.failed(environment: name, reason: "\(error) (step \(stepInEpisode + 1) of the episode)")
             self.failure = failure
             throw failure
         }
         let after = progressPosition(sim)
-        let vx = (after.0 - before.0) / dt, vy = (after.1 - before.1) / dt
+        let vx = preset.velocityOfSubtreeCenterOfMass ? sim.subtreeVelocities[3 * torso] : (after.0 - before.0) / dt
+        let vy = (after.1 - before.1) / dt
 
         var terms = LocomotionRewardTerms(xVelocity: vx)
         switch preset.objective {
@@ -392,6 +407,7 @@ public struct LocomotionEnv: MetaEnv, Sendable {
             case .contactForces(let first): put(sim.contactForces + 6 * first, 6 * (model.bodyCount - first), clip: 1)
             case .torsoOrientation: put(sim.bodyOrientations + 9 * torso, 9)
             case .torsoPosition: put(sim.bodyPositions + 3 * torso, 3)
+            case .torsoSubtreeCenterOfMass: put(sim.subtreeCentersOfMass + 3 * torso, 3)
             }
         }
     }

@@ -80,6 +80,18 @@ public enum LocomotionFamilies {
         controlCost: 1e-3, contactCost: 0, survivalReward: 1, healthyHeight: 0.8...2.0,
         healthyAngle: -1...1, frameSkip: 5, resetNoise: 5e-3, uniformVelocityNoise: true)
 
+    /// The MAML paper's own cheetah (cbfinn/maml_rl on rllab): rllab's half_cheetah.xml (the same
+    /// model at timestep 0.01) stepped once per environment step, so an episode of 200 steps
+    /// lasts 2 s, not 10; velocity and the observation's last 3 values from the torso
+    /// subtree's centre of mass after `model.forward()`; Gaussian reset noise.
+    static func rllabCheetah(_ objective: LocomotionObjective, source: String) -> LocomotionPreset {
+        LocomotionPreset(
+            name: "rllab", source: source, robot: .halfCheetah, objective: objective,
+            observation: [.positions(skipping: 1), .velocities, .torsoSubtreeCenterOfMass],
+            controlCost: 0.05, contactCost: 0, survivalReward: 0, frameSkip: 1,
+            gaussianPositionNoise: 0.01, velocityOfSubtreeCenterOfMass: true)
+    }
+
     static let cheetahVelocity = [
         LocomotionPreset(
             name: "maml", source: "MAML via pytorch-maml-rl maml_rl/envs/mujoco/half_cheetah.py HalfCheetahVelEnv: goal ~ U[0, 2], 20-dim observation (torso position included)",
@@ -93,6 +105,7 @@ public enum LocomotionFamilies {
             name: "pearl", source: "PEARL via oyster rlkit/envs/half_cheetah_vel.py: goal ~ U[0, 3], 20-dim observation; split=train/test: oyster's 100/30 velocities (numpy seed 1337)",
             robot: .halfCheetah, objective: .targetVelocity(0...3), observation: cheetahObservation20,
             controlCost: 0.05, contactCost: 0, survivalReward: 0),
+        rllabCheetah(.targetVelocity(0...2), source: "the MAML paper's own code, cbfinn/maml_rl rllab/envs/mujoco/half_cheetah_env_rand.py: goal ~ U[0, 2], dt 0.01 (frame skip 1), subtree centre-of-mass velocity, 20-dim observation"),
     ]
 
     static let cheetahDirection = [
@@ -104,6 +117,7 @@ public enum LocomotionFamilies {
             name: "pearl", source: "PEARL via oyster rlkit/envs/half_cheetah_dir.py: the two tasks −1 and +1 (split=train/test), 20-dim observation",
             robot: .halfCheetah, objective: .direction, observation: cheetahObservation20,
             controlCost: 0.05, contactCost: 0, survivalReward: 0),
+        rllabCheetah(.direction, source: "the MAML paper's own code, cbfinn/maml_rl rllab/envs/mujoco/half_cheetah_env_rand_direc.py: direction ±1 (p = ½), dt 0.01 (frame skip 1), subtree centre-of-mass velocity, 20-dim observation"),
     ]
 
     static let antDirection = [
@@ -119,6 +133,10 @@ public enum LocomotionFamilies {
         LocomotionPreset(
             name: "pearl", source: "PEARL via oyster rlkit/envs/ant_dir.py as shipped: a direction angle ~ U[0, 2π) in the plane (not forward/backward), control cost 0.5, 27-dim observation",
             robot: .ant, objective: .planarDirection, observation: [.positions(skipping: 2), .velocities],
+            controlCost: 0.5, contactCost: 5e-4, survivalReward: 1, healthyHeight: 0.2...1.0),
+        LocomotionPreset(
+            name: "pearl-fwd-back", source: "the PEARL paper's Ant-Fwd-Back: oyster rlkit/envs/ant_dir.py with forward_backward=True (angles 0 and π, i.e. ±1 along x; split=train/test: both), control cost 0.5, 27-dim observation",
+            robot: .ant, objective: .direction, observation: [.positions(skipping: 2), .velocities],
             controlCost: 0.5, contactCost: 5e-4, survivalReward: 1, healthyHeight: 0.2...1.0),
     ]
 

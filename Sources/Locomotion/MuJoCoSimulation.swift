@@ -149,6 +149,12 @@ public final class MuJoCoSimulation: @unchecked Sendable {
     /// External (contact) forces and torques on each body, 6 per body: current after a step
     /// with `contactForces` set.
     public var contactForces: UnsafeMutablePointer<Double> { data.pointee.cfrc_ext }
+    /// Each body's subtree centre of mass (3 per body), as of the last mj_forward.
+    public var subtreeCentersOfMass: UnsafeMutablePointer<Double> { data.pointee.subtree_com }
+    /// The velocity of each body's subtree centre of mass (3 per body): rllab's
+    /// `get_body_comvel`, the subtree's linear momentum over its mass; current after a step
+    /// with `forwardAfter`.
+    public var subtreeVelocities: UnsafeMutablePointer<Double> { data.pointee.subtree_linvel }
 
     /// Back to the model's initial state (`mj_resetData`), MuJoCo's warning counts cleared.
     public func resetData() { mj_resetData(model.pointer, data) }
@@ -173,12 +179,15 @@ public final class MuJoCoSimulation: @unchecked Sendable {
     }
 
     /// Applies ``control`` (one value per actuator) for `frames` steps of the model's timestep;
+    /// with `forwardAfter`, runs mj_forward and mj_subtreeVel on the new state (so
+    /// ``subtreeCentersOfMass`` and ``subtreeVelocities`` are its own, as rllab read them);
     /// with `contactForces`, ``contactForces`` is brought up to date afterwards. A MuJoCo
     /// error or instability warning, or a state that is no longer finite, throws.
     @inline(__always)
-    public func step(frames: Int, contactForces: Bool) throws(MuJoCoError) {
+    public func step(frames: Int, contactForces: Bool, forwardAfter: Bool = false) throws(MuJoCoError) {
         let before = warningCount
-        guard metarl_mj_step(model.pointer, data, control, Int32(frames), contactForces ? 1 : 0, &message, Int32(message.count)) == 0 else {
+        guard metarl_mj_step(model.pointer, data, control, Int32(frames), contactForces ? 1 : 0, forwardAfter ? 1 : 0,
+                             &message, Int32(message.count)) == 0 else {
             throw .simulation(reason: lastMessage)
         }
         if warningCount != before { throw .unstable(reason: "MuJoCo warned of NaN, Inf or huge values in the state at t = \(data.pointee.time)") }

@@ -37,7 +37,7 @@ struct Bench: ParsableCommand {
         @Option(help: "Alternating rounds of bridge and plain loop (with --bridge).") var bridgeRounds = 21
         @Flag(help: "Only the MuJoCo rows: each locomotion family against bare mj_step in C on the same model, per core and on all cores.")
         var mujoco = false
-        @Option(help: "A Python with gymnasium and mujoco (scripts/check-mujoco.sh makes one): add Gymnasium's own HalfCheetah-v5 / Ant-v5 in a Python loop (with --mujoco).")
+        @Option(help: "A Python with gymnasium and mujoco (scripts/check-mujoco.sh makes one): add Gymnasium's own HalfCheetah-v5, Ant-v5, Hopper-v5 and Walker2d-v5 in a Python loop (with --mujoco).")
         var gymnasiumPython: String?
 
         func run(catalog: Catalog) throws {

@@ -59,17 +59,21 @@ mjModel *metarl_mj_load_xml(const char *path, char *error, int error_size) {
     return guarded(load_body, &call, error, error_size) ? NULL : call.model;
 }
 
-struct step_call { const mjModel *model; mjData *data; const double *control; int frames; int contact_forces; };
+struct step_call { const mjModel *model; mjData *data; const double *control; int frames; int contact_forces; int forward_after; };
 static void step_body(void *c) {
     struct step_call *call = c;
     memcpy(call->data->ctrl, call->control, sizeof(double) * (size_t)call->model->nu);
     for (int i = 0; i < call->frames; i++) mj_step(call->model, call->data);
+    if (call->forward_after) {
+        mj_forward(call->model, call->data);
+        mj_subtreeVel(call->model, call->data);
+    }
     if (call->contact_forces) mj_rnePostConstraint(call->model, call->data);
 }
 
 int metarl_mj_step(const mjModel *model, mjData *data, const double *control, int frames,
-                   int contact_forces, char *error, int error_size) {
-    struct step_call call = {model, data, control, frames, contact_forces};
+                   int contact_forces, int forward_after, char *error, int error_size) {
+    struct step_call call = {model, data, control, frames, contact_forces, forward_after};
     return guarded(step_body, &call, error, error_size);
 }
 

@@ -48,8 +48,9 @@ func locomotion(_ name: String, _ arguments: [String] = []) throws -> Locomotion
         ("half-cheetah", "gymnasium", 17, 6), ("ant", "gymnasium", 105, 8),
         ("cheetah-vel", "maml", 20, 6), ("cheetah-vel", "promp", 17, 6), ("cheetah-vel", "pearl", 20, 6),
         ("cheetah-dir", "maml", 20, 6), ("cheetah-dir", "pearl", 20, 6),
+        ("cheetah-vel", "rllab", 20, 6), ("cheetah-dir", "rllab", 20, 6),
         ("ant-dir", "maml", 123, 8), ("ant-dir", "promp", 111, 8), ("ant-dir", "pearl", 27, 8),
-        ("ant-goal", "pearl", 113, 8),
+        ("ant-dir", "pearl-fwd-back", 27, 8), ("ant-goal", "pearl", 113, 8),
         ("hopper", "gymnasium", 11, 3), ("walker", "gymnasium", 17, 6),
         ("hopper-rand-params", "rand-param-envs", 11, 3), ("walker-rand-params", "rand-param-envs", 17, 6),
     ])
@@ -84,8 +85,8 @@ func locomotion(_ name: String, _ arguments: [String] = []) throws -> Locomotion
         #expect(throws: EnvSpecError.badValue(family: "cheetah-vel", name: "version", value: "2", allowed: "an integer in 1…1")) {
             _ = try locomotion("cheetah-vel", ["version=2"])
         }
-        #expect(throws: EnvSpecError.badValue(family: "cheetah-vel", name: "variant", value: "rllab", allowed: "one of maml, promp, pearl")) {
-            _ = try locomotion("cheetah-vel", ["variant=rllab"])
+        #expect(throws: EnvSpecError.badValue(family: "cheetah-vel", name: "variant", value: "garage", allowed: "one of maml, promp, pearl, rllab")) {
+            _ = try locomotion("cheetah-vel", ["variant=garage"])
         }
     }
 }
@@ -135,6 +136,55 @@ func locomotion(_ name: String, _ arguments: [String] = []) throws -> Locomotion
             #expect(abs(Double(observation[17]) - env.state.qpos[0]) < 0.01 * 3 * abs(v) + 1e-4)
             #expect(Double(observation[17]) != Double(Float(env.state.qpos[0])))
         }
+    }
+
+    @Test func theMAMLPapersRllabCheetahStepsAtDt001AndReadsTheSubtreeCenterOfMass() throws {
+        var env = try locomotion("cheetah-vel", ["variant=rllab"])
+        env.setTask(LocomotionTask(goal: [0.7]))
+        var rng = Xoshiro256(seed: 4)
+        var previous = env.reset(using: &rng)
+        // Reset noise: qpos0 + 0.01·N(0, 1), so every coordinate stays well inside ±0.06.
+        #expect((0..<9).allSatisfy { abs(env.state.qpos[$0] - env.state.initialQpos[$0]) < 0.06 })
+        var actions = Xoshiro256(seed: 6)
+        for step in 1...200 {
+            let action = (0..<6).map { _ in Float(2 * actions.uniformDouble() - 1) }
+            let (observation, outcome) = try env.step(action, using: &rng)
+            let v = env.rewardTerms.xVelocity
+            let control = 0.05 * action.reduce(0) { $0 + Double($1 * $1) }
+            #expect(abs(Double(outcome.reward) - (-abs(v - 0.7) - control)) < 1e-4)
+            // The observation ends with the subtree centre of mass of the state after the step;
+            // its change over dt = 0.01 s is the average of the velocity the reward reads.
+            #expect(observation[17] == Float(env.state.subtreeCentersOfMass[3]))
+            let average = Double(observation[17] - previous[17]) / 0.01
+            #expect(abs(average - v) < 0.1 + 0.1 * abs(v), "step \(step): \(average) vs \(v)")
+            #expect(outcome.truncated == (step == 200))
+            previous = observation
+        }
+        #expect(abs(env.state.data.pointee.time - 2.0) < 1e-9)
+    }
+
+    @Test(arguments: [(1.0, 0.0), (-1.0, Double.pi)])
+    func antForwardBackwardIsOystersAntDirAtAngleZeroOrPi(direction: Double, angle: Double) throws {
+        var forwardBackward = try locomotion("ant-dir", ["variant=pearl-fwd-back"])
+        var planar = try locomotion("ant-dir", ["variant=pearl"])
+        forwardBackward.setTask(LocomotionTask(goal: [direction]))
+        planar.setTask(LocomotionTask(goal: [angle]))
+        var rngA = Xoshiro256(seed: 9), rngB = Xoshiro256(seed: 9)
+        #expect(forwardBackward.reset(using: &rngA) == planar.reset(using: &rngB))
+        var actions = Xoshiro256(seed: 10)
+        var objective = 0.0
+        for _ in 0..<30 {
+            let action = (0..<8).map { _ in Float(2 * actions.uniformDouble() - 1) }
+            let (a, outcomeA) = try forwardBackward.step(action, using: &rngA)
+            let (b, outcomeB) = try planar.step(action, using: &rngB)
+            #expect(a == b)
+            #expect(abs(outcomeA.reward - outcomeB.reward) < 1e-5)
+            #expect(outcomeA.terminated == outcomeB.terminated)
+            objective += abs(forwardBackward.rewardTerms.objective)
+        }
+        #expect(objective > 0)
+        let sets = try locomotion("ant-dir", ["variant=pearl-fwd-back", "split=test"]).fixedTasks!
+        #expect(sets.map { $0.goal[0] } == [-1, 1])
     }
 
     @Test func theAntTerminatesWhenItsTorsoLeavesTheHealthyHeights() throws {

@@ -11,13 +11,15 @@ void metarl_mj_install_handlers(void);
 /// Loads an MJCF file; NULL with the reason in `error` on failure (a MuJoCo error included).
 mjModel *metarl_mj_load_xml(const char *path, char *error, int error_size);
 
-/// Copies `control` (model->nu values) into data->ctrl, runs `frames` mj_step calls and then,
-/// when `contact_forces` is nonzero, mj_rnePostConstraint (so cfrc_ext is current, as
+/// Copies `control` (model->nu values) into data->ctrl, runs `frames` mj_step calls; then,
+/// when `forward_after` is nonzero, mj_forward and mj_subtreeVel (rllab's `model.forward()`
+/// after stepping: positions, subtree centres of mass and their velocities of the new state);
+/// then, when `contact_forces` is nonzero, mj_rnePostConstraint (so cfrc_ext is current, as
 /// Gymnasium computes it after every step). Returns 0, or 1 with
 /// MuJoCo's error message in `error` when MuJoCo raised one (the data is then unusable
 /// until reset).
 int metarl_mj_step(const mjModel *model, mjData *data, const double *control, int frames,
-                   int contact_forces, char *error, int error_size);
+                   int contact_forces, int forward_after, char *error, int error_size);
 
 /// Runs mj_forward (positions, velocities and everything derived from them). Returns 0 or 1
 /// as metarl_mj_step does.

@@ -117,6 +117,10 @@ public enum LocomotionFamilies {
             name: "pearl", source: "PEARL via oyster rlkit/envs/half_cheetah_dir.py: the two tasks −1 and +1 (split=train/test), 20-dim observation",
             robot: .halfCheetah, objective: .direction, observation: cheetahObservation20,
             controlCost: 0.05, contactCost: 0, survivalReward: 0),
+        LocomotionPreset(
+            name: "promp", source: "ProMP meta_policy_search/envs/mujoco_envs/half_cheetah_rand_direc.py: direction ±1 (p = ½), 17-dim observation",
+            robot: .halfCheetah, objective: .direction, observation: cheetahObservation17,
+            controlCost: 0.05, contactCost: 0, survivalReward: 0),
         rllabCheetah(.direction, source: "the MAML paper's own code, cbfinn/maml_rl rllab/envs/mujoco/half_cheetah_env_rand_direc.py: direction ±1 (p = ½), dt 0.01 (frame skip 1), subtree centre-of-mass velocity, 20-dim observation"),
     ]
 
@@ -140,12 +144,18 @@ public enum LocomotionFamilies {
             controlCost: 0.5, contactCost: 5e-4, survivalReward: 1, healthyHeight: 0.2...1.0),
     ]
 
-    static let antGoal = [
-        LocomotionPreset(
-            name: "pearl", source: "PEARL via oyster rlkit/envs/ant_goal.py (from ProMP's ant_rand_goal.py): goal at radius 3√U, reward −L1 distance, 113-dim observation, no termination",
-            robot: .ant, objective: .goal(radius: 3), observation: [.positions(skipping: 0), .velocities, .contactForces(firstBody: 0)],
-            controlCost: 0.1, contactCost: 5e-4, survivalReward: 0),
+    static let antGoal = [antGoalPreset("pearl", source: "PEARL via oyster rlkit/envs/ant_goal.py (from ProMP's ant_rand_goal.py): goal at radius 3√U, reward −L1 distance, 113-dim observation, no termination"),
+                          antGoalPreset("promp", source: "ProMP meta_policy_search/envs/mujoco_envs/ant_rand_goal.py: the definition oyster took over unchanged (the same as pearl)"),
     ]
+
+    /// Ant-goal as ProMP defined it and oyster took it over: goal at radius 3√U, reward −L1
+    /// distance − 0.1 Σa² − contact cost, 113-dim observation, no termination.
+    static func antGoalPreset(_ name: String, source: String) -> LocomotionPreset {
+        LocomotionPreset(
+            name: name, source: source,
+            robot: .ant, objective: .goal(radius: 3), observation: [.positions(skipping: 0), .velocities, .contactForces(firstBody: 0)],
+            controlCost: 0.1, contactCost: 5e-4, survivalReward: 0)
+    }
 
     /// The fixed train and test sets of `preset` (`split=train|test`): a goal velocity's are
     /// drawn as oyster draws them (numpy's generator seeded 1337, `train + test` values, the

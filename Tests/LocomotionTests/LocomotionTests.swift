@@ -48,7 +48,7 @@ func locomotion(_ name: String, _ arguments: [String] = []) throws -> Locomotion
         ("half-cheetah", "gymnasium", 17, 6), ("ant", "gymnasium", 105, 8),
         ("cheetah-vel", "maml", 20, 6), ("cheetah-vel", "promp", 17, 6), ("cheetah-vel", "pearl", 20, 6),
         ("cheetah-dir", "maml", 20, 6), ("cheetah-dir", "pearl", 20, 6),
-        ("cheetah-vel", "rllab", 20, 6), ("cheetah-dir", "rllab", 20, 6),
+        ("cheetah-vel", "rllab", 20, 6), ("cheetah-dir", "rllab", 20, 6), ("cheetah-dir", "promp", 17, 6), ("ant-goal", "promp", 113, 8),
         ("ant-dir", "maml", 123, 8), ("ant-dir", "promp", 111, 8), ("ant-dir", "pearl", 27, 8),
         ("ant-dir", "pearl-fwd-back", 27, 8), ("ant-goal", "pearl", 113, 8),
         ("hopper", "gymnasium", 11, 3), ("walker", "gymnasium", 17, 6),

@@ -12,6 +12,7 @@ struct Plot: CatalogCommand {
     @Option(help: "metrics.csv column to draw (default: the algorithm's headline metric).") var metric: String?
     @Option(help: "metrics.csv column for the x axis.") var x: String = "environment_steps"
     @Option(help: "Moving-average window, in iterations, for metrics logged without a _stderr column.") var window: Int = 10
+    @Flag(help: "A logarithmic x axis (learning curves), as meta-RL papers draw sample efficiency.") var logX = false
     @Option(name: .shortAndLong, help: "SVG file to write.") var output: String
 
     func run(catalog: Catalog) throws {
@@ -20,7 +21,8 @@ struct Plot: CatalogCommand {
             guard window >= 1 else { throw RunError("--window \(window): must be at least 1") }
             let urls = inputs.map { URL(fileURLWithPath: $0) }
             let chart = adaptation ? try RunPlots.adaptationCurves(files: urls)
-                : try RunPlots.learningCurves(runs: urls, metric: metric, xAxis: x, window: window, algorithms: catalog.algorithms)
+                : try RunPlots.learningCurves(runs: urls, metric: metric, xAxis: x, window: window, logarithmicX: logX,
+                                              algorithms: catalog.algorithms)
             try writeAtomically(Data(chart.svg().utf8), to: URL(fileURLWithPath: output))
             print("wrote \(output)")
         }

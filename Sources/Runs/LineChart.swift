@@ -30,12 +30,30 @@ public struct LineChart {
     public var series: [Series]
     public var width = 720.0
     public var height = 440.0
+    /// A logarithmic x axis (ticks at 1, 2 and 5 times the powers of ten), for curves whose
+    /// steps span orders of magnitude, as meta-RL papers plot sample efficiency; points at
+    /// x ≤ 0 are left out.
+    public var logarithmicX = false
 
-    public init(title: String, xLabel: String, yLabel: String, series: [Series]) {
+    public init(title: String, xLabel: String, yLabel: String, series: [Series], logarithmicX: Bool = false) {
         self.title = title
         self.xLabel = xLabel
         self.yLabel = yLabel
         self.series = series
+        self.logarithmicX = logarithmicX
+    }
+
+    /// Ticks of a logarithmic axis from `low` to `high` (both > 0): the powers of ten, with 2×
+    /// and 5× between them when fewer than three powers fall inside.
+    static func logarithmicTicks(_ low: Double, _ high: Double) -> [Double] {
+        let first = Int(floor(log10(low))), last = Int(ceil(log10(high)))
+        let multiples: [Double] = last - first < 3 ? [1, 2, 5] : [1]
+        var ticks: [Double] = []
+        for e in first...last {
+            let power: Double = pow(10, Double(e))
+            for m in multiples where m * power >= low * (1 - 1e-9) && m * power <= high * (1 + 1e-9) { ticks.append(m * power) }
+        }
+        return ticks
     }
 
     /// Colour-blind-safe palette (Okabe–Ito).
@@ -81,16 +99,25 @@ public struct LineChart {
         let left = 78.0, right = 24.0, top = 42.0, bottom = 58.0
         let plotWidth = width - left - right, plotHeight = height - top - bottom
         let finite = { (values: [Double]) in values.filter(\.isFinite) }
+        let series = logarithmicX ? self.series.map { s in
+            var kept = s
+            let keep = s.x.indices.filter { s.x[$0] > 0 }
+            (kept.x, kept.y, kept.low, kept.high) = (keep.map { s.x[$0] }, keep.map { s.y[$0] }, keep.map { s.low[$0] }, keep.map { s.high[$0] })
+            return kept
+        } : self.series
         let xs = series.flatMap { finite($0.x) }, ys = series.flatMap { finite($0.low) + finite($0.high) + finite($0.y) }
         var xMin = xs.min() ?? 0, xMax = xs.max() ?? 1, yMin = ys.min() ?? 0, yMax = ys.max() ?? 1
-        if xMax <= xMin { xMin -= 0.5; xMax += 0.5 }
+        if xMax <= xMin { (xMin, xMax) = logarithmicX ? (xMin / 2, xMax * 2) : (xMin - 0.5, xMax + 0.5) }
         if yMax <= yMin { yMin -= 0.5; yMax += 0.5 }
         let pad = (yMax - yMin) * 0.05
         yMin -= pad; yMax += pad
         // Whole-number x values (episodes, steps) get whole-number ticks only.
         let integral = xs.allSatisfy { $0 == $0.rounded() }
-        let xTicks = Self.ticks(xMin, xMax).filter { !integral || $0 == $0.rounded() }, yTicks = Self.ticks(yMin, yMax)
-        func px(_ x: Double) -> Double { left + (x - xMin) / (xMax - xMin) * plotWidth }
+        let xTicks = logarithmicX ? Self.logarithmicTicks(xMin, xMax)
+            : Self.ticks(xMin, xMax).filter { !integral || $0 == $0.rounded() }
+        let yTicks = Self.ticks(yMin, yMax)
+        let scale: (Double) -> Double = logarithmicX ? { log10($0) } : { $0 }
+        func px(_ x: Double) -> Double { left + (scale(x) - scale(xMin)) / (scale(xMax) - scale(xMin)) * plotWidth }
         func py(_ y: Double) -> Double { top + (1 - (y - yMin) / (yMax - yMin)) * plotHeight }
         func f(_ v: Double) -> String { String(format: "%.2f", v) }
 

@@ -10,7 +10,8 @@ public enum RunPlots {
     /// iteration's trials); otherwise the curve is a moving average over `window` iterations
     /// with the standard error of that window.
     /// The headline is the run's algorithm's (`AlgorithmDefinition.headlineMetric(_:)`), looked up in `algorithms`.
-    public static func learningCurves(runs: [URL], metric: String?, xAxis: String, window: Int = 10,
+    /// `logarithmicX` draws the x axis on a log scale.
+    public static func learningCurves(runs: [URL], metric: String?, xAxis: String, window: Int = 10, logarithmicX: Bool = false,
                                       algorithms: AlgorithmRegistry) throws -> LineChart {
         var series: [LineChart.Series] = []
         var metricNames: Set<String> = []
@@ -48,7 +49,8 @@ public enum RunPlots {
         }
         let xLabel = xAxis == "environment_steps" ? "environment steps" : xAxis.replacingOccurrences(of: "_", with: " ")
         let yLabel = metricNames.sorted().joined(separator: " / ").replacingOccurrences(of: "_", with: " ") + " (± s.e.)"
-        return LineChart(title: "Learning curves", xLabel: xLabel, yLabel: yLabel, series: series)
+        return LineChart(title: "Learning curves", xLabel: xLabel + (logarithmicX ? " (log scale)" : ""), yLabel: yLabel,
+                         series: series, logarithmicX: logarithmicX)
     }
 
     /// Adaptation curves from `metarl eval --json` files: each file's `adaptation` curve (the

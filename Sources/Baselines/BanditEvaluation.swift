@@ -6,6 +6,9 @@ public struct TrialStatistics: Codable, Sendable {
     public var meanReturn: Double
     public var standardError: Double
     public var trials: Int
+    /// The strategy's exact expected trial return over the task prior, where it is known
+    /// (the Bayes-optimal dynamic programme's value); nil otherwise.
+    public var exactExpectation: Double?
 
     public init(returns: [Double]) {
         let statistics = SampleStatistics(returns)

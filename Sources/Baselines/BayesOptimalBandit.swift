@@ -14,6 +14,9 @@ public struct BaselineError: Error, CustomStringConvertible {
 ///     V(b) = 0 when no pulls remain,  p_a(b) = (1 + s_a) / (2 + s_a + f_a).
 ///
 /// Arms are exchangeable, so a belief is stored with its arms sorted; values are memoised.
+/// Arms not pulled yet are all alike and only one of them is tried, so a belief's key holds
+/// just the pulled arms (fewer than n), and the value does not depend on k once k ≥ n:
+/// no trial of n pulls can touch more than n arms.
 /// This is the true ceiling of expected trial return that a meta-learner can approach.
 public struct BayesOptimalBandit: PosteriorBanditStrategy {
     public var counts = BetaCounts()
@@ -24,17 +27,20 @@ public struct BayesOptimalBandit: PosteriorBanditStrategy {
     /// The most belief states the memo may hold (about 1 GB).
     public static let stateLimit = 20_000_000.0
 
-    /// Checks that `arms` × `pulls` fits: each arm's (s, f) must pack into the 64-bit key,
-    /// and the belief states, about C(n + 2k, 2k) / k! of them, into memory.
+    /// Checks that `arms` × `pulls` fits: the (s, f) of the arms a belief has pulled (at most
+    /// min(k, n − 1) of them) must pack into the 64-bit key, and the belief states, about
+    /// C(n + 2k′, 2k′) / k′! of them with k′ = min(k, n), into memory.
     public static func check(arms: Int, pulls: Int) throws(BaselineError) {
+        let effectiveArms = Swift.min(arms, pulls), keyedArms = Swift.min(arms, Swift.max(pulls - 1, 0))
         var states = 1.0
-        for i in 1...(2 * arms) { states *= Double(pulls + i) / Double(i) }
-        for i in 1...arms { states /= Double(i) }
-        guard bitsPerArm(pulls) * arms <= 64 else {
-            throw BaselineError(message: "bayes-optimal: k=\(arms), n=\(pulls) is too large for exact dynamic programming (a belief needs \(bitsPerArm(pulls) * arms) bits, the memo's key holds 64; e.g. k=2 with n ≤ 173, k=5 with n ≤ 33, k=10 with n ≤ 7)")
+        for i in stride(from: 1, through: 2 * effectiveArms, by: 1) { states *= Double(pulls + i) / Double(i) }
+        for i in stride(from: 1, through: effectiveArms, by: 1) { states /= Double(i) }
+        let examples = "e.g. k=2 with n ≤ 173, k=5 with n ≤ 33, any k with n ≤ 10"
+        guard bitsPerArm(pulls) * keyedArms <= 64 else {
+            throw BaselineError(message: "bayes-optimal: k=\(arms), n=\(pulls) is too large for exact dynamic programming (a belief needs \(bitsPerArm(pulls) * keyedArms) bits, the memo's key holds 64; \(examples))")
         }
         guard states <= stateLimit else {
-            throw BaselineError(message: "bayes-optimal: k=\(arms), n=\(pulls) is too large for exact dynamic programming (about \(String(format: "%.1e", states)) belief states; the limit is \(String(format: "%.0e", stateLimit)), e.g. k=2 with n ≤ 173, k=5 with n ≤ 33, k=10 with n ≤ 7)")
+            throw BaselineError(message: "bayes-optimal: k=\(arms), n=\(pulls) is too large for exact dynamic programming (about \(String(format: "%.1e", states)) belief states; the limit is \(String(format: "%.0e", stateLimit)), \(examples))")
         }
     }
 
@@ -52,7 +58,11 @@ public struct BayesOptimalBandit: PosteriorBanditStrategy {
 
     public mutating func choose(step t: Int, using rng: inout Xoshiro256) -> Int {
         var s = counts.successes, f = counts.failures
+        // Arms in the same belief state have the same value: compute it once per state.
+        var byState: [Int: Double] = [:]
         let q = (0..<counts.arms).map { a -> Double in
+            let state = s[a] << 32 | f[a]
+            if let known = byState[state] { return known }
             let p = counts.mean(a)
             s[a] += 1
             let win = table!.value(s, f)
@@ -60,7 +70,9 @@ public struct BayesOptimalBandit: PosteriorBanditStrategy {
             f[a] += 1
             let loss = table!.value(s, f)
             f[a] -= 1
-            return p * (1 + win) + (1 - p) * loss
+            let value = p * (1 + win) + (1 - p) * loss
+            byState[state] = value
+            return value
         }
         return argmaxFirst(counts.arms) { q[$0] }
     }
@@ -83,9 +95,13 @@ public struct BayesOptimalBandit: PosteriorBanditStrategy {
             bits = BayesOptimalBandit.bitsPerArm(pulls)
         }
 
+        /// The pulled arms' cells in ascending order, packed; the unpulled arms (cell 0) are
+        /// implied by the table's arm count.
         func key(_ cells: [Int]) -> UInt64 {
+            var pulled = cells.filter { $0 != 0 }
+            pulled.sort()
             var k: UInt64 = 0
-            for c in cells.sorted() { k = k << UInt64(bits) | UInt64(c) }
+            for c in pulled { k = k << UInt64(bits) | UInt64(c) }
             return k
         }
 

@@ -23,11 +23,28 @@ import TensorCore
         try BayesOptimalBandit.check(arms: 5, pulls: 10)
         // Refused for the key's width, and the message says so (not a count of belief states).
         do {
-            try BayesOptimalBandit.check(arms: 10, pulls: 10)
-            Issue.record("k = 10, n = 10 was accepted")
+            try BayesOptimalBandit.check(arms: 6, pulls: 40)
+            Issue.record("k = 6, n = 40 was accepted")
         } catch {
-            #expect(error.message.contains("a belief needs 70 bits, the memo's key holds 64"), "\(error.message)")
+            #expect(error.message.contains("a belief needs 66 bits, the memo's key holds 64"), "\(error.message)")
         }
+        #expect(throws: BaselineError.self) { try BayesOptimalBandit.check(arms: 10, pulls: 11) }
+    }
+
+    /// With k ≥ n no trial touches more than n arms, so the optimum is k = n's: computed
+    /// exactly for every k, and equal to the last bit.
+    @Test func bayesOptimalValueStopsGrowingAtKEqualsN() throws {
+        let three = try BayesOptimalBandit.expectedReturn(arms: 3, pulls: 3)
+        for k in [4, 7, 50] { #expect(try BayesOptimalBandit.expectedReturn(arms: k, pulls: 3) == three) }
+        #expect(try BayesOptimalBandit.expectedReturn(arms: 2, pulls: 3) < three)
+        // The cells of Table 1 with n = 10 (Duan et al. 2016): k = 10 and k = 50 share one optimum.
+        let five = try BayesOptimalBandit.expectedReturn(arms: 5, pulls: 10)
+        let ten = try BayesOptimalBandit.expectedReturn(arms: 10, pulls: 10)
+        #expect(try BayesOptimalBandit.expectedReturn(arms: 50, pulls: 10) == ten)
+        #expect(ten > five && ten < 7)
+        // The online strategy, on 50 arms, plays to that value.
+        let played = evaluateBandit(BayesOptimalBandit(), bandit: BernoulliBandit(arms: 50), pulls: 10, trials: 1000, seed: 2)
+        #expect(abs(played.meanReturn - ten) < 3 * played.standardError)
     }
 
     /// Gittins indices against published values (Gittins, Glazebrook & Weber 2011, Table 8.1

@@ -117,8 +117,14 @@ public struct PEARLConfig: AlgorithmSettings {
         SettingFlag("tasksPerIteration", help: "training tasks whose buffers are refilled each iteration"),
         SettingFlag("contextBatchSize", help: "context transitions per task given to the encoder in a gradient step"),
         SettingFlag("evalTasks", help: "fresh tasks evaluated after each iteration"),
+        SettingFlag("evalTrajectories", help: "trajectories on each evaluated task, the context growing after each"),
+        SettingFlag("priorSteps", help: "steps per refilled task with z from the prior (into the context and replay buffers)"),
+        SettingFlag("posteriorSteps", help: "then steps with z from the posterior, into both buffers"),
+        SettingFlag("extraPosteriorSteps", help: "then steps with z from the posterior, into the replay buffer only"),
+        SettingFlag("bufferCapacity", help: "transitions each training task's replay buffer holds"),
+        SettingFlag("update.learningRate", flag: "--update-learning-rate", help: "Adam learning rate of every network"),
         SettingFlag("shards", help: "fixed parts of each meta-batch, computed one by one and added in order (mpirun -np N needs N ≤ shards; results depend on shards, not on N)"),
-    ]
+    ] + SACUpdateSettings.flags
 }
 
 /// PEARL's context encoder: an MLP from one transition (s, a, r, s′) to a Gaussian factor

@@ -90,6 +90,10 @@ public struct RL2Config: AlgorithmSettings {
     public static let flags: [SettingFlag] = [
         SettingFlag("episodesPerTrial", help: "episodes per trial (pulls, for bandits)"),
         SettingFlag("algorithm", flag: "--algo", help: "outer optimiser: ppo or trpo"),
+        SettingFlag("valueCoefficient", help: "PPO: weight of the value loss"),
+        SettingFlag("maxGradientNorm", help: "PPO: the gradient's norm is clipped to this"),
+        SettingFlag("fisherSubsample", help: "TRPO: fraction of the trials used for Fisher-vector products"),
+        SettingFlag("valueEpochs", help: "TRPO: Adam epochs of the value function per iteration"),
         SettingFlag("cell", help: "recurrent cell: gru, ln-gru (layer-normalised, ReLU candidate) or lstm"),
         SettingFlag("hiddenSize", flag: "--hidden", help: "hidden units of each recurrent network"),
         SettingFlag("trialsPerIteration", help: "trials per iteration (0: 240 000 steps' worth)"),

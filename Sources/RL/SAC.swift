@@ -69,7 +69,9 @@ public struct SACConfig: AlgorithmSettings {
         SettingFlag("evalEpisodes", help: "evaluation episodes after each iteration"),
         SettingFlag("taskMixture", help: "train on a fresh task every episode (the domain-randomisation baseline)"),
         SettingFlag("shards", help: "fixed parts of each minibatch, computed one by one and added in order (mpirun -np N needs N ≤ shards; results depend on shards, not on N)"),
-    ]
+        SettingFlag("bufferCapacity", help: "transitions the replay buffer holds"),
+        SettingFlag("updatesPerStep", help: "gradient updates per environment step"),
+    ] + SACUpdateSettings.flags
 }
 
 /// Everything a SAC run needs to continue: the learner, the replay buffer, the generator,

@@ -110,6 +110,15 @@ public struct SACUpdateSettings: Codable, Sendable, Equatable {
     /// The entropy α is tuned toward; nil: −(action dimensions), the SAC paper's heuristic.
     public var targetEntropy: Double?
 
+    /// Help for the `update.` settings every SAC-based algorithm shows by their own names
+    /// (`--update-gamma` …); the learning rate and reward scale each algorithm names itself.
+    public static let flags: [SettingFlag] = [
+        SettingFlag("update.gamma", help: "discount"),
+        SettingFlag("update.polyak", help: "τ, the rate the target critics follow the critics at"),
+        SettingFlag("update.initialTemperature", help: "the entropy temperature α at the start"),
+        SettingFlag("update.targetEntropy", kind: .number, help: "the entropy α is tuned toward (default −dim A)"),
+    ]
+
     enum CodingKeys: String, CodingKey { case learningRate, gamma, polyak, rewardScale, initialTemperature, targetEntropy }
 
     public init() {}

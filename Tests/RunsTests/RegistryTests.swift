@@ -161,3 +161,16 @@ struct CounterDefinition: AlgorithmDefinition {
         }
     }
 }
+
+@Suite struct OptionalSettingFlags {
+    /// A setting whose default is absent (SAC's target entropy) still takes a value, negative
+    /// ones included, in every algorithm that shows it.
+    @Test(arguments: ["sac", "pearl"])
+    func theTargetEntropyTakesANumber(algorithm: String) throws {
+        let result = try runMetarlCapturing(["train", algorithm, "--env", "point-nav", "--update-target-entropy", "-2.5", "--print-config"])
+        #expect(result.status == 0, "\(result.errors)")
+        #expect(result.output.contains("targetEntropy: -2.5"))
+        let help = try runMetarlCapturing(["train", algorithm, "--help"])
+        #expect(help.output.contains("--update-polyak") && help.output.contains("the target critics follow"))
+    }
+}

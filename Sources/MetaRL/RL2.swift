@@ -950,6 +950,29 @@ public struct RL2Algorithm: AlgorithmDefinition {
                       of: "each iteration's trials", over: group)
     }
 
+    /// The fresh run's state with `source`'s agent. A categorical agent trained on fewer
+    /// actions (a bandit of fewer arms) is widened: the new actions' one-hot inputs get zero
+    /// weights and their logits a bias of −20, so the agent acts exactly as before and never
+    /// picks them unless training teaches it to (with n ≤ k pulls a k-armed agent loses
+    /// nothing by keeping to n arms). Everything else must have the same sizes.
+    public func warmStarted<E: MetaEnv>(_ state: RL2State, from source: RL2State, prototype: E) throws -> RL2State {
+        var model = source.model
+        let fresh = state.model
+        if model.discrete, fresh.discrete, model.policyHead.outputSize < fresh.policyHead.outputSize {
+            let added = fresh.policyHead.outputSize - model.policyHead.outputSize
+            let actionColumns = prototype.observationSpace.flatSize + model.policyHead.outputSize
+            model.policyCell = model.policyCell.insertingInputs(added, at: actionColumns)
+            model.valueCell = model.valueCell.insertingInputs(added, at: actionColumns)
+            model.policyHead = model.policyHead.appendingOutputs(added, bias: -20)
+        }
+        var warm = state
+        warm.model = model
+        do { try warm.checkCompatible(with: state) } catch {
+            throw WarmStartError("the agent to start from does not fit this run (same cell and hidden size, and at most as many actions, are needed): \(error)")
+        }
+        return warm
+    }
+
     /// `trials` fresh trials (in blocks of 2 000, so memory stays bounded): the trial return
     /// and the return by episode index inside the trial, with standard errors.
     public func evaluate<E: MetaEnv>(_ settings: RL2Config, state: RL2State, prototype: E, options: RL2EvaluationOptions,

@@ -26,6 +26,7 @@ struct Train: CatalogCommand {
         ("--seed", true, "random seed (default 0)"),
         ("--out", true, "run directory to create"),
         ("--resume", true, "run directory to continue from its newest good checkpoint (with --iterations N: the new total)"),
+        ("--warm-start", true, "with --out: start from the networks of this run of the same algorithm (rl2: an agent of fewer arms is widened)"),
         ("--checkpoint-every", true, "checkpoint every N iterations"),
         ("--keep-checkpoints", true, "checkpoints to keep"),
         ("--threads", true, "threads (results do not depend on it)"),
@@ -104,12 +105,20 @@ struct Train: CatalogCommand {
             return
         }
         guard (out == nil) != (resume == nil) else { throw RunError("give exactly one of --out DIR (new run) or --resume DIR") }
+        let warmStart = try parsed.value("--warm-start").map { path -> RunDirectory in
+            guard resume == nil else { throw RunError("--warm-start starts a new run (--out); a resumed run continues from its own checkpoint") }
+            let source = RunDirectory(URL(fileURLWithPath: path))
+            let made = try source.manifest().algorithm
+            guard made == algorithm.name else { throw RunError("--warm-start \(path): that run was made by \(made), this one is \(algorithm.name)") }
+            return source
+        }
         let start = Date()
         let leader = group.isLeader
         func trainIn(_ directory: RunDirectory, _ manifest: RunManifest) throws -> TrainingOutcome {
-            let request = TrainingRequest(settings: manifest.settings, seed: manifest.seed, directory: directory, resume: resume != nil,
+            var request = TrainingRequest(settings: manifest.settings, seed: manifest.seed, directory: directory, resume: resume != nil,
                                           checkpointEvery: checkpointEvery, keepCheckpoints: keep, threads: threads,
                                           notes: { if leader { print("note: " + $0) } }, group: group)
+            request.warmStart = warmStart
             return try algorithm.train(request, on: try catalog.envSpec(of: manifest, at: directory.url.path))
         }
         let resolve = { try resolvedManifest(algorithm, parsed, catalog: catalog) }

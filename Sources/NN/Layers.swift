@@ -36,6 +36,16 @@ public struct Linear: ParameterCollection, Codable, Sendable {
     public var inputSize: Int { weight.shape[0] }
     public var outputSize: Int { weight.shape[1] }
 
+    /// This layer with `count` more outputs appended, each with zero weights and bias `bias`.
+    public func appendingOutputs(_ count: Int, bias value: Double) -> Linear {
+        let rows = inputSize, old = outputSize, new = old + count
+        let w = weight.doubleValues, b = bias.doubleValues
+        var widened = [Double](repeating: 0, count: rows * new)
+        for r in 0..<rows { for c in 0..<old { widened[r * new + c] = w[r * old + c] } }
+        return Linear(weight: Tensor(shape: [rows, new], doubleValues: widened, dtype: weight.dtype),
+                      bias: Tensor(shape: [new], doubleValues: b + [Double](repeating: value, count: count), dtype: bias.dtype))
+    }
+
     public func callAsFunction(_ x: Tensor) -> Tensor { x.matmul(weight) + bias }
 
     public mutating func visitParameters(_ body: (_ name: @autoclosure () -> String, _ value: inout Tensor) -> Void) {
@@ -109,5 +119,16 @@ public struct LayerNorm: ParameterCollection, Codable, Sendable {
     public mutating func visitParameters(_ body: (_ name: @autoclosure () -> String, _ value: inout Tensor) -> Void) {
         body("gain", &gain)
         body("bias", &bias)
+    }
+}
+
+extension Tensor {
+    /// A matrix with `count` zero rows inserted before row `index` (a layer's weights for
+    /// inputs it has never seen).
+    public func insertingRows(_ count: Int, at index: Int) -> Tensor {
+        precondition(rank == 2 && (0...shape[0]).contains(index) && count >= 0, "insertingRows: shape \(shape), at \(index)")
+        let columns = shape[1], values = doubleValues
+        let widened = Array(values[..<(index * columns)]) + [Double](repeating: 0, count: count * columns) + Array(values[(index * columns)...])
+        return Tensor(shape: [shape[0] + count, columns], doubleValues: widened, dtype: dtype)
     }
 }

@@ -293,6 +293,16 @@ public enum RecurrentCellChoice: RecurrentCell, Codable, Sendable {
     public var inputSize: Int { cell.inputSize }
     public var outputSize: Int { cell.outputSize }
     public var stateSize: Int { cell.stateSize }
+
+    /// This cell reading `count` more inputs, inserted before input `index`, with zero
+    /// weights: on any input whose new entries are zero it computes exactly what it did.
+    public func insertingInputs(_ count: Int, at index: Int) -> RecurrentCellChoice {
+        switch self {
+        case .gru(var c): c.inputWeight = c.inputWeight.insertingRows(count, at: index); return .gru(c)
+        case .layerNormGRU(var c): c.inputWeight = c.inputWeight.insertingRows(count, at: index); return .layerNormGRU(c)
+        case .lstm(var c): c.inputWeight = c.inputWeight.insertingRows(count, at: index); return .lstm(c)
+        }
+    }
     public func inputProjection(_ x: Tensor) -> Tensor { cell.inputProjection(x) }
     public func step(projected: Tensor, state: Tensor) -> (output: Tensor, state: Tensor) { cell.step(projected: projected, state: state) }
     public func unroll(_ inputs: Tensor, initialState: Tensor, resetMask: Tensor?) -> (outputs: Tensor, finalState: Tensor) {

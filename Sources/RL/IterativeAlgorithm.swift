@@ -203,6 +203,17 @@ public protocol AlgorithmDefinition: Sendable {
     /// export` keeps of a run, which `evaluate` accepts and `restore` may refuse. By default
     /// the state itself.
     func evaluationState(_ state: State) -> State
+    /// A fresh run's `state` with the networks of `source`, another run's state of this
+    /// algorithm, adapted to this run's family where the algorithm knows how (`metarl train
+    /// --warm-start`): the optimiser, generator and counters stay the fresh run's. By default
+    /// refused.
+    func warmStarted<E: MetaEnv>(_ state: State, from source: State, prototype: E) throws -> State
+}
+
+/// Why a run cannot start from another run's networks (`metarl train --warm-start`).
+public struct WarmStartError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
 }
 
 /// An algorithm that splits its work over the processes of a group (MPI ranks).
@@ -213,6 +224,11 @@ public protocol ProcessGroupMember {
 
 extension AlgorithmDefinition {
     public func evaluationState(_ state: State) -> State { state }
+
+    /// By default an algorithm does not start from another run's networks.
+    public func warmStarted<E: MetaEnv>(_ state: State, from source: State, prototype: E) throws -> State {
+        throw WarmStartError("\(name) cannot start from another run's networks (--warm-start); rl2 can")
+    }
 
     /// By default the settings are filed under the algorithm's own name.
     public var settingsKey: String { name }

@@ -136,6 +136,9 @@ public struct TrainingRequest {
     public var notes: (String) -> Void
     /// The processes the run is split over (an `mpirun` job); rank 0 alone writes the run directory.
     public var group: any ProcessGroup
+    /// A run of the same algorithm whose newest good checkpoint's networks a fresh run starts
+    /// from (`AlgorithmDefinition.warmStarted`); ignored when resuming.
+    public var warmStart: RunDirectory?
 
     /// A request to train into `directory` with the algorithm's checkpoint defaults unless given.
     public init(settings: JSONValue, seed: UInt64, directory: RunDirectory, resume: Bool, checkpointEvery: Int, keepCheckpoints: Int,
@@ -230,6 +233,14 @@ struct TrainingOpener<A: AlgorithmDefinition>: MetaEnvConsumer {
         }
         var running = try algorithm ?? definition.start(settings, prototype: prototype, seed: request.seed, threads: request.threads,
                                                         group: request.group)
+        if algorithm == nil, let source = request.warmStart {
+            guard let (iteration, sourceState) = try source.latestCheckpoint(A.State.self, notes: request.notes) else {
+                throw RunError("--warm-start \(source.url.path): no usable checkpoint to start from")
+            }
+            let state = try definition.warmStarted(running.state, from: sourceState, prototype: prototype)
+            running = try definition.restore(settings, prototype: prototype, state: state, threads: request.threads, group: request.group)
+            request.notes("started from the networks of \(source.url.path) at iteration \(iteration)")
+        }
         if request.group.size > 1 {
             // Every rank must train the same settings from the same iteration and state.
             let encoder = JSONEncoder()

@@ -237,3 +237,50 @@ struct TargetAction: MetaEnv {
         #expect(abs(unpaired.meanReturn - expected) > 5 * 23 / Double(trials).squareRoot(), "other tasks without the option")
     }
 }
+
+@Suite struct RL2WarmStart {
+    /// Logits [T·B, K] of `model`'s policy over `inputs` [T, B, input] from a zero state.
+    func logits(_ model: RecurrentActorCritic, _ inputs: Tensor) -> [Float] {
+        let h = model.policyCell.unroll(inputs, initialState: Tensor.zeros([inputs.shape[1], model.stateSize]), resetMask: nil).outputs
+        return model.policyHead(h.reshaped([inputs.shape[0] * inputs.shape[1], h.shape[2]])).values
+    }
+
+    /// A 2-armed agent widened to 5 arms gives the same logits on its 2 arms, −20 on the
+    /// others, for any input in which the new arms' one-hot entries are zero; the value
+    /// function is untouched. An agent of another hidden size is refused by name.
+    @Test func aBanditAgentWidenedToMoreArmsActsAsBefore() throws {
+        var config = RL2Config()
+        config.episodesPerTrial = 3
+        config.hiddenSize = 8
+        config.trialsPerIteration = 10
+        config.minibatchTrials = 5
+        config.epochs = 1
+        var small = try RL2(config: config, prototype: BernoulliBandit(arms: 2), seed: 3)
+        _ = try small.iterate()
+        let large = try RL2(config: config, prototype: BernoulliBandit(arms: 5), seed: 4)
+        let warm = try RL2Algorithm().warmStarted(large.state, from: small.state, prototype: BernoulliBandit(arms: 5))
+        #expect(warm.iteration == 0 && warm.environmentSteps == 0)
+        // Inputs [observation (1), action one-hot, reward, done] over 4 steps of 3 trials.
+        var rng = Xoshiro256(seed: 9)
+        let observation = BernoulliBandit(arms: 2).observationSpace.flatSize
+        var narrow: [Float] = [], wide: [Float] = []
+        for _ in 0..<(4 * 3) {
+            let obs = (0..<observation).map { _ in Float(rng.uniformDouble()) }
+            let arm = rng.uniformDouble() < 0.5 ? 0 : 1
+            let oneHot: [Float] = (0..<2).map { $0 == arm ? 1 : 0 }
+            let tail: [Float] = [Float(rng.uniformDouble() < 0.5 ? 1 : 0), 0]
+            narrow += obs + oneHot + tail
+            wide += obs + oneHot + [0, 0, 0] + tail
+        }
+        let before = logits(small.state.model, Tensor(shape: [4, 3, observation + 4], values: narrow))
+        let after = logits(warm.model, Tensor(shape: [4, 3, observation + 7], values: wide))
+        for row in 0..<12 {
+            for a in 0..<2 { #expect(abs(before[row * 2 + a] - after[row * 5 + a]) < 1e-5) }
+            for a in 2..<5 { #expect(after[row * 5 + a] == -20) }
+        }
+        #expect(warm.model.valueHead.weight.values == small.state.model.valueHead.weight.values)
+        config.hiddenSize = 16
+        let other = try RL2(config: config, prototype: BernoulliBandit(arms: 5), seed: 4)
+        #expect(throws: WarmStartError.self) { try RL2Algorithm().warmStarted(other.state, from: small.state, prototype: BernoulliBandit(arms: 5)) }
+    }
+}

@@ -174,3 +174,26 @@ struct CounterDefinition: AlgorithmDefinition {
         #expect(help.output.contains("--update-polyak") && help.output.contains("the target critics follow"))
     }
 }
+
+@Suite struct WarmStartFlags {
+    /// `--warm-start` takes a run of the same algorithm into a new run, and says why not otherwise.
+    @Test func warmStartChecksItsSource() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("metarl-warm-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let source = root.appendingPathComponent("k2").path
+        let small = ["--episodes-per-trial", "3", "--trials-per-iteration", "8", "--minibatch-trials", "4", "--hidden", "8", "--iterations", "1", "--threads", "1"]
+        var result = try runMetarlCapturing(["train", "rl2", "--env", "bandit", "--env-arg", "arms=2", "--out", source] + small)
+        try #require(result.status == 0, "\(result.errors)")
+        result = try runMetarlCapturing(["train", "rl2", "--env", "bandit", "--env-arg", "arms=4", "--warm-start", source,
+                                         "--out", root.appendingPathComponent("k4").path] + small)
+        #expect(result.status == 0, "\(result.errors)")
+        #expect(result.output.contains("started from the networks of"))
+        result = try runMetarlCapturing(["train", "maml", "--env", "point-nav", "--warm-start", source, "--out", root.appendingPathComponent("m").path])
+        #expect(result.status != 0 && result.errors.contains("that run was made by rl2, this one is maml"), "\(result.errors)")
+        result = try runMetarlCapturing(["train", "rl2", "--warm-start", source, "--resume", source])
+        #expect(result.status != 0 && result.errors.contains("--warm-start starts a new run"), "\(result.errors)")
+        result = try runMetarlCapturing(["train", "rl2", "--env", "bandit", "--env-arg", "arms=4", "--warm-start", source,
+                                         "--out", root.appendingPathComponent("wide").path] + small.map { $0 == "8" ? "16" : $0 })
+        #expect(result.status != 0 && result.errors.contains("does not fit this run"), "\(result.errors)")
+    }
+}

@@ -159,9 +159,9 @@ public func runBanditBaseline<B: BernoulliArms>(
     case .optimisticThompson: return run(OptimisticThompsonBandit(samples: Int(arguments["samples"]!)))
     case .gittins: return run(GittinsBandit(discount: arguments["discount"]!, depth: Int(arguments["depth"]!)))
     case .bayesOptimal:
-        try BayesOptimalBandit.check(arms: bandit.arms, pulls: pulls)
-        var statistics = run(BayesOptimalBandit())
-        statistics.exactExpectation = try BayesOptimalBandit.expectedReturn(arms: bandit.arms, pulls: pulls)
+        let strategy = try BayesOptimalBandit(arms: bandit.arms, pulls: pulls)
+        var statistics = run(strategy)
+        statistics.exactExpectation = strategy.expectedReturn
         return statistics
     case .psrl, .optimisticPSRL, .ucrl2, .beb:
         throw BaselineRequestError(description: "\(policy.rawValue) is a tabular-MDP strategy; on bandits use one of: random, greedy, epsilon-greedy, ucb1, thompson, optimistic-thompson, gittins, bayes-optimal")

@@ -77,11 +77,22 @@ public struct BayesOptimalBandit: PosteriorBanditStrategy {
         return argmaxFirst(counts.arms) { q[$0] }
     }
 
+    /// The strategy for trials of `pulls` pulls of `arms` arms, its value table made (and
+    /// the size checked) up front, so that ``expectedReturn`` and the trials share one table.
+    public init(arms: Int, pulls: Int) throws(BaselineError) {
+        try Self.check(arms: arms, pulls: pulls)
+        start(arms: arms, pulls: pulls)
+    }
+
+    /// The expected total reward of a trial of the size last started, over the prior; nil
+    /// before any start.
+    public var expectedReturn: Double? {
+        table.map { $0.value([Int](repeating: 0, count: $0.arms), [Int](repeating: 0, count: $0.arms)) }
+    }
+
     /// The Bayes-optimal expected total reward of a trial of `pulls` pulls of `arms` arms.
     public static func expectedReturn(arms: Int, pulls: Int) throws(BaselineError) -> Double {
-        try check(arms: arms, pulls: pulls)
-        let table = ValueTable(arms: arms, pulls: pulls)
-        return table.value([Int](repeating: 0, count: arms), [Int](repeating: 0, count: arms))
+        try BayesOptimalBandit(arms: arms, pulls: pulls).expectedReturn!
     }
 
     /// Memoised V over sorted beliefs (a reference type so policy copies share it).

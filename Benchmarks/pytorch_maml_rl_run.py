@@ -82,7 +82,7 @@ for iteration in range(1, args.iterations + 1):
     seconds = time.perf_counter() - start
     pre = float(np.mean(get_returns(train_episodes[0])))
     post = float(np.mean(get_returns(valid_episodes)))
-    print(json.dumps({"iteration": iteration, "seconds": round(seconds, 3), "episode_reward_mean": pre,
+    print(json.dumps({"iteration": iteration, "seconds": round(seconds, 3), "torch": torch.__version__, "episode_reward_mean": pre,
                       "episode_reward_mean_adapt_1": post}), flush=True)
 closing.set()
 sampler.close()

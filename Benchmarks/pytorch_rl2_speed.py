@@ -8,11 +8,15 @@ for a given number of policy updates and splits the time between sampling
 (`generate_meta_episode` + `assign_credit`) and the PPO update.
 
 pytorch_rl2 is not on PyPI; give the path of a checkout (commit 51afa4b was measured).
-It runs under MPI; with no mpi4py here, a one-process stand-in for `MPI.COMM_WORLD` is
-installed, which is what `mpirun -np 1` gives.
+It runs under MPI. Without `--mpi` a one-process stand-in for `MPI.COMM_WORLD` is installed,
+which is what `mpirun -np 1` gives. With `--mpi` (mpi4py from PyPI, built against Debian's
+Open MPI) it runs as pytorch_rl2's README runs it, `mpirun -np P python -m train`: each of the
+P processes samples 240 000 / P steps per update and the gradients are averaged; rank 0 prints.
+`--compile` wraps both networks in `torch.compile` (torch ≥ 2).
 
     OPENBLAS_CORETYPE=COOPERLAKE OPENBLAS_NUM_THREADS=1 /usr/bin/python3 \
         Benchmarks/pytorch_rl2_speed.py --checkout PATH [--updates 1] [--threads 1]
+    mpirun -np 2 VENV/bin/python Benchmarks/pytorch_rl2_speed.py --checkout PATH --mpi
 
 Not part of the tests.
 """
@@ -23,6 +27,8 @@ parser.add_argument("--checkout", required=True, help="path of a pytorch_rl2 che
 parser.add_argument("--updates", type=int, default=1, help="policy updates to time")
 parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
 parser.add_argument("--meta-episode-len", type=int, default=100)
+parser.add_argument("--mpi", action="store_true", help="use the real mpi4py (run under mpirun)")
+parser.add_argument("--compile", action="store_true", help="torch.compile both networks")
 args = parser.parse_args()
 
 
@@ -37,22 +43,26 @@ class OneProcessComm:
     def Allreduce(self, sendbuf, recvbuf, op=None): recvbuf[...] = sendbuf
 
 
-mpi = types.ModuleType("mpi4py.MPI")
-mpi.COMM_WORLD = OneProcessComm()
-mpi.SUM = "sum"
-mpi.Comm = OneProcessComm
-package = types.ModuleType("mpi4py")
-package.MPI = mpi
-sys.modules["mpi4py"] = package
-sys.modules["mpi4py.MPI"] = mpi
+if args.mpi:
+    from mpi4py import MPI as mpi
+else:
+    mpi = types.ModuleType("mpi4py.MPI")
+    mpi.COMM_WORLD = OneProcessComm()
+    mpi.SUM = "sum"
+    mpi.Comm = OneProcessComm
+    package = types.ModuleType("mpi4py")
+    package.MPI = mpi
+    sys.modules["mpi4py"] = package
+    sys.modules["mpi4py.MPI"] = mpi
+comm = mpi.COMM_WORLD
 sys.path.insert(0, args.checkout)
 
 import torch as tc  # noqa: E402
 tc.set_num_threads(args.threads)
-tc.manual_seed(0)
+tc.manual_seed(comm.Get_rank())
 
 import numpy as np  # noqa: E402
-np.random.seed(0)
+np.random.seed(comm.Get_rank())
 import train  # noqa: E402
 from rl2.algos import ppo  # noqa: E402
 from rl2.utils.optim_util import get_weight_decay_param_groups  # noqa: E402
@@ -78,7 +88,9 @@ nets = [train.create_net(kind, "bandit", "gru", defaults.num_states, defaults.nu
                          defaults.num_features, args.meta_episode_len) for kind in ("policy", "value")]
 optimizers = [tc.optim.AdamW(get_weight_decay_param_groups(n, defaults.adam_wd), lr=defaults.adam_lr,
                              eps=defaults.adam_eps) for n in nets]
-per_update = 240000 // args.meta_episode_len
+if args.compile:
+    nets = [tc.compile(n) for n in nets]
+per_update = 240000 // (comm.Get_size() * args.meta_episode_len)
 
 start = time.perf_counter()
 ppo.training_loop(
@@ -93,11 +105,13 @@ ppo.training_loop(
     gae_lambda=defaults.gae_lambda, standardize_advs=False,
     max_pol_iters=args.updates, pol_iters_so_far=0,
     policy_checkpoint_fn=lambda i: None, value_checkpoint_fn=lambda i: None,
-    comm=mpi.COMM_WORLD)
+    comm=comm)
 total = time.perf_counter() - start
-steps = args.updates * per_update * args.meta_episode_len
-print(json.dumps({
+steps = args.updates * per_update * args.meta_episode_len * comm.Get_size()
+if comm.Get_rank() == 0:
+    print(json.dumps({
     "implementation": "pytorch_rl2", "torch": tc.__version__, "threads": args.threads,
+    "processes": comm.Get_size(), "compiled": args.compile,
     "updates": args.updates, "environment_steps": steps,
     "seconds": round(total, 2), "sample_seconds": round(timing["sample"], 2),
     "update_seconds": round(total - timing["sample"], 2),

@@ -10,7 +10,7 @@ import Runs
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure the speed of parts of the system (build with -c release).",
-        subcommands: [Engine.self, EnvSteps.self, RL2Speed.self, MAMLSpeed.self])
+        subcommands: [Engine.self, EnvSteps.self, RL2Speed.self, MAMLSpeed.self, PEARLSpeed.self])
 
     struct Engine: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -73,17 +73,18 @@ struct Bench: ParsableCommand {
         @Option(help: "Recurrent cell: gru, ln-gru or lstm (default: RL²'s default).") var cell: RecurrentCellChoice.Kind?
         @Option(help: "Threads for the PPO update (default: the cores, at most 2).")
         var threads: Int = min(2, ProcessInfo.processInfo.activeProcessorCount)
-        @Option(help: "A checkout of lucaslingle/pytorch_rl2: time it too (Benchmarks/pytorch_rl2_speed.py, one update, one thread) and print the ratio.")
+        @Option(help: "A checkout of lucaslingle/pytorch_rl2: time one of its updates before each metarl run (Benchmarks/pytorch_rl2_speed.py) and print the ratios.")
         var pytorchRL2: String?
-        @Option(help: "The Python that runs pytorch_rl2.") var python: String = "/usr/bin/python3"
+        @OptionGroup var peer: PeerOptions
         @Flag(help: "Print one JSON object.") var json = false
 
         func run() throws {
             guard iterations >= 1, threads >= 1 else { throw fail("--iterations and --threads must be at least 1") }
+            let setup = try peer.setup()
             try reportingErrors {
                 let result = try RL2SpeedBenchmark.run(iterations: iterations, episodesPerTrial: episodesPerTrial,
                                                        trialsPerIteration: trialsPerIteration, cell: cell, threads: threads,
-                                                       pytorchRL2: pytorchRL2, python: python)
+                                                       pytorchRL2: pytorchRL2, peer: setup, pairs: peer.pairs)
                 if json { try printJSON(result) } else { print(result.table) }
             }
         }
@@ -96,19 +97,65 @@ struct Bench: ParsableCommand {
         @Option(help: "Meta-iterations to run; the median leaves out the first.") var iterations: Int = 10
         @Option(help: "Threads for sampling and for the outer step (default: the cores).")
         var threads: Int = ProcessInfo.processInfo.activeProcessorCount
-        @Option(name: .customLong("pytorch-maml-rl"), help: "A checkout of tristandeleu/pytorch-maml-rl: time it too (Benchmarks/pytorch_maml_rl_run.py, one torch thread, same iterations) and print the ratio of medians.")
+        @Option(name: .customLong("pytorch-maml-rl"), help: "A checkout of tristandeleu/pytorch-maml-rl: time as many of its meta-iterations before each metarl run (Benchmarks/pytorch_maml_rl_run.py) and print the ratios of medians.")
         var pytorchMAMLRL: String?
-        @Option(help: "The Python that runs pytorch-maml-rl (it needs torch and gym 0.17; see the script's header).")
-        var python: String = "/usr/bin/python3"
+        @OptionGroup var peer: PeerOptions
         @Flag(help: "Print one JSON object.") var json = false
 
         func run() throws {
             guard iterations >= 2, threads >= 1 else { throw fail("--iterations must be at least 2 and --threads at least 1") }
+            let setup = try peer.setup()
+            guard setup.processes == 1, !setup.compile else {
+                throw fail("--peer-processes and --peer-compile do not apply to pytorch-maml-rl (no MPI; functional parameters); use --peer-workers")
+            }
             try reportingErrors {
-                let result = try MAMLSpeedBenchmark.run(iterations: iterations, threads: threads, pytorchMAMLRL: pytorchMAMLRL, python: python)
+                let result = try MAMLSpeedBenchmark.run(iterations: iterations, threads: threads, pytorchMAMLRL: pytorchMAMLRL, peer: setup, pairs: peer.pairs)
                 if json { try printJSON(result) } else { print(result.table) }
             }
         }
+    }
+
+    struct PEARLSpeed: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "pearl",
+            abstract: "PEARL gradient steps and environment steps per second at the PEARL paper's point-robot sizes (oyster's point-robot.json), one thread.")
+        @Option(help: "Gradient steps to time.") var gradientSteps: Int = 200
+        @Option(help: "A checkout of katerakelly/oyster: time as many of its gradient steps before each metarl run (Benchmarks/oyster_pearl_speed.py) and print the ratios.")
+        var oyster: String?
+        @OptionGroup var peer: PeerOptions
+        @Flag(help: "Print one JSON object.") var json = false
+
+        func run() throws {
+            guard gradientSteps >= 1 else { throw fail("--gradient-steps must be at least 1") }
+            let setup = try peer.setup()
+            guard setup.processes == 1, setup.workers == 1, !setup.compile else {
+                throw fail("--peer-processes, --peer-workers and --peer-compile do not apply to oyster (one process)")
+            }
+            try reportingErrors {
+                let result = try PEARLSpeedBenchmark.run(gradientSteps: gradientSteps, oyster: oyster, peer: setup, pairs: peer.pairs)
+                if json { try printJSON(result) } else { print(result.table) }
+            }
+        }
+    }
+}
+
+/// How `metarl bench rl2|maml|pearl` runs the peer it is compared with, and how many
+/// alternating pairs it times.
+struct PeerOptions: ParsableArguments {
+    @Option(help: "The Python that runs the peer (it decides which torch: Debian's python3-torch under /usr/bin/python3, or a virtualenv's).")
+    var python: String = "/usr/bin/python3"
+    @Option(help: "The peer's torch threads.") var peerThreads: Int = 1
+    @Option(help: "The peer's processes under mpirun -np (pytorch_rl2 only; its mpi4py must be installed in --python).") var peerProcesses: Int = 1
+    @Option(help: "The peer's sampler worker processes (pytorch-maml-rl's --num-workers).") var peerWorkers: Int = 1
+    @Flag(help: "Wrap the peer's networks in torch.compile (pytorch_rl2, torch ≥ 2).") var peerCompile = false
+    @Option(help: "Pairs to time, each the peer then metarl (with a peer checkout).") var pairs: Int = 1
+
+    /// The options as a `PeerSetup`, or an error naming the option that is out of range.
+    func setup() throws -> PeerSetup {
+        guard peerThreads >= 1, peerProcesses >= 1, peerWorkers >= 1, pairs >= 1 else {
+            throw fail("--peer-threads, --peer-processes, --peer-workers and --pairs must be at least 1")
+        }
+        return PeerSetup(python: python, threads: peerThreads, processes: peerProcesses, compile: peerCompile, workers: peerWorkers)
     }
 }
 

@@ -30,6 +30,7 @@ args = parser.parse_args()
 sys.path.insert(0, args.checkout)
 
 import numpy as np  # noqa: E402
+import numpy_aliases  # noqa: E402,F401  (the peer predates numpy 1.24/2.0)
 import torch  # noqa: E402
 
 torch.set_num_threads(args.threads)

@@ -26,6 +26,7 @@ sys.path.insert(0, args.checkout)
 
 import gym  # noqa: E402
 import numpy as np  # noqa: E402
+import numpy_aliases  # noqa: E402,F401  (the peer predates numpy 1.24/2.0)
 import torch  # noqa: E402
 import yaml  # noqa: E402
 

@@ -258,6 +258,8 @@ public struct PEARLSpeedBenchmark: Encodable, Sendable {
     }
     public var runs: [Run]
     public var gradientSteps: Int
+    /// metarl's threads, and the parts (`shards`) each meta-batch is cut into for them.
+    public var threads: Int
     /// oyster's gradient steps/s and metarl's, alternated, when oyster was timed.
     public var gradientPairs: PairedRuns?
     /// The same for environment steps/s.
@@ -265,7 +267,7 @@ public struct PEARLSpeedBenchmark: Encodable, Sendable {
     public var peer: String?
 
     enum CodingKeys: String, CodingKey {
-        case runs, gradientSteps = "gradient_steps", gradientPairs = "oyster_gradient_pairs", environmentPairs = "oyster_environment_pairs"
+        case runs, gradientSteps = "gradient_steps", threads, gradientPairs = "oyster_gradient_pairs", environmentPairs = "oyster_environment_pairs"
         case peer = "oyster"
     }
 
@@ -289,12 +291,15 @@ public struct PEARLSpeedBenchmark: Encodable, Sendable {
         return config
     }
 
-    /// Times one PEARL iteration of `gradientSteps` gradient steps; with `oyster`, a checkout of
-    /// katerakelly/oyster, times as many of its gradient steps under `peer` before each of `pairs` runs.
-    public static func run(gradientSteps: Int, oyster: String?, peer: PeerSetup = PeerSetup(), pairs: Int = 1) throws -> PEARLSpeedBenchmark {
+    /// Times one PEARL iteration of `gradientSteps` gradient steps on `threads` threads (each
+    /// meta-batch cut into as many parts); with `oyster`, a checkout of katerakelly/oyster, times
+    /// as many of its gradient steps under `peer` before each of `pairs` runs.
+    public static func run(gradientSteps: Int, threads: Int = 1, oyster: String?, peer: PeerSetup = PeerSetup(),
+                           pairs: Int = 1) throws -> PEARLSpeedBenchmark {
         var config = pointRobotConfig
         config.gradientStepsPerIteration = gradientSteps
-        var result = PEARLSpeedBenchmark(runs: [], gradientSteps: gradientSteps, peer: nil)
+        config.shards = threads
+        var result = PEARLSpeedBenchmark(runs: [], gradientSteps: gradientSteps, threads: threads, peer: nil)
         var gradient: [Double] = [], environment: [Double] = []
         for _ in 0..<(oyster == nil ? 1 : pairs) {
             if let oyster {
@@ -308,7 +313,7 @@ public struct PEARLSpeedBenchmark: Encodable, Sendable {
                 environment.append(e)
                 result.peer = peer.describe(torch: last["torch"] as? String)
             }
-            var pearl = try PEARL(config: config, prototype: PointNavigation(goalRange: 1, horizon: 20), seed: 1)
+            var pearl = try PEARL(config: config, prototype: PointNavigation(goalRange: 1, horizon: 20), seed: 1, threads: threads)
             let m = Dictionary(try pearl.iterate(), uniquingKeysWith: { a, _ in a })
             result.runs.append(Run(gradientStepsPerSecond: m["gradient_steps_per_second"]!,
                                    environmentStepsPerSecond: Double(pearl.environmentSteps) / m["collect_seconds"]!))
@@ -323,8 +328,10 @@ public struct PEARLSpeedBenchmark: Encodable, Sendable {
     /// The human-readable report.
     public var table: String {
         var lines = runs.map { run in
-            String(format: "PEARL point-robot sizes (300×3 networks, 200×3 encoder, meta-batch 16 × 256 + 64 context), one thread: %.1f gradient steps/s over %d, %.0f environment steps/s",
-                   run.gradientStepsPerSecond, gradientSteps, run.environmentStepsPerSecond)
+            "PEARL point-robot sizes (300×3 networks, 200×3 encoder, meta-batch 16 × 256 + 64 context), "
+                + (threads == 1 ? "one thread" : "\(threads) threads, \(threads) shards")
+                + String(format: ": %.1f gradient steps/s over %d, %.0f environment steps/s",
+                         run.gradientStepsPerSecond, gradientSteps, run.environmentStepsPerSecond)
         }
         if let gradientPairs, let environmentPairs, let peer {
             lines.append("oyster (point-robot.json, \(peer)), then metarl, alternately; gradient steps/s:")

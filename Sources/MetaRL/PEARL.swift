@@ -123,7 +123,7 @@ public struct PEARLConfig: AlgorithmSettings {
         SettingFlag("extraPosteriorSteps", help: "then steps with z from the posterior, into the replay buffer only"),
         SettingFlag("bufferCapacity", help: "transitions each training task's replay buffer holds"),
         SettingFlag("update.learningRate", flag: "--update-learning-rate", help: "Adam learning rate of every network"),
-        SettingFlag("shards", help: "fixed parts of each meta-batch, computed one by one and added in order (mpirun -np N needs N ≤ shards; results depend on shards, not on N)"),
+        SettingFlag("shards", help: "fixed parts of each meta-batch, computed side by side on --threads threads and added in order (mpirun -np N needs N ≤ shards; results depend on shards, not on N or the threads)"),
     ] + SACUpdateSettings.flags
 }
 
@@ -202,14 +202,18 @@ public struct PEARL<E: MetaEnv>: IterativeAlgorithm, ProcessGroupMember {
     let actionSize: Int
     /// The processes the meta-batch's parts are split over (results do not depend on it).
     public var group: any ProcessGroup = SingleProcess()
+    /// The threads a process computes its parts on (results do not depend on it either).
+    public var threads: Int = 1
 
     public var iteration: Int { state.iteration }
     public var environmentSteps: Int { state.environmentSteps }
     public var headlineMetric: String { PEARLAlgorithm().headlineMetric(config) }
     var transitionSize: Int { 2 * observationSize + actionSize + 1 }
 
-    public init(config: PEARLConfig, prototype: E, seed: UInt64) throws {
+    /// A fresh run; each gradient step's parts (`shards`) are computed on up to `threads` threads.
+    public init(config: PEARLConfig, prototype: E, seed: UInt64, threads: Int = 1) throws {
         _ = try ActionScaling(prototype.actionSpace)
+        self.threads = threads
         self.config = config
         self.prototype = prototype
         observationSize = prototype.observationSpace.flatSize
@@ -233,8 +237,8 @@ public struct PEARL<E: MetaEnv>: IterativeAlgorithm, ProcessGroupMember {
     }
 
     /// Continues from a saved state after checking it fits the config.
-    public init(config: PEARLConfig, prototype: E, state: PEARLState) throws {
-        let fresh = try PEARL(config: config, prototype: prototype, seed: state.seed)
+    public init(config: PEARLConfig, prototype: E, state: PEARLState, threads: Int = 1) throws {
+        let fresh = try PEARL(config: config, prototype: prototype, seed: state.seed, threads: threads)
         let f = fresh.state
         guard state.agent.actor.hasSameParameterShapes(as: f.agent.actor),
               state.agent.critics.hasSameParameterShapes(as: f.agent.critics),
@@ -414,30 +418,30 @@ public struct PEARL<E: MetaEnv>: IterativeAlgorithm, ProcessGroupMember {
         }
         let own = group.ownShare(of: parts)
         let batches = own.map { p in TransitionBatch.concatenated(Array(samples[tasksOf(p)])) }
-        var latentRows = [Tensor](repeating: Tensor(0), count: own.count)
 
         // Critics and encoder: ½ Σ mean (Q_k − y)² over the RL rows plus β Σ_i KL(q(z | c_i) ‖ N(0, I)),
         // with z_i ~ q(z | c_i) reparameterised, one row per RL transition of task i.
         let agent = state.agent, encoder = state.encoder, klWeight = config.klWeight
+        /// Part p's latent rows under `encoder` (z_i repeated for each of task i's RL rows) and Σ_i KL.
+        func latents(_ encoder: ContextEncoder, part p: Int) -> (rows: Tensor, kl: Tensor) {
+            let tp = tasksOf(p).count
+            let q = encoder.posterior(rows(contextTensor, part: p, perTask: 1))
+            let z = q.mean + q.variance.sqrt() * rows(latentNoise, part: p, perTask: 1)
+            let repeated = z.reshaped([tp, 1, l]).expanded(to: [tp, b, l]).reshaped([tp * b, l])
+            return (repeated, ContextEncoder.klToStandardNormal(mean: q.mean, variance: q.variance).sum())
+        }
+        let latentRows = concurrentMap(own.count, threads: threads) { latents(encoder, part: own.lowerBound + $0).rows.detached }
         let joint = CriticsAndEncoder(critics: agent.critics, encoder: encoder)
-        let (criticTerms, criticFlat) = try distributedWeightedMean(parts, group: group, terms: 3, parameters: joint.parameterCount) { p -> WeightedPart in
-            let batch = batches[p - own.lowerBound], tp = tasksOf(p).count
-            let share = Double(tp) / Double(t)
-            let contexts = rows(contextTensor, part: p, perTask: 1), noise = rows(latentNoise, part: p, perTask: 1)
-            func latents(_ encoder: ContextEncoder) -> (rows: Tensor, kl: Tensor) {
-                let q = encoder.posterior(contexts)
-                let z = q.mean + q.variance.sqrt() * noise
-                let rows = z.reshaped([tp, 1, l]).expanded(to: [tp, b, l]).reshaped([tp * b, l])
-                return (rows, ContextEncoder.klToStandardNormal(mean: q.mean, variance: q.variance).sum())
-            }
-            let z = latents(encoder).rows.detached
-            latentRows[p - own.lowerBound] = z
+        let (criticTerms, criticFlat) = try distributedWeightedMean(parts, group: group, threads: threads, terms: 3,
+                                                                    parameters: joint.parameterCount) { p -> WeightedPart in
+            let batch = batches[p - own.lowerBound], tp = tasksOf(p).count, share = Double(tp) / Double(t)
+            let z = latentRows[p - own.lowerBound]
             let y = agent.targets(rewards: batch.rewards, terminals: batch.terminals,
                                   nextInputs: Tensor.concat([batch.nextObservations, z], axis: 1), noise: rows(targetNoise, part: p, perTask: b))
             var klSum = 0.0
             // The KL term is a sum over tasks, not a mean: scaled by 1 / share here, it comes back to β·KL_p in the weighted sum.
             let (loss, gradient) = NN.valueAndGradient(at: CriticsAndEncoder(critics: agent.critics, encoder: encoder)) { q in
-                let (rows, kl) = latents(q.encoder)
+                let (rows, kl) = latents(q.encoder, part: p)
                 klSum = kl.detached.doubleScalar
                 return q.critics.loss(Tensor.concat([batch.observations, rows], axis: 1), batch.actions, targets: y) + kl * (klWeight / share)
             }
@@ -453,7 +457,7 @@ public struct PEARL<E: MetaEnv>: IterativeAlgorithm, ProcessGroupMember {
 
         // Actor and temperature, on (s, z) with z from the encoder before its step.
         try state.agent.updateActorAndTemperature(
-            parts: parts, group: group, rows: { tasksOf($0).count * b },
+            parts: parts, group: group, threads: threads, rows: { tasksOf($0).count * b },
             inputs: { p in Tensor.concat([batches[p - own.lowerBound].observations, latentRows[p - own.lowerBound]], axis: 1) },
             noise: { rows(actorNoise, part: $0, perTask: b) }, losses: &losses)
         state.agent.updateTargets()
@@ -516,12 +520,12 @@ public struct PEARLAlgorithm: AlgorithmDefinition {
     public func headlineMetric(_ settings: PEARLConfig) -> String { "eval_return_trajectory_\(settings.evalTrajectories)" }
 
     public func start<E: MetaEnv>(_ settings: PEARLConfig, prototype: E, seed: UInt64, threads: Int) throws -> any IterativeAlgorithm<PEARLState> {
-        try PEARL(config: settings, prototype: prototype, seed: seed)
+        try PEARL(config: settings, prototype: prototype, seed: seed, threads: threads)
     }
 
     public func restore<E: MetaEnv>(_ settings: PEARLConfig, prototype: E, state: PEARLState, threads: Int) throws -> any IterativeAlgorithm<PEARLState> {
         try EvaluationExportError.requireReplay(state.buffers + state.contextBuffers, iteration: state.iteration, algorithm: name)
-        return try PEARL(config: settings, prototype: prototype, state: state)
+        return try PEARL(config: settings, prototype: prototype, state: state, threads: threads)
     }
 
     /// The state without its per-task replay and context buffers (an evaluation export:
@@ -536,7 +540,7 @@ public struct PEARLAlgorithm: AlgorithmDefinition {
     /// A fresh run with each meta-batch's parts (`shards`) split over `group`'s processes.
     public func start<E: MetaEnv>(_ settings: PEARLConfig, prototype: E, seed: UInt64, threads: Int,
                                   group: any ProcessGroup) throws -> any IterativeAlgorithm<PEARLState> {
-        try splitting(PEARL(config: settings, prototype: prototype, seed: seed), shards: settings.shards,
+        try splitting(PEARL(config: settings, prototype: prototype, seed: seed, threads: threads), shards: settings.shards,
                       of: "each gradient step's meta-batch", over: group)
     }
 
@@ -544,7 +548,7 @@ public struct PEARLAlgorithm: AlgorithmDefinition {
     public func restore<E: MetaEnv>(_ settings: PEARLConfig, prototype: E, state: PEARLState, threads: Int,
                                     group: any ProcessGroup) throws -> any IterativeAlgorithm<PEARLState> {
         try EvaluationExportError.requireReplay(state.buffers + state.contextBuffers, iteration: state.iteration, algorithm: name)
-        return try splitting(PEARL(config: settings, prototype: prototype, state: state), shards: settings.shards,
+        return try splitting(PEARL(config: settings, prototype: prototype, state: state, threads: threads), shards: settings.shards,
                              of: "each gradient step's meta-batch", over: group)
     }
 

@@ -118,21 +118,23 @@ struct Bench: ParsableCommand {
     struct PEARLSpeed: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "pearl",
-            abstract: "PEARL gradient steps and environment steps per second at the PEARL paper's point-robot sizes (oyster's point-robot.json), one thread.")
+            abstract: "PEARL gradient steps and environment steps per second at the PEARL paper's point-robot sizes (oyster's point-robot.json).")
         @Option(help: "Gradient steps to time.") var gradientSteps: Int = 200
+        @Option(help: "Threads for the gradient steps: the meta-batch is cut into as many parts (--shards), computed side by side.")
+        var threads: Int = 1
         @Option(help: "A checkout of katerakelly/oyster: time as many of its gradient steps before each metarl run (Benchmarks/oyster_pearl_speed.py) and print the ratios.")
         var oyster: String?
         @OptionGroup var peer: PeerOptions
         @Flag(help: "Print one JSON object.") var json = false
 
         func run() throws {
-            guard gradientSteps >= 1 else { throw fail("--gradient-steps must be at least 1") }
+            guard gradientSteps >= 1, (1...16).contains(threads) else { throw fail("--gradient-steps must be at least 1 and --threads in 1…16") }
             let setup = try peer.setup()
             guard setup.processes == 1, setup.workers == 1, !setup.compile else {
                 throw fail("--peer-processes, --peer-workers and --peer-compile do not apply to oyster (one process)")
             }
             try reportingErrors {
-                let result = try PEARLSpeedBenchmark.run(gradientSteps: gradientSteps, oyster: oyster, peer: setup, pairs: peer.pairs)
+                let result = try PEARLSpeedBenchmark.run(gradientSteps: gradientSteps, threads: threads, oyster: oyster, peer: setup, pairs: peer.pairs)
                 if json { try printJSON(result) } else { print(result.table) }
             }
         }

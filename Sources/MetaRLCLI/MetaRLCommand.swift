@@ -99,7 +99,8 @@ struct MetaRLCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "metarl",
         abstract: "Meta-reinforcement learning: RL², MAML and relatives, PEARL.",
-        subcommands: [Quickstart.self, Train.self, Eval.self, Plot.self, Export.self, Bench.self, EnvsCommand.self, Baseline.self, MuJoCoReplay.self])
+        subcommands: [Quickstart.self, Train.self, Eval.self, Plot.self, Export.self, Bench.self, EnvsCommand.self, Baseline.self,
+                      BanditTable.self, MuJoCoReplay.self])
 }
 
 /// Prints `value` as one JSON object with sorted keys.

@@ -68,7 +68,7 @@ public struct SACConfig: AlgorithmSettings {
         SettingFlag("update.rewardScale", flag: "--reward-scale", help: "reward scale"),
         SettingFlag("evalEpisodes", help: "evaluation episodes after each iteration"),
         SettingFlag("taskMixture", help: "train on a fresh task every episode (the domain-randomisation baseline)"),
-        SettingFlag("shards", help: "fixed parts of each minibatch, computed one by one and added in order (mpirun -np N needs N ≤ shards; results depend on shards, not on N)"),
+        SettingFlag("shards", help: "fixed parts of each minibatch, computed side by side on --threads threads and added in order (mpirun -np N needs N ≤ shards; results depend on shards, not on N or the threads)"),
         SettingFlag("bufferCapacity", help: "transitions the replay buffer holds"),
         SettingFlag("updatesPerStep", help: "gradient updates per environment step"),
     ] + SACUpdateSettings.flags
@@ -96,13 +96,17 @@ public struct SAC<E: MetaEnv>: IterativeAlgorithm, ProcessGroupMember {
     let scaling: ActionScaling
     /// The processes each update's parts are split over (results do not depend on it).
     public var group: any ProcessGroup = SingleProcess()
+    /// The threads a process computes its parts on (results do not depend on it either).
+    public var threads: Int = 1
 
     public var iteration: Int { state.iteration }
     public var environmentSteps: Int { state.environmentSteps }
     public var headlineMetric: String { SACAlgorithm().headlineMetric(config) }
 
-    public init(config: SACConfig, prototype: E, seed: UInt64) throws {
+    /// A fresh run; each update's parts (`shards`) are computed on up to `threads` threads.
+    public init(config: SACConfig, prototype: E, seed: UInt64, threads: Int = 1) throws {
         scaling = try ActionScaling(prototype.actionSpace)
+        self.threads = threads
         self.config = config
         self.prototype = prototype
         var rng = Xoshiro256(seed: seed)
@@ -114,8 +118,8 @@ public struct SAC<E: MetaEnv>: IterativeAlgorithm, ProcessGroupMember {
     }
 
     /// Continues from a saved state after checking it fits the config.
-    public init(config: SACConfig, prototype: E, state: SACState) throws {
-        let fresh = try SAC(config: config, prototype: prototype, seed: state.seed)
+    public init(config: SACConfig, prototype: E, state: SACState, threads: Int = 1) throws {
+        let fresh = try SAC(config: config, prototype: prototype, seed: state.seed, threads: threads)
         guard state.agent.actor.hasSameParameterShapes(as: fresh.state.agent.actor),
               state.agent.critics.hasSameParameterShapes(as: fresh.state.agent.critics),
               state.agent.targetCritics.hasSameParameterShapes(as: fresh.state.agent.critics),
@@ -157,7 +161,7 @@ public struct SAC<E: MetaEnv>: IterativeAlgorithm, ProcessGroupMember {
                 if state.environmentSteps >= config.randomSteps {
                     for _ in 0..<config.updatesPerStep {
                         let batch = state.buffer.sample(config.batchSize, using: &state.rng)
-                        losses = try losses + state.agent.update(batch, parts: config.shards, group: group, using: &state.rng)
+                        losses = try losses + state.agent.update(batch, parts: config.shards, group: group, threads: threads, using: &state.rng)
                         updates += 1
                     }
                 }
@@ -221,12 +225,12 @@ public struct SACAlgorithm: AlgorithmDefinition {
     public func headlineMetric(_ settings: SACConfig) -> String { "eval_return_mean" }
 
     public func start<E: MetaEnv>(_ settings: SACConfig, prototype: E, seed: UInt64, threads: Int) throws -> any IterativeAlgorithm<SACState> {
-        try SAC(config: settings, prototype: prototype, seed: seed)
+        try SAC(config: settings, prototype: prototype, seed: seed, threads: threads)
     }
 
     public func restore<E: MetaEnv>(_ settings: SACConfig, prototype: E, state: SACState, threads: Int) throws -> any IterativeAlgorithm<SACState> {
         try EvaluationExportError.requireReplay([state.buffer], iteration: state.iteration, algorithm: name)
-        return try SAC(config: settings, prototype: prototype, state: state)
+        return try SAC(config: settings, prototype: prototype, state: state, threads: threads)
     }
 
     /// The state without its replay buffer (an evaluation export).
@@ -239,14 +243,14 @@ public struct SACAlgorithm: AlgorithmDefinition {
     /// A fresh run with each update's parts (`shards`) split over `group`'s processes.
     public func start<E: MetaEnv>(_ settings: SACConfig, prototype: E, seed: UInt64, threads: Int,
                                   group: any ProcessGroup) throws -> any IterativeAlgorithm<SACState> {
-        try splitting(SAC(config: settings, prototype: prototype, seed: seed), shards: settings.shards, of: "each update's minibatch", over: group)
+        try splitting(SAC(config: settings, prototype: prototype, seed: seed, threads: threads), shards: settings.shards, of: "each update's minibatch", over: group)
     }
 
     /// A checkpoint's run continued with each update's parts split over `group`'s processes.
     public func restore<E: MetaEnv>(_ settings: SACConfig, prototype: E, state: SACState, threads: Int,
                                     group: any ProcessGroup) throws -> any IterativeAlgorithm<SACState> {
         try EvaluationExportError.requireReplay([state.buffer], iteration: state.iteration, algorithm: name)
-        return try splitting(SAC(config: settings, prototype: prototype, state: state), shards: settings.shards, of: "each update's minibatch", over: group)
+        return try splitting(SAC(config: settings, prototype: prototype, state: state, threads: threads), shards: settings.shards, of: "each update's minibatch", over: group)
     }
 
     /// `trajectories` episodes (mean action) on each of `tasks` fresh tasks of the family (on

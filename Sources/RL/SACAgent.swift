@@ -226,12 +226,13 @@ public struct SACAgent: Codable, Sendable {
     /// then the temperature step on E[−log α · (log π(ã|s) + H̄)], over a batch in `parts`
     /// fixed parts: part p has `rows(p)` rows, inputs `inputs(p)` (constants) and noise
     /// `noise(p)`. Each part's gradient is computed on its own (the parts of `group`'s other
-    /// ranks there) and the means added in part order, so the step does not depend on the
-    /// process count; one part is the plain batch step.
-    public mutating func updateActorAndTemperature(parts: Int, group: any ProcessGroup, rows: (Int) -> Int,
+    /// ranks there, on up to `threads` threads) and the means added in part order, so the step
+    /// depends on neither the process count nor the thread count; one part is the plain batch step.
+    public mutating func updateActorAndTemperature(parts: Int, group: any ProcessGroup, threads: Int = 1, rows: (Int) -> Int,
                                                    inputs: (Int) -> Tensor, noise: (Int) -> Tensor, losses: inout SACLosses) throws {
         let agent = self
-        let (terms, flat) = try distributedWeightedMean(parts, group: group, terms: 3, parameters: actor.parameterCount) { p -> WeightedPart in
+        let (terms, flat) = try distributedWeightedMean(parts, group: group, threads: threads, terms: 3,
+                                                        parameters: actor.parameterCount) { p -> WeightedPart in
             let part = agent.actorGradient(inputs: inputs(p), noise: noise(p))
             return WeightedPart(weight: Double(rows(p)), terms: [part.loss, Double(part.entropyGap), part.entropy],
                                 gradient: part.gradient.flatParameters.values)
@@ -292,8 +293,9 @@ public struct SACAgent: Codable, Sendable {
     /// rows (`partRange(_:of:parts:)`) whose gradients are computed one by one, or by
     /// `group`'s ranks, and added in part order: the update depends on `parts`, never on the
     /// process count. Every random number is drawn for the whole batch first, on every rank.
+    /// A rank's parts run on up to `threads` threads, which changes nothing in the result.
     public mutating func update(_ batch: TransitionBatch, parts: Int = 1, group: any ProcessGroup = SingleProcess(),
-                                using rng: inout Xoshiro256) throws -> SACLosses {
+                                threads: Int = 1, using rng: inout Xoshiro256) throws -> SACLosses {
         let n = batch.observations.shape[0], d = actor.actionSize
         let targetNoise = Tensor.randomNormal([n, d], using: &rng)
         let actorNoise = Tensor.randomNormal([n, d], using: &rng)
@@ -301,7 +303,8 @@ public struct SACAgent: Codable, Sendable {
         func rows(_ x: Tensor, _ p: Int) -> Tensor { parts == 1 ? x : x.slice(axis: 0, rows(p)) }
 
         let agent = self
-        let (terms, flat) = try distributedWeightedMean(parts, group: group, terms: 2, parameters: critics.parameterCount) { p -> WeightedPart in
+        let (terms, flat) = try distributedWeightedMean(parts, group: group, threads: threads, terms: 2,
+                                                        parameters: critics.parameterCount) { p -> WeightedPart in
             let part = batch.rows(rows(p))
             let y = agent.targets(rewards: part.rewards, terminals: part.terminals, nextInputs: part.nextObservations,
                                   noise: rows(targetNoise, p))
@@ -313,7 +316,7 @@ public struct SACAgent: Codable, Sendable {
         var losses = SACLosses()
         losses.critic = terms[0]
         losses.meanQ = terms[1]
-        try updateActorAndTemperature(parts: parts, group: group, rows: { rows($0).count },
+        try updateActorAndTemperature(parts: parts, group: group, threads: threads, rows: { rows($0).count },
                                       inputs: { rows(batch.observations, $0) }, noise: { rows(actorNoise, $0) }, losses: &losses)
         updateTargets()
         return losses

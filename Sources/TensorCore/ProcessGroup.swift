@@ -262,8 +262,11 @@ public struct WeightedPart: ProcessExchangeable, Sendable {
 /// slice r of every node's gradient (the same additions, element by element) and the slices'
 /// sums are then gathered, so a rank sends and receives about two gradients' worth whatever
 /// the number of ranks, where gathering whole node sums would cost one per rank.
-/// One part is returned as computed; zeros when no part has weight.
-public func distributedWeightedMean(_ count: Int, group: any ProcessGroup, terms termCount: Int, parameters: Int,
+/// A rank computes its own parts on up to `threads` threads (`body` must then be safe to run
+/// concurrently); the parts and the sum tree are the same, so neither the thread count nor the
+/// process count changes a bit of the result. One part is returned as computed; zeros when no
+/// part has weight.
+public func distributedWeightedMean(_ count: Int, group: any ProcessGroup, threads: Int = 1, terms termCount: Int, parameters: Int,
                                     _ body: (Int) throws -> WeightedPart) throws -> (terms: [Double], gradient: [Float]) {
     let zero = ([Double](repeating: 0, count: termCount), [Float](repeating: 0, count: parameters))
     if count == 1, group.size == 1 {
@@ -272,7 +275,8 @@ public func distributedWeightedMean(_ count: Int, group: any ProcessGroup, terms
     }
     let own = group.ownShare(of: count)
     var leaves: [Int: WeightedPart] = [:]
-    for p in own { leaves[p] = try body(p).weighted }
+    let computed = try concurrentMap(own.count, threads: threads) { try body(own.lowerBound + $0).weighted }
+    for (i, part) in computed.enumerated() { leaves[own.lowerBound + i] = part }
 
     // The tree over 0..<count: node (lo, hi) splits at (lo + hi) / 2.
     func nodes(covering block: Range<Int>, _ lo: Int = 0, _ hi: Int = count) -> [Range<Int>] {

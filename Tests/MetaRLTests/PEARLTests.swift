@@ -93,4 +93,25 @@ import TensorCore
         let evaluation = try a.evaluate(taskCount: 3, trajectories: 2, seed: 1)
         #expect(evaluation.returns.count == 2 && evaluation.perTask.count == 3)
     }
+
+    /// With the meta-batch in fixed parts, computing them side by side on several threads
+    /// changes no bit of the trained networks; the parts themselves do change them.
+    @Test func threadsDoNotChangeARunButShardsDo() throws {
+        var config = Self.tinyConfig
+        config.trainTasks = 6
+        config.metaBatchSize = 4
+        config.shards = 3
+        func trained(_ config: PEARLConfig, threads: Int) throws -> [Float] {
+            var pearl = try PEARL(config: config, prototype: PendulumMass(horizon: 10), seed: 4, threads: threads)
+            for _ in 0..<2 { _ = try pearl.iterate() }
+            let s = pearl.state
+            return s.agent.actor.flatParameters.values + s.agent.critics.flatParameters.values + s.encoder.flatParameters.values
+        }
+        let one = try trained(config, threads: 1)
+        #expect(try trained(config, threads: 2) == one)
+        #expect(try trained(config, threads: 3) == one)
+        var single = config
+        single.shards = 1
+        #expect(try trained(single, threads: 2) != one)
+    }
 }

@@ -140,5 +140,24 @@ import Testing
         let goal = sac.fixedTask.goal, still = -20 * (goal[0] * goal[0] + goal[1] * goal[1]).squareRoot()
         #expect(returns.last! > still * 0.5, "returns \(returns), standing still \(still)")
     }
+
+    /// Each update's minibatch in fixed parts computed side by side on several threads trains
+    /// the same networks, bit for bit, as on one.
+    @Test func threadsDoNotChangeARun() throws {
+        var config = SACConfig()
+        config.hiddenSizes = [16, 16]
+        config.batchSize = 30
+        config.shards = 4
+        config.randomSteps = 50
+        config.stepsPerIteration = 80
+        config.evalEpisodes = 1
+        func trained(threads: Int) throws -> [Float] {
+            var sac = try SAC(config: config, prototype: PointNavigation(goalRange: 0.5, horizon: 20), seed: 3, threads: threads)
+            for _ in 0..<2 { _ = try sac.iterate() }
+            return sac.state.agent.actor.flatParameters.values + sac.state.agent.critics.flatParameters.values
+        }
+        let one = try trained(threads: 1)
+        #expect(try trained(threads: 2) == one)
+    }
 }
 

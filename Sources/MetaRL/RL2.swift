@@ -510,7 +510,7 @@ public struct RL2<E: MetaEnv>: IterativeAlgorithm, ProcessGroupMember {
     }
 
     /// The mean over every part of what `body` measures on a part, each part measured on the
-    /// rank that holds it (`distributedWeightedMean(_:group:terms:parameters:_:)`).
+    /// rank that holds it (`distributedWeightedMean(_:group:threads:terms:parameters:_:)`).
     func meanAcrossParts(_ parts: [Part], terms: Int, parameters: Int,
                          _ body: (Part) throws -> WeightedPart) throws -> (terms: [Double], gradient: [Float]) {
         let own = group.ownShare(of: config.shards)

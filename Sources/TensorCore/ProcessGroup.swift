@@ -202,7 +202,7 @@ public func fingerprint<Bytes: Sequence<UInt8>>(_ bytes: Bytes) -> Int {
 
 /// One part's contribution to a mean over a batch split into parts (on this process or on
 /// others): the part's own means of some terms and their gradient, and its weight (how many
-/// of the batch's rows it averaged over). ``distributedWeightedMean(_:group:terms:parameters:_:)``
+/// of the batch's rows it averaged over). ``distributedWeightedMean(_:group:threads:terms:parameters:_:)``
 /// gives the mean over the whole batch, the same on every rank, whatever the process count.
 public struct WeightedPart: ProcessExchangeable, Sendable {
     /// Rows the part's means are over (0: an empty part, left out).

@@ -274,9 +274,7 @@ public func distributedWeightedMean(_ count: Int, group: any ProcessGroup, threa
         return part.weight > 0 ? (part.terms, part.gradient) : zero
     }
     let own = group.ownShare(of: count)
-    var leaves: [Int: WeightedPart] = [:]
-    let computed = try concurrentMap(own.count, threads: threads) { try body(own.lowerBound + $0).weighted }
-    for (i, part) in computed.enumerated() { leaves[own.lowerBound + i] = part }
+    let leaves = Dictionary(uniqueKeysWithValues: zip(own, try concurrentMap(own.count, threads: threads) { try body(own.lowerBound + $0).weighted }))
 
     // The tree over 0..<count: node (lo, hi) splits at (lo + hi) / 2.
     func nodes(covering block: Range<Int>, _ lo: Int = 0, _ hi: Int = count) -> [Range<Int>] {

@@ -147,56 +147,113 @@ public struct BayesOptimalBandit: PosteriorBanditStrategy {
 /// the arm of highest index, the retirement reward λ at which continuing and retiring
 /// are equally good:
 ///
-///     V(a, b) = max( λ/(1 − γ),  p + γ(p·V(a+1, b) + (1 − p)·V(a, b+1)) ),  p = a/(a+b),
+///     V(a, b) = max( λ/(1 − γ),  p + γ(p·V(a+1, b) + (1 − p)·V(a, b+1)) ),  p = a/(a+b).
 ///
-/// found by bisection on λ, with the look-ahead cut at `depth` pulls (beyond it an arm
-/// is worth max(λ, p)/(1 − γ)). Indices are memoised per (a, b). Bayes-optimal for the
-/// infinite discounted problem; on a finite trial γ is a tuning knob.
+/// Bayes-optimal for the infinite discounted problem; on a finite trial γ is a tuning knob.
+/// The indices of every posterior a trial can reach come from one ``GittinsIndexTable``,
+/// built when a trial of more pulls than the table covers starts and shared by the copies
+/// of the strategy.
 public struct GittinsBandit: PosteriorBanditStrategy {
     public var discount: Double
+    /// Pulls of look-ahead beyond the deepest posterior of a trial (the value after them is
+    /// max(λ, p)/(1 − γ)).
     public var depth: Int
     public var counts = BetaCounts()
-    var cache: IndexCache
+    var cache: TableCache
 
     public init(discount: Double, depth: Int = 300) {
         self.discount = discount
         self.depth = depth
-        cache = IndexCache()
+        cache = TableCache()
+    }
+
+    public mutating func start(arms: Int, pulls: Int) {
+        counts.start(arms: arms)
+        if (cache.table?.maxPulls ?? -1) < pulls {
+            cache.table = GittinsIndexTable(discount: discount, depth: depth, maxPulls: pulls)
+        }
     }
 
     public mutating func choose(step t: Int, using rng: inout Xoshiro256) -> Int {
-        argmaxFirst(counts.arms) { a in index(alpha: 1 + counts.successes[a], beta: 1 + counts.failures[a]) }
+        let table = cache.table!
+        return argmaxFirst(counts.arms) { a in table.index(alpha: 1 + counts.successes[a], beta: 1 + counts.failures[a]) }
     }
 
     /// The Gittins index of a Beta(alpha, beta) arm, as a per-pull reward rate.
     public func index(alpha: Int, beta: Int) -> Double {
-        let key = alpha << 32 | beta
-        if let v = cache.values[key] { return v }
-        var lo = Double(alpha) / Double(alpha + beta), hi = 1.0
-        var v = [Double](repeating: 0, count: depth + 1)
-        let g = discount
-        for _ in 0..<40 {
-            let lambda = (lo + hi) / 2
-            let retire = lambda / (1 - g)
-            // Values at the horizon, then back up to the root: v[j] at depth d holds
-            // the state with j successes among d further pulls.
-            for j in 0...depth {
-                let p = Double(alpha + j) / Double(alpha + beta + depth)
-                v[j] = Swift.max(lambda, p) / (1 - g)
-            }
-            for d in stride(from: depth - 1, through: 0, by: -1) {
-                for j in 0...d {
-                    let p = Double(alpha + j) / Double(alpha + beta + d)
-                    v[j] = Swift.max(retire, p + g * (p * v[j + 1] + (1 - p) * v[j]))
-                }
-            }
-            // Continuing strictly better than retiring at the root → the index is higher.
-            if v[0] > retire * (1 + 1e-12) { lo = lambda } else { hi = lambda }
-        }
-        let result = (lo + hi) / 2
-        cache.values[key] = result
-        return result
+        let pulls = alpha + beta - 2
+        if let table = cache.table, table.maxPulls >= pulls { return table.index(alpha: alpha, beta: beta) }
+        let table = GittinsIndexTable(discount: discount, depth: depth, maxPulls: pulls)
+        cache.table = table
+        return table.index(alpha: alpha, beta: beta)
     }
 
-    final class IndexCache { var values: [Int: Double] = [:] }
+    final class TableCache { var table: GittinsIndexTable? }
+}
+
+/// The Gittins indices of every Beta(a, b) posterior with a, b ≥ 1 and a + b ≤ maxPulls + 2,
+/// all at once: for each retirement reward λ of a grid over (0, 1), one backward pass over
+/// the triangle of posteriors up to `depth` pulls beyond the deepest gives, for every
+/// posterior, how much continuing beats retiring; that advantage falls as λ grows, and a
+/// posterior's index is where it crosses zero, interpolated linearly between grid points.
+/// Cost: grid × (maxPulls + depth)² / 2 operations (about a second at 500 pulls, depth 300).
+public struct GittinsIndexTable: Sendable {
+    public let discount: Double
+    public let depth: Int
+    /// The deepest trial covered: posteriors after up to this many pulls of one arm.
+    public let maxPulls: Int
+    /// Index of (a, b) at `offset(a + b) + a − 1`.
+    var values: [Double]
+
+    /// Retirement rewards tried; the interpolation error is far below their spacing.
+    public static let gridSize = 4096
+
+    public init(discount: Double, depth: Int, maxPulls: Int) {
+        self.discount = discount
+        self.depth = depth
+        self.maxPulls = maxPulls
+        let deepest = maxPulls + 2          // largest a + b that is looked up
+        let horizon = deepest + depth       // a + b where the look-ahead stops
+        values = [Double](repeating: 1, count: Self.offset(deepest + 1))
+        var previous = [Double](repeating: .infinity, count: values.count)   // advantage at the previous λ
+        var found = [Bool](repeating: false, count: values.count)
+        var row = [Double](repeating: 0, count: horizon + 1)
+        let g = discount, grid = Self.gridSize
+        for i in 1..<grid {
+            let lambda = Double(i) / Double(grid)
+            let retire = lambda / (1 - g)
+            // Row t holds the posteriors with a + b = t: row[a] for a = 1 … t − 1.
+            let last = 1.0 / Double(horizon)
+            for a in 1..<horizon { row[a] = Swift.max(lambda, Double(a) * last) / (1 - g) }
+            for t in stride(from: horizon - 1, through: 2, by: -1) {
+                let inverse = 1.0 / Double(t)
+                let recorded = t <= deepest, base = Self.offset(t) - 1
+                for a in 1..<t {
+                    let p = Double(a) * inverse
+                    // row[a + 1] is (a+1, b) and row[a] is (a, b+1), both of total t + 1.
+                    let continuing = p + g * (p * row[a + 1] + (1 - p) * row[a])
+                    row[a] = Swift.max(retire, continuing)
+                    if recorded {
+                        let k = base + a, advantage = continuing - retire
+                        if !found[k], advantage <= 0 {
+                            let before = previous[k], h = 1.0 / Double(grid)
+                            values[k] = before.isFinite ? lambda - h + h * before / (before - advantage) : lambda
+                            found[k] = true
+                        }
+                        previous[k] = advantage
+                    }
+                }
+            }
+        }
+        // A posterior still ahead at the last grid point has its index in the last interval.
+        for k in values.indices where !found[k] { values[k] = 1 - 0.5 / Double(grid) }
+    }
+
+    /// Index of Beta(alpha, beta), alpha, beta ≥ 1 and alpha + beta ≤ maxPulls + 2.
+    @inline(__always)
+    public func index(alpha: Int, beta: Int) -> Double { values[Self.offset(alpha + beta) + alpha - 1] }
+
+    /// Where the posteriors with a + b = t begin: rows 2 … t − 1 hold 1 … t − 2 entries.
+    @inline(__always)
+    static func offset(_ t: Int) -> Int { (t - 2) * (t - 1) / 2 }
 }

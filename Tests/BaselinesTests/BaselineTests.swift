@@ -47,16 +47,38 @@ import TensorCore
         #expect(abs(played.meanReturn - ten) < 3 * played.standardError)
     }
 
-    /// Gittins indices against published values (Gittins, Glazebrook & Weber 2011, Table 8.1
-    /// style: the index of a fresh Beta(1, 1) arm rises with the discount).
-    @Test func gittinsIndexProperties() {
+    /// The index table against a bisection on λ for each posterior alone, and the index's
+    /// known shape: above the mean, rising with the discount, equal to the mean at γ = 0.
+    @Test func gittinsIndexTableMatchesBisection() {
+        let table = GittinsIndexTable(discount: 0.9, depth: 200, maxPulls: 12)
+        for (a, b) in [(1, 1), (2, 1), (1, 2), (5, 3), (2, 9), (13, 1), (1, 13)] {
+            let exact = bisectedGittinsIndex(alpha: a, beta: b, discount: 0.9, depth: 200)
+            #expect(abs(table.index(alpha: a, beta: b) - exact) < 1e-5, "Beta(\(a), \(b))")
+            #expect(exact > Double(a) / Double(a + b))
+        }
+        // Gittins' table for γ = 0.9: a fresh Beta(1, 1) arm has index 0.7029.
+        #expect(abs(table.index(alpha: 1, beta: 1) - 0.7029) < 1e-4)
         let g = GittinsBandit(discount: 0.9, depth: 200)
-        let fresh = g.index(alpha: 1, beta: 1)
-        #expect(fresh > 0.5 && fresh < 1)
-        #expect(g.index(alpha: 2, beta: 1) > fresh && g.index(alpha: 1, beta: 2) < fresh)
-        #expect(GittinsBandit(discount: 0.99, depth: 400).index(alpha: 1, beta: 1) > fresh)
-        // No discount left → the index is the mean.
+        #expect(GittinsBandit(discount: 0.99, depth: 150).index(alpha: 1, beta: 1) > g.index(alpha: 1, beta: 1))
         #expect(abs(GittinsBandit(discount: 0.0, depth: 10).index(alpha: 3, beta: 1) - 0.75) < 1e-6)
+    }
+
+    /// One posterior's index by bisection on λ over its own look-ahead of `depth` pulls.
+    func bisectedGittinsIndex(alpha: Int, beta: Int, discount g: Double, depth: Int) -> Double {
+        var lo = Double(alpha) / Double(alpha + beta), hi = 1.0
+        var v = [Double](repeating: 0, count: depth + 1)
+        for _ in 0..<50 {
+            let lambda = (lo + hi) / 2, retire = lambda / (1 - g)
+            for j in 0...depth { v[j] = max(lambda, Double(alpha + j) / Double(alpha + beta + depth)) / (1 - g) }
+            for d in stride(from: depth - 1, through: 0, by: -1) {
+                for j in 0...d {
+                    let p = Double(alpha + j) / Double(alpha + beta + d)
+                    v[j] = max(retire, p + g * (p * v[j + 1] + (1 - p) * v[j]))
+                }
+            }
+            if v[0] > retire * (1 + 1e-12) { lo = lambda } else { hi = lambda }
+        }
+        return (lo + hi) / 2
     }
 
     @Test func strategiesBeatRandom() {

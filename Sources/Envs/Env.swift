@@ -125,6 +125,35 @@ public protocol Env {
         _ copies: UnsafeMutableBufferPointer<Self>, at indices: UnsafeBufferPointer<Int>,
         rngs: UnsafeMutableBufferPointer<Xoshiro256>, observations: UnsafeMutablePointer<Float>, observationSize: Int
     )
+
+    /// Whether a step started with ``startStepCopies(_:actions:actionSize:)`` runs while the
+    /// caller goes on (an environment in other processes), so that a rollout gains by acting
+    /// on half of its copies while the other half steps. The default is false.
+    static var stepsWhileCallerWorks: Bool { get }
+
+    /// Starts a batched step of `copies` with row i of `actions` for copy i (`actionSize`
+    /// Floats a row; the actions are read before it returns); ``finishStepCopies(_:_:rngs:output:)``
+    /// completes it. The default only keeps the actions, and the step runs at the finish.
+    static func startStepCopies(
+        _ copies: UnsafeMutableBufferPointer<Self>, actions: UnsafePointer<Float>, actionSize: Int
+    ) throws(EnvError) -> any StartedStep
+
+    /// Completes a started step of the same copies, as ``stepCopies(_:rngs:actions:output:)`` would have.
+    static func finishStepCopies(
+        _ started: any StartedStep, _ copies: UnsafeMutableBufferPointer<Self>,
+        rngs: UnsafeMutableBufferPointer<Xoshiro256>, output: VectorStepOutput
+    ) throws(EnvError)
+}
+
+/// A batched step begun by ``Env/startStepCopies(_:actions:actionSize:)`` and not yet finished.
+public protocol StartedStep: AnyObject {}
+
+/// The default started step: the actions, kept until the finish steps the copies.
+public final class DeferredStep: StartedStep {
+    /// The rows of actions, as given to the start.
+    public let actions: [Float]
+    /// A step of these actions.
+    @inlinable public init(actions: [Float]) { self.actions = actions }
 }
 
 /// Where a batched step (``Env/stepCopies(_:rngs:actions:output:)``) writes, row i for copy i:
@@ -179,6 +208,31 @@ extension Env {
                 (output.finalObservations + i * n).update(from: obs + i * n, count: n)
                 copies[i].reset(observation: row, using: &rngs[i])
             }
+        }
+    }
+
+    /// False: a step runs when it is asked for.
+    @inlinable public static var stepsWhileCallerWorks: Bool { false }
+
+    /// Keeps a copy of the actions for ``finishStepCopies(_:_:rngs:output:)``.
+    @inlinable
+    public static func startStepCopies(
+        _ copies: UnsafeMutableBufferPointer<Self>, actions: UnsafePointer<Float>, actionSize: Int
+    ) throws(EnvError) -> any StartedStep {
+        DeferredStep(actions: Array(UnsafeBufferPointer(start: actions, count: copies.count * actionSize)))
+    }
+
+    /// Steps the copies with the kept actions.
+    @inlinable
+    public static func finishStepCopies(
+        _ started: any StartedStep, _ copies: UnsafeMutableBufferPointer<Self>,
+        rngs: UnsafeMutableBufferPointer<Xoshiro256>, output: VectorStepOutput
+    ) throws(EnvError) {
+        guard let deferred = started as? DeferredStep else {
+            throw .failed(environment: "\(Self.self)", reason: "a step started by another kind of environment was finished here")
+        }
+        try deferred.actions.withUnsafeBufferPointer { (a: UnsafeBufferPointer<Float>) throws(EnvError) in
+            try stepCopies(copies, rngs: rngs, actions: a.baseAddress!, output: output)
         }
     }
 

@@ -32,6 +32,8 @@ public struct VectorEnv<E: MetaEnv> {
     /// unless the family reports success (Meta-World through the Python bridge).
     @inlinable public var successes: [Float] { _successes }
     @usableFromInline var _successes: [Float]
+    /// Steps started by ``startStep(_:copies:)`` and not finished, by their first copy.
+    @usableFromInline var started: [Int: (copies: Range<Int>, step: any StartedStep)] = [:]
 
     /// `count` copies of `prototype`; copy i draws from generator i of `seed`'s split.
     @inlinable
@@ -115,4 +117,54 @@ public struct VectorEnv<E: MetaEnv> {
     public mutating func step(_ actions: [Float]) throws(EnvError) {
         try actions.withUnsafeBufferPointer { (a: UnsafeBufferPointer<Float>) throws(EnvError) in try step(a) }
     }
+
+    /// Starts stepping copies `range` with `actions` (a row per copy of the range, read before
+    /// this returns); ``finishStep(copies:)`` completes it and fills the range's rows of the
+    /// outputs. With an environment that steps while its caller works
+    /// (``Env/stepsWhileCallerWorks``) the caller can act on other copies meanwhile; otherwise
+    /// the step runs at the finish. A rollout must finish every step it starts.
+    @inlinable
+    public mutating func startStep(_ actions: UnsafeBufferPointer<Float>, copies range: Range<Int>) throws(EnvError) {
+        precondition(range.lowerBound >= 0 && range.upperBound <= count && !range.isEmpty, "VectorEnv.startStep: copies \(range) of \(count)")
+        precondition(actions.count == range.count * actionSize, "VectorEnv.startStep: \(actions.count) action values for \(range.count) × \(actionSize)")
+        precondition(!started.values.contains { $0.copies.overlaps(range) }, "VectorEnv.startStep: copies \(range) have a step under way")
+        let m = actionSize
+        let step = try _envs.withUnsafeMutableBufferPointer { (envs: inout UnsafeMutableBufferPointer<E>) throws(EnvError) -> any StartedStep in
+            try E.startStepCopies(UnsafeMutableBufferPointer(rebasing: envs[range]), actions: actions.baseAddress!, actionSize: m)
+        }
+        started[range.lowerBound] = (range, step)
+    }
+
+    /// Completes the step started on copies `range`, writing their rows of the outputs
+    /// (ended episodes reset, as ``step(_:)`` does).
+    @inlinable
+    public mutating func finishStep(copies range: Range<Int>) throws(EnvError) {
+        guard let entry = started.removeValue(forKey: range.lowerBound), entry.copies == range else {
+            preconditionFailure("VectorEnv.finishStep: no step was started on copies \(range)")
+        }
+        let n = observationSize, m = actionSize, first = range.lowerBound
+        var failure: EnvError?
+        _observations.withUnsafeMutableBufferPointer { obs in
+        _finalObservations.withUnsafeMutableBufferPointer { finals in
+        _rewards.withUnsafeMutableBufferPointer { rewards in
+        _terminated.withUnsafeMutableBufferPointer { terminated in
+        _truncated.withUnsafeMutableBufferPointer { truncated in
+        _successes.withUnsafeMutableBufferPointer { successes in
+        _envs.withUnsafeMutableBufferPointer { envs in
+        rngs.withUnsafeMutableBufferPointer { rngs in
+            let output = VectorStepOutput(
+                observations: obs.baseAddress! + first * n, finalObservations: finals.baseAddress! + first * n,
+                rewards: rewards.baseAddress! + first, terminated: terminated.baseAddress! + first,
+                truncated: truncated.baseAddress! + first, successes: successes.baseAddress! + first,
+                observationSize: n, actionSize: m)
+            do throws(EnvError) {
+                try E.finishStepCopies(entry.step, UnsafeMutableBufferPointer(rebasing: envs[range]),
+                                       rngs: UnsafeMutableBufferPointer(rebasing: rngs[range]), output: output)
+            } catch {
+                failure = error
+            }
+        }}}}}}}}
+        if let failure { throw failure }
+    }
 }
+

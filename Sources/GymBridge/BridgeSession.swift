@@ -34,7 +34,12 @@ public struct BridgeError: Error, CustomStringConvertible {
 }
 
 /// One worker as the session sees it: its process, its shared arrays, which of its slots
-/// hold a built env and which task each was last set to. Guarded by `lock`.
+/// hold a built env and which task each was last set to, and the order of its replies.
+/// Guarded by `lock`.
+///
+/// Every line sent gets one reply line, in order: a line's *ticket* is its place in what was
+/// sent, and whoever waits for a ticket reads (and keeps for their owners) the replies before
+/// it, so a step can be sent and collected later while other lines go to the same worker.
 final class WorkerChannel {
     let index: Int
     let process: WorkerProcess
@@ -42,11 +47,40 @@ final class WorkerChannel {
     var built: Set<Int> = []
     var applied: [Int: PythonTask] = [:]
     let lock = NSLock()
+    /// Lines sent and replies read so far; replies read for tickets not yet asked for.
+    private var posted = 0, answered = 0
+    private var kept: [Int: String] = [:]
 
     init(index: Int, process: WorkerProcess) {
         self.index = index
         self.process = process
     }
+
+    /// Sends `lines` (the caller holds `lock`); the ticket of the first one's reply.
+    func post(_ lines: [String]) throws(WorkerFault) -> Int {
+        try process.send(lines)
+        defer { posted += lines.count }
+        return posted
+    }
+
+    /// The reply to `ticket` (the caller holds `lock`), reading and keeping the replies before it.
+    func reply(to ticket: Int, timeout: Double, waitingFor label: String) throws(WorkerFault) -> String {
+        while true {
+            if let line = kept.removeValue(forKey: ticket) { return line }
+            let line = try process.receive(timeout: timeout, waitingFor: label)
+            answered += 1
+            if answered - 1 == ticket { return line }
+            kept[answered - 1] = line
+        }
+    }
+}
+
+/// A step sent to the workers whose replies are not yet read (``BridgeSession/startStep(_:)``).
+final class BridgeStep: StartedStep {
+    /// Per worker: its reply's ticket, the arrays it writes, and each copy's slot and output row.
+    let parts: [(worker: Int, ticket: Int, arrays: SharedArrays, copies: [(slot: Int, row: Int)])]
+
+    init(parts: [(worker: Int, ticket: Int, arrays: SharedArrays, copies: [(slot: Int, row: Int)])]) { self.parts = parts }
 }
 
 /// A slot on a worker held by one copy of the env; its release returns the slot (and the
@@ -237,23 +271,22 @@ final class BridgeSession: @unchecked Sendable {
             return kept
         }
         if let failure = recordedFailure { throw failure }
-        var sent: [(WorkerChannel, SharedArrays, Int)] = []
+        var sent: [(WorkerChannel, SharedArrays, Int, Int)] = []
         for w in involved {
             let channel = channels[w]
             do {
                 let arrays = try mapped(channel)
                 let lines = prepare(channel, arrays)
-                try channel.process.send(lines)
-                sent.append((channel, arrays, lines.count))
+                sent.append((channel, arrays, try channel.post(lines), lines.count))
             } catch {
                 throw fail("worker \(w), \(label): \(error)")
             }
         }
-        for (channel, arrays, count) in sent {
+        for (channel, arrays, first, count) in sent {
             var payloads: [String] = []
-            for _ in 0..<count {
+            for ticket in first..<(first + count) {
                 let reply: String
-                do { reply = try channel.process.receive(timeout: replyTimeout ?? timeout, waitingFor: label) } catch {
+                do { reply = try channel.reply(to: ticket, timeout: replyTimeout ?? timeout, waitingFor: label) } catch {
                     throw fail("worker \(channel.index), \(label): \(error)")
                 }
                 if reply.hasPrefix("error ") { throw fail("worker \(channel.index), \(label): \(reply.dropFirst(6))") }
@@ -274,8 +307,8 @@ final class BridgeSession: @unchecked Sendable {
         if let arrays = channel.arrays, arrays.capacity >= needed { return arrays }
         let capacity = Swift.max(16, needed, 2 * (channel.arrays?.capacity ?? 0))
         let arrays = try SharedArrays(capacity: capacity, observationSize: observationSize, actionSize: actionSize, tag: tag)
-        try channel.process.send(["map \(arrays.path) \(capacity)"])
-        let reply = try channel.process.receive(timeout: timeout, waitingFor: "map")
+        let ticket = try channel.post(["map \(arrays.path) \(capacity)"])
+        let reply = try channel.reply(to: ticket, timeout: timeout, waitingFor: "map")
         guard reply == "ok" else { throw WorkerFault(description: "could not map the shared arrays: \(reply.dropFirst(6))") }
         arrays.unlink()
         channel.arrays = arrays
@@ -337,31 +370,73 @@ final class BridgeSession: @unchecked Sendable {
         var row: Int
     }
 
-    /// Steps the items' copies, writing each observation, reward, the two flags and (when
-    /// `successes` is given) the success report to its row.
+    /// Writes the items' actions and sends each worker its step, without waiting for the
+    /// replies (``finishStep(_:observations:rewards:terminated:truncated:successes:)`` reads them):
+    /// the workers step while the caller goes on.
+    func startStep(_ items: [StepItem]) throws(EnvError) -> BridgeStep {
+        let m = actionSize
+        let byWorker = Dictionary(grouping: items, by: \.lease.worker)
+        var parts: [(worker: Int, ticket: Int, arrays: SharedArrays, copies: [(slot: Int, row: Int)])] = []
+        for w in byWorker.keys.sorted() {
+            let channel = channels[w], mine = byWorker[w]!
+            channel.lock.lock()
+            defer { channel.lock.unlock() }
+            if let failure = recordedFailure { throw failure }
+            do {
+                let arrays = try mapped(channel)
+                for item in mine { (arrays.actions + item.lease.slot * m).update(from: item.action, count: m) }
+                let ticket = try channel.post(["step " + mine.map { String($0.lease.slot) }.joined(separator: ",")])
+                parts.append((w, ticket, arrays, mine.map { ($0.lease.slot, $0.row) }))
+            } catch {
+                let kept = fail("worker \(w), step: \(error)")
+                channel.process.terminate()
+                throw kept
+            }
+        }
+        return BridgeStep(parts: parts)
+    }
+
+    /// Reads the replies of a started step and writes each copy's observation, reward, the
+    /// two flags and (when `successes` is given) the success report to its row.
+    func finishStep(_ step: BridgeStep, observations: UnsafeMutablePointer<Float>, rewards: UnsafeMutablePointer<Float>,
+                    terminated: UnsafeMutablePointer<Bool>, truncated: UnsafeMutablePointer<Bool>,
+                    successes: UnsafeMutablePointer<Float>?) throws(EnvError) {
+        let n = observationSize
+        for part in step.parts {
+            let channel = channels[part.worker]
+            channel.lock.lock()
+            defer { channel.lock.unlock() }
+            // Ends every worker, reaps this one, and gives the kept failure.
+            func fail(_ reason: String) -> EnvError {
+                let kept = self.fail("worker \(part.worker), step: \(reason)")
+                channel.process.terminate()
+                return kept
+            }
+            if let failure = recordedFailure { throw failure }
+            let reply: String
+            do { reply = try channel.reply(to: part.ticket, timeout: timeout, waitingFor: "step") } catch { throw fail("\(error)") }
+            if reply.hasPrefix("error ") { throw fail(String(reply.dropFirst(6))) }
+            guard reply == "ok" else { throw fail("answered '\(reply.prefix(80))'") }
+            let arrays = part.arrays
+            for (s, row) in part.copies {
+                let from = arrays.observations + s * n
+                for j in 0..<n where !from[j].isFinite { throw fail("step gave observation element \(j) = \(from[j]) (copy in slot \(s))") }
+                guard arrays.rewards[s].isFinite else { throw fail("step gave reward \(arrays.rewards[s]) (copy in slot \(s))") }
+                (observations + row * n).update(from: from, count: n)
+                rewards[row] = arrays.rewards[s]
+                terminated[row] = arrays.flags[2 * s] != 0
+                truncated[row] = arrays.flags[2 * s + 1] != 0
+                successes?[row] = arrays.success[s]
+            }
+        }
+    }
+
+    /// Steps the items' copies and waits for them (a start, then its finish).
     func step(_ items: [StepItem], observations: UnsafeMutablePointer<Float>, rewards: UnsafeMutablePointer<Float>,
               terminated: UnsafeMutablePointer<Bool>, truncated: UnsafeMutablePointer<Bool>,
               successes: UnsafeMutablePointer<Float>?) throws(EnvError) {
-        let n = observationSize, m = actionSize
-        let byWorker = Dictionary(grouping: items, by: \.lease.worker)
-        try exchange(Array(byWorker.keys), label: "step", prepare: { channel, arrays in
-            let mine = byWorker[channel.index]!
-            for item in mine { (arrays.actions + item.lease.slot * m).update(from: item.action, count: m) }
-            return ["step " + mine.map { String($0.lease.slot) }.joined(separator: ",")]
-        }) { channel, arrays, _ in
-            for item in byWorker[channel.index]! {
-                let s = item.lease.slot
-                let from = arrays.observations + s * n
-                for j in 0..<n where !from[j].isFinite { return "step gave observation element \(j) = \(from[j]) (copy in slot \(s))" }
-                guard arrays.rewards[s].isFinite else { return "step gave reward \(arrays.rewards[s]) (copy in slot \(s))" }
-                (observations + item.row * n).update(from: from, count: n)
-                rewards[item.row] = arrays.rewards[s]
-                terminated[item.row] = arrays.flags[2 * s] != 0
-                truncated[item.row] = arrays.flags[2 * s + 1] != 0
-                successes?[item.row] = arrays.success[s]
-            }
-            return nil
-        }
+        try finishStep(try startStep(items), observations: observations, rewards: rewards, terminated: terminated,
+                       truncated: truncated, successes: successes)
     }
 
     /// Each worker's steps/s stepping the leased copies it holds in a plain Python loop for

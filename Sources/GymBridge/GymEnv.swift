@@ -67,27 +67,50 @@ public struct GymEnv: MetaEnv, Sendable {
         return StepOutcome(reward: reward, terminated: terminated, truncated: truncated)
     }
 
+    /// True: the workers step while metarl goes on.
+    public static var stepsWhileCallerWorks: Bool { true }
+
     /// Steps the whole batch with one message per worker, then resets the copies whose episode ended.
     public static func stepCopies(
         _ copies: UnsafeMutableBufferPointer<GymEnv>, rngs: UnsafeMutableBufferPointer<Xoshiro256>,
         actions: UnsafePointer<Float>, output: VectorStepOutput
     ) throws(EnvError) {
-        guard let session = copies.first?.session else { return }
-        let m = output.actionSize, n = output.observationSize
+        guard !copies.isEmpty else { return }
+        let started = try startStepCopies(copies, actions: actions, actionSize: output.actionSize)
+        try finishStepCopies(started, copies, rngs: rngs, output: output)
+    }
+
+    /// Checks and writes the actions and sends each worker its part of the step.
+    public static func startStepCopies(
+        _ copies: UnsafeMutableBufferPointer<GymEnv>, actions: UnsafePointer<Float>, actionSize m: Int
+    ) throws(EnvError) -> any StartedStep {
+        guard let session = copies.first?.session else { throw .failed(environment: "gym", reason: "a step of no copies") }
         var clipped = [Float](repeating: 0, count: copies.count * m)
-        var items: [BridgeSession.StepItem] = []
-        items.reserveCapacity(copies.count)
         for i in 0..<copies.count {
             guard copies[i].session === session else {
                 throw .failed(environment: session.name, reason: "one VectorEnv holds copies of two bridge sessions")
             }
             try copies[i].checkAction(actions + i * m, count: m, into: &clipped, at: i * m)
         }
-        try clipped.withUnsafeBufferPointer { (c: UnsafeBufferPointer<Float>) throws(EnvError) in
+        return try clipped.withUnsafeBufferPointer { (c: UnsafeBufferPointer<Float>) throws(EnvError) -> BridgeStep in
+            var items: [BridgeSession.StepItem] = []
+            items.reserveCapacity(copies.count)
             for i in 0..<copies.count { items.append(.init(lease: try copies[i].steppable(copies[i].lease), action: c.baseAddress! + i * m, row: i)) }
-            try session.step(items, observations: output.observations, rewards: output.rewards,
-                             terminated: output.terminated, truncated: output.truncated, successes: output.successes)
+            return try session.startStep(items)
         }
+    }
+
+    /// Reads the workers' replies, then resets the copies whose episode ended.
+    public static func finishStepCopies(
+        _ started: any StartedStep, _ copies: UnsafeMutableBufferPointer<GymEnv>,
+        rngs: UnsafeMutableBufferPointer<Xoshiro256>, output: VectorStepOutput
+    ) throws(EnvError) {
+        guard let session = copies.first?.session, let step = started as? BridgeStep else {
+            throw .failed(environment: copies.first?.name ?? "gym", reason: "finishing a step the bridge did not start")
+        }
+        let n = output.observationSize
+        try session.finishStep(step, observations: output.observations, rewards: output.rewards,
+                               terminated: output.terminated, truncated: output.truncated, successes: output.successes)
         let ended = (0..<copies.count).filter { output.terminated[$0] || output.truncated[$0] }
         guard !ended.isEmpty else { return }
         for i in ended { (output.finalObservations + i * n).update(from: output.observations + i * n, count: n) }

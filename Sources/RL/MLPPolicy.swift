@@ -181,6 +181,11 @@ public func sampleEpisodes<E: MetaEnv>(
 
 /// Runs one episode of each of `tasks` with `policy`, all in lockstep in one `VectorEnv`
 /// (`greedy`: the most probable action, the Gaussian's mean, instead of a sample).
+///
+/// With an environment that steps while its caller works (the Python bridge), the episodes
+/// go in two halves: the policy acts on one half while the other half steps, so the worker
+/// processes always have a step to work on. The halves draw their actions one after the other,
+/// so a run's results depend on whether its family steps that way, never on timing.
 public func sampleEpisodes<E: MetaEnv>(policy: MLPPolicy, prototype: E, tasks: [E.Task], seed: UInt64,
                                        greedy: Bool = false) throws -> EpisodeBatch {
     let episodes = tasks.count
@@ -196,20 +201,46 @@ public func sampleEpisodes<E: MetaEnv>(policy: MLPPolicy, prototype: E, tasks: [
         rewards: [Float](repeating: 0, count: steps * episodes), mask: [Float](repeating: 0, count: steps * episodes),
         episodeReturns: [Double](repeating: 0, count: episodes))
     var alive = [Bool](repeating: true, count: episodes)
-    for t in 0..<steps {
-        let obs = env.observations
-        let x = Tensor(shape: [episodes, obsSize], values: obs)
+    let pipelined = E.stepsWhileCallerWorks && episodes >= 2
+    let halves = pipelined ? [0..<(episodes / 2), (episodes / 2)..<episodes] : [0..<episodes]
+    // Per half: the observations it acted on and the actions, while its step is under way.
+    var acted = [(observations: [Float], actions: [Float])](repeating: ([], []), count: halves.count)
+    var underWay = [Bool](repeating: false, count: halves.count)
+    func act(_ h: Int) throws {
+        let half = halves[h]
+        let obs = pipelined ? Array(env.observations[(half.lowerBound * obsSize)..<(half.upperBound * obsSize)]) : env.observations
+        let x = Tensor(shape: [half.count, obsSize], values: obs)
         let actions = greedy ? policy.distribution(x.detached).sample(greedy: true, using: &rng) : policy.sample(x, using: &rng)
-        try env.step(actions)
-        for e in 0..<episodes where alive[e] {
-            let row = t * episodes + e
-            for j in 0..<obsSize { batch.observations[row * obsSize + j] = obs[e * obsSize + j] }
-            for j in 0..<width { batch.actions[row * width + j] = actions[e * width + j] }
-            batch.rewards[row] = env.rewards[e]
-            batch.mask[row] = 1
-            batch.episodeReturns[e] += Double(env.rewards[e])
-            EpisodeSuccess.accumulate(&batch.episodeSuccesses[e], step: env.successes[e])
-            if env.terminated[e] || env.truncated[e] { alive[e] = false }
+        acted[h] = (obs, actions)
+        if pipelined {
+            try actions.withUnsafeBufferPointer { (a: UnsafeBufferPointer<Float>) throws(EnvError) in try env.startStep(a, copies: half) }
+            underWay[h] = true
+        } else {
+            try env.step(actions)
+        }
+    }
+    defer {  // a failed rollout still collects the steps it started (the workers' replies are read)
+        for h in halves.indices where underWay[h] { try? env.finishStep(copies: halves[h]) }
+    }
+    for h in halves.indices { try act(h) }
+    for t in 0..<steps {
+        for (h, half) in halves.enumerated() where !acted[h].actions.isEmpty {
+            if underWay[h] {
+                underWay[h] = false
+                try env.finishStep(copies: half)
+            }
+            let (obs, actions) = acted[h]
+            for e in half where alive[e] {
+                let row = t * episodes + e, local = e - half.lowerBound
+                for j in 0..<obsSize { batch.observations[row * obsSize + j] = obs[local * obsSize + j] }
+                for j in 0..<width { batch.actions[row * width + j] = actions[local * width + j] }
+                batch.rewards[row] = env.rewards[e]
+                batch.mask[row] = 1
+                batch.episodeReturns[e] += Double(env.rewards[e])
+                EpisodeSuccess.accumulate(&batch.episodeSuccesses[e], step: env.successes[e])
+                if env.terminated[e] || env.truncated[e] { alive[e] = false }
+            }
+            if t + 1 < steps, alive[half].contains(true) { try act(h) } else { acted[h] = ([], []) }
         }
         if !alive.contains(true) { break }
     }

@@ -199,6 +199,21 @@ import TensorCore
         #expect(v.observations == [0, 0, 0, 0])
     }
 
+    /// A native family's started steps run at their finish: the same results as lockstep steps.
+    @Test func startedStepsOfANativeFamilyMatchLockstep() throws {
+        #expect(!PendulumMass.stepsWhileCallerWorks)
+        var lockstep = VectorEnv(PendulumMass(), count: 5, seed: 9), halves = lockstep
+        lockstep.resetAll()
+        halves.resetAll()
+        for t in 0..<250 {  // past the 200-step time limit: auto-reset in both
+            let actions = (0..<5).map { Float(($0 * 7 + t) % 9) * 0.5 - 2 }
+            try lockstep.step(actions)
+            for part in [0..<2, 2..<5] { try actions[part].withUnsafeBufferPointer { try halves.startStep($0, copies: part) } }
+            for part in [2..<5, 0..<2] { try halves.finishStep(copies: part) }
+            #expect(halves.observations == lockstep.observations && halves.rewards == lockstep.rewards && halves.truncated == lockstep.truncated)
+        }
+    }
+
     @Test func trialInputsCarryPreviousActionRewardAndDoneAndSignalTaskChanges() throws {
         var trials = TrialEnv(BernoulliBandit(arms: 3), count: 1, episodesPerTrial: 2, seed: 3,
                               fixedTasks: [.init(armProbabilities: [1, 0, 0]), .init(armProbabilities: [0, 0, 1])])

@@ -183,6 +183,50 @@ func run(_ vector: inout VectorEnv<GymEnv>, steps: Int, action: Float = 0.3) thr
         #expect(try rollout(workers: 2, seed: 8) != one)
     }
 
+    /// Steps started on two halves and finished in either order see what lockstep steps see,
+    /// across episode ends (auto-reset) and whatever the worker count.
+    @Test func halvesStartedAndFinishedInAnyOrderMatchLockstep() throws {
+        func rollout(workers: Int, halves: Bool, reversed: Bool = false) throws -> [Float] {
+            let env = try Fixtures.env("Walk", ["max_episode_steps=7"], options: Fixtures.options(workers: workers))
+            var vector = VectorEnv(env, count: 6, seed: 5)
+            vector.resetAll()
+            var seen: [Float] = vector.observations
+            for t in 0..<20 {
+                let actions = (0..<6).map { Float(($0 + t) % 5) * 0.2 - 0.4 }
+                if halves {
+                    let parts = [0..<3, 3..<6]
+                    for part in parts { try actions[(part.lowerBound)..<(part.upperBound)].withUnsafeBufferPointer { try vector.startStep($0, copies: part) } }
+                    for part in reversed ? parts.reversed() : parts { try vector.finishStep(copies: part) }
+                } else {
+                    try vector.step(actions)
+                }
+                seen += vector.rewards + vector.observations + vector.finalObservations + vector.truncated.map { $0 ? 1 : 0 }
+            }
+            return seen
+        }
+        let lockstep = try rollout(workers: 1, halves: false)
+        #expect(try rollout(workers: 1, halves: true) == lockstep)
+        #expect(try rollout(workers: 2, halves: true, reversed: true) == lockstep)
+        #expect(try rollout(workers: 3, halves: true) == lockstep)
+    }
+
+    /// MAML's episode sampler steps a bridge family in halves; a seed gives the same episodes
+    /// whatever the worker count, and another seed others.
+    @Test func theEpisodeSamplerInHalvesIsReproducibleWhateverTheWorkerCount() throws {
+        func episodes(workers: Int, seed: UInt64) throws -> EpisodeBatch {
+            let env = try Fixtures.env("Walk", ["max_episode_steps=9"], options: Fixtures.options(workers: workers))
+            var rng = Xoshiro256(seed: 3)
+            let policy = MLPPolicy(observationSize: 2, actionSpace: env.actionSpace, hiddenSizes: [8], using: &rng)
+            let tasks = env.sampleTasks(5, using: &rng)
+            return try sampleEpisodes(policy: policy, prototype: env, tasks: tasks, seed: seed)
+        }
+        let one = try episodes(workers: 1, seed: 11)
+        #expect(one.mask.reduce(0, +) == 45, "5 episodes of 9 steps")
+        let two = try episodes(workers: 2, seed: 11)
+        #expect(two.observations == one.observations && two.actions == one.actions && two.rewards == one.rewards)
+        #expect(try episodes(workers: 1, seed: 12).actions != one.actions)
+    }
+
     @Test func theTaskChangesTheReward() throws {
         var env = try Fixtures.env("Walk", options: Fixtures.options(workers: 1))
         var rng = Xoshiro256(seed: 1)

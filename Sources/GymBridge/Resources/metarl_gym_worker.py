@@ -165,7 +165,8 @@ class Worker:
 
     def __init__(self):
         self.envs = {}
-        self.steps = {}
+        self.counts = None      # steps of each slot's episode so far
+        self.batches = {}       # a step message's slot list → (slots, rows, envs, slot indices)
         self.layout = None
 
     def init(self, text):
@@ -216,12 +217,16 @@ class Worker:
 
     def map(self, path, capacity):
         self.layout = Layout(path, int(capacity), self.n, self.m)
+        counts = np.zeros(int(capacity), dtype=np.int64)
+        if self.counts is not None:
+            counts[:len(self.counts)] = self.counts[:int(capacity)]
+        self.counts = counts
 
     def make(self, slots):
         for s in slots:
             if s not in self.envs:
                 self.envs[s] = self.build()
-                self.steps[s] = 0
+                self.counts[s] = 0
 
     def task(self, slot, payload):
         self.call(self.envs[slot], "set_task", pickle.loads(base64.b64decode(payload)))
@@ -249,38 +254,48 @@ class Worker:
             result = env.reset(seed=seed)
             observation = result[0] if isinstance(result, tuple) and len(result) == 2 else result
             self.write_observation(s, observation)
-            self.steps[s] = 0
+            self.counts[s] = 0
 
-    def step(self, slots):
-        """Steps the copies in `slots`; the shared arrays are read and written once per batch."""
-        layout, envs, steps, horizon = self.layout, self.envs, self.steps, self.horizon
-        rows = rows_of(slots)
+    def step(self, text):
+        """Steps the copies listed in `text`; the shared arrays are read and written once per
+        batch, and the batch's envs are looked up once per distinct list of slots."""
+        batch = self.batches.get(text)
+        if batch is None:
+            slots = slots_of(text)
+            batch = (slots, rows_of(slots), [self.envs[s] for s in slots], np.asarray(slots, dtype=np.int64))
+            self.batches[text] = batch
+        slots, rows, envs, indices = batch
+        layout = self.layout
         # One copy of the batch's actions (the env may keep the array it is given).
         if "discrete" in self.action:
-            batch = layout.actions[rows, 0].astype(np.int64).tolist()
+            actions = layout.actions[rows, 0].astype(np.int64).tolist()
         else:
-            batch = layout.actions[rows].astype(self.action_dtype, copy=True)
-        observations, rewards, terminated, truncated, success = [], [], [], [], []
-        nan = math.nan
-        for s, action in zip(slots, batch):
-            result = envs[s].step(action)
-            try:
-                observation, reward, done, cut, info = result
-            except (TypeError, ValueError):
-                raise BridgeError("step returned %s; a Gymnasium env returns (obs, reward, terminated, truncated, info)"
-                                  % ("%d values" % len(result) if hasattr(result, "__len__") else type(result).__name__))
-            count = steps[s] + 1
-            steps[s] = count
-            observations.append(observation)
-            rewards.append(reward)
-            terminated.append(done)
-            truncated.append(cut or count >= horizon)
-            success.append(info.get("success", nan) if info else nan)
+            actions = layout.actions[rows].astype(self.action_dtype, copy=True)
+        results = [env.step(action) for env, action in zip(envs, actions)]
+        try:
+            observations, rewards, terminated, truncated, infos = zip(*results)
+        except (TypeError, ValueError):
+            observations = None
+        if observations is None or len(observations) != len(slots):
+            for result in results:
+                if not (isinstance(result, tuple) and len(result) == 5):
+                    raise BridgeError("step returned %s; a Gymnasium env returns (obs, reward, terminated, truncated, info)"
+                                      % ("%d values" % len(result) if hasattr(result, "__len__") else type(result).__name__))
+            raise BridgeError("step returned results that do not unpack")
+        counts = self.counts
+        counts[indices] += 1
         self.write_observations(slots, rows, observations)
-        layout.rewards[rows] = rewards
+        try:
+            layout.rewards[rows] = np.fromiter(rewards, dtype=np.float64, count=len(rewards))
+        except (TypeError, ValueError):
+            layout.rewards[rows] = rewards
         layout.flags[rows, 0] = terminated
-        layout.flags[rows, 1] = truncated
-        layout.success[rows] = success
+        layout.flags[rows, 1] = np.logical_or(np.array(truncated, dtype=bool), counts[indices] >= self.horizon)
+        if any(infos):
+            nan = math.nan
+            layout.success[rows] = [info.get("success", nan) if info else nan for info in infos]
+        else:
+            layout.success[rows] = math.nan
 
     def write_observations(self, slots, rows, observations):
         """Writes a batch of observations in one assignment where they stack to the space's
@@ -358,7 +373,7 @@ def main():
         "make": lambda rest: worker.make(slots_of(rest)),
         "task": lambda rest: worker.task(int(rest.split(" ", 1)[0]), rest.split(" ", 1)[1]),
         "reset": lambda rest: worker.reset(slots_of(rest)),
-        "step": lambda rest: worker.step(slots_of(rest)),
+        "step": lambda rest: worker.step(rest),
         "sample": lambda rest: worker.sample(*rest.split(" ")),
         "plain": lambda rest: worker.plain(slots_of(rest.partition(" ")[0]), rest.partition(" ")[2]),
     }

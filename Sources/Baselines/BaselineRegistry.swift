@@ -31,7 +31,8 @@ public enum BaselinePolicy: String, CaseIterable, Sendable {
         case .epsilonGreedy: return [("epsilon", 0.1, 0...1)]
         case .ucb1: return [("c", 0.2, 0...10)]
         case .optimisticThompson: return [("samples", 7, 1...1000)]
-        case .gittins: return [("discount", 0.95, 0...0.9999), ("depth", 300, 10...5000)]
+        // 0: matched to the trial (GittinsBandit's defaults, the best on every cell of Table 1).
+        case .gittins: return [("discount", 0, 0...0.9999), ("depth", 0, 0...20000)]
         case .optimisticPSRL: return [("samples", 20, 1...1000)]
         case .ucrl2: return [("delta", 0.1, 1e-9...1), ("scale", 0.3, 0...100)]
         case .beb: return [("beta", 1, 0...1000)]
@@ -157,7 +158,9 @@ public func runBanditBaseline<B: BernoulliArms>(
     case .ucb1: return run(UCB1Bandit(c: arguments["c"]!))
     case .thompson: return run(ThompsonBandit())
     case .optimisticThompson: return run(OptimisticThompsonBandit(samples: Int(arguments["samples"]!)))
-    case .gittins: return run(GittinsBandit(discount: arguments["discount"]!, depth: Int(arguments["depth"]!)))
+    case .gittins:
+        let discount = arguments["discount"]!, depth = Int(arguments["depth"]!)
+        return run(GittinsBandit(discount: discount > 0 ? discount : nil, depth: depth > 0 ? depth : nil))
     case .bayesOptimal:
         let strategy = try BayesOptimalBandit(arms: bandit.arms, pulls: pulls)
         var statistics = run(strategy)

@@ -149,29 +149,38 @@ public struct BayesOptimalBandit: PosteriorBanditStrategy {
 ///
 ///     V(a, b) = max( λ/(1 − γ),  p + γ(p·V(a+1, b) + (1 − p)·V(a, b+1)) ),  p = a/(a+b).
 ///
-/// Bayes-optimal for the infinite discounted problem; on a finite trial γ is a tuning knob.
+/// Bayes-optimal for the infinite discounted problem; on a trial of n pulls γ is a tuning
+/// knob, by default matched to the trial: γ = 1 − 2/n, the best of 0.7–0.998 on every cell of
+/// the RL² paper's Table 1 (n = 10, 100, 500; README, "Bernoulli bandits").
 /// The indices of every posterior a trial can reach come from one ``GittinsIndexTable``,
-/// built when a trial of more pulls than the table covers starts and shared by the copies
-/// of the strategy.
+/// built when a trial of more pulls (or another matched discount) starts and shared by the
+/// copies of the strategy.
 public struct GittinsBandit: PosteriorBanditStrategy {
-    public var discount: Double
+    /// γ, or nil for 1 − 2/n on a trial of n pulls.
+    public var discount: Double?
     /// Pulls of look-ahead beyond the deepest posterior of a trial (the value after them is
-    /// max(λ, p)/(1 − γ)).
-    public var depth: Int
+    /// max(λ, p)/(1 − γ)), or nil for 5/(1 − γ), at least 50: γ^depth below 1 %.
+    public var depth: Int?
     public var counts = BetaCounts()
     var cache: TableCache
 
-    public init(discount: Double, depth: Int = 300) {
+    public init(discount: Double? = nil, depth: Int? = nil) {
         self.discount = discount
         self.depth = depth
         cache = TableCache()
     }
 
+    /// The discount and look-ahead used on a trial of `pulls` pulls.
+    public func settings(pulls: Int) -> (discount: Double, depth: Int) {
+        let g = discount ?? Swift.max(0, 1 - 2 / Double(Swift.max(pulls, 1)))
+        return (g, depth ?? Swift.max(50, Int((5 / (1 - g) - 1e-9).rounded(.up))))
+    }
+
     public mutating func start(arms: Int, pulls: Int) {
         counts.start(arms: arms)
-        if (cache.table?.maxPulls ?? -1) < pulls {
-            cache.table = GittinsIndexTable(discount: discount, depth: depth, maxPulls: pulls)
-        }
+        let (g, d) = settings(pulls: pulls)
+        if let table = cache.table, table.discount == g, table.depth == d, table.maxPulls >= pulls { return }
+        cache.table = GittinsIndexTable(discount: g, depth: d, maxPulls: pulls)
     }
 
     public mutating func choose(step t: Int, using rng: inout Xoshiro256) -> Int {
@@ -179,13 +188,12 @@ public struct GittinsBandit: PosteriorBanditStrategy {
         return argmaxFirst(counts.arms) { a in table.index(alpha: 1 + counts.successes[a], beta: 1 + counts.failures[a]) }
     }
 
-    /// The Gittins index of a Beta(alpha, beta) arm, as a per-pull reward rate.
-    public func index(alpha: Int, beta: Int) -> Double {
-        let pulls = alpha + beta - 2
-        if let table = cache.table, table.maxPulls >= pulls { return table.index(alpha: alpha, beta: beta) }
-        let table = GittinsIndexTable(discount: discount, depth: depth, maxPulls: pulls)
-        cache.table = table
-        return table.index(alpha: alpha, beta: beta)
+    /// The Gittins index of a Beta(alpha, beta) arm, as a per-pull reward rate, on a trial of
+    /// `pulls` pulls (which sets the matched discount; with a given discount it does not matter).
+    public func index(alpha: Int, beta: Int, pulls: Int) -> Double {
+        var copy = self
+        copy.start(arms: 1, pulls: Swift.max(pulls, alpha + beta - 2))
+        return copy.cache.table!.index(alpha: alpha, beta: beta)
     }
 
     final class TableCache { var table: GittinsIndexTable? }

@@ -59,8 +59,12 @@ import TensorCore
         // Gittins' table for γ = 0.9: a fresh Beta(1, 1) arm has index 0.7029.
         #expect(abs(table.index(alpha: 1, beta: 1) - 0.7029) < 1e-4)
         let g = GittinsBandit(discount: 0.9, depth: 200)
-        #expect(GittinsBandit(discount: 0.99, depth: 150).index(alpha: 1, beta: 1) > g.index(alpha: 1, beta: 1))
-        #expect(abs(GittinsBandit(discount: 0.0, depth: 10).index(alpha: 3, beta: 1) - 0.75) < 1e-6)
+        #expect(GittinsBandit(discount: 0.99, depth: 150).index(alpha: 1, beta: 1, pulls: 10) > g.index(alpha: 1, beta: 1, pulls: 10))
+        #expect(abs(GittinsBandit(discount: 0.0, depth: 10).index(alpha: 3, beta: 1, pulls: 10) - 0.75) < 1e-6)
+        // Matched to the trial: γ = 1 − 2/n, look-ahead 5/(1 − γ) (at least 50).
+        #expect(GittinsBandit().settings(pulls: 100) == (0.98, 250))
+        #expect(GittinsBandit().settings(pulls: 10) == (0.8, 50))
+        #expect(abs(GittinsBandit().index(alpha: 1, beta: 1, pulls: 10) - GittinsIndexTable(discount: 0.8, depth: 50, maxPulls: 10).index(alpha: 1, beta: 1)) < 1e-12)
     }
 
     /// One posterior's index by bisection on λ over its own look-ahead of `depth` pulls.

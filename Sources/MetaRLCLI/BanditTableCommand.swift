@@ -16,8 +16,10 @@ struct BanditTable: CatalogCommand {
     @Option(help: "Pulls per trial n, comma-separated.") var pulls: String = "10,100,500"
     @Option(help: "Fresh trials per cell (every strategy and agent of a cell meets the same ones).") var trials: Int = 10_000
     @Option(help: "Random seed of the tasks (the seed `metarl baseline` and `metarl eval --baseline-tasks` take).") var seed: UInt64 = 7
-    @Option(name: .customLong("agent"), help: "A run directory trained on `bandit` (repeatable): evaluated with its most probable actions in the cell of its k and n.")
+    @Option(name: .customLong("agent"), help: "A run directory trained on `bandit` (repeatable): evaluated in the cell of its k and n.")
     var agents: [String] = []
+    @Flag(name: .customLong("sample-agents"), help: "Agents sample their actions from the policy, as in training (default: their most probable actions).")
+    var sampleAgents = false
     @Option(name: .customLong("policy-arg"), help: "A strategy parameter for every cell, policy.key=value (repeatable), e.g. gittins.discount=0.99.")
     var policyArgs: [String] = []
     @Flag(help: "Print one JSON object per cell.") var json = false
@@ -78,7 +80,8 @@ struct BanditTable: CatalogCommand {
             }
             if !json {
                 print("mean trial return ± s.e. over \(trials) fresh trials per cell (seed \(seed)); Bayes-optimal is the exact "
-                      + "expectation over the prior where the dynamic programme fits; agents act with their most probable actions")
+                      + "expectation over the prior where the dynamic programme fits; agents "
+                      + (sampleAgents ? "sample their actions from the policy" : "act with their most probable actions"))
             }
         }
     }
@@ -106,7 +109,7 @@ struct BanditTable: CatalogCommand {
         }
         let output = try algorithm.evaluate(
             EvaluationRequest(algorithm: manifest.algorithm, settings: manifest.settings, directory: directory,
-                              options: .object(["trials": .integer(trials), "baselineTasks": .bool(true), "greedy": .bool(true)]),
+                              options: .object(["trials": .integer(trials), "baselineTasks": .bool(true), "greedy": .bool(!sampleAgents)]),
                               seed: seed, threads: algorithm.defaultThreads, notes: printNote),
             on: spec)
         let numbers = output.numbers

@@ -44,6 +44,13 @@ import Testing
         let evaluated = try #require(try JSONSerialization.jsonObject(with: Data(eval.output.utf8)) as? [String: Any])
         let agent = try #require((rows[1]["figures"] as? [[String: Any]])?.last)
         #expect(agent["mean_return"] as? Double == evaluated["mean_return"] as? Double)
+        // With --sample-agents it is `eval --baseline-tasks` (sampled actions) instead.
+        let sampled = try runMetarlCapturing(["bandit-table", "--arms", "3", "--pulls", "4", "--trials", "400", "--seed", "3",
+                                              "--agent", run, "--sample-agents", "--json"])
+        let sampling = try runMetarlCapturing(["eval", run, "--trials", "400", "--seed", "3", "--baseline-tasks", "--json"])
+        let sampledAgent = try #require((try cells(sampled.output).first?["figures"] as? [[String: Any]])?.last)
+        let sampledEval = try #require(try JSONSerialization.jsonObject(with: Data(sampling.output.utf8)) as? [String: Any])
+        #expect(sampledAgent["mean_return"] as? Double == sampledEval["mean_return"] as? Double)
     }
 
     @Test func badInputEndsWithOneLine() throws {

@@ -61,6 +61,8 @@ enum Fixtures {
                     return np.zeros(5, np.float32), 0.0, False, False, {}
                 if self.fault == "nan":
                     return self.observe(), float("nan"), False, False, {}
+                if self.fault == "print":
+                    print("a chatty env prints on every step")
             self.position += float(action[0]) + 0.1 * float(self.np_random.normal())
             return self.observe(), -abs(self.position - self.goal), False, False, {"success": float(abs(self.position - self.goal) < 0.5)}
 
@@ -225,6 +227,17 @@ func run(_ vector: inout VectorEnv<GymEnv>, steps: Int, action: Float = 0.3) thr
         let two = try episodes(workers: 2, seed: 11)
         #expect(two.observations == one.observations && two.actions == one.actions && two.rewards == one.rewards)
         #expect(try episodes(workers: 1, seed: 12).actions != one.actions)
+    }
+
+    /// What an env prints goes to stderr, not into the replies: stepping goes on unchanged.
+    @Test func anEnvThatPrintsStepsAsOneThatDoesNot() throws {
+        func rollout(_ arguments: [String]) throws -> [Float] {
+            let env = try Fixtures.env("Walk", arguments, options: Fixtures.options(workers: 2))
+            var vector = VectorEnv(env, count: 3, seed: 4)
+            vector.resetAll()
+            return try run(&vector, steps: 6)
+        }
+        #expect(try rollout(["fault='print'", "fault_after=1"]) == rollout([]))
     }
 
     @Test func theTaskChangesTheReward() throws {

@@ -365,8 +365,13 @@ def main():
         ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)
     except Exception:
         pass
+    # The control socket is fds 0 and 1. Keep private handles on it and send whatever the env
+    # prints (to sys.stdout or fd 1) to stderr instead, where it cannot be taken for a reply.
+    control_in = os.fdopen(os.dup(0), "rb")
+    control_out = os.fdopen(os.dup(1), "wb", buffering=0)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
     worker = Worker()
-    out = sys.stdout
     handlers = {
         "init": lambda rest: worker.init(rest),
         "map": lambda rest: worker.map(*rest.split(" ")),
@@ -377,21 +382,23 @@ def main():
         "sample": lambda rest: worker.sample(*rest.split(" ")),
         "plain": lambda rest: worker.plain(slots_of(rest.partition(" ")[0]), rest.partition(" ")[2]),
     }
-    for line in sys.stdin:
-        command, _, rest = line.rstrip("\n").partition(" ")
+    for line in control_in:
+        command, _, rest = line.decode().rstrip("\n").partition(" ")
         if command == "close":
             break
         try:
             payload = handlers[command](rest)
-            out.write("ok\n" if payload is None else "ok " + payload + "\n")
+            reply = b"ok\n" if payload is None else ("ok " + payload + "\n").encode()
         except KeyError as error:
             if command not in handlers:
-                out.write("error unknown message %r\n" % command)
+                reply = ("error unknown message %r\n" % command).encode()
             else:
-                out.write("error " + describe(error) + "\n")
+                reply = ("error " + describe(error) + "\n").encode()
         except BaseException as error:  # the env's own exceptions, reported as one line
-            out.write("error " + describe(error) + "\n")
-        out.flush()
+            reply = ("error " + describe(error) + "\n").encode()
+        view = memoryview(reply)
+        while view:
+            view = view[control_out.write(view):]
 
 
 if __name__ == "__main__":

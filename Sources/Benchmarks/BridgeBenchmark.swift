@@ -34,12 +34,16 @@ public struct BridgeBenchmark: Codable, Sendable {
     public var perProcessRatios: [Double]
     /// Each round's rate in halves per worker over that round's plain-loop rate.
     public var pipelinedRatios: [Double]
+    /// Each round's slowest worker's plain-loop rate over the workers' mean: the most a bridge
+    /// that gives every worker the same copies can reach per process, whatever its overhead.
+    public var slowestWorkerShares: [Double]
 
     enum CodingKeys: String, CodingKey {
         case family, copies, workers, rounds
         case bridgeStepsPerSecond = "bridge_steps_per_second", plainStepsPerSecond = "plain_steps_per_second"
         case asyncVectorStepsPerSecond = "async_vector_steps_per_second", perProcessRatios = "per_process_ratios"
         case pipelinedStepsPerSecond = "pipelined_steps_per_second", pipelinedRatios = "pipelined_ratios"
+        case slowestWorkerShares = "slowest_worker_shares"
     }
 
     /// The lockstep bridge's rate per worker process over the plain loop's rate of one process,
@@ -66,7 +70,7 @@ public struct BridgeBenchmark: Codable, Sendable {
         var vec = EnvBenchmark.Measurement.vector(prototype, copies: copies)
         let table = EnvBenchmark.Measurement.actionTable(prototype.actionSpace, copies: copies)
         let seconds = quick ? 0.1 : 0.25
-        var bridge: [Double] = [], halves: [Double] = [], plain: [Double] = []
+        var bridge: [Double] = [], halves: [Double] = [], plain: [Double] = [], slowest: [Double] = []
         for round in 0...(quick ? 1 : max(1, rounds)) {
             let rate = try EnvBenchmark.Measurement.timedRate(&vec, table: table, seconds: seconds)
             let pipelined = try pipelinedRate(&vec, table: table, seconds: seconds)
@@ -75,6 +79,7 @@ public struct BridgeBenchmark: Codable, Sendable {
             bridge.append(rate)
             halves.append(pipelined)
             plain.append(perWorker.reduce(0, +) / Double(perWorker.count))
+            slowest.append(perWorker.min()! / plain.last!)
         }
         let lines = try ReferenceScript.run("gym_bridge_speed.py", python: try options.interpreter(), arguments: [
             "--module", path, "--attr", attribute, "--processes", "\(options.workers)", "--seconds", quick ? "0.5" : "3"],
@@ -87,7 +92,7 @@ public struct BridgeBenchmark: Codable, Sendable {
                                bridgeStepsPerSecond: Timing.medianOf(bridge), pipelinedStepsPerSecond: Timing.medianOf(halves),
                                plainStepsPerSecond: Timing.medianOf(plain), asyncVectorStepsPerSecond: async,
                                perProcessRatios: zip(bridge, plain).map { $0 / w / $1 },
-                               pipelinedRatios: zip(halves, plain).map { $0 / w / $1 })
+                               pipelinedRatios: zip(halves, plain).map { $0 / w / $1 }, slowestWorkerShares: slowest)
     }
 
     /// Steps/s of `vec`'s copies in two halves taking turns for `seconds`: each half's step is
@@ -131,6 +136,7 @@ public struct BridgeBenchmark: Codable, Sendable {
             String(format: "  per process, halves / plain loop %.2f× (target ≥ 0.9: %@), lockstep / plain loop %.2f×; halves / AsyncVectorEnv %.1f×",
                    pipelinedRatio, pipelinedRatio >= 0.9 ? "met" : "MISSED", perProcessRatio, pipelinedStepsPerSecond / asyncVectorStepsPerSecond),
             String(format: "  overhead per step of one process: %.1f µs in halves, %.1f µs in lockstep", overheadMicroseconds.pipelined, overheadMicroseconds.lockstep),
+            String(format: "  in the plain loop the slowest worker ran at %.2f of the workers' mean (median over rounds): the bound of an equal split", Timing.medianOf(slowestWorkerShares)),
             "  medians of \(rounds) alternating rounds (lockstep, halves, then plain loop in the same workers); per-round ratios in halves: "
                 + pipelinedRatios.map { String(format: "%.2f", $0) }.joined(separator: " ") + "; in lockstep: " + perProcessRatios.map { String(format: "%.2f", $0) }.joined(separator: " "),
         ].joined(separator: "\n")

@@ -89,10 +89,21 @@ public struct VectorEnv<E: MetaEnv> {
     @inlinable
     public mutating func step(_ actions: UnsafeBufferPointer<Float>) throws(EnvError) {
         precondition(actions.count == count * actionSize, "VectorEnv.step: \(actions.count) action values for \(count) × \(actionSize)")
-        let n = observationSize, m = actionSize
         let actionBase = actions.baseAddress!
+        try withOutput(copies: 0..<count) { (envs, rngs, output) throws(EnvError) in
+            try E.stepCopies(envs, rngs: rngs, actions: actionBase, output: output)
+        }
+    }
+
+    /// Runs `body` on copies `range`: their envs, their generators and their rows of the
+    /// outputs, as raw pointers (no uniqueness or bounds checks per copy).
+    @inlinable
+    mutating func withOutput(
+        copies range: Range<Int>,
+        _ body: (UnsafeMutableBufferPointer<E>, UnsafeMutableBufferPointer<Xoshiro256>, VectorStepOutput) throws(EnvError) -> Void
+    ) throws(EnvError) {
+        let n = observationSize, m = actionSize, first = range.lowerBound
         var failure: EnvError?
-        // Raw pointers for the whole batch: no uniqueness or bounds checks per copy.
         _observations.withUnsafeMutableBufferPointer { obs in
         _finalObservations.withUnsafeMutableBufferPointer { finals in
         _rewards.withUnsafeMutableBufferPointer { rewards in
@@ -102,10 +113,13 @@ public struct VectorEnv<E: MetaEnv> {
         _envs.withUnsafeMutableBufferPointer { envs in
         rngs.withUnsafeMutableBufferPointer { rngs in
             let output = VectorStepOutput(
-                observations: obs.baseAddress!, finalObservations: finals.baseAddress!, rewards: rewards.baseAddress!,
-                terminated: terminated.baseAddress!, truncated: truncated.baseAddress!,
-                successes: successes.baseAddress!, observationSize: n, actionSize: m)
-            do throws(EnvError) { try E.stepCopies(envs, rngs: rngs, actions: actionBase, output: output) } catch {
+                observations: obs.baseAddress! + first * n, finalObservations: finals.baseAddress! + first * n,
+                rewards: rewards.baseAddress! + first, terminated: terminated.baseAddress! + first,
+                truncated: truncated.baseAddress! + first, successes: successes.baseAddress! + first,
+                observationSize: n, actionSize: m)
+            do throws(EnvError) {
+                try body(UnsafeMutableBufferPointer(rebasing: envs[range]), UnsafeMutableBufferPointer(rebasing: rngs[range]), output)
+            } catch {
                 failure = error
             }
         }}}}}}}}
@@ -142,29 +156,9 @@ public struct VectorEnv<E: MetaEnv> {
         guard let entry = started.removeValue(forKey: range.lowerBound), entry.copies == range else {
             preconditionFailure("VectorEnv.finishStep: no step was started on copies \(range)")
         }
-        let n = observationSize, m = actionSize, first = range.lowerBound
-        var failure: EnvError?
-        _observations.withUnsafeMutableBufferPointer { obs in
-        _finalObservations.withUnsafeMutableBufferPointer { finals in
-        _rewards.withUnsafeMutableBufferPointer { rewards in
-        _terminated.withUnsafeMutableBufferPointer { terminated in
-        _truncated.withUnsafeMutableBufferPointer { truncated in
-        _successes.withUnsafeMutableBufferPointer { successes in
-        _envs.withUnsafeMutableBufferPointer { envs in
-        rngs.withUnsafeMutableBufferPointer { rngs in
-            let output = VectorStepOutput(
-                observations: obs.baseAddress! + first * n, finalObservations: finals.baseAddress! + first * n,
-                rewards: rewards.baseAddress! + first, terminated: terminated.baseAddress! + first,
-                truncated: truncated.baseAddress! + first, successes: successes.baseAddress! + first,
-                observationSize: n, actionSize: m)
-            do throws(EnvError) {
-                try E.finishStepCopies(entry.step, UnsafeMutableBufferPointer(rebasing: envs[range]),
-                                       rngs: UnsafeMutableBufferPointer(rebasing: rngs[range]), output: output)
-            } catch {
-                failure = error
-            }
-        }}}}}}}}
-        if let failure { throw failure }
+        try withOutput(copies: range) { (envs, rngs, output) throws(EnvError) in
+            try E.finishStepCopies(entry.step, envs, rngs: rngs, output: output)
+        }
     }
 }
 

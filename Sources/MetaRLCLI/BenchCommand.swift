@@ -30,7 +30,7 @@ struct Bench: ParsableCommand {
         @Option(help: "Copies per VectorEnv (default 256; 16 with --mujoco).") var copies: Int?
         @Flag(help: "Print one JSON object instead of a table.") var json = false
         @Flag(help: "Fewer repetitions (a smoke test, not a measurement).") var quick = false
-        @Flag(help: "Only the Gymnasium-bridge rows: Benchmarks/pendulum_mass_env.py through the bridge, in a plain Python loop and in AsyncVectorEnv.")
+        @Flag(help: "Only the Gymnasium-bridge rows: Benchmarks/pendulum_mass_env.py through the bridge (in lockstep and in two halves taking turns), in a plain Python loop and in AsyncVectorEnv.")
         var bridge = false
         @Option(help: "Copies stepped through the bridge (with --bridge).") var bridgeCopies = 64
         @Option(help: "Worker processes of the bridge and of AsyncVectorEnv (with --bridge).") var pythonWorkers = 2

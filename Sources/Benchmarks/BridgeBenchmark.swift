@@ -5,9 +5,9 @@ import GymBridge
 /// The Gymnasium-bridge rows of `metarl bench envs --bridge`: a Python task family stepped
 /// through the bridge (`VectorEnv<GymEnv>`, random actions, auto-reset), against the same env
 /// in a plain Python loop and in Gymnasium's `AsyncVectorEnv` with as many processes, in one run.
-/// The bridge runs two ways: in lockstep (``VectorEnv/step(_:)``, every copy each round, as the
+/// The bridge runs two ways: in lockstep (`VectorEnv.step(_:)`, every copy each round, as the
 /// RL², SAC and PEARL samplers step) and in two halves that take turns
-/// (``VectorEnv/startStep(_:copies:)``: one half steps while the caller handles the other, as
+/// (`VectorEnv.startStep(_:copies:)`: one half steps while the caller handles the other, as
 /// MAML's and Reptile's episode sampler steps), so the workers always have a step queued.
 /// The three alternate in rounds of a quarter second each, the plain loop run by
 /// the bridge's own worker processes on the copies they hold (every worker at once), so all

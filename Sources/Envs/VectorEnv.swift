@@ -150,7 +150,7 @@ public struct VectorEnv<E: MetaEnv> {
     }
 
     /// Completes the step started on copies `range`, writing their rows of the outputs
-    /// (ended episodes reset, as ``step(_:)`` does).
+    /// (ended episodes reset, as `step(_:)` does).
     @inlinable
     public mutating func finishStep(copies range: Range<Int>) throws(EnvError) {
         guard let entry = started.removeValue(forKey: range.lowerBound), entry.copies == range else {

@@ -32,7 +32,7 @@ public enum BaselinePolicy: String, CaseIterable, Sendable {
         case .ucb1: return [("c", 0.2, 0...10)]
         case .optimisticThompson: return [("samples", 7, 1...1000)]
         // 0: matched to the trial (GittinsBandit's defaults, the best on every cell of Table 1).
-        case .gittins: return [("discount", 0, 0...0.9999), ("depth", 0, 0...20000)]
+        case .gittins: return [("discount", 0, 0...0.9999), ("depth", 0, 0...5000)]
         case .optimisticPSRL: return [("samples", 20, 1...1000)]
         case .ucrl2: return [("delta", 0.1, 1e-9...1), ("scale", 0.3, 0...100)]
         case .beb: return [("beta", 1, 0...1000)]

@@ -159,7 +159,7 @@ public struct GittinsBandit: PosteriorBanditStrategy {
     /// γ, or nil for 1 − 2/n on a trial of n pulls.
     public var discount: Double?
     /// Pulls of look-ahead beyond the deepest posterior of a trial (the value after them is
-    /// max(λ, p)/(1 − γ)), or nil for 5/(1 − γ), at least 50: γ^depth below 1 %.
+    /// max(λ, p)/(1 − γ)), or nil for 5/(1 − γ) between 50 and 5 000: γ^depth below 1 %.
     public var depth: Int?
     public var counts = BetaCounts()
     var cache: TableCache
@@ -173,7 +173,7 @@ public struct GittinsBandit: PosteriorBanditStrategy {
     /// The discount and look-ahead used on a trial of `pulls` pulls.
     public func settings(pulls: Int) -> (discount: Double, depth: Int) {
         let g = discount ?? Swift.max(0, 1 - 2 / Double(Swift.max(pulls, 1)))
-        return (g, depth ?? Swift.max(50, Int((5 / (1 - g) - 1e-9).rounded(.up))))
+        return (g, depth ?? Swift.min(5000, Swift.max(50, Int((5 / (1 - g) - 1e-9).rounded(.up)))))
     }
 
     public mutating func start(arms: Int, pulls: Int) {

@@ -196,7 +196,7 @@ public struct MAMLSpeedBenchmark: Encodable, Sendable {
         for _ in 0..<(pytorchMAMLRL == nil ? 1 : pairs) {
             if let pytorchMAMLRL {
                 // It prints a line per meta-iteration (tens of seconds each): ten silent minutes is a stall.
-                var arguments = ["--checkout", pytorchMAMLRL, "--iterations", "\(iterations)", "--seed", "1", "--threads", "\(peer.threads)",
+                let arguments = ["--checkout", pytorchMAMLRL, "--iterations", "\(iterations)", "--seed", "1", "--threads", "\(peer.threads)",
                                  "--num-workers", "\(peer.workers)"]
                 let lines = try ReferenceScript.run("pytorch_maml_rl_run.py", python: peer.python, arguments: arguments, stallTimeout: 600)
                 let seconds = lines.compactMap { ($0["seconds"] as? NSNumber)?.doubleValue }

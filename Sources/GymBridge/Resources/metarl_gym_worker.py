@@ -263,6 +263,8 @@ class Worker:
         if batch is None:
             slots = slots_of(text)
             batch = (slots, rows_of(slots), [self.envs[s] for s in slots], np.asarray(slots, dtype=np.int64))
+            if len(self.batches) >= 64:  # slot lists that come and go (copies leased anew) do not pile up
+                self.batches.clear()
             self.batches[text] = batch
         slots, rows, envs, indices = batch
         layout = self.layout

@@ -58,6 +58,15 @@ public struct RL2Config: AlgorithmSettings {
     /// gradients are summed in part order. MPI ranks each take a contiguous block of parts,
     /// so a run's numbers depend on `shards`, never on the process count. 1 keeps one batch.
     public var shards: Int = 1
+    /// How the new actions of an agent widened by `--warm-start` from one of fewer actions
+    /// (a bandit of fewer arms) begin.
+    public var widenedActions: WidenedActions = .dormant
+
+    /// How a widened agent's new actions begin: `dormant`, logits at −20, so the agent acts
+    /// exactly as before (right when a trial cannot use more actions than the old agent had:
+    /// n ≤ k pulls); `live`, logits at the old actions' mean bias, so they are tried from the
+    /// first iteration (needed when n > k: dormant actions get almost no gradient).
+    public enum WidenedActions: String, NamedChoice { case dormant, live }
 
     public init() {}
 
@@ -108,6 +117,7 @@ public struct RL2Config: AlgorithmSettings {
         SettingFlag("gaeLambda", flag: "--lambda", help: "GAE λ"),
         SettingFlag("clip", help: "PPO clip range ε"),
         SettingFlag("standardizeAdvantages", help: "standardise advantages over each iteration's batch"),
+        SettingFlag("widenedActions", help: "with --warm-start from an agent of fewer actions: dormant (new actions' logits −20, acts as before; for n ≤ k) or live (at the old actions' mean bias, tried at once; for n > k)"),
         SettingFlag("shards", help: "fixed parts of each iteration's trials, each with its own random stream (mpirun -np N needs N ≤ shards; results depend on shards, not on N)"),
     ] + TRPOSettings.flags(prefix: "trpo.")
 
@@ -951,11 +961,14 @@ public struct RL2Algorithm: AlgorithmDefinition {
     }
 
     /// The fresh run's state with `source`'s agent. A categorical agent trained on fewer
-    /// actions (a bandit of fewer arms) is widened: the new actions' one-hot inputs get zero
-    /// weights and their logits a bias of −20, so the agent acts exactly as before and never
-    /// picks them unless training teaches it to (with n ≤ k pulls a k-armed agent loses
-    /// nothing by keeping to n arms). Everything else must have the same sizes.
-    public func warmStarted<E: MetaEnv>(_ state: RL2State, from source: RL2State, prototype: E) throws -> RL2State {
+    /// actions (a bandit of fewer arms) is widened: the new actions' one-hot inputs and head
+    /// rows get zero weights and their logits a bias set by `settings.widenedActions`: −20
+    /// (dormant), so the agent acts exactly as before and never picks them unless training
+    /// teaches it to (with n ≤ k pulls a k-armed agent loses nothing by keeping to n arms), or
+    /// the old actions' mean bias (live), so they are tried from the start. Everything else
+    /// must have the same sizes.
+    public func warmStarted<E: MetaEnv>(_ state: RL2State, from source: RL2State, settings: RL2Config,
+                                        prototype: E) throws -> RL2State {
         var model = source.model
         let fresh = state.model
         if model.discrete, fresh.discrete, model.policyHead.outputSize < fresh.policyHead.outputSize {
@@ -963,7 +976,9 @@ public struct RL2Algorithm: AlgorithmDefinition {
             let actionColumns = prototype.observationSpace.flatSize + model.policyHead.outputSize
             model.policyCell = model.policyCell.insertingInputs(added, at: actionColumns)
             model.valueCell = model.valueCell.insertingInputs(added, at: actionColumns)
-            model.policyHead = model.policyHead.appendingOutputs(added, bias: -20)
+            let oldBiases = model.policyHead.bias.doubleValues
+            let bias = settings.widenedActions == .dormant ? -20 : oldBiases.reduce(0, +) / Double(oldBiases.count)
+            model.policyHead = model.policyHead.appendingOutputs(added, bias: bias)
         }
         var warm = state
         warm.model = model

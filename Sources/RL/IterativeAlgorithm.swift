@@ -205,9 +205,9 @@ public protocol AlgorithmDefinition: Sendable {
     func evaluationState(_ state: State) -> State
     /// A fresh run's `state` with the networks of `source`, another run's state of this
     /// algorithm, adapted to this run's family where the algorithm knows how (`metarl train
-    /// --warm-start`): the optimiser, generator and counters stay the fresh run's. By default
-    /// refused.
-    func warmStarted<E: MetaEnv>(_ state: State, from source: State, prototype: E) throws -> State
+    /// --warm-start`, `settings` the new run's): the optimiser, generator and counters stay the
+    /// fresh run's. By default refused.
+    func warmStarted<E: MetaEnv>(_ state: State, from source: State, settings: Settings, prototype: E) throws -> State
 }
 
 /// Why a run cannot start from another run's networks (`metarl train --warm-start`).
@@ -226,7 +226,7 @@ extension AlgorithmDefinition {
     public func evaluationState(_ state: State) -> State { state }
 
     /// By default an algorithm does not start from another run's networks.
-    public func warmStarted<E: MetaEnv>(_ state: State, from source: State, prototype: E) throws -> State {
+    public func warmStarted<E: MetaEnv>(_ state: State, from source: State, settings: Settings, prototype: E) throws -> State {
         throw WarmStartError("\(name) cannot start from another run's networks (--warm-start); rl2 can")
     }
 

@@ -237,7 +237,7 @@ struct TrainingOpener<A: AlgorithmDefinition>: MetaEnvConsumer {
             guard let (iteration, sourceState) = try source.latestCheckpoint(A.State.self, notes: request.notes) else {
                 throw RunError("--warm-start \(source.url.path): no usable checkpoint to start from")
             }
-            let state = try definition.warmStarted(running.state, from: sourceState, prototype: prototype)
+            let state = try definition.warmStarted(running.state, from: sourceState, settings: settings, prototype: prototype)
             running = try definition.restore(settings, prototype: prototype, state: state, threads: request.threads, group: request.group)
             request.notes("started from the networks of \(source.url.path) at iteration \(iteration)")
         }

@@ -246,8 +246,8 @@ struct TargetAction: MetaEnv {
     }
 
     /// A 2-armed agent widened to 5 arms gives the same logits on its 2 arms, −20 on the
-    /// others, for any input in which the new arms' one-hot entries are zero; the value
-    /// function is untouched. An agent of another hidden size is refused by name.
+    /// others (dormant) or the old biases' mean (live), for any input in which the new arms'
+    /// one-hot entries are zero; the value function is untouched. An agent of another hidden size is refused by name.
     @Test func aBanditAgentWidenedToMoreArmsActsAsBefore() throws {
         var config = RL2Config()
         config.episodesPerTrial = 3
@@ -258,7 +258,11 @@ struct TargetAction: MetaEnv {
         var small = try RL2(config: config, prototype: BernoulliBandit(arms: 2), seed: 3)
         _ = try small.iterate()
         let large = try RL2(config: config, prototype: BernoulliBandit(arms: 5), seed: 4)
-        let warm = try RL2Algorithm().warmStarted(large.state, from: small.state, prototype: BernoulliBandit(arms: 5))
+        let warm = try RL2Algorithm().warmStarted(large.state, from: small.state, settings: config, prototype: BernoulliBandit(arms: 5))
+        var liveConfig = config
+        liveConfig.widenedActions = .live
+        let live = try RL2Algorithm().warmStarted(large.state, from: small.state, settings: liveConfig, prototype: BernoulliBandit(arms: 5))
+        let oldBiases = small.state.model.policyHead.bias.values
         #expect(warm.iteration == 0 && warm.environmentSteps == 0)
         // Inputs [observation (1), action one-hot, reward, done] over 4 steps of 3 trials.
         var rng = Xoshiro256(seed: 9)
@@ -274,13 +278,19 @@ struct TargetAction: MetaEnv {
         }
         let before = logits(small.state.model, Tensor(shape: [4, 3, observation + 4], values: narrow))
         let after = logits(warm.model, Tensor(shape: [4, 3, observation + 7], values: wide))
+        let afterLive = logits(live.model, Tensor(shape: [4, 3, observation + 7], values: wide))
         for row in 0..<12 {
             for a in 0..<2 { #expect(abs(before[row * 2 + a] - after[row * 5 + a]) < 1e-5) }
             for a in 2..<5 { #expect(after[row * 5 + a] == -20) }
+            // Live: the old arms as before, the new ones at the old biases' mean whatever the input.
+            for a in 0..<2 { #expect(abs(before[row * 2 + a] - afterLive[row * 5 + a]) < 1e-5) }
+            for a in 2..<5 { #expect(abs(afterLive[row * 5 + a] - (oldBiases[0] + oldBiases[1]) / 2) < 1e-6) }
         }
         #expect(warm.model.valueHead.weight.values == small.state.model.valueHead.weight.values)
         config.hiddenSize = 16
         let other = try RL2(config: config, prototype: BernoulliBandit(arms: 5), seed: 4)
-        #expect(throws: WarmStartError.self) { try RL2Algorithm().warmStarted(other.state, from: small.state, prototype: BernoulliBandit(arms: 5)) }
+        #expect(throws: WarmStartError.self) {
+            try RL2Algorithm().warmStarted(other.state, from: small.state, settings: config, prototype: BernoulliBandit(arms: 5))
+        }
     }
 }

@@ -64,8 +64,9 @@ public struct RL2Config: AlgorithmSettings {
 
     /// How a widened agent's new actions begin: `dormant`, logits at −20, so the agent acts
     /// exactly as before (right when a trial cannot use more actions than the old agent had:
-    /// n ≤ k pulls); `live`, logits at the old actions' mean bias, so they are tried from the
-    /// first iteration (needed when n > k: dormant actions get almost no gradient).
+    /// n ≤ k pulls); `live`, the fresh network's weights for them and logits at the old
+    /// actions' mean bias, so they are tried and told apart from the first iteration (needed
+    /// when n > k: dormant actions get almost no gradient).
     public enum WidenedActions: String, NamedChoice { case dormant, live }
 
     public init() {}
@@ -117,7 +118,7 @@ public struct RL2Config: AlgorithmSettings {
         SettingFlag("gaeLambda", flag: "--lambda", help: "GAE λ"),
         SettingFlag("clip", help: "PPO clip range ε"),
         SettingFlag("standardizeAdvantages", help: "standardise advantages over each iteration's batch"),
-        SettingFlag("widenedActions", help: "with --warm-start from an agent of fewer actions: dormant (new actions' logits −20, acts as before; for n ≤ k) or live (at the old actions' mean bias, tried at once; for n > k)"),
+        SettingFlag("widenedActions", help: "with --warm-start from an agent of fewer actions: dormant (new actions' logits −20, acts as before; for n ≤ k) or live (the fresh network's weights, logits at the old actions' mean bias: tried at once; for n > k)"),
         SettingFlag("shards", help: "fixed parts of each iteration's trials, each with its own random stream (mpirun -np N needs N ≤ shards; results depend on shards, not on N)"),
     ] + TRPOSettings.flags(prefix: "trpo.")
 
@@ -961,12 +962,13 @@ public struct RL2Algorithm: AlgorithmDefinition {
     }
 
     /// The fresh run's state with `source`'s agent. A categorical agent trained on fewer
-    /// actions (a bandit of fewer arms) is widened: the new actions' one-hot inputs and head
-    /// rows get zero weights and their logits a bias set by `settings.widenedActions`: −20
-    /// (dormant), so the agent acts exactly as before and never picks them unless training
-    /// teaches it to (with n ≤ k pulls a k-armed agent loses nothing by keeping to n arms), or
-    /// the old actions' mean bias (live), so they are tried from the start. Everything else
-    /// must have the same sizes.
+    /// actions (a bandit of fewer arms) is widened as `settings.widenedActions` says: dormant,
+    /// the new actions' one-hot inputs and logits get zero weights and their logits a bias of
+    /// −20, so the agent acts exactly as before and never picks them unless training teaches
+    /// it to (with n ≤ k pulls a k-armed agent loses nothing by keeping to n arms); live, those
+    /// weights are the fresh network's (so each new action reads differently) and the bias
+    /// the old actions' mean, so they are tried from the start. Everything else must have the
+    /// same sizes.
     public func warmStarted<E: MetaEnv>(_ state: RL2State, from source: RL2State, settings: RL2Config,
                                         prototype: E) throws -> RL2State {
         var model = source.model
@@ -974,11 +976,12 @@ public struct RL2Algorithm: AlgorithmDefinition {
         if model.discrete, fresh.discrete, model.policyHead.outputSize < fresh.policyHead.outputSize {
             let added = fresh.policyHead.outputSize - model.policyHead.outputSize
             let actionColumns = prototype.observationSpace.flatSize + model.policyHead.outputSize
-            model.policyCell = model.policyCell.insertingInputs(added, at: actionColumns)
-            model.valueCell = model.valueCell.insertingInputs(added, at: actionColumns)
+            let live = settings.widenedActions == .live
+            model.policyCell = model.policyCell.insertingInputs(added, at: actionColumns, from: live ? fresh.policyCell : nil)
+            model.valueCell = model.valueCell.insertingInputs(added, at: actionColumns, from: live ? fresh.valueCell : nil)
             let oldBiases = model.policyHead.bias.doubleValues
-            let bias = settings.widenedActions == .dormant ? -20 : oldBiases.reduce(0, +) / Double(oldBiases.count)
-            model.policyHead = model.policyHead.appendingOutputs(added, bias: bias)
+            model.policyHead = model.policyHead.appendingOutputs(added, bias: live ? oldBiases.reduce(0, +) / Double(oldBiases.count) : -20,
+                                                                 weightsFrom: live ? fresh.policyHead : nil)
         }
         var warm = state
         warm.model = model

@@ -36,11 +36,13 @@ public struct Linear: ParameterCollection, Codable, Sendable {
     public var inputSize: Int { weight.shape[0] }
     public var outputSize: Int { weight.shape[1] }
 
-    /// This layer with `count` more outputs appended, each with zero weights and bias `bias`.
-    public func appendingOutputs(_ count: Int, bias value: Double) -> Linear {
+    /// This layer with `count` more outputs appended, each with bias `bias` and zero weights,
+    /// or the weights of `source`'s same outputs (a layer of the wider size, e.g. a fresh one).
+    public func appendingOutputs(_ count: Int, bias value: Double, weightsFrom source: Linear? = nil) -> Linear {
         let rows = inputSize, old = outputSize, new = old + count
+        precondition(source.map { $0.inputSize == rows && $0.outputSize == new } ?? true, "appendingOutputs: source of another shape")
         let w = weight.doubleValues, b = bias.doubleValues
-        var widened = [Double](repeating: 0, count: rows * new)
+        var widened = source?.weight.doubleValues ?? [Double](repeating: 0, count: rows * new)
         for r in 0..<rows { for c in 0..<old { widened[r * new + c] = w[r * old + c] } }
         return Linear(weight: Tensor(shape: [rows, new], doubleValues: widened, dtype: weight.dtype),
                       bias: Tensor(shape: [new], doubleValues: b + [Double](repeating: value, count: count), dtype: bias.dtype))
@@ -123,12 +125,15 @@ public struct LayerNorm: ParameterCollection, Codable, Sendable {
 }
 
 extension Tensor {
-    /// A matrix with `count` zero rows inserted before row `index` (a layer's weights for
-    /// inputs it has never seen).
-    public func insertingRows(_ count: Int, at index: Int) -> Tensor {
+    /// A matrix with `count` rows inserted before row `index` (a layer's weights for inputs it
+    /// has never seen): zeros, or `source`'s rows at the same place (a matrix of the wider shape).
+    public func insertingRows(_ count: Int, at index: Int, from source: Tensor? = nil) -> Tensor {
         precondition(rank == 2 && (0...shape[0]).contains(index) && count >= 0, "insertingRows: shape \(shape), at \(index)")
         let columns = shape[1], values = doubleValues
-        let widened = Array(values[..<(index * columns)]) + [Double](repeating: 0, count: count * columns) + Array(values[(index * columns)...])
+        precondition(source.map { $0.shape == [shape[0] + count, columns] } ?? true, "insertingRows: source of another shape")
+        let inserted = source.map { Array($0.doubleValues[(index * columns)..<((index + count) * columns)]) }
+            ?? [Double](repeating: 0, count: count * columns)
+        let widened = Array(values[..<(index * columns)]) + inserted + Array(values[(index * columns)...])
         return Tensor(shape: [shape[0] + count, columns], doubleValues: widened, dtype: dtype)
     }
 }

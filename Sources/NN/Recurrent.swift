@@ -295,12 +295,18 @@ public enum RecurrentCellChoice: RecurrentCell, Codable, Sendable {
     public var stateSize: Int { cell.stateSize }
 
     /// This cell reading `count` more inputs, inserted before input `index`, with zero
-    /// weights: on any input whose new entries are zero it computes exactly what it did.
-    public func insertingInputs(_ count: Int, at index: Int) -> RecurrentCellChoice {
-        switch self {
-        case .gru(var c): c.inputWeight = c.inputWeight.insertingRows(count, at: index); return .gru(c)
-        case .layerNormGRU(var c): c.inputWeight = c.inputWeight.insertingRows(count, at: index); return .layerNormGRU(c)
-        case .lstm(var c): c.inputWeight = c.inputWeight.insertingRows(count, at: index); return .lstm(c)
+    /// weights (on any input whose new entries are zero it computes exactly what it did), or
+    /// with `source`'s weights for those inputs (a cell of the same kind reading them, e.g. a
+    /// fresh one).
+    public func insertingInputs(_ count: Int, at index: Int, from source: RecurrentCellChoice? = nil) -> RecurrentCellChoice {
+        switch (self, source) {
+        case (.gru(var c), .gru(let s)?): c.inputWeight = c.inputWeight.insertingRows(count, at: index, from: s.inputWeight); return .gru(c)
+        case (.gru(var c), _): c.inputWeight = c.inputWeight.insertingRows(count, at: index); return .gru(c)
+        case (.layerNormGRU(var c), .layerNormGRU(let s)?):
+            c.inputWeight = c.inputWeight.insertingRows(count, at: index, from: s.inputWeight); return .layerNormGRU(c)
+        case (.layerNormGRU(var c), _): c.inputWeight = c.inputWeight.insertingRows(count, at: index); return .layerNormGRU(c)
+        case (.lstm(var c), .lstm(let s)?): c.inputWeight = c.inputWeight.insertingRows(count, at: index, from: s.inputWeight); return .lstm(c)
+        case (.lstm(var c), _): c.inputWeight = c.inputWeight.insertingRows(count, at: index); return .lstm(c)
         }
     }
     public func inputProjection(_ x: Tensor) -> Tensor { cell.inputProjection(x) }

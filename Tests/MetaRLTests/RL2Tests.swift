@@ -246,8 +246,9 @@ struct TargetAction: MetaEnv {
     }
 
     /// A 2-armed agent widened to 5 arms gives the same logits on its 2 arms, −20 on the
-    /// others (dormant) or the old biases' mean (live), for any input in which the new arms'
-    /// one-hot entries are zero; the value function is untouched. An agent of another hidden size is refused by name.
+    /// others (dormant), for any input in which the new arms' one-hot entries are zero; live,
+    /// the same on its 2 arms, and the fresh network's weights and the old biases' mean for the
+    /// new ones. The value function's head is untouched. An agent of another hidden size is refused by name.
     @Test func aBanditAgentWidenedToMoreArmsActsAsBefore() throws {
         var config = RL2Config()
         config.episodesPerTrial = 3
@@ -282,10 +283,20 @@ struct TargetAction: MetaEnv {
         for row in 0..<12 {
             for a in 0..<2 { #expect(abs(before[row * 2 + a] - after[row * 5 + a]) < 1e-5) }
             for a in 2..<5 { #expect(after[row * 5 + a] == -20) }
-            // Live: the old arms as before, the new ones at the old biases' mean whatever the input.
+            // Live: the old arms as before; the new ones read by the fresh network's weights.
             for a in 0..<2 { #expect(abs(before[row * 2 + a] - afterLive[row * 5 + a]) < 1e-5) }
-            for a in 2..<5 { #expect(abs(afterLive[row * 5 + a] - (oldBiases[0] + oldBiases[1]) / 2) < 1e-6) }
         }
+        let liveHead = live.model.policyHead, freshHead = large.state.model.policyHead
+        #expect(liveHead.bias.values[2...].allSatisfy { abs($0 - (oldBiases[0] + oldBiases[1]) / 2) < 1e-6 })
+        for r in 0..<liveHead.inputSize {
+            for a in 2..<5 { #expect(liveHead.weight.values[r * 5 + a] == freshHead.weight.values[r * 5 + a]) }
+        }
+        guard case .gru(let liveCell) = live.model.policyCell, case .gru(let freshCell) = large.state.model.policyCell else {
+            Issue.record("expected GRU cells"); return
+        }
+        let columns = liveCell.inputWeight.shape[1], newRows = (observation + 2)..<(observation + 5)
+        #expect(Array(liveCell.inputWeight.values[(newRows.lowerBound * columns)..<(newRows.upperBound * columns)])
+                == Array(freshCell.inputWeight.values[(newRows.lowerBound * columns)..<(newRows.upperBound * columns)]))
         #expect(warm.model.valueHead.weight.values == small.state.model.valueHead.weight.values)
         config.hiddenSize = 16
         let other = try RL2(config: config, prototype: BernoulliBandit(arms: 5), seed: 4)

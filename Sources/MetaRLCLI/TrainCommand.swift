@@ -27,8 +27,8 @@ struct Train: CatalogCommand {
         ("--out", true, "run directory to create"),
         ("--resume", true, "run directory to continue from its newest good checkpoint (with --iterations N: the new total)"),
         ("--warm-start", true, "with --out: start from the networks of this run of the same algorithm (rl2: an agent of fewer arms is widened)"),
-        ("--checkpoint-every", true, "checkpoint every N iterations"),
-        ("--keep-checkpoints", true, "checkpoints to keep"),
+        ("--checkpoint-every", true, "checkpoint every N iterations (recorded in the run: a resume goes on so unless given again)"),
+        ("--keep-checkpoints", true, "checkpoints to keep (recorded in the run, as --checkpoint-every)"),
         ("--threads", true, "threads (results do not depend on it)"),
         ("--mpi-timeout", true, "under mpirun: seconds a rank waits for the others in a collective before the job stops (default 600)"),
     ] + Catalog.pythonOptions
@@ -91,11 +91,10 @@ struct Train: CatalogCommand {
     /// creates and writes the run directory and prints.
     static func train(_ algorithm: RegisteredAlgorithm, _ parsed: CommandLineOptions, catalog: Catalog,
                       group: any ProcessGroup) throws {
-        let checkpointEvery = try parsed.integer("--checkpoint-every") ?? algorithm.checkpointEvery
-        let keep = try parsed.integer("--keep-checkpoints") ?? algorithm.keepCheckpoints
         let threads = try parsed.integer("--threads") ?? algorithm.defaultThreads
-        for (flag, value) in [("--checkpoint-every", checkpointEvery), ("--keep-checkpoints", keep), ("--threads", threads)] where value < 1 {
-            throw RunError("\(flag) \(value): must be at least 1")
+        for (flag, value) in [("--checkpoint-every", try parsed.integer("--checkpoint-every")), ("--keep-checkpoints", try parsed.integer("--keep-checkpoints")),
+                              ("--threads", threads)] {
+            if let value, value < 1 { throw RunError("\(flag) \(value): must be at least 1") }
         }
         let out = parsed.value("--out"), resume = parsed.value("--resume")
         if parsed.has("--print-config") {
@@ -115,6 +114,10 @@ struct Train: CatalogCommand {
         let start = Date()
         let leader = group.isLeader
         func trainIn(_ directory: RunDirectory, _ manifest: RunManifest) throws -> TrainingOutcome {
+            let checkpointEvery = manifest.checkpointEvery ?? algorithm.checkpointEvery, keep = manifest.keepCheckpoints ?? algorithm.keepCheckpoints
+            for (key, value) in [("checkpointEvery", checkpointEvery), ("keepCheckpoints", keep)] where value < 1 {
+                throw RunError("\(key) \(value) in the run's config: must be at least 1")
+            }
             var request = TrainingRequest(settings: manifest.settings, seed: manifest.seed, directory: directory, resume: resume != nil,
                                           checkpointEvery: checkpointEvery, keepCheckpoints: keep, threads: threads,
                                           notes: { if leader { print("note: " + $0) } }, group: group)
@@ -145,11 +148,15 @@ struct Train: CatalogCommand {
         }
         try manifest.override(env: parsed.value("--env"), arguments: parsed.values("--env-arg"), seed: seed, families: catalog.families)
         manifest.settings = try parsed.applySettings(to: manifest.settings, algorithm: algorithm)
+        manifest.checkpointEvery = try parsed.integer("--checkpoint-every") ?? manifest.checkpointEvery ?? algorithm.checkpointEvery
+        manifest.keepCheckpoints = try parsed.integer("--keep-checkpoints") ?? manifest.keepCheckpoints ?? algorithm.keepCheckpoints
         return manifest
     }
 
-    /// A run directory's manifest with `--iterations` applied (the larger of the two totals);
-    /// other settings and the task are the run's own: edit its run.json to change them.
+    /// A run directory's manifest with `--iterations` applied (the larger of the two totals)
+    /// and `--checkpoint-every` / `--keep-checkpoints` if given (otherwise the run's own, or
+    /// the defaults for a run that recorded none); other settings and the task are the run's
+    /// own: edit its run.json to change them.
     static func resumedManifest(_ algorithm: RegisteredAlgorithm, _ parsed: CommandLineOptions, directory: RunDirectory) throws -> RunManifest {
         var saved = try directory.manifest()
         guard saved.algorithm == algorithm.name else {
@@ -168,6 +175,9 @@ struct Train: CatalogCommand {
         }
         saved.settingsKey = algorithm.settingsKey
         saved.settings = settings
+        // How often it checkpoints does not change results: the flags may change it (and it is kept).
+        if let every = try parsed.integer("--checkpoint-every") { saved.checkpointEvery = every }
+        if let keep = try parsed.integer("--keep-checkpoints") { saved.keepCheckpoints = keep }
         return saved
     }
 

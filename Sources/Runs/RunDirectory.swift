@@ -21,9 +21,13 @@ public struct RunManifest: Codable, Sendable, Equatable {
     public var settingsKey: String
     /// The settings section (an object), as written.
     public var settings: JSONValue
+    /// Checkpoint every this many iterations, keeping this many (nil: the algorithm's
+    /// defaults); recorded so that a resumed run goes on checkpointing as it started.
+    public var checkpointEvery: Int?
+    public var keepCheckpoints: Int?
 
-    /// The keys every manifest has besides its settings section.
-    public static let commonKeys = ["algorithm", "env", "envArguments", "seed"]
+    /// The keys a manifest may have besides its settings section.
+    public static let commonKeys = ["algorithm", "env", "envArguments", "seed", "checkpointEvery", "keepCheckpoints"]
 
     /// A manifest for `algorithm` on `env` with `settings` (a `SettingsTable` value) under `settingsKey`.
     public init<S: Encodable>(algorithm: String, env: EnvSpec, seed: UInt64, settingsKey: String, settings: S) throws {
@@ -44,6 +48,8 @@ public struct RunManifest: Codable, Sendable, Equatable {
         env = try c.decodeIfPresent(String.self, forKey: AnyKey("env")) ?? ""
         envArguments = try c.decodeIfPresent([String: EnvArgumentValue].self, forKey: AnyKey("envArguments")) ?? [:]
         seed = try c.decodeIfPresent(UInt64.self, forKey: AnyKey("seed")) ?? 0
+        checkpointEvery = try c.decodeIfPresent(Int.self, forKey: AnyKey("checkpointEvery"))
+        keepCheckpoints = try c.decodeIfPresent(Int.self, forKey: AnyKey("keepCheckpoints"))
         let sections = c.allKeys.filter { !Self.commonKeys.contains($0.stringValue) }
         guard sections.count <= 1 else {
             throw DecodingError.dataCorrupted(.init(codingPath: [sections[1]],
@@ -59,6 +65,8 @@ public struct RunManifest: Codable, Sendable, Equatable {
         try c.encode(env, forKey: AnyKey("env"))
         try c.encode(envArguments, forKey: AnyKey("envArguments"))
         try c.encode(seed, forKey: AnyKey("seed"))
+        try c.encodeIfPresent(checkpointEvery, forKey: AnyKey("checkpointEvery"))
+        try c.encodeIfPresent(keepCheckpoints, forKey: AnyKey("keepCheckpoints"))
         if !settingsKey.isEmpty { try c.encode(settings, forKey: AnyKey(settingsKey)) }
     }
 

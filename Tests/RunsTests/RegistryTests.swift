@@ -197,3 +197,32 @@ struct CounterDefinition: AlgorithmDefinition {
         #expect(result.status != 0 && result.errors.contains("does not fit this run"), "\(result.errors)")
     }
 }
+
+@Suite struct CheckpointCadence {
+    /// `--checkpoint-every` and `--keep-checkpoints` are recorded in the run: a resume
+    /// without them goes on checkpointing as the run started, and flags given to the resume
+    /// change it from then on.
+    @Test func aResumedRunKeepsItsCheckpointCadence() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("metarl-cadence-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let run = root.appendingPathComponent("run")
+        let small = ["--episodes-per-trial", "3", "--trials-per-iteration", "8", "--minibatch-trials", "4", "--hidden", "8", "--threads", "1"]
+        var result = try runMetarlCapturing(["train", "rl2", "--env", "bandit", "--iterations", "3", "--checkpoint-every", "1",
+                                             "--keep-checkpoints", "1", "--out", run.path] + small)
+        try #require(result.status == 0, "\(result.errors)")
+        func checkpoints() throws -> [String] {
+            try FileManager.default.contentsOfDirectory(atPath: run.appendingPathComponent("checkpoints").path).filter { $0.hasSuffix(".ckpt") }.sorted()
+        }
+        #expect(try checkpoints() == ["00000003.ckpt"])
+        let manifest = try String(contentsOf: run.appendingPathComponent("run.json"), encoding: .utf8)
+        #expect(manifest.contains("\"keepCheckpoints\" : 1") && manifest.contains("\"checkpointEvery\" : 1"), "\(manifest)")
+        result = try runMetarlCapturing(["train", "rl2", "--resume", run.path, "--iterations", "5"])
+        try #require(result.status == 0, "\(result.errors)")
+        #expect(try checkpoints() == ["00000005.ckpt"])
+        result = try runMetarlCapturing(["train", "rl2", "--resume", run.path, "--iterations", "7", "--keep-checkpoints", "2"])
+        try #require(result.status == 0, "\(result.errors)")
+        #expect(try checkpoints() == ["00000006.ckpt", "00000007.ckpt"])
+        result = try runMetarlCapturing(["train", "rl2", "--resume", run.path, "--iterations", "8", "--keep-checkpoints", "0"])
+        #expect(result.status != 0 && result.errors.contains("--keep-checkpoints 0: must be at least 1"), "\(result.errors)")
+    }
+}

@@ -5,7 +5,8 @@ import TensorCore
 ///
 /// The agent's input at every step is [observation, previous action (one-hot when
 /// discrete), previous reward, done flag], where the done flag is 1 on the first step of
-/// an episode that follows another episode of the same trial. Two signals stay apart:
+/// an episode that follows another episode of the same trial, and with `trialProgress` one
+/// more entry: the fraction of the trial's episodes already done (0 in the first episode). Two signals stay apart:
 /// ``taskStarted`` (a new trial and task: reset the agent's memory) and
 /// ``episodeEnded`` (the episode ended but the task goes on: keep the memory).
 public struct TrialEnv<E: MetaEnv> {
@@ -15,6 +16,8 @@ public struct TrialEnv<E: MetaEnv> {
     public let actionSpace: Space
     /// Width of one agent input row.
     public let inputSize: Int
+    /// Whether the inputs end with the fraction of the trial's episodes done.
+    public let trialProgress: Bool
     /// [count × inputSize]: what the agent sees before its next action.
     @inlinable public var inputs: [Float] { _inputs }
     @usableFromInline var _inputs: [Float]
@@ -42,23 +45,25 @@ public struct TrialEnv<E: MetaEnv> {
     @inlinable public var count: Int { _vector.count }
 
     /// Floats per agent input: the observation, the previous action (one-hot for a discrete
-    /// space, the vector itself for a box), the reward and the episode-done flag.
-    public static func inputSize(observationSpace: Space, actionSpace: Space) -> Int {
+    /// space, the vector itself for a box), the reward and the episode-done flag, and with
+    /// `trialProgress` the fraction of the trial done.
+    public static func inputSize(observationSpace: Space, actionSpace: Space, trialProgress: Bool = false) -> Int {
         let actionWidth: Int
         switch actionSpace {
         case .discrete(let n): actionWidth = n
         case .box: actionWidth = actionSpace.flatSize
         }
-        return observationSpace.flatSize + actionWidth + 2
+        return observationSpace.flatSize + actionWidth + 2 + (trialProgress ? 1 : 0)
     }
 
     @inlinable
-    public init(_ prototype: E, count: Int, episodesPerTrial: Int, seed: UInt64, fixedTasks: [E.Task]? = nil) {
+    public init(_ prototype: E, count: Int, episodesPerTrial: Int, seed: UInt64, fixedTasks: [E.Task]? = nil, trialProgress: Bool = false) {
         precondition(episodesPerTrial >= 1, "TrialEnv: episodesPerTrial must be at least 1")
         _vector = VectorEnv(prototype, count: count, seed: seed)
         self.episodesPerTrial = episodesPerTrial
         actionSpace = prototype.actionSpace
-        inputSize = Self.inputSize(observationSpace: prototype.observationSpace, actionSpace: prototype.actionSpace)
+        self.trialProgress = trialProgress
+        inputSize = Self.inputSize(observationSpace: prototype.observationSpace, actionSpace: prototype.actionSpace, trialProgress: trialProgress)
         _inputs = [Float](repeating: 0, count: count * inputSize)
         _taskStarted = [Bool](repeating: true, count: count)
         _episodeEnded = [Bool](repeating: false, count: count)
@@ -92,7 +97,7 @@ public struct TrialEnv<E: MetaEnv> {
     mutating func writeInput(_ i: Int, action: UnsafeBufferPointer<Float>?, reward: Float, done: Bool) {
         let n = _vector.observationSize, base = i * inputSize
         for j in 0..<n { _inputs[base + j] = _vector._observations[i * n + j] }
-        let actionWidth = inputSize - n - 2
+        let actionWidth = inputSize - n - 2 - (trialProgress ? 1 : 0)
         for j in 0..<actionWidth { _inputs[base + n + j] = 0 }
         if let action {
             switch actionSpace {
@@ -102,6 +107,7 @@ public struct TrialEnv<E: MetaEnv> {
         }
         _inputs[base + n + actionWidth] = reward
         _inputs[base + n + actionWidth + 1] = done ? 1 : 0
+        if trialProgress { _inputs[base + n + actionWidth + 2] = Float(_episodeIndex[i]) / Float(episodesPerTrial) }
     }
 
     /// Steps every copy with its row of `actions` [count × action flat size].

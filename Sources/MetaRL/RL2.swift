@@ -61,6 +61,10 @@ public struct RL2Config: AlgorithmSettings {
     /// How the new actions of an agent widened by `--warm-start` from one of fewer actions
     /// (a bandit of fewer arms) begin.
     public var widenedActions: WidenedActions = .dormant
+    /// Feed the agent one more input, the fraction of the trial's episodes done: a
+    /// finite-horizon strategy depends on the pulls left, which a recurrent network
+    /// otherwise has to count (and the value function to guess) over hundreds of steps.
+    public var trialProgressInput: Bool = false
 
     /// How a widened agent's new actions begin: `dormant`, logits at −20, so the agent acts
     /// exactly as before (right when a trial cannot use more actions than the old agent had:
@@ -119,6 +123,7 @@ public struct RL2Config: AlgorithmSettings {
         SettingFlag("clip", help: "PPO clip range ε"),
         SettingFlag("standardizeAdvantages", help: "standardise advantages over each iteration's batch"),
         SettingFlag("widenedActions", help: "with --warm-start from an agent of fewer actions: dormant (new actions' logits −20, acts as before; for n ≤ k) or live (the fresh network's weights, logits at the old actions' mean bias: tried at once; for n > k)"),
+        SettingFlag("trialProgressInput", flag: "--trial-progress", help: "one more input: the fraction of the trial's episodes done (with --warm-start from an agent without it, its weights start at zero)"),
         SettingFlag("shards", help: "fixed parts of each iteration's trials, each with its own random stream (mpirun -np N needs N ≤ shards; results depend on shards, not on N)"),
     ] + TRPOSettings.flags(prefix: "trpo.")
 
@@ -357,7 +362,11 @@ public func sampleTrials<E: MetaEnv>(
     model: RecurrentActorCritic, prototype: E, trials: Int, episodesPerTrial: Int,
     chunkLength: Int = 0, seed: UInt64, greedy: Bool = false, fixedTasks: [E.Task]? = nil, threads: Int = 1
 ) throws -> TrialBatch {
-    var env = TrialEnv(prototype, count: trials, episodesPerTrial: episodesPerTrial, seed: seed, fixedTasks: fixedTasks)
+    // The model says whether it reads the trial's progress (its input is one wider).
+    let progress = model.policyCell.inputSize
+        == TrialEnv<E>.inputSize(observationSpace: prototype.observationSpace, actionSpace: prototype.actionSpace, trialProgress: true)
+    var env = TrialEnv(prototype, count: trials, episodesPerTrial: episodesPerTrial, seed: seed, fixedTasks: fixedTasks,
+                       trialProgress: progress)
     var rng = Xoshiro256(seed: seed ^ 0x9E37_79B9_7F4A_7C15)
     let steps = episodesPerTrial * prototype.maxEpisodeSteps
     let chunk = chunkLength > 0 ? Swift.min(chunkLength, steps) : steps
@@ -467,7 +476,8 @@ public struct RL2<E: MetaEnv>: IterativeAlgorithm, ProcessGroupMember {
         self.config = config
         self.prototype = prototype
         var rng = Xoshiro256(seed: seed)
-        let inputSize = TrialEnv<E>.inputSize(observationSpace: prototype.observationSpace, actionSpace: prototype.actionSpace)
+        let inputSize = TrialEnv<E>.inputSize(observationSpace: prototype.observationSpace, actionSpace: prototype.actionSpace,
+                                              trialProgress: config.trialProgressInput)
         let model = RecurrentActorCritic(inputSize: inputSize,
                                          actionSpace: prototype.actionSpace, cell: config.cell,
                                          hiddenSize: config.hiddenSize, using: &rng)
@@ -967,14 +977,20 @@ public struct RL2Algorithm: AlgorithmDefinition {
     /// −20, so the agent acts exactly as before and never picks them unless training teaches
     /// it to (with n ≤ k pulls a k-armed agent loses nothing by keeping to n arms); live, those
     /// weights are the fresh network's (so each new action reads differently) and the bias
-    /// the old actions' mean, so they are tried from the start. Everything else must have the
-    /// same sizes.
+    /// the old actions' mean, so they are tried from the start. An agent without the trial
+    /// progress input, started into a run with it (`trialProgressInput`), reads it with zero
+    /// weights. Everything else must have the same sizes.
     public func warmStarted<E: MetaEnv>(_ state: RL2State, from source: RL2State, settings: RL2Config,
                                         prototype: E) throws -> RL2State {
         var model = source.model
         let fresh = state.model
-        if model.discrete, fresh.discrete, model.policyHead.outputSize < fresh.policyHead.outputSize {
-            let added = fresh.policyHead.outputSize - model.policyHead.outputSize
+        let added = model.discrete && fresh.discrete ? Swift.max(0, fresh.policyHead.outputSize - model.policyHead.outputSize) : 0
+        if settings.trialProgressInput, fresh.policyCell.inputSize == model.policyCell.inputSize + added + 1 {
+            // An agent without the progress input (the last one): it reads it with zero weights, so it acts as before.
+            model.policyCell = model.policyCell.insertingInputs(1, at: model.policyCell.inputSize)
+            model.valueCell = model.valueCell.insertingInputs(1, at: model.valueCell.inputSize)
+        }
+        if added > 0 {
             let actionColumns = prototype.observationSpace.flatSize + model.policyHead.outputSize
             let live = settings.widenedActions == .live
             model.policyCell = model.policyCell.insertingInputs(added, at: actionColumns, from: live ? fresh.policyCell : nil)

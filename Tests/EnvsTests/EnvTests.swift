@@ -229,6 +229,26 @@ import TensorCore
         #expect(trials.task(at: 0) == .init(armProbabilities: [0, 0, 1]))
     }
 
+    /// With `trialProgress` the inputs end with the fraction of the trial's episodes done:
+    /// 0, 1/4, 2/4, 3/4, then 0 again in the next trial; the rest is as without it.
+    @Test func trialProgressIsTheFractionOfTheTrialDone() throws {
+        let bandit = BernoulliBandit(arms: 3)
+        var plain = TrialEnv(bandit, count: 2, episodesPerTrial: 4, seed: 3)
+        var timed = TrialEnv(bandit, count: 2, episodesPerTrial: 4, seed: 3, trialProgress: true)
+        #expect(timed.inputSize == plain.inputSize + 1 && timed.inputSize == TrialEnv<BernoulliBandit>.inputSize(
+            observationSpace: bandit.observationSpace, actionSpace: bandit.actionSpace, trialProgress: true))
+        for t in 0..<9 {
+            for copy in 0..<2 {
+                let row = Array(timed.inputs[(copy * 7)..<((copy + 1) * 7)])
+                #expect(Array(row.prefix(6)) == Array(plain.inputs[(copy * 6)..<((copy + 1) * 6)]))
+                #expect(row[6] == Float(t % 4) / 4)
+            }
+            let actions: [Float] = [Float(t % 3), Float((t + 1) % 3)]
+            try plain.step(actions)
+            try timed.step(actions)
+        }
+    }
+
     @Test func anEpisodeSucceedsIfAnyStepReportsSuccessAndStaysUnreportedWithoutReports() {
         func episode(_ steps: [Float]) -> Float {
             var value = Float.nan

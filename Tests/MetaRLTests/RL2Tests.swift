@@ -304,4 +304,41 @@ struct TargetAction: MetaEnv {
             try RL2Algorithm().warmStarted(other.state, from: small.state, settings: config, prototype: BernoulliBandit(arms: 5))
         }
     }
+
+    /// An agent without the trial-progress input, started into a run with it, acts exactly
+    /// as before whatever the progress reads (its weights start at zero); the run then
+    /// samples with the progress input (the sampler reads the model's width) and trains.
+    @Test func anAgentWithoutTrialProgressStartsIntoARunWithIt() throws {
+        var config = RL2Config()
+        config.episodesPerTrial = 4
+        config.hiddenSize = 8
+        config.trialsPerIteration = 10
+        config.minibatchTrials = 5
+        config.epochs = 1
+        let bandit = BernoulliBandit(arms: 3)
+        var plain = try RL2(config: config, prototype: bandit, seed: 3)
+        _ = try plain.iterate()
+        var timedConfig = config
+        timedConfig.trialProgressInput = true
+        let fresh = try RL2(config: timedConfig, prototype: bandit, seed: 4)
+        let warm = try RL2Algorithm().warmStarted(fresh.state, from: plain.state, settings: timedConfig, prototype: bandit)
+        var rng = Xoshiro256(seed: 9)
+        var narrow: [Float] = [], wide: [Float] = []
+        for _ in 0..<(4 * 3) {
+            let row: [Float] = [0] + (0..<3).map { _ in rng.uniformDouble() < 0.3 ? 1 : 0 } + [Float(rng.uniformDouble()), 0]
+            narrow += row
+            wide += row + [Float(rng.uniformDouble())]
+        }
+        let before = logits(plain.state.model, Tensor(shape: [4, 3, 6], values: narrow))
+        let after = logits(warm.model, Tensor(shape: [4, 3, 7], values: wide))
+        #expect(zip(before, after).allSatisfy { abs($0 - $1) < 1e-5 })
+        // Without the setting the wider fresh run is no fit for the narrower agent, and back.
+        #expect(throws: WarmStartError.self) { try RL2Algorithm().warmStarted(fresh.state, from: plain.state, settings: config, prototype: bandit) }
+        #expect(throws: WarmStartError.self) { try RL2Algorithm().warmStarted(plain.state, from: warm, settings: config, prototype: bandit) }
+        var continued = try RL2(config: timedConfig, prototype: bandit, state: warm)
+        let metrics = try continued.iterate()
+        #expect(metrics.contains { $0.0 == "mean_trial_return" && $0.1.isFinite })
+        let batch = try sampleTrials(model: warm.model, prototype: bandit, trials: 2, episodesPerTrial: 4, seed: 1)
+        #expect(batch.inputSize == 7 && batch.inputs[(2 * 2 * 7) + 6] == 0.5, "step 2 of trial 0 reads progress 2/4")
+    }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CKernels
 import Envs
 import Foundation
 import GymBridge
@@ -15,6 +16,8 @@ public enum MetaRLCLI {
     /// catalog plus `families` and `algorithms`, and exits: 0 on success, 2 with one
     /// `error:` line on bad input, 64 on a usage error.
     public static func main(families: [TaskFamily] = [], algorithms: [RegisteredAlgorithm] = [], arguments: [String]? = nil) -> Never {
+        // Whole lines reach a log file as they are printed, so a run stopped by a signal keeps its notes.
+        metarl_line_buffer_stdout()
         let catalog: Catalog
         do { catalog = try Catalog.metarl.adding(families: families, algorithms: algorithms) } catch {
             FileHandle.standardError.write(Data("error: \(error)\n".utf8))

@@ -57,4 +57,8 @@ int metarl_small_gemm_width(void);
 int metarl_small_gemm_f32(int width, long m, long n, long k, const float *a, long lda, const float *b, long ldb,
                           float beta, float *c, long ldc);
 
+/// Makes standard output line-buffered, so printed lines reach a file or pipe at once (a
+/// process stopped by a signal keeps what it printed).
+void metarl_line_buffer_stdout(void);
+
 #endif

@@ -253,6 +253,7 @@ struct TrainingOpener<A: AlgorithmDefinition>: MetaEnvConsumer {
         }
         var loop = TrainingLoop(directory: request.directory, iterations: settings.iterations, checkpointEvery: request.checkpointEvery,
                                 keepCheckpoints: request.keepCheckpoints, progress: request.progress, writes: request.group.isLeader)
+        loop.stopsBetweenIterations = request.group.size == 1
         try loop.run(&running)
         return TrainingOutcome(iteration: running.iteration, environmentSteps: running.environmentSteps)
     }

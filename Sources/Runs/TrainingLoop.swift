@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 import RL
 
@@ -14,6 +15,10 @@ public struct TrainingLoop {
     /// Whether this process writes metrics, events, checkpoints and progress (in an MPI job,
     /// rank 0 only; the other ranks iterate in step with it).
     public var writes: Bool
+    /// Whether a first SIGINT or SIGTERM ends the run after the iteration under way, with a
+    /// checkpoint (`TrainingStopped`), instead of at once. Off in an MPI job, whose ranks
+    /// must stop together.
+    public var stopsBetweenIterations = false
 
     public init(directory: RunDirectory, iterations: Int, checkpointEvery: Int = 10, keepCheckpoints: Int = 3,
                 progress: ProgressLine = ProgressLine(), writes: Bool = true) {
@@ -39,6 +44,8 @@ public struct TrainingLoop {
         }
         let startSteps = algorithm.environmentSteps, startIteration = algorithm.iteration
         let start = Date()
+        if stopsBetweenIterations { metarl_catch_stop_signals() }
+        defer { if stopsBetweenIterations { metarl_release_stop_signals() } }
         while algorithm.iteration < iterations {
             let iterationStart = Date()
             let metrics = try algorithm.iterate()
@@ -49,9 +56,11 @@ public struct TrainingLoop {
             let row = metrics + [("wall_seconds", Date().timeIntervalSince(iterationStart))]
             try csv?.append(iteration: algorithm.iteration, metrics: row)
             try events?.append(step: algorithm.iteration, scalars: row)
-            if algorithm.iteration % checkpointEvery == 0 || algorithm.iteration == iterations {
+            let stop = stopsBetweenIterations ? metarl_stop_signal() : 0
+            if algorithm.iteration % checkpointEvery == 0 || algorithm.iteration == iterations || stop != 0 {
                 try directory.saveCheckpoint(algorithm.state, iteration: algorithm.iteration, keep: keepCheckpoints)
             }
+            if stop != 0 { throw TrainingStopped(signal: stop, iteration: algorithm.iteration, directory: directory.url.path) }
             let elapsed = Date().timeIntervalSince(start)
             let done = algorithm.iteration - startIteration, left = iterations - algorithm.iteration
             let headline = metrics.first { $0.0 == algorithm.headlineMetric }?.1 ?? .nan
@@ -61,6 +70,19 @@ public struct TrainingLoop {
                 eta: elapsed / Double(max(done, 1)) * Double(left), headlineName: algorithm.headlineMetric, headline: headline,
                 final: left == 0)
         }
+    }
+}
+
+/// A run ended by SIGINT or SIGTERM after an iteration, its checkpoint written: what to
+/// run to go on.
+public struct TrainingStopped: Error, CustomStringConvertible {
+    public var signal: Int32
+    public var iteration: Int
+    public var directory: String
+
+    public var description: String {
+        let name = signal == SIGINT ? "SIGINT" : signal == SIGTERM ? "SIGTERM" : "signal \(signal)"
+        return "stopped by \(name) after iteration \(iteration), checkpoint written; continue with --resume \(directory)"
     }
 }
 

@@ -226,3 +226,53 @@ struct CounterDefinition: AlgorithmDefinition {
         #expect(result.status != 0 && result.errors.contains("--keep-checkpoints 0: must be at least 1"), "\(result.errors)")
     }
 }
+
+@Suite struct StopSignals {
+    /// SIGTERM during training ends the run after the iteration under way, with a checkpoint
+    /// of that iteration (none was due) that equals a straight run's to the same iteration,
+    /// a one-line message naming the signal and how to go on, and a non-zero status.
+    @Test func sigtermEndsTheRunAfterTheIterationWithACheckpoint() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("metarl-stop-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let run = root.appendingPathComponent("run"), straight = root.appendingPathComponent("straight")
+        let small = ["--env", "bandit", "--episodes-per-trial", "5", "--trials-per-iteration", "64", "--minibatch-trials", "16",
+                     "--hidden", "16", "--threads", "1", "--seed", "3", "--checkpoint-every", "100000"]
+        let process = Process()
+        process.executableURL = try metarlExecutable()
+        process.arguments = ["train", "rl2", "--iterations", "100000", "--out", run.path] + small
+        // Its stderr (progress lines, then the message) to a file: a pipe nobody reads would fill and block it.
+        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        let errorsURL = root.appendingPathComponent("stderr.txt")
+        _ = FileManager.default.createFile(atPath: errorsURL.path, contents: nil)
+        let errors = try FileHandle(forWritingTo: errorsURL)
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = errors
+        try process.run()
+        let metrics = run.appendingPathComponent("metrics.csv")
+        let deadline = Date().addingTimeInterval(120)
+        while Date() < deadline, ((try? String(contentsOf: metrics, encoding: .utf8))?.split(separator: "\n").count ?? 0) < 3 {
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        let waited = 120 - deadline.timeIntervalSinceNow
+        let rowsBefore = (try? String(contentsOf: metrics, encoding: .utf8))?.split(separator: "\n").count ?? -1
+        process.terminate()  // SIGTERM
+        let exitDeadline = Date().addingTimeInterval(120)
+        while process.isRunning, Date() < exitDeadline { Thread.sleep(forTimeInterval: 0.05) }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
+        try errors.close()
+        let message = try String(contentsOf: errorsURL, encoding: .utf8)
+        #expect(process.terminationStatus != 0)
+        #expect(message.contains("stopped by SIGTERM after iteration") && message.contains("--resume \(run.path)"),
+                "waited \(waited) s for \(rowsBefore) lines, exit after \(120 - exitDeadline.timeIntervalSinceNow) s, status \(process.terminationStatus) \(process.terminationReason == .uncaughtSignal): \(message.suffix(300))")
+        let saved = try FileManager.default.contentsOfDirectory(atPath: run.appendingPathComponent("checkpoints").path).filter { $0.hasSuffix(".ckpt") }
+        try #require(saved.count == 1, "\(saved)")
+        let iteration = Int(saved[0].dropLast(5))!
+        let rows = try String(contentsOf: metrics, encoding: .utf8).split(separator: "\n").count - 1
+        #expect(iteration >= 2 && rows == iteration)
+        let result = try runMetarlCapturing(["train", "rl2", "--iterations", "\(iteration)", "--out", straight.path] + small)
+        try #require(result.status == 0, "\(result.errors)")
+        let a = try Data(contentsOf: run.appendingPathComponent("checkpoints/\(saved[0])"))
+        let b = try Data(contentsOf: straight.appendingPathComponent("checkpoints/\(saved[0])"))
+        #expect(a == b)
+    }
+}

@@ -61,4 +61,12 @@ int metarl_small_gemm_f32(int width, long m, long n, long k, const float *a, lon
 /// process stopped by a signal keeps what it printed).
 void metarl_line_buffer_stdout(void);
 
+/// From now on the first SIGINT or SIGTERM only sets a flag (`metarl_stop_signal`) and says
+/// so on stderr; a second one stops the process the default way.
+void metarl_catch_stop_signals(void);
+/// SIGINT and SIGTERM act the default way again.
+void metarl_release_stop_signals(void);
+/// The signal caught since `metarl_catch_stop_signals`, or 0.
+int metarl_stop_signal(void);
+
 #endif

@@ -6,8 +6,8 @@ import TensorCore
 /// The agent's input at every step is [observation, previous action (one-hot when
 /// discrete), previous reward, done flag], where the done flag is 1 on the first step of
 /// an episode that follows another episode of the same trial, and with `trialProgress` one
-/// more entry: the fraction of the trial's episodes already done (0 in the first episode). Two signals stay apart:
-/// ``taskStarted`` (a new trial and task: reset the agent's memory) and
+/// more entry: the fraction of the trial's episodes already done (0 in the first episode).
+/// Two signals stay apart: ``taskStarted`` (a new trial and task: reset the agent's memory) and
 /// ``episodeEnded`` (the episode ended but the task goes on: keep the memory).
 public struct TrialEnv<E: MetaEnv> {
     @inlinable public var vector: VectorEnv<E> { _vector }

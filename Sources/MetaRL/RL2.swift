@@ -984,6 +984,11 @@ public struct RL2Algorithm: AlgorithmDefinition {
                                         prototype: E) throws -> RL2State {
         var model = source.model
         let fresh = state.model
+        let misfit = "the agent to start from does not fit this run (same cell and hidden size, and at most as many actions, are needed)"
+        guard model.policyCell.kind == fresh.policyCell.kind, model.policyCell.outputSize == fresh.policyCell.outputSize else {
+            throw WarmStartError("\(misfit): it has a \(model.policyCell.kind.rawValue) cell of \(model.policyCell.outputSize) units, "
+                                 + "this run a \(fresh.policyCell.kind.rawValue) cell of \(fresh.policyCell.outputSize)")
+        }
         let added = model.discrete && fresh.discrete ? Swift.max(0, fresh.policyHead.outputSize - model.policyHead.outputSize) : 0
         if settings.trialProgressInput, fresh.policyCell.inputSize == model.policyCell.inputSize + added + 1 {
             // An agent without the progress input (the last one): it reads it with zero weights, so it acts as before.
@@ -1002,7 +1007,7 @@ public struct RL2Algorithm: AlgorithmDefinition {
         var warm = state
         warm.model = model
         do { try warm.checkCompatible(with: state) } catch {
-            throw WarmStartError("the agent to start from does not fit this run (same cell and hidden size, and at most as many actions, are needed): \(error)")
+            throw WarmStartError("\(misfit): \(error)")
         }
         return warm
     }

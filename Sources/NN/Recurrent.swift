@@ -294,20 +294,41 @@ public enum RecurrentCellChoice: RecurrentCell, Codable, Sendable {
     public var outputSize: Int { cell.outputSize }
     public var stateSize: Int { cell.stateSize }
 
+    /// The kind of the chosen cell.
+    public var kind: Kind {
+        switch self {
+        case .gru: .gru
+        case .layerNormGRU: .layerNormGRU
+        case .lstm: .lstm
+        }
+    }
+
+    /// The chosen cell's input-side weights, [inputs × gate units].
+    public var inputWeight: Tensor {
+        get {
+            switch self {
+            case .gru(let c): c.inputWeight
+            case .layerNormGRU(let c): c.inputWeight
+            case .lstm(let c): c.inputWeight
+            }
+        }
+        set {
+            switch self {
+            case .gru(var c): c.inputWeight = newValue; self = .gru(c)
+            case .layerNormGRU(var c): c.inputWeight = newValue; self = .layerNormGRU(c)
+            case .lstm(var c): c.inputWeight = newValue; self = .lstm(c)
+            }
+        }
+    }
+
     /// This cell reading `count` more inputs, inserted before input `index`, with zero
     /// weights (on any input whose new entries are zero it computes exactly what it did), or
-    /// with `source`'s weights for those inputs (a cell of the same kind reading them, e.g. a
-    /// fresh one).
+    /// with `source`'s weights for those inputs (a cell of the same kind and size reading
+    /// them, e.g. a fresh one).
     public func insertingInputs(_ count: Int, at index: Int, from source: RecurrentCellChoice? = nil) -> RecurrentCellChoice {
-        switch (self, source) {
-        case (.gru(var c), .gru(let s)?): c.inputWeight = c.inputWeight.insertingRows(count, at: index, from: s.inputWeight); return .gru(c)
-        case (.gru(var c), _): c.inputWeight = c.inputWeight.insertingRows(count, at: index); return .gru(c)
-        case (.layerNormGRU(var c), .layerNormGRU(let s)?):
-            c.inputWeight = c.inputWeight.insertingRows(count, at: index, from: s.inputWeight); return .layerNormGRU(c)
-        case (.layerNormGRU(var c), _): c.inputWeight = c.inputWeight.insertingRows(count, at: index); return .layerNormGRU(c)
-        case (.lstm(var c), .lstm(let s)?): c.inputWeight = c.inputWeight.insertingRows(count, at: index, from: s.inputWeight); return .lstm(c)
-        case (.lstm(var c), _): c.inputWeight = c.inputWeight.insertingRows(count, at: index); return .lstm(c)
-        }
+        var widened = self
+        widened.inputWeight = inputWeight.insertingRows(count, at: index, from: source?.inputWeight)
+        return widened
     }
     public func inputProjection(_ x: Tensor) -> Tensor { cell.inputProjection(x) }
     public func step(projected: Tensor, state: Tensor) -> (output: Tensor, state: Tensor) { cell.step(projected: projected, state: state) }

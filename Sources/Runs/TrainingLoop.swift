@@ -60,7 +60,7 @@ public struct TrainingLoop {
             if algorithm.iteration % checkpointEvery == 0 || algorithm.iteration == iterations || stop != 0 {
                 try directory.saveCheckpoint(algorithm.state, iteration: algorithm.iteration, keep: keepCheckpoints)
             }
-            if stop != 0 { throw TrainingStopped(signal: stop, iteration: algorithm.iteration, directory: directory.url.path) }
+            if stop != 0, algorithm.iteration < iterations { throw TrainingStopped(signal: stop, iteration: algorithm.iteration, directory: directory.url.path) }
             let elapsed = Date().timeIntervalSince(start)
             let done = algorithm.iteration - startIteration, left = iterations - algorithm.iteration
             let headline = metrics.first { $0.0 == algorithm.headlineMetric }?.1 ?? .nan

@@ -239,6 +239,17 @@ struct TargetAction: MetaEnv {
 }
 
 @Suite struct RL2WarmStart {
+    /// A GRU-8 agent trained on 10 trials an iteration, one epoch: small enough for many runs.
+    func tinyConfig(episodesPerTrial: Int) -> RL2Config {
+        var config = RL2Config()
+        config.episodesPerTrial = episodesPerTrial
+        config.hiddenSize = 8
+        config.trialsPerIteration = 10
+        config.minibatchTrials = 5
+        config.epochs = 1
+        return config
+    }
+
     /// Logits [T·B, K] of `model`'s policy over `inputs` [T, B, input] from a zero state.
     func logits(_ model: RecurrentActorCritic, _ inputs: Tensor) -> [Float] {
         let h = model.policyCell.unroll(inputs, initialState: Tensor.zeros([inputs.shape[1], model.stateSize]), resetMask: nil).outputs
@@ -250,12 +261,7 @@ struct TargetAction: MetaEnv {
     /// the same on its 2 arms, and the fresh network's weights and the old biases' mean for the
     /// new ones. The value function's head is untouched. An agent of another hidden size is refused by name.
     @Test func aBanditAgentWidenedToMoreArmsActsAsBefore() throws {
-        var config = RL2Config()
-        config.episodesPerTrial = 3
-        config.hiddenSize = 8
-        config.trialsPerIteration = 10
-        config.minibatchTrials = 5
-        config.epochs = 1
+        var config = tinyConfig(episodesPerTrial: 3)
         var small = try RL2(config: config, prototype: BernoulliBandit(arms: 2), seed: 3)
         _ = try small.iterate()
         let large = try RL2(config: config, prototype: BernoulliBandit(arms: 5), seed: 4)
@@ -291,30 +297,30 @@ struct TargetAction: MetaEnv {
         for r in 0..<liveHead.inputSize {
             for a in 2..<5 { #expect(liveHead.weight.values[r * 5 + a] == freshHead.weight.values[r * 5 + a]) }
         }
-        guard case .gru(let liveCell) = live.model.policyCell, case .gru(let freshCell) = large.state.model.policyCell else {
-            Issue.record("expected GRU cells"); return
-        }
-        let columns = liveCell.inputWeight.shape[1], newRows = (observation + 2)..<(observation + 5)
-        #expect(Array(liveCell.inputWeight.values[(newRows.lowerBound * columns)..<(newRows.upperBound * columns)])
-                == Array(freshCell.inputWeight.values[(newRows.lowerBound * columns)..<(newRows.upperBound * columns)]))
+        let liveInputs = live.model.policyCell.inputWeight, freshInputs = large.state.model.policyCell.inputWeight
+        let columns = liveInputs.shape[1], newRows = ((observation + 2) * columns)..<((observation + 5) * columns)
+        #expect(Array(liveInputs.values[newRows]) == Array(freshInputs.values[newRows]))
         #expect(warm.model.valueHead.weight.values == small.state.model.valueHead.weight.values)
         config.hiddenSize = 16
         let other = try RL2(config: config, prototype: BernoulliBandit(arms: 5), seed: 4)
-        #expect(throws: WarmStartError.self) {
-            try RL2Algorithm().warmStarted(other.state, from: small.state, settings: config, prototype: BernoulliBandit(arms: 5))
+        for mode in RL2Config.WidenedActions.allCases {  // refused by name, not a trap, whichever way the arms start
+            var otherConfig = config
+            otherConfig.widenedActions = mode
+            #expect(throws: WarmStartError.self) {
+                try RL2Algorithm().warmStarted(other.state, from: small.state, settings: otherConfig, prototype: BernoulliBandit(arms: 5))
+            }
         }
+        config.hiddenSize = 8
+        config.cell = .lstm
+        let lstm = try RL2(config: config, prototype: BernoulliBandit(arms: 5), seed: 4)
+        #expect(throws: WarmStartError.self) { try RL2Algorithm().warmStarted(lstm.state, from: small.state, settings: liveConfig, prototype: BernoulliBandit(arms: 5)) }
     }
 
     /// An agent without the trial-progress input, started into a run with it, acts exactly
     /// as before whatever the progress reads (its weights start at zero); the run then
     /// samples with the progress input (the sampler reads the model's width) and trains.
     @Test func anAgentWithoutTrialProgressStartsIntoARunWithIt() throws {
-        var config = RL2Config()
-        config.episodesPerTrial = 4
-        config.hiddenSize = 8
-        config.trialsPerIteration = 10
-        config.minibatchTrials = 5
-        config.epochs = 1
+        let config = tinyConfig(episodesPerTrial: 4)
         let bandit = BernoulliBandit(arms: 3)
         var plain = try RL2(config: config, prototype: bandit, seed: 3)
         _ = try plain.iterate()

@@ -369,7 +369,7 @@ public func sampleTrials<E: MetaEnv>(
                        trialProgress: progress)
     var rng = Xoshiro256(seed: seed ^ 0x9E37_79B9_7F4A_7C15)
     let steps = episodesPerTrial * prototype.maxEpisodeSteps
-    let chunk = chunkLength > 0 ? Swift.min(chunkLength, steps) : steps
+    let chunk = TrialBatch.chunkLength(steps: steps, maxSeqLen: chunkLength)
     let width = env.inputSize, b = trials, actionWidth = model.actionWidth
     var batch = TrialBatch(
         steps: steps, trials: b, inputSize: width,
@@ -413,8 +413,34 @@ public func sampleTrials<E: MetaEnv>(
             EpisodeSuccess.accumulate(&batch.episodeSuccesses[i][episodeIndex[i]], step: successes[i])
             if env.trialEnded[i] { running[i] = false }
         }
+        // Every trial has ended (episodes that terminate early): the rest would be padding.
+        if !running.contains(true) {
+            batch.trimmed(toSteps: t + 1)
+            break
+        }
     }
     return batch
+}
+
+extension TrialBatch {
+    /// The length of the chunks a trial of `steps` steps is cut into for truncated
+    /// backpropagation through time: `maxSeqLen`, or the whole trial when it is 0.
+    public static func chunkLength(steps: Int, maxSeqLen: Int) -> Int {
+        maxSeqLen > 0 ? Swift.min(maxSeqLen, steps) : steps
+    }
+
+    /// Drops the steps from `used` on (padding once every trial has ended); the chunks
+    /// keep their length unless the whole batch is now shorter than one.
+    mutating func trimmed(toSteps used: Int) {
+        guard used < steps else { return }
+        let b = trials
+        inputs.removeSubrange((used * b * inputSize)...)
+        actions.removeSubrange((used * b * actionWidth)...)
+        for keyPath in [\TrialBatch.logProbs, \.values, \.rewards, \.valid] { self[keyPath: keyPath].removeSubrange((used * b)...) }
+        ends.removeSubrange((used * b)...)
+        steps = used
+        chunkLength = Swift.min(chunkLength, used)
+    }
 }
 
 /// Everything an RL² run needs to continue exactly: the networks, the optimiser, the
@@ -655,6 +681,15 @@ public struct RL2<E: MetaEnv>: IterativeAlgorithm, ProcessGroupMember {
     /// A minibatch unit: one chunk (of `chunkLength` steps) of one trial of one part.
     struct Unit { var part: Int; var chunk: Int; var trial: Int }
 
+    /// The chunks of a full-length trial: every part lists this many units per trial, so the
+    /// minibatches do not depend on where a part's trials ended (a part whose trials all
+    /// ended early has fewer chunks sampled; its later units are empty).
+    var chunksPerTrial: Int {
+        let steps = config.episodesPerTrial * prototype.maxEpisodeSteps
+        let chunk = TrialBatch.chunkLength(steps: steps, maxSeqLen: config.maxSeqLen)
+        return (steps + chunk - 1) / chunk
+    }
+
     /// A minibatch: every part's share of it, in part order (a part's share may be empty).
     typealias UnitMinibatch = [ArraySlice<Unit>]
 
@@ -688,7 +723,7 @@ public struct RL2<E: MetaEnv>: IterativeAlgorithm, ProcessGroupMember {
         var actions = [Float](repeating: 0, count: length * m * actionWidth)
         var oldLogProb = [Float](repeating: 0, count: length * m), adv = oldLogProb, ret = oldLogProb, mask = oldLogProb
         var ps = [Float](repeating: 0, count: m * stateSize), vs = ps
-        for (j, unit) in units.enumerated() {
+        for (j, unit) in units.enumerated() where unit.chunk < batch.policyStates.count {
             for s in 0..<stateSize {
                 ps[j * stateSize + s] = batch.policyStates[unit.chunk][unit.trial * stateSize + s]
                 vs[j * stateSize + s] = batch.valueStates[unit.chunk][unit.trial * stateSize + s]
@@ -717,8 +752,7 @@ public struct RL2<E: MetaEnv>: IterativeAlgorithm, ProcessGroupMember {
     mutating func updateWithPPO(_ parts: [Part]) throws -> [(String, Double)] {
         let objective = PPOObjective(clip: config.clip, valueCoefficient: config.valueCoefficient,
                                      entropyCoefficient: config.entropyCoefficient)
-        let first = parts[0].batch
-        let chunks = (first.steps + first.chunkLength - 1) / first.chunkLength
+        let chunks = chunksPerTrial
         let trials = config.resolvedTrials(maxEpisodeSteps: prototype.maxEpisodeSteps)
         var units = units(trials: trials, chunks: chunks)
         var sums = (policy: 0.0, value: 0.0, entropy: 0.0, kl: 0.0, clipped: 0.0, count: 0.0)
@@ -831,14 +865,17 @@ public struct RL2<E: MetaEnv>: IterativeAlgorithm, ProcessGroupMember {
     /// Adam epochs on the value function alone. Every sum over the batch is taken part by
     /// part (over its share of each minibatch) and the parts' sums added in part order.
     mutating func updateWithTRPO(_ parts: [Part], validSteps: Int) throws -> [(String, Double)] {
-        let first = parts[0].batch
-        let chunks = (first.steps + first.chunkLength - 1) / first.chunkLength
+        let chunks = chunksPerTrial
         let trials = config.resolvedTrials(maxEpisodeSteps: prototype.maxEpisodeSteps)
         var units = units(trials: trials, chunks: chunks)
         let unitMinibatches = minibatches(&units, chunks: chunks, using: &state.rng)
         // This rank's parts' shares of every minibatch (nil where a share is empty).
         let shares: [[Minibatch?]] = parts.map { part in
-            unitMinibatches.map { $0[part.index].isEmpty ? nil : gather(part, $0[part.index]) }
+            unitMinibatches.map { units -> Minibatch? in
+                guard !units[part.index].isEmpty else { return nil }
+                let mb = gather(part, units[part.index])
+                return mb.validSteps > 0 ? mb : nil
+            }
         }
         let validSteps = Swift.max(Double(validSteps), 1)
         let oldPolicy = state.model.policy

@@ -120,7 +120,8 @@ public struct MLPPolicy: ParameterCollection, Codable, Sendable {
 /// family reports it, the success: `EpisodeSuccess`) of each episode.
 public struct EpisodeBatch: Sendable {
     public let episodes: Int
-    public let steps: Int
+    /// Rows per episode: the longest episode's steps (the horizon, or fewer when every episode ended early).
+    public internal(set) var steps: Int
     public let observationSize: Int
     public let actionWidth: Int
     public var observations: [Float]
@@ -144,6 +145,16 @@ public struct EpisodeBatch: Sendable {
         self.mask = mask
         self.episodeReturns = episodeReturns
         self.episodeSuccesses = episodeSuccesses ?? [Float](repeating: .nan, count: episodes)
+    }
+
+    /// Drops the rows from step `used` on (padding once every episode has ended).
+    mutating func trim(toSteps used: Int) {
+        guard used < steps else { return }
+        observations.removeSubrange((used * episodes * observationSize)...)
+        actions.removeSubrange((used * episodes * actionWidth)...)
+        rewards.removeSubrange((used * episodes)...)
+        mask.removeSubrange((used * episodes)...)
+        steps = used
     }
 
     /// The mean episode return.
@@ -242,7 +253,10 @@ public func sampleEpisodes<E: MetaEnv>(policy: MLPPolicy, prototype: E, tasks: [
             }
             if t + 1 < steps, alive[half].contains(true) { try act(h) } else { acted[h] = ([], []) }
         }
-        if !alive.contains(true) { break }
+        if !alive.contains(true) {
+            batch.trim(toSteps: t + 1)  // every episode ended: the rest would be padding
+            break
+        }
     }
     return batch
 }

@@ -66,6 +66,48 @@ import TensorCore
         #expect(try train(threads: 1) == train(threads: 2))
     }
 
+    /// Trials whose episodes all end early (a cart-pole a random policy drops within tens of
+    /// steps, horizon 400) are cut after the last step any of them took, not padded to
+    /// episodes × horizon: the batch holds exactly the steps taken, and its PPO gradient equals
+    /// that of the same batch padded to full length (padding carries no weight).
+    @Test func trialsThatEndEarlyAreNotPadded() throws {
+        let prototype = CartPolePhysics(horizon: 400)
+        var config = RL2Config()
+        config.episodesPerTrial = 2
+        config.hiddenSize = 8
+        config.trialsPerIteration = 6
+        let rl2 = try RL2(config: config, prototype: prototype, seed: 3)
+        let batch = try sampleTrials(model: rl2.state.model, prototype: prototype, trials: 6, episodesPerTrial: 2, seed: 11)
+        let full = 2 * 400
+        #expect(batch.steps < full / 4, "\(batch.steps) steps")
+        #expect(batch.policyStates.count == 1 && batch.chunkLength == batch.steps)
+        // Reward 1 per step: the returns count the steps taken, and some trial ends on the last row.
+        #expect(batch.environmentSteps == Int(batch.trialReturns.reduce(0, +)))
+        let last = (batch.steps - 1) * batch.trials
+        #expect((0..<batch.trials).contains { batch.valid[last + $0] == 1 && batch.ends[last + $0] })
+
+        var padded = batch
+        let extra = (full - batch.steps) * batch.trials
+        padded.inputs += [Float](repeating: 0, count: extra * batch.inputSize)
+        padded.actions += [Float](repeating: 0, count: extra * batch.actionWidth)
+        for keyPath in [\TrialBatch.logProbs, \.values, \.rewards, \.valid] { padded[keyPath: keyPath] += [Float](repeating: 0, count: extra) }
+        padded.ends += [Bool](repeating: true, count: extra)
+        padded.steps = full
+        padded.chunkLength = full
+        func gradient(_ b: TrialBatch) throws -> [Float] {
+            let (advantages, returns) = GAE.compute(rewards: b.rewards, values: b.values, ends: b.ends,
+                                                    bootstrap: [Float](repeating: 0, count: b.trials),
+                                                    steps: b.steps, batch: b.trials, gamma: 0.99, lambda: 0.3)
+            let part = RL2<CartPolePhysics>.Part(index: 0, batch: b, advantages: advantages, returns: returns)
+            let units = (0..<b.trials).map { RL2<CartPolePhysics>.Unit(part: 0, chunk: 0, trial: $0) }
+            return try rl2.minibatchGradient(rl2.gather(part, units[...]), model: rl2.state.model,
+                                             objective: PPOObjective()).gradient.flatParameters.values
+        }
+        let trimmed = try gradient(batch), reference = try gradient(padded)
+        let scale = reference.map(abs).max() ?? 1
+        #expect(zip(trimmed, reference).allSatisfy { abs($0 - $1) <= 1e-5 * scale })
+    }
+
     /// A run cannot have more fixed parts of its trials than trials.
     @Test func moreShardsThanTrialsIsRefused() throws {
         var config = RL2Config()

@@ -98,3 +98,22 @@ import TensorCore
         #expect(evaluation.returnsByTrajectory.allSatisfy { $0 > returns[0] / 2 }, "\(evaluation.returnsByTrajectory)")
     }
 }
+
+@Suite struct EpisodeSamplingTests {
+    /// Episodes that all end early (a cart-pole a random policy drops within tens of steps,
+    /// horizon 400) are cut after the last step any of them took: the rows hold exactly the
+    /// steps taken (reward 1 per step), and the last row is some episode's last step.
+    @Test func episodesThatEndEarlyAreNotPadded() throws {
+        let prototype = CartPolePhysics(horizon: 400)
+        var rng = Xoshiro256(seed: 2)
+        let policy = MLPPolicy(observationSize: prototype.observationSpace.flatSize, actionSpace: prototype.actionSpace,
+                               hiddenSizes: [8], using: &rng)
+        let tasks = prototype.sampleTasks(6, using: &rng)
+        let batch = try sampleEpisodes(policy: policy, prototype: prototype, tasks: tasks, seed: 5)
+        #expect(batch.steps < 100, "\(batch.steps) steps")
+        #expect(batch.observations.count == batch.steps * 6 * batch.observationSize && batch.mask.count == batch.steps * 6)
+        #expect(batch.validSteps == batch.episodeReturns.reduce(0, +))
+        let last = (batch.steps - 1) * 6
+        #expect((0..<6).contains { batch.mask[last + $0] == 1 })
+    }
+}

@@ -68,12 +68,14 @@ enum Fixtures {
 
 
     class Corridor(gym.Env):
-        """Discrete observations and actions: walk left/right along 5 cells to the goal cell (the task)."""
+        """Discrete observations and actions: walk left/right along 5 cells to the goal cell (the
+        task). With `offset`, both spaces start there (Discrete(n, start=offset)): cells and actions
+        are numbered from it, and the walk is the same."""
 
-        def __init__(self):
-            self.observation_space = spaces.Discrete(5)
-            self.action_space = spaces.Discrete(2)
-            self.goal, self.cell = 4, 0
+        def __init__(self, offset=0):
+            self.observation_space = spaces.Discrete(5, start=offset)
+            self.action_space = spaces.Discrete(2, start=offset)
+            self.goal, self.cell, self.offset = 4, 0, offset
 
         def sample_tasks(self, n):
             return [int(np.random.randint(5)) for _ in range(n)]
@@ -87,12 +89,13 @@ enum Fixtures {
         def reset(self, seed=None, options=None):
             super().reset(seed=seed)
             self.cell = int(self.np_random.integers(5))
-            return self.cell, {}
+            return self.cell + self.offset, {}
 
         def step(self, action):
-            self.cell = min(4, max(0, self.cell + (1 if action == 1 else -1)))
+            assert self.action_space.contains(action), "action %r outside %s" % (action, self.action_space)
+            self.cell = min(4, max(0, self.cell + (1 if action == self.offset + 1 else -1)))
             done = self.cell == self.goal
-            return self.cell, float(done), done, False, {}
+            return self.cell + self.offset, float(done), done, False, {}
 
 
     class NoTasks(gym.Env):
@@ -167,6 +170,24 @@ func run(_ vector: inout VectorEnv<GymEnv>, steps: Int, action: Float = 0.3) thr
         var again = Xoshiro256(seed: 4)
         #expect(corridor.sampleTasks(6, using: &again) == tasks, "sample_tasks is seeded by the generator")
         #expect(Set(tasks).count > 1)
+    }
+
+    /// Gymnasium's `Discrete(n, start=s)` spaces: metarl's indices 0..<n are the values s..<s+n, so
+    /// a corridor numbered from −3 steps exactly as one numbered from 0.
+    @Test func discreteSpacesThatStartElsewhereActAsFromZero() throws {
+        func rollout(_ arguments: [String]) throws -> [Float] {
+            var corridor = VectorEnv(try Fixtures.env("Corridor", arguments, options: Fixtures.options(workers: 1)), count: 3, seed: 8)
+            corridor.resetAll()
+            var seen = corridor.observations
+            for t in 0..<12 {
+                try corridor.step((0..<3).map { Float(($0 + t) % 2) })
+                seen += corridor.rewards + corridor.observations + corridor.terminated.map { $0 ? 1 : 0 }
+            }
+            return seen
+        }
+        let shifted = try rollout(["offset=-3"])
+        #expect(shifted == (try rollout([])))
+        #expect(shifted.contains(1), "the goal is reached on some step")
     }
 
     @Test func aSeedReproducesTheStepsWhateverTheWorkerCount() throws {

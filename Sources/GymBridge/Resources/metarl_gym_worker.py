@@ -189,6 +189,9 @@ class Worker:
         self.horizon = horizon_of(self.task_env, given_horizon)
         self.n = self.observation["discrete"] if "discrete" in self.observation else int(np.prod(self.observation["shape"]))
         self.m = 1 if "discrete" in self.action else int(np.prod(self.action["shape"]))
+        # Discrete(n, start=s): metarl's indices 0..n-1 are the values s..s+n-1.
+        self.action_start = int(getattr(self.task_env.action_space, "start", 0)) if "discrete" in self.action else 0
+        self.observation_start = int(getattr(self.task_env.observation_space, "start", 0)) if "discrete" in self.observation else 0
         dtype = getattr(self.task_env.action_space, "dtype", np.float32)
         self.action_dtype = np.dtype(dtype) if dtype is not None else np.dtype(np.float32)
         task = self.call(self.task_env, "get_task")
@@ -234,9 +237,9 @@ class Worker:
     def write_observation(self, slot, observation):
         row = self.layout.observations[slot]
         if "discrete" in self.observation:
-            index = int(observation)
+            index = int(observation) - self.observation_start
             if not 0 <= index < self.n:
-                raise BridgeError("observation %r is outside Discrete(%d)" % (observation, self.n))
+                raise BridgeError("observation %r is outside Discrete(%d, start=%d)" % (observation, self.n, self.observation_start))
             row[:] = 0
             row[index] = 1
             return
@@ -270,7 +273,7 @@ class Worker:
         layout = self.layout
         # One copy of the batch's actions (the env may keep the array it is given).
         if "discrete" in self.action:
-            actions = layout.actions[rows, 0].astype(np.int64).tolist()
+            actions = (layout.actions[rows, 0].astype(np.int64) + self.action_start).tolist()
         else:
             actions = layout.actions[rows].astype(self.action_dtype, copy=True)
         results = [env.step(action) for env, action in zip(envs, actions)]
@@ -305,14 +308,15 @@ class Worker:
         table = self.layout.observations
         try:
             if "discrete" in self.observation:
-                indices = np.asarray(observations, dtype=np.int64)
+                indices = np.asarray(observations, dtype=np.int64) - self.observation_start
                 if indices.shape == (len(slots),) and (indices >= 0).all() and (indices < self.n).all():
                     table[rows] = 0
                     table[slots, indices] = 1
                     return
             else:
                 stacked = np.asarray(observations, dtype=np.float32)
-                if stacked.shape == (len(slots), self.n):
+                if stacked.size == len(slots) * self.n and stacked.shape[:1] == (len(slots),):
+                    stacked = stacked.reshape(len(slots), self.n)
                     table[rows] = stacked
                     return
         except (TypeError, ValueError):

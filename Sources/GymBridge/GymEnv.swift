@@ -291,9 +291,15 @@ public enum GymFamilies {
         }
     }
 
-    /// `gym:MODULE:ATTR` split, a `.py` module made absolute (so a run resumes from any directory).
+    /// `gym:MODULE:ATTR` split, a `.py` module made absolute (so a run resumes from any directory);
+    /// `gym:id:NAME` keeps all of NAME, which may itself be Gymnasium's `module:Env-v0` form.
     static func parse(_ name: String) throws(EnvSpecError) -> (module: String, attribute: String) {
         let rest = name.dropFirst("gym:".count)
+        if rest.hasPrefix("id:") {
+            let id = String(rest.dropFirst("id:".count))
+            guard !id.isEmpty else { throw .badFamilyName(name, reason: "expected gym:id:NAME with a registered Gymnasium id (or module:NAME)") }
+            return ("id", id)
+        }
         guard let colon = rest.lastIndex(of: ":") else {
             throw .badFamilyName(name, reason: "expected gym:MODULE:ATTR (a .py file or an importable module, then a class or factory) or gym:id:NAME")
         }

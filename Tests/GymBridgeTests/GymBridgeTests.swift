@@ -23,7 +23,8 @@ enum Fixtures {
     class Walk(gym.Env):
         """Observation (position, goal); reward -|position - goal|; the task is the goal."""
 
-        def __init__(self, fault="", fault_after=3, slow=0.0):
+        def __init__(self, fault="", fault_after=3, slow=0.0, arrays=False):
+            self.arrays = arrays  # reward and flags as one-element arrays, the observation a list
             self.observation_space = spaces.Box(-50.0, 50.0, (2,), np.float32)
             self.action_space = spaces.Box(-1.0, 1.0, (1,), np.float32)
             self.goal, self.fault, self.fault_after, self.slow = 0.0, fault, int(fault_after), float(slow)
@@ -64,7 +65,10 @@ enum Fixtures {
                 if self.fault == "print":
                     print("a chatty env prints on every step")
             self.position += float(action[0]) + 0.1 * float(self.np_random.normal())
-            return self.observe(), -abs(self.position - self.goal), False, False, {"success": float(abs(self.position - self.goal) < 0.5)}
+            reward, info = -abs(self.position - self.goal), {"success": float(abs(self.position - self.goal) < 0.5)}
+            if self.arrays:
+                return self.observe().tolist(), np.array([reward]), np.array([False]), np.array([False]), info
+            return self.observe(), reward, False, False, info
 
 
     class Corridor(gym.Env):
@@ -111,6 +115,9 @@ enum Fixtures {
 
     def not_an_env():
         return 42
+
+
+    gym.register(id="FixtureWalk-v0", entry_point=Walk, max_episode_steps=25)
     """#
 
     /// The fixture file's path (written once per test process).
@@ -188,6 +195,31 @@ func run(_ vector: inout VectorEnv<GymEnv>, steps: Int, action: Float = 0.3) thr
         let shifted = try rollout(["offset=-3"])
         #expect(shifted == (try rollout([])))
         #expect(shifted.contains(1), "the goal is reached on some step")
+    }
+
+    /// Rewards and flags that come as one-element arrays (and observations as lists), as some
+    /// envs return them, read as the plain numbers would.
+    @Test func oneElementArraysReadAsNumbers() throws {
+        func rollout(_ arguments: [String]) throws -> [Float] {
+            var vector = VectorEnv(try Fixtures.env("Walk", arguments, options: Fixtures.options(workers: 1)), count: 3, seed: 4)
+            vector.resetAll()
+            return try run(&vector, steps: 5)
+        }
+        #expect(try rollout(["arrays=True"]) == rollout([]))
+    }
+
+    /// `gym:id:MODULE:NAME`, Gymnasium's own form, imports MODULE (which registers NAME) and
+    /// makes the env with its registered time limit.
+    @Test func aRegisteredIdWithItsModuleIsMade() throws {
+        let directory = URL(fileURLWithPath: Fixtures.path).deletingLastPathComponent().path
+        setenv("PYTHONPATH", directory, 1)
+        let family = try GymFamilies.provider(Fixtures.options(workers: 1)).family(named: "gym:id:bridge_fixtures:FixtureWalk-v0")
+        let env = try #require(try family.makeEnvironment(try family.resolve([])) as? GymEnv)
+        #expect(env.maxEpisodeSteps == 25)
+        #expect(env.observationSpace.flatSize == 2)
+        var vector = VectorEnv(env, count: 2, seed: 1)
+        vector.resetAll()
+        #expect(try run(&vector, steps: 3).allSatisfy(\.isFinite))
     }
 
     @Test func aSeedReproducesTheStepsWhateverTheWorkerCount() throws {

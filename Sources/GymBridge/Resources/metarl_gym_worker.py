@@ -102,6 +102,14 @@ def space_of(space, role):
     raise BridgeError("%s space %s is neither Discrete nor Box" % (role, space))
 
 
+def scalar(value, role):
+    """A number, also from a one-element array (`np.array([r])`, as some envs return rewards)."""
+    array = np.asarray(value, dtype=np.float64)
+    if array.size != 1:
+        raise BridgeError("%s has shape %s; expected a number" % (role, array.shape))
+    return float(array.reshape(-1)[0])
+
+
 def horizon_of(env, given):
     """The episode's time limit: the max_episode_steps argument, else the env's spec, else 200."""
     if given:
@@ -293,9 +301,16 @@ class Worker:
         try:
             layout.rewards[rows] = np.fromiter(rewards, dtype=np.float64, count=len(rewards))
         except (TypeError, ValueError):
-            layout.rewards[rows] = rewards
+            layout.rewards[rows] = [scalar(r, "reward") for r in rewards]
+        try:
+            terminated, truncated = np.array(terminated, dtype=bool), np.array(truncated, dtype=bool)
+            if terminated.shape != (len(slots),) or truncated.shape != (len(slots),):
+                raise ValueError("not one flag per copy")
+        except (TypeError, ValueError):  # one-element arrays, as some envs return
+            terminated = np.array([scalar(x, "terminated") != 0 for x in terminated], dtype=bool)
+            truncated = np.array([scalar(x, "truncated") != 0 for x in truncated], dtype=bool)
         layout.flags[rows, 0] = terminated
-        layout.flags[rows, 1] = np.logical_or(np.array(truncated, dtype=bool), counts[indices] >= self.horizon)
+        layout.flags[rows, 1] = np.logical_or(truncated, counts[indices] >= self.horizon)
         if any(infos):
             nan = math.nan
             layout.success[rows] = [info.get("success", nan) if info else nan for info in infos]

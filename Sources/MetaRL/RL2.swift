@@ -1057,11 +1057,12 @@ public struct RL2Algorithm: AlgorithmDefinition {
         var returns: [Double] = [], perEpisode: [[Double]] = [], successes: [[Double]] = []
         var rng = Xoshiro256(seed: seed)
         let tasks = options.baselineTasks ? TrialStreams.tasks(of: prototype, count: options.trials, seed: seed) : nil
+        let episodes = options.episodes(trained: settings.episodesPerTrial)
         var left = options.trials
         while left > 0 {
             let n = Swift.min(left, 2000), first = options.trials - left
             let batch = try sampleTrials(model: state.model, prototype: prototype, trials: n,
-                                         episodesPerTrial: settings.episodesPerTrial, seed: rng.next(), greedy: options.greedy,
+                                         episodesPerTrial: episodes, seed: rng.next(), greedy: options.greedy,
                                          fixedTasks: tasks.map { Array($0[first..<(first + n)]) })
             returns += batch.trialReturns
             perEpisode += batch.episodeReturns
@@ -1069,7 +1070,7 @@ public struct RL2Algorithm: AlgorithmDefinition {
             left -= n
         }
         let trial = SampleStatistics(returns)
-        let curve = (0..<settings.episodesPerTrial).map { k in SampleStatistics(perEpisode.map { $0[k] }) }
+        let curve = (0..<episodes).map { k in SampleStatistics(perEpisode.map { $0[k] }) }
         return RL2Evaluation(meanReturn: trial.mean, stderr: trial.standardError, perEpisode: curve.map(\.mean),
                              perEpisodeStderr: curve.map(\.standardError), trials: options.trials, seed: seed, greedy: options.greedy,
                              successByTrial: successes)
@@ -1085,11 +1086,21 @@ public struct RL2EvaluationOptions: SettingsTable {
     /// Draw trial i's task as `metarl baseline` does with the same seed (`TrialStreams`), so
     /// that the agent and the classic strategies are compared on the same tasks.
     public var baselineTasks = false
+    /// Episodes per trial; 0 keeps the run's own (another count runs the agent on longer or
+    /// shorter trials than it was trained on: a bandit agent of n = 100 pulls on n = 500).
+    public var episodesPerTrial = 0
     public init() {}
     public static let flags = [SettingFlag("trials", help: "fresh trials to run"),
                                SettingFlag("greedy", help: "act with the most probable action at every step instead of sampling"),
-                               SettingFlag("baselineTasks", help: "trial i on the task `metarl baseline` gives trial i with the same --seed (a paired comparison)")]
-    public func validate() throws(ConfigError) { try ConfigError.check("trials", trials, 2...100_000_000) }
+                               SettingFlag("baselineTasks", help: "trial i on the task `metarl baseline` gives trial i with the same --seed (a paired comparison)"),
+                               SettingFlag("episodesPerTrial", help: "episodes per trial (0: the run's own)")]
+    public func validate() throws(ConfigError) {
+        try ConfigError.check("trials", trials, 2...100_000_000)
+        try ConfigError.check("episodesPerTrial", episodesPerTrial, 0...100_000)
+    }
+
+    /// The episodes per trial to evaluate with, for a run trained with `trained`.
+    public func episodes(trained: Int) -> Int { episodesPerTrial > 0 ? episodesPerTrial : trained }
 }
 
 /// Meta-test results of an RL² run: on fresh tasks, the trial return and the return by

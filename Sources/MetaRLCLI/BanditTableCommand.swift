@@ -16,7 +16,7 @@ struct BanditTable: CatalogCommand {
     @Option(help: "Pulls per trial n, comma-separated.") var pulls: String = "10,100,500"
     @Option(help: "Fresh trials per cell (every strategy and agent of a cell meets the same ones).") var trials: Int = 10_000
     @Option(help: "Random seed of the tasks (the seed `metarl baseline` and `metarl eval --baseline-tasks` take).") var seed: UInt64 = 7
-    @Option(name: .customLong("agent"), help: "A run directory trained on `bandit` (repeatable): evaluated in the cell of its k and n.")
+    @Option(name: .customLong("agent"), help: "A run directory trained on `bandit` (repeatable): evaluated in the cell of its k and n; RUN@N puts it in the cell of N pulls instead.")
     var agents: [String] = []
     @Flag(name: .customLong("sample-agents"), help: "Agents sample their actions from the policy, as in training (default: their most probable actions).")
     var sampleAgents = false
@@ -95,8 +95,19 @@ struct BanditTable: CatalogCommand {
         return values.map { $0! }
     }
 
-    /// A run directory trained on Bernoulli bandits, evaluated on the table's tasks of its own k and n.
-    func evaluate(agent path: String, catalog: Catalog) throws -> (arms: Int, pulls: Int, figure: Figure) {
+    /// `RUN@N` split into the run directory and the pulls it is to be evaluated at (nil: its own).
+    static func agentCell(_ text: String) throws -> (path: String, pulls: Int?) {
+        guard let at = text.lastIndex(of: "@"), !text[text.index(after: at)...].contains("/") else { return (text, nil) }
+        guard let pulls = Int(text[text.index(after: at)...]), pulls >= 1 else {
+            throw RunError("--agent '\(text)': expected RUN or RUN@N with N a positive number of pulls")
+        }
+        return (String(text[..<at]), pulls)
+    }
+
+    /// A run directory trained on Bernoulli bandits, evaluated on the table's tasks of its own k
+    /// and n (or of `RUN@N`'s n).
+    func evaluate(agent text: String, catalog: Catalog) throws -> (arms: Int, pulls: Int, figure: Figure) {
+        let (path, pulls) = try Self.agentCell(text)
         let directory = RunDirectory(URL(fileURLWithPath: path))
         let manifest = try directory.manifest()
         let algorithm = try catalog.algorithm(of: manifest, at: path)
@@ -109,14 +120,15 @@ struct BanditTable: CatalogCommand {
         }
         let output = try algorithm.evaluate(
             EvaluationRequest(algorithm: manifest.algorithm, settings: manifest.settings, directory: directory,
-                              options: .object(["trials": .integer(trials), "baselineTasks": .bool(true), "greedy": .bool(!sampleAgents)]),
+                              options: .object(["trials": .integer(trials), "baselineTasks": .bool(true), "greedy": .bool(!sampleAgents),
+                                                "episodesPerTrial": .integer(pulls ?? 0)]),
                               seed: seed, threads: algorithm.defaultThreads, notes: printNote),
             on: spec)
         let numbers = output.numbers
         guard let mean = numbers["mean_return"], let se = numbers["stderr"] else {
             throw RunError("--agent \(path): its evaluation reports no mean trial return")
         }
-        return (k, output.adaptation.values.count, Figure(name: "RL² \(path)", mean: mean, standardError: se))
+        return (k, output.adaptation.values.count, Figure(name: "RL² \(text)", mean: mean, standardError: se))
     }
 
     /// One line of the table: n, k, then each figure with its s.e.

@@ -278,6 +278,30 @@ struct TargetAction: MetaEnv {
         let unpaired = try RL2Algorithm().evaluate(config, state: state, prototype: bandit, options: options, seed: seed, threads: 1)
         #expect(abs(unpaired.meanReturn - expected) > 5 * 23 / Double(trials).squareRoot(), "other tasks without the option")
     }
+
+    /// `episodesPerTrial` runs the agent on longer trials than it was trained on: with one arm,
+    /// three times the pulls on the same tasks give three times the return (within the noise),
+    /// and the curve has one point per pull.
+    @Test func anAgentRunsOnLongerTrialsThanItWasTrainedOn() throws {
+        let bandit = BernoulliBandit(arms: 1), trials = 400, seed: UInt64 = 5
+        var config = RL2Config()
+        config.episodesPerTrial = 50
+        config.hiddenSize = 4
+        let state = try RL2(config: config, prototype: bandit, seed: 3).state
+        var options = RL2EvaluationOptions()
+        options.trials = trials
+        options.baselineTasks = true
+        let trained = try RL2Algorithm().evaluate(config, state: state, prototype: bandit, options: options, seed: seed, threads: 1)
+        options.episodesPerTrial = 150
+        let longer = try RL2Algorithm().evaluate(config, state: state, prototype: bandit, options: options, seed: seed, threads: 1)
+        #expect(trained.perEpisode.count == 50 && longer.perEpisode.count == 150)
+        let expected = 150 * TrialStreams.tasks(of: bandit, count: trials, seed: seed).map { $0.armProbabilities[0] }.reduce(0, +) / Double(trials)
+        // Five standard deviations of the reward noise's mean (√(150/4) per trial at most).
+        #expect(abs(longer.meanReturn - expected) < 5 * (150.0 / 4).squareRoot() / Double(trials).squareRoot())
+        #expect(abs(longer.meanReturn - 3 * trained.meanReturn) < 3)
+        options.episodesPerTrial = -1
+        #expect(throws: ConfigError.self) { try options.validate() }
+    }
 }
 
 @Suite struct RL2WarmStart {

@@ -51,12 +51,27 @@ import Testing
         let sampledAgent = try #require((try cells(sampled.output).first?["figures"] as? [[String: Any]])?.last)
         let sampledEval = try #require(try JSONSerialization.jsonObject(with: Data(sampling.output.utf8)) as? [String: Any])
         #expect(sampledAgent["mean_return"] as? Double == sampledEval["mean_return"] as? Double)
+        // RUN@N puts the agent in the cell of N pulls: `eval --episodes-per-trial N` on the same tasks.
+        let longer = try runMetarlCapturing(["bandit-table", "--arms", "3", "--pulls", "4,9", "--trials", "400", "--seed", "3",
+                                             "--agent", run + "@9", "--json"])
+        #expect(longer.status == 0, "\(longer.errors)")
+        let longerRows = try cells(longer.output)
+        #expect(longerRows.map { ($0["figures"] as? [[String: Any]])?.count } == [7, 8], "only the n = 9 cell holds it")
+        let placed = try #require((longerRows[1]["figures"] as? [[String: Any]])?.last)
+        #expect(placed["name"] as? String == "RL² \(run)@9")
+        let nine = try runMetarlCapturing(["eval", run, "--trials", "400", "--seed", "3", "--baseline-tasks", "--greedy",
+                                           "--episodes-per-trial", "9", "--json"])
+        let nineEval = try #require(try JSONSerialization.jsonObject(with: Data(nine.output.utf8)) as? [String: Any])
+        #expect(placed["mean_return"] as? Double == nineEval["mean_return"] as? Double)
+        #expect((nineEval["per_episode"] as? [Double])?.count == 9)
     }
 
     @Test func badInputEndsWithOneLine() throws {
         defer { try? FileManager.default.removeItem(at: directory) }
         let arms = try runMetarlCapturing(["bandit-table", "--arms", "5,0", "--pulls", "10"])
         #expect(arms.status != 0 && arms.errors.contains("--arms '5,0': expected positive integers"), "\(arms.errors)")
+        let at = try runMetarlCapturing(["bandit-table", "--arms", "5", "--pulls", "10", "--agent", "somewhere@ten"])
+        #expect(at.status != 0 && at.errors.contains("expected RUN or RUN@N with N a positive number of pulls"), "\(at.errors)")
         let run = directory.appendingPathComponent("grid").path
         #expect(try runMetarl(["train", "rl2", "--env", "gridworld", "--env-arg", "size=3", "--episodes-per-trial", "2",
                                "--trials-per-iteration", "4", "--hidden", "4", "--iterations", "1", "--seed", "1", "--out", run]) == 0)

@@ -113,6 +113,14 @@ enum Fixtures {
             return [0] * n
 
 
+    class OldReset(Walk):
+        """reset(self) without Gymnasium's seed and options, returning only the observation."""
+
+        def reset(self):
+            self.position = float(self.np_random.uniform(-1, 1))
+            return self.observe()
+
+
     def not_an_env():
         return 42
 
@@ -206,6 +214,19 @@ func run(_ vector: inout VectorEnv<GymEnv>, steps: Int, action: Float = 0.3) thr
             return try run(&vector, steps: 5)
         }
         #expect(try rollout(["arrays=True"]) == rollout([]))
+    }
+
+    /// An env whose reset takes no seed (an older signature) is still seeded: the bridge seeds
+    /// its generator before the reset, so a seed reproduces the episode starts.
+    @Test func aResetWithoutASeedArgumentIsSeededAllTheSame() throws {
+        func starts(seed: UInt64) throws -> [Float] {
+            var vector = VectorEnv(try Fixtures.env("OldReset", options: Fixtures.options(workers: 1)), count: 3, seed: seed)
+            vector.resetAll()
+            return vector.observations
+        }
+        let first = try starts(seed: 2)
+        #expect(try starts(seed: 2) == first)
+        #expect(try starts(seed: 3) != first)
     }
 
     /// `gym:id:MODULE:NAME`, Gymnasium's own form, imports MODULE (which registers NAME) and
@@ -486,7 +507,7 @@ func run(_ vector: inout VectorEnv<GymEnv>, steps: Int, action: Float = 0.3) thr
     @Test func aMissingAttributeOrModuleIsNamed() {
         #expect {
             _ = try Fixtures.env("Nowhere")
-        } throws: { "\($0)".contains("has no attribute Nowhere; it has: Corridor, NoTasks, Walk") }
+        } throws: { "\($0)".contains("has no attribute Nowhere; it has: Corridor, NoTasks, OldReset, Walk") }
         #expect {
             _ = try GymFamilies.provider(Fixtures.options()).family(named: "gym:/no/such/file.py:Env")
         } throws: { "\($0)".contains("no file /no/such/file.py") }

@@ -262,7 +262,12 @@ class Worker:
             env = self.envs[s]
             seed = int(layout.seeds[s])
             seed_everything(env, seed)
-            result = env.reset(seed=seed)
+            try:
+                result = env.reset(seed=seed)
+            except TypeError as error:
+                if "seed" not in str(error):
+                    raise
+                result = env.reset()  # a reset(self) without Gymnasium's seed: seeded above all the same
             observation = result[0] if isinstance(result, tuple) and len(result) == 2 else result
             self.write_observation(s, observation)
             self.counts[s] = 0

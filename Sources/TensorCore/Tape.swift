@@ -47,13 +47,25 @@ enum Op {
 /// One recorded operation: the primitive, its inputs' values and tape indices (−1 for a
 /// constant), and its output's value. Entries hold only untracked values, so a tape never
 /// references itself.
-struct TapeEntry {
-    var op: Op
-    var first: Tensor?
-    var firstIndex: Int
-    var second: Tensor?
-    var secondIndex: Int
-    var output: Tensor
+///
+/// A class, so that the backward pass reads an entry through one reference instead of
+/// copying (and retaining) each of its tensors.
+final class TapeEntry {
+    let op: Op
+    let first: Tensor?
+    let firstIndex: Int
+    let second: Tensor?
+    let secondIndex: Int
+    let output: Tensor
+
+    init(op: Op, first: Tensor?, firstIndex: Int, second: Tensor?, secondIndex: Int, output: Tensor) {
+        self.op = op
+        self.first = first
+        self.firstIndex = firstIndex
+        self.second = second
+        self.secondIndex = secondIndex
+        self.output = output
+    }
 }
 
 /// A record of operations on watched tensors, for reverse-mode differentiation.

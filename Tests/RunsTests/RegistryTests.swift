@@ -276,3 +276,94 @@ struct CounterDefinition: AlgorithmDefinition {
         #expect(a == b)
     }
 }
+
+extension StopSignals {
+    /// Ctrl-C at a terminal (SIGINT to the whole process group) while `metarl` trains a
+    /// Python task family: `metarl` ends with one line naming SIGINT and a non-zero status,
+    /// no worker process is left (running or zombie), and the checkpoint it kept loads.
+    @Test func ctrlCEndsAGymRunAndItsWorkers() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("metarl-ctrl-c-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: root) }
+        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        let module = root.appendingPathComponent("walk_tasks.py")
+        try Data("""
+        import numpy as np
+        import gymnasium as gym
+        from gymnasium import spaces
+
+        class Walk(gym.Env):
+            def __init__(self):
+                self.observation_space = spaces.Box(-50.0, 50.0, (1,), np.float32)
+                self.action_space = spaces.Box(-1.0, 1.0, (1,), np.float32)
+                self.goal, self.x = 0.0, 0.0
+            def sample_tasks(self, n):
+                return [float(g) for g in np.random.uniform(-3, 3, n)]
+            def set_task(self, task):
+                self.goal = task
+            def get_task(self):
+                return self.goal
+            def reset(self, seed=None, options=None):
+                super().reset(seed=seed)
+                self.x = 0.0
+                return np.array([self.x], np.float32), {}
+            def step(self, action):
+                self.x += float(action[0])
+                return np.array([self.x], np.float32), -abs(self.x - self.goal), False, False, {}
+        """.utf8).write(to: module)
+        let run = root.appendingPathComponent("run")
+        // Foundation starts the child as the leader of a process group of its own, as a shell
+        // starts a foreground job.
+        let process = Process()
+        process.executableURL = try metarlExecutable()
+        process.arguments = ["train", "maml", "--env", "gym:\(module.path):Walk",
+                             "--env-arg", "max_episode_steps=20", "--meta-batch-size", "2", "--fast-batch-size", "2",
+                             "--hidden-sizes", "8", "--iterations", "100000", "--checkpoint-every", "1", "--threads", "1",
+                             "--out", run.path]
+        let errorsURL = root.appendingPathComponent("stderr.txt")
+        _ = FileManager.default.createFile(atPath: errorsURL.path, contents: nil)
+        let errors = try FileHandle(forWritingTo: errorsURL)
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = errors
+        try process.run()
+        let pid = process.processIdentifier
+        let metrics = run.appendingPathComponent("metrics.csv")
+        let deadline = Date().addingTimeInterval(300)  // the first use of the bridge may make its virtualenv
+        while process.isRunning, Date() < deadline,
+              ((try? String(contentsOf: metrics, encoding: .utf8))?.split(separator: "\n").count ?? 0) < 3 {
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        try #require(process.isRunning, "metarl ended early: \((try? String(contentsOf: errorsURL, encoding: .utf8))?.suffix(300) ?? "")")
+        let workers = childProcesses(of: pid)
+        #expect(workers.count == 2, "the default two workers: \(workers)")
+        kill(-pid, SIGINT)  // the whole group, as the terminal sends it
+        let exitDeadline = Date().addingTimeInterval(60)
+        while process.isRunning, Date() < exitDeadline { Thread.sleep(forTimeInterval: 0.05) }
+        if process.isRunning { kill(-pid, SIGKILL); process.waitUntilExit() }
+        try errors.close()
+        let message = try String(contentsOf: errorsURL, encoding: .utf8)
+        let last = message.split(separator: "\n").last.map(String.init) ?? ""
+        #expect(process.terminationStatus != 0)
+        #expect(last.hasPrefix("error: ") && last.contains("SIGINT"), "\(message.suffix(400))")
+        let gone = Date().addingTimeInterval(10)
+        while Date() < gone, workers.contains(where: { kill($0, 0) == 0 }) { Thread.sleep(forTimeInterval: 0.05) }
+        for worker in workers { #expect(kill(worker, 0) == -1 && errno == ESRCH, "worker \(worker) is left") }
+        let kept = try FileManager.default.contentsOfDirectory(atPath: run.appendingPathComponent("checkpoints").path)
+            .filter { $0.hasSuffix(".ckpt") }
+        #expect(!kept.isEmpty)
+        let evaluated = try runMetarlCapturing(["eval", run.path, "--tasks", "2", "--json"])
+        #expect(evaluated.status == 0, "the kept checkpoint loads: \(evaluated.errors)")
+    }
+
+    /// The processes whose parent is `pid` (from /proc).
+    func childProcesses(of pid: pid_t) -> [pid_t] {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap { name -> pid_t? in
+            guard let child = pid_t(name),
+                  let stat = try? String(contentsOfFile: "/proc/\(name)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { return nil }
+            // After "pid (comm) state": the parent's pid.
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            return fields.count > 1 && pid_t(fields[1]) == pid ? child : nil
+        }
+    }
+}

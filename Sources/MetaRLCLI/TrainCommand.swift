@@ -171,7 +171,12 @@ struct Train: CatalogCommand {
         }
         var settings = try resolving(algorithm, saved.settings)
         if let given = try parsed.applySettings(to: .object([:]), algorithm: nil).value(at: "iterations"), case .integer(let n) = given {
-            settings = try resolving(algorithm, settings.setting(.integer(max(n, try algorithm.iterations(settings))), at: "iterations"))
+            let total = try algorithm.iterations(settings)
+            if n < total {
+                printNote("--iterations \(n) is below the run's total of \(total), which it keeps (a resume can only raise the total; "
+                          + "stop earlier with Ctrl-C, which ends the run after the iteration under way with a checkpoint)")
+            }
+            settings = try resolving(algorithm, settings.setting(.integer(max(n, total)), at: "iterations"))
         }
         saved.settingsKey = algorithm.settingsKey
         saved.settings = settings

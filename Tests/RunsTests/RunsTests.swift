@@ -366,6 +366,11 @@ func runMetarl(_ arguments: [String]) throws -> Int32 {
         #expect(resumed.rl2?.iterations == 3 && resumed.rl2?.learningRate == 5e-5)
         #expect(try RunConfigFile.load(path: directory.configURL.path, algorithm: try algorithm("rl2"), families: catalog.families) == resumed)
         #expect(directory.checkpointIterations().last == 3)
+        // A smaller --iterations keeps the total (it would change an annealed schedule) and says so.
+        let lower = try runMetarlCapturing(["train", "rl2", "--resume", run.path, "--iterations", "2"])
+        #expect(lower.status == 0 && lower.errors.contains("note: --iterations 2 is below the run's total of 3, which it keeps"),
+                "\(lower.errors)")
+        #expect(try directory.manifest().rl2?.iterations == 3)
     }
 }
 

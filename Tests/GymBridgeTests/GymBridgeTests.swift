@@ -23,10 +23,10 @@ enum Fixtures {
     class Walk(gym.Env):
         """Observation (position, goal); reward -|position - goal|; the task is the goal."""
 
-        def __init__(self, fault="", fault_after=3, slow=0.0, arrays=False):
+        def __init__(self, fault="", fault_after=3, slow=0.0, arrays=False, action_shape=(1,)):
             self.arrays = arrays  # reward and flags as one-element arrays, the observation a list
             self.observation_space = spaces.Box(-50.0, 50.0, (2,), np.float32)
-            self.action_space = spaces.Box(-1.0, 1.0, (1,), np.float32)
+            self.action_space = spaces.Box(-1.0, 1.0, tuple(action_shape), np.float32)
             self.goal, self.fault, self.fault_after, self.slow = 0.0, fault, int(fault_after), float(slow)
             self.position, self.t = 0.0, 0  # t counts the copy's steps over all its episodes
 
@@ -64,7 +64,8 @@ enum Fixtures {
                     return self.observe(), float("nan"), False, False, {}
                 if self.fault == "print":
                     print("a chatty env prints on every step")
-            self.position += float(action[0]) + 0.1 * float(self.np_random.normal())
+            assert np.shape(action) == self.action_space.shape, "action of shape %s" % (np.shape(action),)
+            self.position += float(np.reshape(action, -1)[0]) + 0.1 * float(self.np_random.normal())
             reward, info = -abs(self.position - self.goal), {"success": float(abs(self.position - self.goal) < 0.5)}
             if self.arrays:
                 return self.observe().tolist(), np.array([reward]), np.array([False]), np.array([False]), info
@@ -227,6 +228,19 @@ func run(_ vector: inout VectorEnv<GymEnv>, steps: Int, action: Float = 0.3) thr
         let first = try starts(seed: 2)
         #expect(try starts(seed: 2) == first)
         #expect(try starts(seed: 3) != first)
+    }
+
+    /// A box action space of another shape than a vector (here 1 × 1, and a scalar) reaches
+    /// the env in that shape and steps as the vector one does.
+    @Test func boxActionsReachTheEnvInTheirShape() throws {
+        func rollout(_ arguments: [String]) throws -> [Float] {
+            var vector = VectorEnv(try Fixtures.env("Walk", arguments, options: Fixtures.options(workers: 1)), count: 3, seed: 6)
+            vector.resetAll()
+            return try run(&vector, steps: 5)
+        }
+        let plain = try rollout([])
+        #expect(try rollout(["action_shape=(1, 1)"]) == plain)
+        #expect(try rollout(["action_shape=()"]) == plain)
     }
 
     /// `gym:id:MODULE:NAME`, Gymnasium's own form, imports MODULE (which registers NAME) and

@@ -197,6 +197,7 @@ class Worker:
         self.horizon = horizon_of(self.task_env, given_horizon)
         self.n = self.observation["discrete"] if "discrete" in self.observation else int(np.prod(self.observation["shape"]))
         self.m = 1 if "discrete" in self.action else int(np.prod(self.action["shape"]))
+        self.action_shape = (self.m,) if "discrete" in self.action else tuple(self.action["shape"])
         # Discrete(n, start=s): metarl's indices 0..n-1 are the values s..s+n-1.
         self.action_start = int(getattr(self.task_env.action_space, "start", 0)) if "discrete" in self.action else 0
         self.observation_start = int(getattr(self.task_env.observation_space, "start", 0)) if "discrete" in self.observation else 0
@@ -289,6 +290,8 @@ class Worker:
             actions = (layout.actions[rows, 0].astype(np.int64) + self.action_start).tolist()
         else:
             actions = layout.actions[rows].astype(self.action_dtype, copy=True)
+            if self.action_shape != (self.m,):  # a Box of another shape: each action in that shape
+                actions = actions.reshape((len(slots),) + self.action_shape)
         results = [env.step(action) for env, action in zip(envs, actions)]
         try:
             observations, rewards, terminated, truncated, infos = zip(*results)

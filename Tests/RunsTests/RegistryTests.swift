@@ -237,17 +237,9 @@ struct CounterDefinition: AlgorithmDefinition {
         let run = root.appendingPathComponent("run"), straight = root.appendingPathComponent("straight")
         let small = ["--env", "bandit", "--episodes-per-trial", "5", "--trials-per-iteration", "64", "--minibatch-trials", "16",
                      "--hidden", "16", "--threads", "1", "--seed", "3", "--checkpoint-every", "100000"]
-        let process = Process()
-        process.executableURL = try metarlExecutable()
-        process.arguments = ["train", "rl2", "--iterations", "100000", "--out", run.path] + small
-        // Its stderr (progress lines, then the message) to a file: a pipe nobody reads would fill and block it.
         try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
         let errorsURL = root.appendingPathComponent("stderr.txt")
-        _ = FileManager.default.createFile(atPath: errorsURL.path, contents: nil)
-        let errors = try FileHandle(forWritingTo: errorsURL)
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = errors
-        try process.run()
+        let (process, errors) = try startMetarl(["train", "rl2", "--iterations", "100000", "--out", run.path] + small, errorsTo: errorsURL)
         let metrics = run.appendingPathComponent("metrics.csv")
         let deadline = Date().addingTimeInterval(120)
         while Date() < deadline, ((try? String(contentsOf: metrics, encoding: .utf8))?.split(separator: "\n").count ?? 0) < 3 {
@@ -313,18 +305,11 @@ extension StopSignals {
         let run = root.appendingPathComponent("run")
         // Foundation starts the child as the leader of a process group of its own, as a shell
         // starts a foreground job.
-        let process = Process()
-        process.executableURL = try metarlExecutable()
-        process.arguments = ["train", "maml", "--env", "gym:\(module.path):Walk",
-                             "--env-arg", "max_episode_steps=20", "--meta-batch-size", "2", "--fast-batch-size", "2",
-                             "--hidden-sizes", "8", "--iterations", "100000", "--checkpoint-every", "1", "--threads", "1",
-                             "--out", run.path]
         let errorsURL = root.appendingPathComponent("stderr.txt")
-        _ = FileManager.default.createFile(atPath: errorsURL.path, contents: nil)
-        let errors = try FileHandle(forWritingTo: errorsURL)
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = errors
-        try process.run()
+        let (process, errors) = try startMetarl(["train", "maml", "--env", "gym:\(module.path):Walk",
+                                                 "--env-arg", "max_episode_steps=20", "--meta-batch-size", "2", "--fast-batch-size", "2",
+                                                 "--hidden-sizes", "8", "--iterations", "100000", "--checkpoint-every", "1",
+                                                 "--threads", "1", "--out", run.path], errorsTo: errorsURL)
         let pid = process.processIdentifier
         let metrics = run.appendingPathComponent("metrics.csv")
         let deadline = Date().addingTimeInterval(300)  // the first use of the bridge may make its virtualenv
@@ -352,6 +337,20 @@ extension StopSignals {
         #expect(!kept.isEmpty)
         let evaluated = try runMetarlCapturing(["eval", run.path, "--tasks", "2", "--json"])
         #expect(evaluated.status == 0, "the kept checkpoint loads: \(evaluated.errors)")
+    }
+
+    /// `metarl` with `arguments`, running, its stderr (progress lines, then the message) going to
+    /// `errorsTo`: a pipe nobody reads would fill and block it.
+    func startMetarl(_ arguments: [String], errorsTo url: URL) throws -> (Process, FileHandle) {
+        let process = Process()
+        process.executableURL = try metarlExecutable()
+        process.arguments = arguments
+        _ = FileManager.default.createFile(atPath: url.path, contents: nil)
+        let errors = try FileHandle(forWritingTo: url)
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = errors
+        try process.run()
+        return (process, errors)
     }
 
     /// The processes whose parent is `pid` (from /proc).

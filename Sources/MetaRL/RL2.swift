@@ -415,7 +415,7 @@ public func sampleTrials<E: MetaEnv>(
         }
         // Every trial has ended (episodes that terminate early): the rest would be padding.
         if !running.contains(true) {
-            batch.trimmed(toSteps: t + 1)
+            batch.trim(toSteps: t + 1)
             break
         }
     }
@@ -431,7 +431,7 @@ extension TrialBatch {
 
     /// Drops the steps from `used` on (padding once every trial has ended); the chunks
     /// keep their length unless the whole batch is now shorter than one.
-    mutating func trimmed(toSteps used: Int) {
+    mutating func trim(toSteps used: Int) {
         guard used < steps else { return }
         let b = trials
         inputs.removeSubrange((used * b * inputSize)...)

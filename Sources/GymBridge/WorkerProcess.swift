@@ -105,7 +105,11 @@ final class WorkerProcess {
             if r == pid {
                 reaped = true
                 let signal = status & 0x7f
-                if signal != 0 { return "was killed by signal \(signal)\(signal == SIGKILL ? " (SIGKILL)" : signal == SIGSEGV ? " (SIGSEGV)" : "")" }
+                if signal != 0 {
+                    let names: [Int32: String] = [SIGINT: "SIGINT", SIGTERM: "SIGTERM", SIGKILL: "SIGKILL", SIGSEGV: "SIGSEGV",
+                                                  SIGABRT: "SIGABRT", SIGBUS: "SIGBUS", SIGHUP: "SIGHUP"]
+                    return "was killed by signal \(signal)" + (names[signal].map { " (\($0))" } ?? "")
+                }
                 return "exited with status \((status >> 8) & 0xff)"
             }
             if r < 0 { return fallback }

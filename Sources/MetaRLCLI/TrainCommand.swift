@@ -98,7 +98,8 @@ struct Train: CatalogCommand {
         }
         let out = parsed.value("--out"), resume = parsed.value("--resume")
         if parsed.has("--print-config") {
-            let manifest = try resume.map { try resumedManifest(algorithm, parsed, directory: RunDirectory(URL(fileURLWithPath: $0))) }
+            // Notes to stderr here: stdout is the YAML.
+            let manifest = try resume.map { try resumedManifest(algorithm, parsed, directory: RunDirectory(URL(fileURLWithPath: $0)), note: printNote) }
                 ?? resolvedManifest(algorithm, parsed, catalog: catalog)
             print(try RunConfigFile.yaml(manifest), terminator: "")
             return
@@ -113,6 +114,7 @@ struct Train: CatalogCommand {
         }
         let start = Date()
         let leader = group.isLeader
+        let note: (String) -> Void = { if leader { print("note: " + $0) } }
         func trainIn(_ directory: RunDirectory, _ manifest: RunManifest) throws -> TrainingOutcome {
             let checkpointEvery = manifest.checkpointEvery ?? algorithm.checkpointEvery, keep = manifest.keepCheckpoints ?? algorithm.keepCheckpoints
             for (key, value) in [("checkpointEvery", checkpointEvery), ("keepCheckpoints", keep)] where value < 1 {
@@ -120,12 +122,12 @@ struct Train: CatalogCommand {
             }
             var request = TrainingRequest(settings: manifest.settings, seed: manifest.seed, directory: directory, resume: resume != nil,
                                           checkpointEvery: checkpointEvery, keepCheckpoints: keep, threads: threads,
-                                          notes: { if leader { print("note: " + $0) } }, group: group)
+                                          notes: note, group: group)
             request.warmStart = warmStart
             return try algorithm.train(request, on: try catalog.envSpec(of: manifest, at: directory.url.path))
         }
         let resolve = { try resolvedManifest(algorithm, parsed, catalog: catalog) }
-        let extend = { try resumedManifest(algorithm, parsed, directory: $0) }
+        let extend = { try resumedManifest(algorithm, parsed, directory: $0, note: note) }
         guard leader else {
             // The other ranks read the run (a resumed one's checkpoint) but never write it.
             let directory = RunDirectory(URL(fileURLWithPath: resume ?? out!))
@@ -156,8 +158,9 @@ struct Train: CatalogCommand {
     /// A run directory's manifest with `--iterations` applied (the larger of the two totals)
     /// and `--checkpoint-every` / `--keep-checkpoints` if given (otherwise the run's own, or
     /// the defaults for a run that recorded none); other settings and the task are the run's
-    /// own: edit its run.json to change them.
-    static func resumedManifest(_ algorithm: RegisteredAlgorithm, _ parsed: CommandLineOptions, directory: RunDirectory) throws -> RunManifest {
+    /// own: edit its run.json to change them. `note` tells the user what was not applied.
+    static func resumedManifest(_ algorithm: RegisteredAlgorithm, _ parsed: CommandLineOptions, directory: RunDirectory,
+                                note: (String) -> Void) throws -> RunManifest {
         var saved = try directory.manifest()
         guard saved.algorithm == algorithm.name else {
             throw RunError("\(directory.url.path) holds a \(saved.algorithm) run, not \(algorithm.name)")
@@ -173,7 +176,7 @@ struct Train: CatalogCommand {
         if let given = try parsed.applySettings(to: .object([:]), algorithm: nil).value(at: "iterations"), case .integer(let n) = given {
             let total = try algorithm.iterations(settings)
             if n < total {
-                printNote("--iterations \(n) is below the run's total of \(total), which it keeps (a resume can only raise the total; "
+                note("--iterations \(n) is below the run's total of \(total), which it keeps (a resume can only raise the total; "
                           + "stop earlier with Ctrl-C, which ends the run after the iteration under way with a checkpoint)")
             }
             settings = try resolving(algorithm, settings.setting(.integer(max(n, total)), at: "iterations"))

@@ -368,8 +368,8 @@ func runMetarl(_ arguments: [String]) throws -> Int32 {
         #expect(directory.checkpointIterations().last == 3)
         // A smaller --iterations keeps the total (it would change an annealed schedule) and says so.
         let lower = try runMetarlCapturing(["train", "rl2", "--resume", run.path, "--iterations", "2"])
-        #expect(lower.status == 0 && lower.errors.contains("note: --iterations 2 is below the run's total of 3, which it keeps"),
-                "\(lower.errors)")
+        #expect(lower.status == 0 && lower.output.contains("note: --iterations 2 is below the run's total of 3, which it keeps"),
+                "\(lower.output) \(lower.errors)")
         #expect(try directory.manifest().rl2?.iterations == 3)
     }
 }

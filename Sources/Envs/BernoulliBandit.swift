@@ -51,8 +51,9 @@ public struct BernoulliBandit: BernoulliArms, Sendable {
     ) throws(EnvError) -> StepOutcome {
         let arm = try discreteAction(action, count: arms, environment: "bandit")
         observation[0] = 0
-        let paid = rng.uniformDouble() < task.armProbabilities[arm]
-        return StepOutcome(reward: paid ? 1 : 0, terminated: true, truncated: false)
+        let p = task.armProbabilities[arm]
+        let paid = rng.uniformDouble() < p
+        return StepOutcome(reward: paid ? 1 : 0, terminated: true, truncated: false, expectedReward: Float(p))
     }
 }
 

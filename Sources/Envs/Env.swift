@@ -77,16 +77,27 @@ public struct StepOutcome: Equatable, Sendable {
     public var terminated: Bool
     /// The episode was cut by its time limit: the state still has a value.
     public var truncated: Bool
+    /// The reward's expectation given the task, the state and the action (a Bernoulli arm's
+    /// probability, a tabular MDP's mean reward), for families that know it; NaN otherwise.
+    /// Training may put it in place of `reward` in returns (``VectorStepOutput/expectedRewards``).
+    public var expectedReward: Float
 
     /// What a step produced.
-    public init(reward: Float, terminated: Bool, truncated: Bool) {
+    public init(reward: Float, terminated: Bool, truncated: Bool, expectedReward: Float = .nan) {
         self.reward = reward
         self.terminated = terminated
         self.truncated = truncated
+        self.expectedReward = expectedReward
     }
 
     /// The episode ended, either way.
     public var episodeEnded: Bool { terminated || truncated }
+
+    /// Equal fields, an unknown (NaN) expected reward equal to another unknown one.
+    public static func == (a: StepOutcome, b: StepOutcome) -> Bool {
+        a.reward == b.reward && a.terminated == b.terminated && a.truncated == b.truncated
+            && (a.expectedReward == b.expectedReward || (a.expectedReward.isNaN && b.expectedReward.isNaN))
+    }
 }
 
 /// An environment: one copy, stepped one action at a time.
@@ -170,6 +181,9 @@ public struct VectorStepOutput {
     /// `info["success"]`), NaN for a step that says nothing; nil when the caller does not
     /// track success. Native families leave it untouched (NaN).
     public var successes: UnsafeMutablePointer<Float>?
+    /// Row i: copy i's ``StepOutcome/expectedReward`` for this step (NaN where its family does
+    /// not know it); nil when the caller does not ask. Batched steps of other processes leave it untouched.
+    public var expectedRewards: UnsafeMutablePointer<Float>?
     /// Floats in one observation row and in one action row.
     public var observationSize: Int
     public var actionSize: Int
@@ -178,9 +192,11 @@ public struct VectorStepOutput {
     @inlinable
     public init(observations: UnsafeMutablePointer<Float>, finalObservations: UnsafeMutablePointer<Float>,
                 rewards: UnsafeMutablePointer<Float>, terminated: UnsafeMutablePointer<Bool>, truncated: UnsafeMutablePointer<Bool>,
-                successes: UnsafeMutablePointer<Float>? = nil, observationSize: Int, actionSize: Int) {
+                successes: UnsafeMutablePointer<Float>? = nil, expectedRewards: UnsafeMutablePointer<Float>? = nil,
+                observationSize: Int, actionSize: Int) {
         self.observations = observations
         self.successes = successes
+        self.expectedRewards = expectedRewards
         self.finalObservations = finalObservations
         self.rewards = rewards
         self.terminated = terminated
@@ -204,6 +220,7 @@ extension Env {
             output.rewards[i] = outcome.reward
             output.terminated[i] = outcome.terminated
             output.truncated[i] = outcome.truncated
+            output.expectedRewards?[i] = outcome.expectedReward
             if outcome.terminated || outcome.truncated {
                 (output.finalObservations + i * n).update(from: obs + i * n, count: n)
                 copies[i].reset(observation: row, using: &rngs[i])

@@ -141,7 +141,8 @@ public struct TabularMDP: TabularMDPEnv, Sendable {
     ) throws(EnvError) -> StepOutcome {
         let a = try discreteAction(action, count: actions, environment: "tabular-mdp")
         let row = _state * actions + a
-        let reward = meanRewards[row] + rng.normalFloat()
+        let meanReward = meanRewards[row]
+        let reward = meanReward + rng.normalFloat()
         // Alias draw: the top bits pick a column, the low 22 bits decide between it and its alias.
         let r = rng.next()
         let column = Int(((r >> 32) &* UInt64(states)) >> 32)
@@ -150,7 +151,7 @@ public struct TabularMDP: TabularMDPEnv, Sendable {
         _state = next
         stepInEpisode += 1
         writeObservation(observation)
-        return StepOutcome(reward: reward, terminated: false, truncated: stepInEpisode >= horizon)
+        return StepOutcome(reward: reward, terminated: false, truncated: stepInEpisode >= horizon, expectedReward: meanReward)
     }
 }
 

@@ -35,6 +35,8 @@ public struct TrialEnv<E: MetaEnv> {
     @inlinable public var rewards: [Float] { _vector._rewards }
     /// Each copy's success report for the last step (NaN where the family reports none).
     @inlinable public var successes: [Float] { _vector._successes }
+    /// Each copy's expected reward for the last step (NaN where the family does not know it).
+    @inlinable public var expectedRewards: [Float] { _vector._expectedRewards }
     /// Per copy: the index of the current episode inside the trial.
     @inlinable public var episodeIndex: [Int] { _episodeIndex }
     @usableFromInline var _episodeIndex: [Int]

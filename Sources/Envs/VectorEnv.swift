@@ -32,6 +32,10 @@ public struct VectorEnv<E: MetaEnv> {
     /// unless the family reports success (Meta-World through the Python bridge).
     @inlinable public var successes: [Float] { _successes }
     @usableFromInline var _successes: [Float]
+    /// Each copy's expected reward for the last step (``StepOutcome/expectedReward``): NaN
+    /// unless its family knows it (the bandit, the tabular MDP).
+    @inlinable public var expectedRewards: [Float] { _expectedRewards }
+    @usableFromInline var _expectedRewards: [Float]
     /// Steps started by ``startStep(_:copies:)`` and not finished, by their first copy.
     @usableFromInline var started: [Int: (copies: Range<Int>, step: any StartedStep)] = [:]
 
@@ -51,6 +55,7 @@ public struct VectorEnv<E: MetaEnv> {
         _terminated = [Bool](repeating: false, count: count)
         _truncated = _terminated
         _successes = [Float](repeating: .nan, count: count)
+        _expectedRewards = _successes
     }
 
     /// Sets copy `i`'s task (it takes effect at its next reset).
@@ -110,19 +115,20 @@ public struct VectorEnv<E: MetaEnv> {
         _terminated.withUnsafeMutableBufferPointer { terminated in
         _truncated.withUnsafeMutableBufferPointer { truncated in
         _successes.withUnsafeMutableBufferPointer { successes in
+        _expectedRewards.withUnsafeMutableBufferPointer { expected in
         _envs.withUnsafeMutableBufferPointer { envs in
         rngs.withUnsafeMutableBufferPointer { rngs in
             let output = VectorStepOutput(
                 observations: obs.baseAddress! + first * n, finalObservations: finals.baseAddress! + first * n,
                 rewards: rewards.baseAddress! + first, terminated: terminated.baseAddress! + first,
                 truncated: truncated.baseAddress! + first, successes: successes.baseAddress! + first,
-                observationSize: n, actionSize: m)
+                expectedRewards: expected.baseAddress! + first, observationSize: n, actionSize: m)
             do throws(EnvError) {
                 try body(UnsafeMutableBufferPointer(rebasing: envs[range]), UnsafeMutableBufferPointer(rebasing: rngs[range]), output)
             } catch {
                 failure = error
             }
-        }}}}}}}}
+        }}}}}}}}}
         if let failure { throw failure }
     }
 

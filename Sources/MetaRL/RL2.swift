@@ -65,6 +65,12 @@ public struct RL2Config: AlgorithmSettings {
     /// finite-horizon strategy depends on the pulls left, which a recurrent network
     /// otherwise has to count (and the value function to guess) over hundreds of steps.
     public var trialProgressInput: Bool = false
+    /// Compute returns and advantages from each step's expected reward given its task, state
+    /// and action (``StepOutcome/expectedReward``: a bandit arm's probability) instead of the
+    /// sampled reward. The objective is the same (the sampled reward's noise is independent of
+    /// everything before it, so the policy gradient stays unbiased) with less variance; the agent
+    /// still observes the sampled reward. Only for families that report it (bandit, tabular-mdp).
+    public var trainOnExpectedRewards: Bool = false
 
     /// How a widened agent's new actions begin: `dormant`, logits at −20, so the agent acts
     /// exactly as before (right when a trial cannot use more actions than the old agent had:
@@ -124,6 +130,7 @@ public struct RL2Config: AlgorithmSettings {
         SettingFlag("standardizeAdvantages", help: "standardise advantages over each iteration's batch"),
         SettingFlag("widenedActions", help: "with --warm-start from an agent of fewer actions: dormant (new actions' logits −20, acts as before; for n ≤ k) or live (the fresh network's weights, logits at the old actions' mean bias: tried at once; for n > k)"),
         SettingFlag("trialProgressInput", flag: "--trial-progress", help: "one more input: the fraction of the trial's episodes done (with --warm-start from an agent without it, its weights start at zero)"),
+        SettingFlag("trainOnExpectedRewards", flag: "--expected-rewards", help: "returns from each step's expected reward (a bandit arm's probability) instead of the sampled one: the same objective, less noise; the agent still sees the sampled reward (bandit, tabular-mdp)"),
         SettingFlag("shards", help: "fixed parts of each iteration's trials, each with its own random stream (mpirun -np N needs N ≤ shards; results depend on shards, not on N)"),
     ] + TRPOSettings.flags(prefix: "trpo.")
 
@@ -337,6 +344,8 @@ public struct TrialBatch: Sendable {
     public var logProbs: [Float]
     public var values: [Float]
     public var rewards: [Float]
+    /// [T × B]: each step's expected reward (``StepOutcome/expectedReward``; NaN where the family does not know it).
+    public var expectedRewards: [Float]
     /// 1 while the trial is running (0 on padding after a trial that ended early).
     public var valid: [Float]
     /// The step ended the trial (or is padding): nothing is bootstrapped past it.
@@ -377,7 +386,7 @@ public func sampleTrials<E: MetaEnv>(
         actions: [Float](repeating: 0, count: steps * b * actionWidth), actionWidth: actionWidth,
         logProbs: [Float](repeating: 0, count: steps * b),
         values: [Float](repeating: 0, count: steps * b), rewards: [Float](repeating: 0, count: steps * b),
-        valid: [Float](repeating: 0, count: steps * b), ends: [Bool](repeating: true, count: steps * b),
+        expectedRewards: [Float](repeating: 0, count: steps * b), valid: [Float](repeating: 0, count: steps * b), ends: [Bool](repeating: true, count: steps * b),
         episodeReturns: [[Double]](repeating: [Double](repeating: 0, count: episodesPerTrial), count: b),
         episodeSuccesses: [[Float]](repeating: [Float](repeating: .nan, count: episodesPerTrial), count: b),
         policyStates: [], valueStates: [], chunkLength: chunk)
@@ -400,13 +409,14 @@ public func sampleTrials<E: MetaEnv>(
         let (actions, logProbs, values) = agent.act(inputs: env.inputs, taskStarted: env.taskStarted, greedy: greedy, threads: threads, using: &rng)
         let episodeIndex = env.episodeIndex
         try actions.withUnsafeBufferPointer { (a: UnsafeBufferPointer<Float>) throws(EnvError) in try env.step(a) }
-        let rewards = env.rewards, successes = env.successes
+        let rewards = env.rewards, successes = env.successes, expectedRewards = env.expectedRewards
         for i in 0..<b where running[i] {
             let k = t * b + i
             for j in 0..<actionWidth { batch.actions[k * actionWidth + j] = actions[i * actionWidth + j] }
             batch.logProbs[k] = logProbs[i]
             batch.values[k] = values[i]
             batch.rewards[k] = rewards[i]
+            batch.expectedRewards[k] = expectedRewards[i]
             batch.valid[k] = 1
             batch.ends[k] = env.trialEnded[i]
             batch.episodeReturns[i][episodeIndex[i]] += Double(rewards[i])
@@ -436,7 +446,7 @@ extension TrialBatch {
         let b = trials
         inputs.removeSubrange((used * b * inputSize)...)
         actions.removeSubrange((used * b * actionWidth)...)
-        for keyPath in [\TrialBatch.logProbs, \.values, \.rewards, \.valid] { self[keyPath: keyPath].removeSubrange((used * b)...) }
+        for keyPath in [\TrialBatch.logProbs, \.values, \.rewards, \.expectedRewards, \.valid] { self[keyPath: keyPath].removeSubrange((used * b)...) }
         ends.removeSubrange((used * b)...)
         steps = used
         chunkLength = Swift.min(chunkLength, used)
@@ -606,7 +616,7 @@ public struct RL2<E: MetaEnv>: IterativeAlgorithm, ProcessGroupMember {
                                          threads: threads)
             // Advantages: GAE over each trial as one episode.
             let (advantages, returns) = GAE.compute(
-                rewards: batch.rewards, values: batch.values, ends: batch.ends, bootstrap: [Float](repeating: 0, count: count),
+                rewards: try trainingRewards(batch), values: batch.values, ends: batch.ends, bootstrap: [Float](repeating: 0, count: count),
                 steps: batch.steps, batch: count, gamma: Float(config.gamma), lambda: Float(config.gaeLambda))
             parts.append(Part(index: p, batch: batch, advantages: advantages, returns: returns))
         }
@@ -655,6 +665,17 @@ public struct RL2<E: MetaEnv>: IterativeAlgorithm, ProcessGroupMember {
 
     /// Standardises the advantages over every part's valid steps (the mean, then the
     /// variance about it, each summed part by part in part order).
+    /// The rewards returns are computed from: the sampled ones, or with `trainOnExpectedRewards`
+    /// the expected ones (a family that does not report them is a configuration error).
+    func trainingRewards(_ batch: TrialBatch) throws(ConfigError) -> [Float] {
+        guard config.trainOnExpectedRewards else { return batch.rewards }
+        for k in batch.expectedRewards.indices where batch.valid[k] > 0 && batch.expectedRewards[k].isNaN {
+            throw ConfigError(field: "trainOnExpectedRewards", value: "true",
+                              allowed: "false for this task family (its steps report no expected reward; bandit and tabular-mdp do)")
+        }
+        return batch.expectedRewards
+    }
+
     func standardizeAdvantages(_ parts: inout [Part]) throws {
         let sums = try acrossParts(parts) { part -> [Double] in
             var n = 0.0, sum = 0.0

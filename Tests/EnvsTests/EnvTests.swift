@@ -11,11 +11,38 @@ import TensorCore
         env.setTask(.init(armProbabilities: [0, 1, 0.3]))
         var rng = Xoshiro256(seed: 1)
         _ = env.reset(using: &rng)
-        #expect(try env.step(discrete: 0, using: &rng).outcome == StepOutcome(reward: 0, terminated: true, truncated: false))
+        #expect(try env.step(discrete: 0, using: &rng).outcome == StepOutcome(reward: 0, terminated: true, truncated: false, expectedReward: 0))
         #expect(try env.step(discrete: 1, using: &rng).outcome.reward == 1)
         var paid = 0.0
         for _ in 0..<20_000 { paid += Double(try env.step(discrete: 2, using: &rng).outcome.reward) }
         #expect(abs(paid / 20_000 - 0.3) < 0.015)
+    }
+
+    /// Families that know a step's expected reward report it (a bandit arm's probability, a
+    /// tabular MDP's mean reward), through one step and through a vector env's batched step;
+    /// others report NaN.
+    @Test func expectedRewardsAreTheTaskMeansWhereKnown() throws {
+        var rng = Xoshiro256(seed: 3)
+        var bandit = BernoulliBandit(arms: 3)
+        bandit.setTask(.init(armProbabilities: [0.2, 0.9, 0.5]))
+        _ = bandit.reset(using: &rng)
+        #expect(try bandit.step(discrete: 1, using: &rng).outcome.expectedReward == 0.9)
+        var mdp = TabularMDP(states: 2, actions: 2, horizon: 3)
+        mdp.setTask(.init(transitions: [Double](repeating: 0.5, count: 8), meanRewards: [1.5, -2, 0.25, 3]))
+        _ = mdp.reset(using: &rng)
+        let state = mdp.reset(using: &rng).firstIndex(of: 1)!
+        #expect(try mdp.step(discrete: 1, using: &rng).outcome.expectedReward == [Float(-2), 3][state])
+
+        var vector = VectorEnv(bandit, count: 3, seed: 5)
+        vector.resetAll()
+        try vector.step([2, 0, 1])
+        #expect(vector.expectedRewards == [0.5, 0.2, 0.9])
+        var poles = VectorEnv(CartPolePhysics(horizon: 5), count: 2, seed: 5)
+        poles.resetAll()
+        try poles.step([0, 1])
+        #expect(poles.expectedRewards.allSatisfy { $0.isNaN })
+        var pole = poles.envs[0]
+        #expect(try pole.step(discrete: 0, using: &rng).outcome.expectedReward.isNaN)
     }
 
     @Test func invalidActionsAreRejectedWithTheirReason() {

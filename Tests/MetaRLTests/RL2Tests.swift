@@ -94,15 +94,7 @@ import TensorCore
         padded.ends += [Bool](repeating: true, count: extra)
         padded.steps = full
         padded.chunkLength = full
-        func gradient(_ b: TrialBatch) throws -> [Float] {
-            let (advantages, returns) = GAE.compute(rewards: b.rewards, values: b.values, ends: b.ends,
-                                                    bootstrap: [Float](repeating: 0, count: b.trials),
-                                                    steps: b.steps, batch: b.trials, gamma: 0.99, lambda: 0.3)
-            let part = RL2<CartPolePhysics>.Part(index: 0, batch: b, advantages: advantages, returns: returns)
-            let units = (0..<b.trials).map { RL2<CartPolePhysics>.Unit(part: 0, chunk: 0, trial: $0) }
-            return try rl2.minibatchGradient(rl2.gather(part, units[...]), model: rl2.state.model,
-                                             objective: PPOObjective()).gradient.flatParameters.values
-        }
+        func gradient(_ b: TrialBatch) throws -> [Float] { try ppoGradient(rl2, b, rewards: b.rewards, gamma: 0.99, lambda: 0.3) }
         let trimmed = try gradient(batch), reference = try gradient(padded)
         let scale = reference.map(abs).max() ?? 1
         #expect(zip(trimmed, reference).allSatisfy { abs($0 - $1) <= 1e-5 * scale })
@@ -128,13 +120,7 @@ import TensorCore
         var rng = Xoshiro256(seed: 4)
         rl2.state.model.parameters = rl2.state.model.parameters.map { $0 + Tensor.randomNormal($0.shape, standardDeviation: 0.5, using: &rng) }
         func gradient(_ b: TrialBatch, rewards: [Float]) throws -> [Double] {
-            let (advantages, returns) = GAE.compute(rewards: rewards, values: b.values, ends: b.ends,
-                                                    bootstrap: [Float](repeating: 0, count: b.trials),
-                                                    steps: b.steps, batch: b.trials, gamma: 1, lambda: 0.9)
-            let part = RL2<BernoulliBandit>.Part(index: 0, batch: b, advantages: advantages, returns: returns)
-            let units = (0..<b.trials).map { RL2<BernoulliBandit>.Unit(part: 0, chunk: 0, trial: $0) }
-            return try rl2.minibatchGradient(rl2.gather(part, units[...]), model: rl2.state.model,
-                                             objective: PPOObjective()).gradient.flatParameters.values.map(Double.init)
+            try ppoGradient(rl2, b, rewards: rewards, gamma: 1, lambda: 0.9).map(Double.init)
         }
         var sampled: [[Double]] = [], expected: [[Double]] = [], shifted: [[Double]] = []
         for seed in 0..<300 {
@@ -481,4 +467,16 @@ struct TargetAction: MetaEnv {
         let batch = try sampleTrials(model: warm.model, prototype: bandit, trials: 2, episodesPerTrial: 4, seed: 1)
         #expect(batch.inputSize == 7 && batch.inputs[(2 * 2 * 7) + 6] == 0.5, "step 2 of trial 0 reads progress 2/4")
     }
+}
+
+/// The PPO gradient (at the sampling policy) of one minibatch holding all of `batch`'s trials,
+/// with GAE over `rewards` in place of the batch's own.
+private func ppoGradient<E: MetaEnv>(_ rl2: RL2<E>, _ batch: TrialBatch, rewards: [Float], gamma: Float, lambda: Float) throws -> [Float] {
+    let (advantages, returns) = GAE.compute(rewards: rewards, values: batch.values, ends: batch.ends,
+                                            bootstrap: [Float](repeating: 0, count: batch.trials),
+                                            steps: batch.steps, batch: batch.trials, gamma: gamma, lambda: lambda)
+    let part = RL2<E>.Part(index: 0, batch: batch, advantages: advantages, returns: returns)
+    let units = (0..<batch.trials).map { RL2<E>.Unit(part: 0, chunk: 0, trial: $0) }
+    return try rl2.minibatchGradient(rl2.gather(part, units[...]), model: rl2.state.model,
+                                     objective: PPOObjective()).gradient.flatParameters.values
 }

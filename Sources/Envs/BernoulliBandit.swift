@@ -13,9 +13,11 @@ public protocol BernoulliArms: MetaEnv {
 /// episodes is n pulls of the same arms. The observation is a constant 0.
 public struct BernoulliBandit: BernoulliArms, Sendable {
     /// The arms' success probabilities.
-    public struct Task: Codable, Sendable, Equatable {
+    public struct Task: Codable, Sendable, Equatable, TaskFeatures {
         public var armProbabilities: [Double]
         public init(armProbabilities: [Double]) { self.armProbabilities = armProbabilities }
+        /// The arms' probabilities.
+        public var features: [Float] { armProbabilities.map(Float.init) }
     }
 
     public let arms: Int

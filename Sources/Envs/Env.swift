@@ -277,6 +277,14 @@ public protocol MetaEnv: Env {
     var task: Task { get }
 }
 
+/// A task that can be written as a fixed-length vector of numbers (a bandit's arm
+/// probabilities), so that a critic used only in training can be told the task it is in
+/// (RL²'s `--task-aware-value`). The length depends on the family's arguments only.
+public protocol TaskFeatures {
+    /// The task as numbers, in a fixed order.
+    var features: [Float] { get }
+}
+
 /// Whether an episode solved its task: NaN while no step has reported success, then 1 once
 /// any step reported it (Meta-World's rule: solved at some point of the episode), else 0.
 public enum EpisodeSuccess {

@@ -19,13 +19,15 @@ public protocol TabularMDPEnv: MetaEnv {
 /// observation is the one-hot state.
 public struct TabularMDP: TabularMDPEnv, Sendable {
     /// Transition probabilities [s][a][s′] flattened, and mean rewards [s][a] flattened.
-    public struct Task: Codable, Sendable, Equatable {
+    public struct Task: Codable, Sendable, Equatable, TaskFeatures {
         public var transitions: [Double]
         public var meanRewards: [Double]
         public init(transitions: [Double], meanRewards: [Double]) {
             self.transitions = transitions
             self.meanRewards = meanRewards
         }
+        /// The mean rewards, then the transition probabilities.
+        public var features: [Float] { (meanRewards + transitions).map(Float.init) }
     }
 
     public let states: Int

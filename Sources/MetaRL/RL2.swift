@@ -71,6 +71,13 @@ public struct RL2Config: AlgorithmSettings {
     /// everything before it, so the policy gradient stays unbiased) with less variance; the agent
     /// still observes the sampled reward. Only for families that report it (bandit, tabular-mdp).
     public var trainOnExpectedRewards: Bool = false
+    /// Let the value function also read the task (``TaskFeatures``: a bandit's arm
+    /// probabilities), an asymmetric critic: privileged information of the simulator, used
+    /// only for the advantages in training (the policy never sees it). The value of a history
+    /// then need not average over the tasks it could come from, which is most of the
+    /// advantages' noise in long bandit trials; the policy gradient keeps its expectation
+    /// (the baseline does not depend on the action, and E[V(h, task) | h] is V(h)).
+    public var taskAwareValue: Bool = false
 
     /// How a widened agent's new actions begin: `dormant`, logits at −20, so the agent acts
     /// exactly as before (right when a trial cannot use more actions than the old agent had:
@@ -131,6 +138,7 @@ public struct RL2Config: AlgorithmSettings {
         SettingFlag("widenedActions", help: "with --warm-start from an agent of fewer actions: dormant (new actions' logits −20, acts as before; for n ≤ k) or live (the fresh network's weights, logits at the old actions' mean bias: tried at once; for n > k)"),
         SettingFlag("trialProgressInput", flag: "--trial-progress", help: "one more input: the fraction of the trial's episodes done (with --warm-start from an agent without it, its weights start at zero)"),
         SettingFlag("trainOnExpectedRewards", flag: "--expected-rewards", help: "returns from each step's expected reward (a bandit arm's probability) instead of the sampled one: the same objective, less noise; the agent still sees the sampled reward (bandit, tabular-mdp)"),
+        SettingFlag("taskAwareValue", flag: "--task-aware-value", help: "the value function also reads the task (a bandit's arm probabilities): privileged, training only; the policy never sees it (families whose tasks have features: bandit, tabular-mdp; with --warm-start from an agent without it, its weights start at zero)"),
         SettingFlag("shards", help: "fixed parts of each iteration's trials, each with its own random stream (mpirun -np N needs N ≤ shards; results depend on shards, not on N)"),
     ] + TRPOSettings.flags(prefix: "trpo.")
 
@@ -174,8 +182,9 @@ public struct RecurrentActorCritic: ParameterCollection, Codable, Sendable {
 
     /// An agent for `actionSpace`: a categorical policy over a discrete space, a Gaussian
     /// one (standard deviation e^initialLogStd at first) over a box.
+    /// `taskFeatureCount` more inputs of the value function alone: the task's ``TaskFeatures``.
     public init(inputSize: Int, actionSpace: Space, cell: RecurrentCellChoice.Kind, hiddenSize: Int,
-                initialLogStd: Double = 0, using rng: inout Xoshiro256) {
+                initialLogStd: Double = 0, taskFeatureCount: Int = 0, using rng: inout Xoshiro256) {
         let outputs: Int
         switch actionSpace {
         case .discrete(let n): discrete = true; outputs = n
@@ -184,9 +193,12 @@ public struct RecurrentActorCritic: ParameterCollection, Codable, Sendable {
         policyCell = RecurrentCellChoice(cell, inputSize: inputSize, hiddenSize: hiddenSize, using: &rng)
         policyHead = Linear(inputSize: hiddenSize, outputSize: outputs, scale: 0.01, using: &rng)
         logStd = discrete ? Tensor.zeros([0]) : Tensor(repeating: initialLogStd, shape: [outputs], dtype: .float32)
-        valueCell = RecurrentCellChoice(cell, inputSize: inputSize, hiddenSize: hiddenSize, using: &rng)
+        valueCell = RecurrentCellChoice(cell, inputSize: inputSize + taskFeatureCount, hiddenSize: hiddenSize, using: &rng)
         valueHead = Linear(inputSize: hiddenSize, outputSize: 1, using: &rng)
     }
+
+    /// Inputs of the value function beyond the policy's: the task's features (0 unless task-aware).
+    public var taskFeatureCount: Int { valueCell.inputSize - policyCell.inputSize }
 
     /// A categorical agent over `actionCount` actions.
     public init(inputSize: Int, actionCount: Int, cell: RecurrentCellChoice.Kind, hiddenSize: Int, using rng: inout Xoshiro256) {
@@ -213,9 +225,12 @@ public struct RecurrentActorCritic: ParameterCollection, Codable, Sendable {
         }
     }
 
-    /// The action distributions [T, B] and values [T, B] over sequences [T, B, input] from the given states.
-    public func unroll(_ inputs: Tensor, policyState: Tensor, valueState: Tensor) -> (policy: MLPPolicy.ActionDistribution, values: Tensor) {
-        (policy.distribution(inputs, state: policyState), values(inputs, state: valueState))
+    /// The action distributions [T, B] and values [T, B] over sequences [T, B, input] from the
+    /// given states (a task-aware value function reads `valueInputs`, the inputs and the task's features).
+    public func unroll(_ inputs: Tensor, valueInputs: Tensor? = nil, policyState: Tensor, valueState: Tensor)
+        -> (policy: MLPPolicy.ActionDistribution, values: Tensor)
+    {
+        (policy.distribution(inputs, state: policyState), values(valueInputs ?? inputs, state: valueState))
     }
 
     enum CodingKeys: String, CodingKey { case policyCell, policyHead, logStd, valueCell, valueHead }
@@ -242,7 +257,7 @@ public struct RecurrentActorCritic: ParameterCollection, Codable, Sendable {
         try c.encode(valueHead, forKey: .valueHead)
     }
 
-    /// Values [T, B] over sequences [T, B, input] from `state`.
+    /// Values [T, B] over sequences [T, B, value input] from `state`.
     public func values(_ inputs: Tensor, state: Tensor) -> Tensor {
         let steps = inputs.shape[0], batch = inputs.shape[1]
         let v = valueCell.unroll(inputs, initialState: state).outputs
@@ -300,9 +315,11 @@ public struct RecurrentAgent {
 
     /// One step for every copy: reset the memory where `taskStarted`, read the inputs
     /// [B × input], and return the actions [B × actionWidth], their log-probabilities and the
-    /// values. The policy and the value function step side by side on `threads` threads (at
-    /// most two); the actions are drawn afterwards on the caller's, so they do not depend on it.
-    public mutating func act(inputs: [Float], taskStarted: [Bool], greedy: Bool, threads: Int = 1, using rng: inout Xoshiro256)
+    /// values (a task-aware value function also reads `taskFeatures`, [B × its feature count]).
+    /// The policy and the value function step side by side on `threads` threads (at most two);
+    /// the actions are drawn afterwards on the caller's, so they do not depend on it.
+    public mutating func act(inputs: [Float], taskFeatures: [Float] = [], taskStarted: [Bool], greedy: Bool, threads: Int = 1,
+                             using rng: inout Xoshiro256)
         -> (actions: [Float], logProbs: [Float], values: [Float])
     {
         let b = taskStarted.count
@@ -311,14 +328,17 @@ public struct RecurrentAgent {
             policyState = policyState * keep
             valueState = valueState * keep
         }
-        let x = Tensor(shape: [b, inputs.count / b], values: inputs)
+        let width = inputs.count / b, f = model.taskFeatureCount
+        let x = Tensor(shape: [b, width], values: inputs)
+        precondition(taskFeatures.count == b * f, "RecurrentAgent.act: \(taskFeatures.count) task features for \(b) × \(f)")
+        let xv = f == 0 ? x : Tensor(shape: [b, width + f], values: RecurrentAgent.joined(inputs, width, taskFeatures, f, rows: b))
         let (model, policyState, valueState) = (self.model, self.policyState, self.valueState)
         let steps = concurrentMap(2, threads: threads) { k -> (output: Tensor, state: Tensor) in
             if k == 0 {
                 let (p, next) = model.policyCell(x, state: policyState)
                 return (model.policyHead(p), next)
             }
-            let (v, next) = model.valueCell(x, state: valueState)
+            let (v, next) = model.valueCell(xv, state: valueState)
             return (model.valueHead(v), next)
         }
         self.policyState = steps[0].state
@@ -328,6 +348,16 @@ public struct RecurrentAgent {
         let actions = distribution.sample(greedy: greedy, using: &rng)
         let logProbs = distribution.logProb(Tensor(shape: [b, model.actionWidth], values: actions)).values
         return (actions, logProbs, steps[1].output.values)
+    }
+
+    /// Rows of `a` (`aWidth` floats each) followed by the same rows of `b` (`bWidth` each).
+    static func joined(_ a: [Float], _ aWidth: Int, _ b: [Float], _ bWidth: Int, rows: Int) -> [Float] {
+        var out = [Float](repeating: 0, count: rows * (aWidth + bWidth))
+        for r in 0..<rows {
+            for j in 0..<aWidth { out[r * (aWidth + bWidth) + j] = a[r * aWidth + j] }
+            for j in 0..<bWidth { out[r * (aWidth + bWidth) + aWidth + j] = b[r * bWidth + j] }
+        }
+        return out
     }
 }
 
@@ -354,6 +384,9 @@ public struct TrialBatch: Sendable {
     public var episodeReturns: [[Double]]
     /// Per trial, per episode index: the episode's success (`EpisodeSuccess`; NaN where the family reports none).
     public var episodeSuccesses: [[Float]]
+    /// [B × taskFeatureCount]: each trial's task features, for a task-aware value function (else empty).
+    public var taskFeatures: [Float]
+    public var taskFeatureCount: Int
     /// Recurrent states at the start of every `chunkLength`-step chunk, [chunk][B × stateSize].
     public var policyStates: [[Float]]
     public var valueStates: [[Float]]
@@ -380,6 +413,8 @@ public func sampleTrials<E: MetaEnv>(
     let steps = episodesPerTrial * prototype.maxEpisodeSteps
     let chunk = TrialBatch.chunkLength(steps: steps, maxSeqLen: chunkLength)
     let width = env.inputSize, b = trials, actionWidth = model.actionWidth
+    let featureCount = model.taskFeatureCount
+    var features = [Float](repeating: 0, count: trials * featureCount)
     var batch = TrialBatch(
         steps: steps, trials: b, inputSize: width,
         inputs: [Float](repeating: 0, count: steps * b * width),
@@ -389,7 +424,7 @@ public func sampleTrials<E: MetaEnv>(
         expectedRewards: [Float](repeating: 0, count: steps * b), valid: [Float](repeating: 0, count: steps * b), ends: [Bool](repeating: true, count: steps * b),
         episodeReturns: [[Double]](repeating: [Double](repeating: 0, count: episodesPerTrial), count: b),
         episodeSuccesses: [[Float]](repeating: [Float](repeating: .nan, count: episodesPerTrial), count: b),
-        policyStates: [], valueStates: [], chunkLength: chunk)
+        taskFeatures: [], taskFeatureCount: featureCount, policyStates: [], valueStates: [], chunkLength: chunk)
     var agent = RecurrentAgent(model: model, batchSize: b)
     var running = [Bool](repeating: true, count: b)
     for t in 0..<steps {
@@ -406,7 +441,18 @@ public func sampleTrials<E: MetaEnv>(
         }
         let base = t * b * width
         for i in 0..<(b * width) { batch.inputs[base + i] = env.inputs[i] }
-        let (actions, logProbs, values) = agent.act(inputs: env.inputs, taskStarted: env.taskStarted, greedy: greedy, threads: threads, using: &rng)
+        if featureCount > 0 {
+            // The value function is told each trial's task (the policy is not).
+            for i in 0..<b where env.taskStarted[i] {
+                guard let task = env.task(at: i) as? any TaskFeatures, task.features.count == featureCount else {
+                    throw RL2Error.unsupported("a task-aware value function needs tasks with \(featureCount) features (TaskFeatures); \(E.Task.self) has none or another count")
+                }
+                for j in 0..<featureCount { features[i * featureCount + j] = task.features[j] }
+            }
+            if t == 0 { batch.taskFeatures = features }
+        }
+        let (actions, logProbs, values) = agent.act(inputs: env.inputs, taskFeatures: features, taskStarted: env.taskStarted,
+                                                    greedy: greedy, threads: threads, using: &rng)
         let episodeIndex = env.episodeIndex
         try actions.withUnsafeBufferPointer { (a: UnsafeBufferPointer<Float>) throws(EnvError) in try env.step(a) }
         let rewards = env.rewards, successes = env.successes, expectedRewards = env.expectedRewards
@@ -516,9 +562,19 @@ public struct RL2<E: MetaEnv>: IterativeAlgorithm, ProcessGroupMember {
                                               trialProgress: config.trialProgressInput)
         let model = RecurrentActorCritic(inputSize: inputSize,
                                          actionSpace: prototype.actionSpace, cell: config.cell,
-                                         hiddenSize: config.hiddenSize, using: &rng)
+                                         hiddenSize: config.hiddenSize, taskFeatureCount: try Self.taskFeatureCount(config, prototype),
+                                         using: &rng)
         state = RL2State(model: model, optimizer: Adam(learningRate: config.learningRate, epsilon: 1e-5),
                          rng: rng, iteration: 0, environmentSteps: 0)
+    }
+
+    /// The value function's task inputs: the prototype's task's feature count when `taskAwareValue`.
+    static func taskFeatureCount(_ config: RL2Config, _ prototype: E) throws(RL2Error) -> Int {
+        guard config.taskAwareValue else { return 0 }
+        guard let task = prototype.task as? any TaskFeatures, !task.features.isEmpty else {
+            throw .unsupported("taskAwareValue: this task family's tasks have no features to read (TaskFeatures: bandit and tabular-mdp have)")
+        }
+        return task.features.count
     }
 
     /// Continues from a saved state, after checking that it fits `config` and `prototype`
@@ -761,7 +817,17 @@ public struct RL2<E: MetaEnv>: IterativeAlgorithm, ProcessGroupMember {
                 mask[dst] = batch.valid[src]
             }
         }
-        return (Tensor(shape: [length, m, width], values: x), Tensor(shape: [m, stateSize], values: ps),
+        let inputs = Tensor(shape: [length, m, width], values: x), f = batch.taskFeatureCount
+        var valueInputs = inputs
+        if f > 0 {
+            var unitFeatures = [Float](repeating: 0, count: m * f)
+            for (j, unit) in units.enumerated() {
+                for k in 0..<f { unitFeatures[j * f + k] = batch.taskFeatures[unit.trial * f + k] }
+            }
+            let rowFeatures = (0..<length).flatMap { _ in unitFeatures }
+            valueInputs = Tensor(shape: [length, m, width + f], values: RecurrentAgent.joined(x, width, rowFeatures, f, rows: length * m))
+        }
+        return (inputs, valueInputs, Tensor(shape: [m, stateSize], values: ps),
                 Tensor(shape: [m, stateSize], values: vs), Tensor(shape: [length, m, actionWidth], values: actions),
                 Tensor(shape: [length, m], values: oldLogProb),
                 Tensor(shape: [length, m], values: adv), Tensor(shape: [length, m], values: ret),
@@ -820,7 +886,8 @@ public struct RL2<E: MetaEnv>: IterativeAlgorithm, ProcessGroupMember {
         var approxKL: Double, clipFraction: Double
     }
 
-    typealias Minibatch = (inputs: Tensor, policyState: Tensor, valueState: Tensor, actions: Tensor, oldLogProb: Tensor,
+    /// `valueInputs` are `inputs` with the task's features appended for a task-aware value function.
+    typealias Minibatch = (inputs: Tensor, valueInputs: Tensor, policyState: Tensor, valueState: Tensor, actions: Tensor, oldLogProb: Tensor,
                            advantages: Tensor, returns: Tensor, mask: Tensor, validSteps: Double)
     /// ∇[policy loss − c_e·entropy] for the policy network and ∇[c_v·value loss] for the
     /// value network, on `threads` threads (at most two).
@@ -851,7 +918,7 @@ public struct RL2<E: MetaEnv>: IterativeAlgorithm, ProcessGroupMember {
                                kl / Swift.max(n, 1), clippedCount / Swift.max(n, 1))
             } else {
                 let (loss, grad) = valueAndGradient(at: model) { model in
-                    let values = model.values(mb.inputs, state: mb.valueState)
+                    let values = model.values(mb.valueInputs, state: mb.valueState)
                     return objective.valueCoefficient * objective.valueLoss(values: values, returns: mb.returns, mask: mb.mask)
                 }
                 return .value(grad, loss.doubleScalar / Swift.max(objective.valueCoefficient, .leastNonzeroMagnitude))
@@ -974,7 +1041,7 @@ public struct RL2<E: MetaEnv>: IterativeAlgorithm, ProcessGroupMember {
                 let (terms, flat) = try meanAcrossParts(parts, terms: 1, parameters: model.parameterCount) { part -> WeightedPart in
                     guard let mb = shares[part.index - own.lowerBound][m], mb.validSteps > 0 else { return WeightedPart() }
                     let (loss, grad) = valueAndGradient(at: model) { model in
-                        let v = model.valueCell.unroll(mb.inputs, initialState: mb.valueState).outputs
+                        let v = model.valueCell.unroll(mb.valueInputs, initialState: mb.valueState).outputs
                         let values = model.valueHead(v.reshaped([-1, v.shape[2]])).reshaped(mb.mask.shape)
                         return ((values - mb.returns).squared() * mb.mask).sum() / mb.validSteps
                     }
@@ -1048,10 +1115,17 @@ public struct RL2Algorithm: AlgorithmDefinition {
                                  + "this run a \(fresh.policyCell.kind.rawValue) cell of \(fresh.policyCell.outputSize)")
         }
         let added = model.discrete && fresh.discrete ? Swift.max(0, fresh.policyHead.outputSize - model.policyHead.outputSize) : 0
+        let sourceFeatures = model.taskFeatureCount
         if settings.trialProgressInput, fresh.policyCell.inputSize == model.policyCell.inputSize + added + 1 {
-            // An agent without the progress input (the last one): it reads it with zero weights, so it acts as before.
-            model.policyCell = model.policyCell.insertingInputs(1, at: model.policyCell.inputSize)
-            model.valueCell = model.valueCell.insertingInputs(1, at: model.valueCell.inputSize)
+            // An agent without the progress input (the last of the policy's; task features follow it): it reads
+            // it with zero weights, so it acts as before.
+            let at = model.policyCell.inputSize
+            model.policyCell = model.policyCell.insertingInputs(1, at: at)
+            model.valueCell = model.valueCell.insertingInputs(1, at: at)
+        }
+        if sourceFeatures == 0, fresh.taskFeatureCount > 0 {
+            // A value function that did not read the task: the features start with zero weights.
+            model.valueCell = model.valueCell.insertingInputs(fresh.taskFeatureCount, at: model.valueCell.inputSize)
         }
         if added > 0 {
             let actionColumns = prototype.observationSpace.flatSize + model.policyHead.outputSize

@@ -436,6 +436,60 @@ struct TargetAction: MetaEnv {
         #expect(throws: WarmStartError.self) { try RL2Algorithm().warmStarted(lstm.state, from: small.state, settings: liveConfig, prototype: BernoulliBandit(arms: 5)) }
     }
 
+    /// With `taskAwareValue` the value function reads the task's features (a bandit's arm
+    /// probabilities, as sampled) beside the inputs and the policy does not: other features
+    /// change the values, never the actions or their probabilities. It fits the returns better
+    /// than the same run without it (value loss over iterations 21–30: 0.60 against 1.01). An agent
+    /// without it, warm-started into such a run, gives the same values as before (the features'
+    /// weights start at zero); the run resumes; a family whose tasks have no features is refused.
+    @Test func aTaskAwareValueFunctionReadsTheTaskAndThePolicyDoesNot() throws {
+        let bandit = BernoulliBandit(arms: 3)
+        var config = tinyConfig(episodesPerTrial: 10)
+        config.trialsPerIteration = 100
+        config.minibatchTrials = 50
+        config.gamma = 1
+        config.gaeLambda = 0.9
+        config.learningRate = 3e-3
+        config.epochs = 4
+        config.trainOnExpectedRewards = true  // without the payments' noise the task's share of the returns' variance shows
+        var aware = config
+        aware.taskAwareValue = true
+        var plain = try RL2(config: config, prototype: bandit, seed: 3), told = try RL2(config: aware, prototype: bandit, seed: 3)
+        #expect(told.state.model.taskFeatureCount == 3 && told.state.model.valueCell.inputSize == told.state.model.policyCell.inputSize + 3)
+
+        let inputs = [Float](repeating: 0, count: 2 * told.state.model.policyCell.inputSize)
+        func act(_ features: [Float]) -> (actions: [Float], logProbs: [Float], values: [Float]) {
+            var agent = RecurrentAgent(model: told.state.model, batchSize: 2)
+            var rng = Xoshiro256(seed: 1)
+            return agent.act(inputs: inputs, taskFeatures: features, taskStarted: [true, true], greedy: false, using: &rng)
+        }
+        let a = act([0.1, 0.5, 0.9, 0.2, 0.2, 0.2]), b = act([0.9, 0.1, 0.3, 0.7, 0.6, 0.0])
+        #expect(a.actions == b.actions && a.logProbs == b.logProbs)
+        #expect(a.values != b.values)
+        var taskRNG = Xoshiro256(seed: 5)
+        let tasks = bandit.sampleTasks(4, using: &taskRNG)
+        let batch = try sampleTrials(model: told.state.model, prototype: bandit, trials: 4, episodesPerTrial: 10, seed: 2, fixedTasks: tasks)
+        #expect(batch.taskFeatures == tasks.flatMap(\.features))
+
+        var plainLoss = 0.0, toldLoss = 0.0
+        for i in 0..<30 {
+            let p = Dictionary(try plain.iterate(), uniquingKeysWith: { x, _ in x }), t = Dictionary(try told.iterate(), uniquingKeysWith: { x, _ in x })
+            if i >= 20 { plainLoss += p["value_loss"]!; toldLoss += t["value_loss"]! }
+        }
+        #expect(toldLoss < 0.7 * plainLoss, "value loss over iterations 21–30: \(toldLoss / 10) told the task, \(plainLoss / 10) not")
+
+        let warm = try RL2Algorithm().warmStarted(try RL2(config: aware, prototype: bandit, seed: 4).state, from: plain.state,
+                                                  settings: aware, prototype: bandit)
+        var before = RecurrentAgent(model: plain.state.model, batchSize: 2), after = RecurrentAgent(model: warm.model, batchSize: 2)
+        var r1 = Xoshiro256(seed: 8), r2 = Xoshiro256(seed: 8)
+        let v0 = before.act(inputs: inputs, taskStarted: [true, true], greedy: false, using: &r1).values
+        let v1 = after.act(inputs: inputs, taskFeatures: [0.3, 0.8, 0.1, 0.5, 0.5, 0.9], taskStarted: [true, true], greedy: false, using: &r2).values
+        #expect(zip(v0, v1).allSatisfy { abs($0 - $1) < 1e-5 })
+        var resumed = try RL2(config: aware, prototype: bandit, state: told.state)
+        #expect(try resumed.iterate().contains { $0.0 == "value_loss" && $0.1.isFinite })
+        #expect(throws: RL2Error.self) { try RL2(config: aware, prototype: CartPolePhysics(horizon: 20), seed: 1) }
+    }
+
     /// An agent without the trial-progress input, started into a run with it, acts exactly
     /// as before whatever the progress reads (its weights start at zero); the run then
     /// samples with the progress input (the sampler reads the model's width) and trains.

@@ -444,10 +444,10 @@ public func sampleTrials<E: MetaEnv>(
         if featureCount > 0 {
             // The value function is told each trial's task (the policy is not).
             for i in 0..<b where env.taskStarted[i] {
-                guard let task = env.task(at: i) as? any TaskFeatures, task.features.count == featureCount else {
+                guard let task = env.task(at: i) as? any TaskFeatures, case let f = task.features, f.count == featureCount else {
                     throw RL2Error.unsupported("a task-aware value function needs tasks with \(featureCount) features (TaskFeatures); \(E.Task.self) has none or another count")
                 }
-                for j in 0..<featureCount { features[i * featureCount + j] = task.features[j] }
+                for j in 0..<featureCount { features[i * featureCount + j] = f[j] }
             }
             if t == 0 { batch.taskFeatures = features }
         }

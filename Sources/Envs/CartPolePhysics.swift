@@ -7,7 +7,7 @@ import TensorCore
 /// push left (0) or right (1); reward 1 per step; `terminated` when |x| > 2.4 or
 /// |θ| > 12°; `truncated` at the time limit.
 public struct CartPolePhysics: MetaEnv, Sendable {
-    public struct Task: Codable, Sendable, Equatable {
+    public struct Task: Codable, Sendable, Equatable, TaskFeatures {
         public var poleHalfLength: Double
         public var poleMass: Double
         public var cartMass: Double
@@ -18,6 +18,8 @@ public struct CartPolePhysics: MetaEnv, Sendable {
             self.cartMass = cartMass
             self.force = force
         }
+        /// The pole's half length and mass, the cart's mass, the force.
+        public var features: [Float] { [poleHalfLength, poleMass, cartMass, force].map(Float.init) }
     }
 
     public static let gravity = 9.8, tau = 0.02, xLimit = 2.4, angleLimit = 12 * 2 * Double.pi / 360

@@ -5,9 +5,11 @@ import TensorCore
 /// U[massLow, massHigh]. Observation [cos θ, sin θ, θ̇]; action a torque in [−2, 2];
 /// reward −(θ² + 0.1 θ̇² + 0.001 u²) with θ normalised to [−π, π); 200 steps (`truncated`).
 public struct PendulumMass: MetaEnv, Sendable {
-    public struct Task: Codable, Sendable, Equatable {
+    public struct Task: Codable, Sendable, Equatable, TaskFeatures {
         public var mass: Double
         public init(mass: Double) { self.mass = mass }
+        /// The mass.
+        public var features: [Float] { [Float(mass)] }
     }
 
     public static let maxSpeed = 8.0, maxTorque = 2.0, dt = 0.05, gravity = 10.0, length = 1.0

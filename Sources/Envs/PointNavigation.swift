@@ -7,9 +7,11 @@ import TensorCore
 /// steps (`truncated`), ending early (`terminated`) within 0.01 of the goal on both axes,
 /// as in the reference implementation. The observation is the position.
 public struct PointNavigation: MetaEnv, Sendable {
-    public struct Task: Codable, Sendable, Equatable {
+    public struct Task: Codable, Sendable, Equatable, TaskFeatures {
         public var goal: [Double]
         public init(goal: [Double]) { self.goal = goal }
+        /// The goal's coordinates.
+        public var features: [Float] { goal.map(Float.init) }
     }
 
     public let goalRange: Double

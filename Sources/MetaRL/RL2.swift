@@ -138,7 +138,7 @@ public struct RL2Config: AlgorithmSettings {
         SettingFlag("widenedActions", help: "with --warm-start from an agent of fewer actions: dormant (new actions' logits −20, acts as before; for n ≤ k) or live (the fresh network's weights, logits at the old actions' mean bias: tried at once; for n > k)"),
         SettingFlag("trialProgressInput", flag: "--trial-progress", help: "one more input: the fraction of the trial's episodes done (with --warm-start from an agent without it, its weights start at zero)"),
         SettingFlag("trainOnExpectedRewards", flag: "--expected-rewards", help: "returns from each step's expected reward (a bandit arm's probability) instead of the sampled one: the same objective, less noise; the agent still sees the sampled reward (bandit, tabular-mdp)"),
-        SettingFlag("taskAwareValue", flag: "--task-aware-value", help: "the value function also reads the task (a bandit's arm probabilities): privileged, training only; the policy never sees it (families whose tasks have features: bandit, tabular-mdp; with --warm-start from an agent without it, its weights start at zero)"),
+        SettingFlag("taskAwareValue", flag: "--task-aware-value", help: "the value function also reads the task (a bandit's arm probabilities): privileged, training only; the policy never sees it (families whose tasks have features: bandit, tabular-mdp, point-nav, pendulum-mass, cartpole-physics; with --warm-start from an agent without it, its weights start at zero)"),
         SettingFlag("shards", help: "fixed parts of each iteration's trials, each with its own random stream (mpirun -np N needs N ≤ shards; results depend on shards, not on N)"),
     ] + TRPOSettings.flags(prefix: "trpo.")
 
@@ -572,7 +572,7 @@ public struct RL2<E: MetaEnv>: IterativeAlgorithm, ProcessGroupMember {
     static func taskFeatureCount(_ config: RL2Config, _ prototype: E) throws(RL2Error) -> Int {
         guard config.taskAwareValue else { return 0 }
         guard let task = prototype.task as? any TaskFeatures, !task.features.isEmpty else {
-            throw .unsupported("taskAwareValue: this task family's tasks have no features to read (TaskFeatures: bandit and tabular-mdp have)")
+            throw .unsupported("taskAwareValue: this task family's tasks have no features to read (TaskFeatures: bandit, tabular-mdp, point-nav, pendulum-mass and cartpole-physics have)")
         }
         return task.features.count
     }

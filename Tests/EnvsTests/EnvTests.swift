@@ -45,6 +45,16 @@ import TensorCore
         #expect(try pole.step(discrete: 0, using: &rng).outcome.expectedReward.isNaN)
     }
 
+    /// Tasks that can be told to a critic give their parameters as features, in a fixed order.
+    @Test func taskFeaturesAreTheTasksParameters() {
+        #expect(BernoulliBandit.Task(armProbabilities: [0.25, 0.5]).features == [0.25, 0.5])
+        #expect(TabularMDP.Task(transitions: [1, 0, 0.5, 0.5], meanRewards: [2, 3]).features == [2, 3, 1, 0, 0.5, 0.5])
+        #expect(PointNavigation.Task(goal: [0.1, -0.3]).features == [Float(0.1), Float(-0.3)])
+        #expect(PendulumMass.Task(mass: 1.5).features == [1.5])
+        #expect(CartPolePhysics.Task(poleHalfLength: 0.4, poleMass: 0.2, cartMass: 1.5, force: 9).features == [0.4, 0.2, 1.5, 9])
+        #expect(!(GridWorld.Task(start: 0, goal: 3) is any TaskFeatures))
+    }
+
     @Test func invalidActionsAreRejectedWithTheirReason() {
         var rng = Xoshiro256(seed: 2)
         var bandit = BernoulliBandit(arms: 5)

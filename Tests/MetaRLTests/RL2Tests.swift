@@ -441,7 +441,8 @@ struct TargetAction: MetaEnv {
     /// change the values, never the actions or their probabilities. It fits the returns better
     /// than the same run without it (value loss over iterations 21–30: 0.60 against 1.01). An agent
     /// without it, warm-started into such a run, gives the same values as before (the features'
-    /// weights start at zero); the run resumes; a family whose tasks have no features is refused.
+    /// weights start at zero); the run resumes; a family whose tasks have no features (the
+    /// grid world) is refused.
     @Test func aTaskAwareValueFunctionReadsTheTaskAndThePolicyDoesNot() throws {
         let bandit = BernoulliBandit(arms: 3)
         var config = tinyConfig(episodesPerTrial: 10)
@@ -487,7 +488,8 @@ struct TargetAction: MetaEnv {
         #expect(zip(v0, v1).allSatisfy { abs($0 - $1) < 1e-5 })
         var resumed = try RL2(config: aware, prototype: bandit, state: told.state)
         #expect(try resumed.iterate().contains { $0.0 == "value_loss" && $0.1.isFinite })
-        #expect(throws: RL2Error.self) { try RL2(config: aware, prototype: CartPolePhysics(horizon: 20), seed: 1) }
+        #expect(throws: RL2Error.self) { try RL2(config: aware, prototype: GridWorld(), seed: 1) }
+        #expect(try RL2(config: aware, prototype: CartPolePhysics(horizon: 20), seed: 1).state.model.taskFeatureCount == 4)
     }
 
     /// An agent without the trial-progress input, started into a run with it, acts exactly

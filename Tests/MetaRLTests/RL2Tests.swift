@@ -49,9 +49,13 @@ import TensorCore
     }
 
     /// The PPO update computes the policy's and the value function's gradients on two
-    /// threads; the run is bit-identical on one.
-    @Test func updateDoesNotDependOnTheThreadCount() throws {
+    /// threads; the run is bit-identical on one, also with returns from expected rewards and
+    /// a task-aware value function.
+    @Test(arguments: [false, true])
+    func updateDoesNotDependOnTheThreadCount(privileged: Bool) throws {
         var config = RL2Config()
+        config.trainOnExpectedRewards = privileged
+        config.taskAwareValue = privileged
         config.episodesPerTrial = 4
         config.hiddenSize = 8
         config.trialsPerIteration = 20

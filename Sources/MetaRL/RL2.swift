@@ -66,12 +66,12 @@ public struct RL2Config: AlgorithmSettings {
     /// otherwise has to count (and the value function to guess) over hundreds of steps.
     public var trialProgressInput: Bool = false
     /// Compute returns and advantages from each step's expected reward given its task, state
-    /// and action (``StepOutcome/expectedReward``: a bandit arm's probability) instead of the
+    /// and action (`StepOutcome.expectedReward`: a bandit arm's probability) instead of the
     /// sampled reward. The objective is the same (the sampled reward's noise is independent of
     /// everything before it, so the policy gradient stays unbiased) with less variance; the agent
     /// still observes the sampled reward. Only for families that report it (bandit, tabular-mdp).
     public var trainOnExpectedRewards: Bool = false
-    /// Let the value function also read the task (``TaskFeatures``: a bandit's arm
+    /// Let the value function also read the task (`TaskFeatures`: a bandit's arm
     /// probabilities), an asymmetric critic: privileged information of the simulator, used
     /// only for the advantages in training (the policy never sees it). The value of a history
     /// then need not average over the tasks it could come from, which is most of the
@@ -182,7 +182,7 @@ public struct RecurrentActorCritic: ParameterCollection, Codable, Sendable {
 
     /// An agent for `actionSpace`: a categorical policy over a discrete space, a Gaussian
     /// one (standard deviation e^initialLogStd at first) over a box.
-    /// `taskFeatureCount` more inputs of the value function alone: the task's ``TaskFeatures``.
+    /// `taskFeatureCount` more inputs of the value function alone: the task's `TaskFeatures`.
     public init(inputSize: Int, actionSpace: Space, cell: RecurrentCellChoice.Kind, hiddenSize: Int,
                 initialLogStd: Double = 0, taskFeatureCount: Int = 0, using rng: inout Xoshiro256) {
         let outputs: Int
@@ -374,7 +374,7 @@ public struct TrialBatch: Sendable {
     public var logProbs: [Float]
     public var values: [Float]
     public var rewards: [Float]
-    /// [T × B]: each step's expected reward (``StepOutcome/expectedReward``; NaN where the family does not know it).
+    /// [T × B]: each step's expected reward (`StepOutcome.expectedReward`; NaN where the family does not know it).
     public var expectedRewards: [Float]
     /// 1 while the trial is running (0 on padding after a trial that ended early).
     public var valid: [Float]

@@ -78,12 +78,12 @@ public struct StepOutcome: Equatable, Sendable {
     /// The episode was cut by its time limit: the state still has a value.
     public var truncated: Bool
     /// The reward's expectation given the task, the state and the action (a Bernoulli arm's
-    /// probability, a tabular MDP's mean reward), for families that know it; NaN otherwise.
+    /// probability, a tabular MDP's mean reward), for families that know it; nil otherwise.
     /// Training may put it in place of `reward` in returns (``VectorStepOutput/expectedRewards``).
-    public var expectedReward: Float
+    public var expectedReward: Float?
 
     /// What a step produced.
-    public init(reward: Float, terminated: Bool, truncated: Bool, expectedReward: Float = .nan) {
+    public init(reward: Float, terminated: Bool, truncated: Bool, expectedReward: Float? = nil) {
         self.reward = reward
         self.terminated = terminated
         self.truncated = truncated
@@ -92,12 +92,6 @@ public struct StepOutcome: Equatable, Sendable {
 
     /// The episode ended, either way.
     public var episodeEnded: Bool { terminated || truncated }
-
-    /// Equal fields, an unknown (NaN) expected reward equal to another unknown one.
-    public static func == (a: StepOutcome, b: StepOutcome) -> Bool {
-        a.reward == b.reward && a.terminated == b.terminated && a.truncated == b.truncated
-            && (a.expectedReward == b.expectedReward || (a.expectedReward.isNaN && b.expectedReward.isNaN))
-    }
 }
 
 /// An environment: one copy, stepped one action at a time.
@@ -220,7 +214,7 @@ extension Env {
             output.rewards[i] = outcome.reward
             output.terminated[i] = outcome.terminated
             output.truncated[i] = outcome.truncated
-            output.expectedRewards?[i] = outcome.expectedReward
+            output.expectedRewards?[i] = outcome.expectedReward ?? .nan
             if outcome.terminated || outcome.truncated {
                 (output.finalObservations + i * n).update(from: obs + i * n, count: n)
                 copies[i].reset(observation: row, using: &rngs[i])

@@ -331,7 +331,7 @@ public struct RecurrentAgent {
         let width = inputs.count / b, f = model.taskFeatureCount
         let x = Tensor(shape: [b, width], values: inputs)
         precondition(taskFeatures.count == b * f, "RecurrentAgent.act: \(taskFeatures.count) task features for \(b) × \(f)")
-        let xv = f == 0 ? x : Tensor(shape: [b, width + f], values: RecurrentAgent.joined(inputs, width, taskFeatures, f, rows: b))
+        let xv = f == 0 ? x : Tensor.concat([x, Tensor(shape: [b, f], values: taskFeatures)], axis: 1)
         let (model, policyState, valueState) = (self.model, self.policyState, self.valueState)
         let steps = concurrentMap(2, threads: threads) { k -> (output: Tensor, state: Tensor) in
             if k == 0 {
@@ -348,16 +348,6 @@ public struct RecurrentAgent {
         let actions = distribution.sample(greedy: greedy, using: &rng)
         let logProbs = distribution.logProb(Tensor(shape: [b, model.actionWidth], values: actions)).values
         return (actions, logProbs, steps[1].output.values)
-    }
-
-    /// Rows of `a` (`aWidth` floats each) followed by the same rows of `b` (`bWidth` each).
-    static func joined(_ a: [Float], _ aWidth: Int, _ b: [Float], _ bWidth: Int, rows: Int) -> [Float] {
-        var out = [Float](repeating: 0, count: rows * (aWidth + bWidth))
-        for r in 0..<rows {
-            for j in 0..<aWidth { out[r * (aWidth + bWidth) + j] = a[r * aWidth + j] }
-            for j in 0..<bWidth { out[r * (aWidth + bWidth) + aWidth + j] = b[r * bWidth + j] }
-        }
-        return out
     }
 }
 
@@ -386,7 +376,8 @@ public struct TrialBatch: Sendable {
     public var episodeSuccesses: [[Float]]
     /// [B × taskFeatureCount]: each trial's task features, for a task-aware value function (else empty).
     public var taskFeatures: [Float]
-    public var taskFeatureCount: Int
+    /// Features per trial in `taskFeatures` (0 without a task-aware value function).
+    public var taskFeatureCount: Int { trials == 0 ? 0 : taskFeatures.count / trials }
     /// Recurrent states at the start of every `chunkLength`-step chunk, [chunk][B × stateSize].
     public var policyStates: [[Float]]
     public var valueStates: [[Float]]
@@ -424,7 +415,7 @@ public func sampleTrials<E: MetaEnv>(
         expectedRewards: [Float](repeating: 0, count: steps * b), valid: [Float](repeating: 0, count: steps * b), ends: [Bool](repeating: true, count: steps * b),
         episodeReturns: [[Double]](repeating: [Double](repeating: 0, count: episodesPerTrial), count: b),
         episodeSuccesses: [[Float]](repeating: [Float](repeating: .nan, count: episodesPerTrial), count: b),
-        taskFeatures: [], taskFeatureCount: featureCount, policyStates: [], valueStates: [], chunkLength: chunk)
+        taskFeatures: [], policyStates: [], valueStates: [], chunkLength: chunk)
     var agent = RecurrentAgent(model: model, batchSize: b)
     var running = [Bool](repeating: true, count: b)
     for t in 0..<steps {
@@ -571,10 +562,10 @@ public struct RL2<E: MetaEnv>: IterativeAlgorithm, ProcessGroupMember {
     /// The value function's task inputs: the prototype's task's feature count when `taskAwareValue`.
     static func taskFeatureCount(_ config: RL2Config, _ prototype: E) throws(RL2Error) -> Int {
         guard config.taskAwareValue else { return 0 }
-        guard let task = prototype.task as? any TaskFeatures, !task.features.isEmpty else {
+        guard let count = (prototype.task as? any TaskFeatures)?.features.count, count > 0 else {
             throw .unsupported("taskAwareValue: this task family's tasks have no features to read (TaskFeatures: bandit, tabular-mdp, point-nav, pendulum-mass and cartpole-physics have)")
         }
-        return task.features.count
+        return count
     }
 
     /// Continues from a saved state, after checking that it fits `config` and `prototype`
@@ -824,8 +815,8 @@ public struct RL2<E: MetaEnv>: IterativeAlgorithm, ProcessGroupMember {
             for (j, unit) in units.enumerated() {
                 for k in 0..<f { unitFeatures[j * f + k] = batch.taskFeatures[unit.trial * f + k] }
             }
-            let rowFeatures = (0..<length).flatMap { _ in unitFeatures }
-            valueInputs = Tensor(shape: [length, m, width + f], values: RecurrentAgent.joined(x, width, rowFeatures, f, rows: length * m))
+            let everyStep = Tensor(shape: [1, m, f], values: unitFeatures).expanded(to: [length, m, f])
+            valueInputs = Tensor.concat([inputs, everyStep], axis: 2)
         }
         return (inputs, valueInputs, Tensor(shape: [m, stateSize], values: ps),
                 Tensor(shape: [m, stateSize], values: vs), Tensor(shape: [length, m, actionWidth], values: actions),

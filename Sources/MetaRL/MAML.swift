@@ -505,7 +505,7 @@ public struct MAML<E: MetaEnv>: IterativeAlgorithm {
 // MARK: Registration
 
 /// MAML, first-order MAML or Meta-SGD as `metarl train maml|maml-fo|meta-sgd` runs it.
-public struct MAMLAlgorithm: AlgorithmDefinition {
+public struct MAMLAlgorithm: ProcessGroupAlgorithmDefinition {
     /// The mode the name trains: `.secondOrder` (maml), `.firstOrder` (maml-fo), `.metaSGD` (meta-sgd).
     public var mode: MAMLConfig.Mode
 
@@ -538,13 +538,7 @@ public struct MAMLAlgorithm: AlgorithmDefinition {
     /// The post-adaptation return after the last inner step, for every algorithm of the family.
     static func headlineMetric(_ settings: MAMLConfig) -> String { "episode_reward_mean_adapt_\(settings.innerAdaptationSteps)" }
 
-    public func start<E: MetaEnv>(_ settings: MAMLConfig, prototype: E, seed: UInt64, threads: Int) throws -> any IterativeAlgorithm<MAMLState> {
-        try start(settings, prototype: prototype, seed: seed, threads: threads, group: SingleProcess())
-    }
 
-    public func restore<E: MetaEnv>(_ settings: MAMLConfig, prototype: E, state: MAMLState, threads: Int) throws -> any IterativeAlgorithm<MAMLState> {
-        try restore(settings, prototype: prototype, state: state, threads: threads, group: SingleProcess())
-    }
 
     /// A fresh run with the meta-batch's tasks split over `group`'s processes.
     public func start<E: MetaEnv>(_ settings: MAMLConfig, prototype: E, seed: UInt64, threads: Int,

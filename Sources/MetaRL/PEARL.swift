@@ -509,7 +509,7 @@ public struct PEARL<E: MetaEnv>: IterativeAlgorithm, ProcessGroupMember {
 // MARK: Registration
 
 /// PEARL as `metarl train pearl` runs it.
-public struct PEARLAlgorithm: AlgorithmDefinition {
+public struct PEARLAlgorithm: ProcessGroupAlgorithmDefinition {
     public init() {}
     public var name: String { "pearl" }
     public var summary: String { "PEARL: SAC conditioned on a latent task variable inferred from context by a product-of-Gaussians encoder" }
@@ -519,14 +519,7 @@ public struct PEARLAlgorithm: AlgorithmDefinition {
 
     public func headlineMetric(_ settings: PEARLConfig) -> String { "eval_return_trajectory_\(settings.evalTrajectories)" }
 
-    public func start<E: MetaEnv>(_ settings: PEARLConfig, prototype: E, seed: UInt64, threads: Int) throws -> any IterativeAlgorithm<PEARLState> {
-        try PEARL(config: settings, prototype: prototype, seed: seed, threads: threads)
-    }
 
-    public func restore<E: MetaEnv>(_ settings: PEARLConfig, prototype: E, state: PEARLState, threads: Int) throws -> any IterativeAlgorithm<PEARLState> {
-        try EvaluationExportError.requireReplay(state.buffers + state.contextBuffers, iteration: state.iteration, algorithm: name)
-        return try PEARL(config: settings, prototype: prototype, state: state, threads: threads)
-    }
 
     /// The state without its per-task replay and context buffers (an evaluation export:
     /// the meta-test collects its own context on fresh tasks).

@@ -1057,7 +1057,7 @@ public struct RL2<E: MetaEnv>: IterativeAlgorithm, ProcessGroupMember {
 // MARK: Registration
 
 /// RL² as `metarl train rl2` runs it.
-public struct RL2Algorithm: AlgorithmDefinition {
+public struct RL2Algorithm: ProcessGroupAlgorithmDefinition {
     public init() {}
     public var name: String { "rl2" }
     public var summary: String { "RL²: a recurrent policy trained with PPO or TRPO over trials of several episodes of one task" }
@@ -1065,13 +1065,7 @@ public struct RL2Algorithm: AlgorithmDefinition {
 
     public func headlineMetric(_ settings: RL2Config) -> String { "mean_trial_return" }
 
-    public func start<E: MetaEnv>(_ settings: RL2Config, prototype: E, seed: UInt64, threads: Int) throws -> any IterativeAlgorithm<RL2State> {
-        try start(settings, prototype: prototype, seed: seed, threads: threads, group: SingleProcess())
-    }
 
-    public func restore<E: MetaEnv>(_ settings: RL2Config, prototype: E, state: RL2State, threads: Int) throws -> any IterativeAlgorithm<RL2State> {
-        try restore(settings, prototype: prototype, state: state, threads: threads, group: SingleProcess())
-    }
 
     /// A fresh run with the iteration's parts (`shards`) split over `group`'s processes.
     public func start<E: MetaEnv>(_ settings: RL2Config, prototype: E, seed: UInt64, threads: Int,

@@ -102,7 +102,7 @@ public struct Reptile<E: MetaEnv>: IterativeAlgorithm {
 }
 
 /// Reptile as `metarl train reptile` runs it (MAML-family settings, `mode: reptile`).
-public struct ReptileAlgorithm: AlgorithmDefinition {
+public struct ReptileAlgorithm: ProcessGroupAlgorithmDefinition {
     public init() {}
     public var name: String { "reptile" }
     public var summary: String { "Reptile: adapt to each task, then move θ toward the adapted parameters by ε" }
@@ -113,13 +113,7 @@ public struct ReptileAlgorithm: AlgorithmDefinition {
     public func prepare(_ settings: inout MAMLConfig) { settings.mode = .reptile }
     public func headlineMetric(_ settings: MAMLConfig) -> String { MAMLAlgorithm.headlineMetric(settings) }
 
-    public func start<E: MetaEnv>(_ settings: MAMLConfig, prototype: E, seed: UInt64, threads: Int) throws -> any IterativeAlgorithm<MAMLState> {
-        try start(settings, prototype: prototype, seed: seed, threads: threads, group: SingleProcess())
-    }
 
-    public func restore<E: MetaEnv>(_ settings: MAMLConfig, prototype: E, state: MAMLState, threads: Int) throws -> any IterativeAlgorithm<MAMLState> {
-        try restore(settings, prototype: prototype, state: state, threads: threads, group: SingleProcess())
-    }
 
     /// A fresh run with the meta-batch's tasks split over `group`'s processes.
     public func start<E: MetaEnv>(_ settings: MAMLConfig, prototype: E, seed: UInt64, threads: Int,

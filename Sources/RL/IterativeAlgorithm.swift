@@ -210,6 +210,23 @@ public protocol AlgorithmDefinition: Sendable {
     func warmStarted<E: MetaEnv>(_ state: State, from source: State, settings: Settings, prototype: E) throws -> State
 }
 
+/// An algorithm whose runs can split their work over the processes of a group (an `mpirun`
+/// job). It writes only the group forms of `start` and `restore`; a run of one process is the
+/// same run on a group of one.
+public protocol ProcessGroupAlgorithmDefinition: AlgorithmDefinition {}
+
+extension ProcessGroupAlgorithmDefinition {
+    /// The group form on a group of one process.
+    public func start<E: MetaEnv>(_ settings: Settings, prototype: E, seed: UInt64, threads: Int) throws -> any IterativeAlgorithm<State> {
+        try start(settings, prototype: prototype, seed: seed, threads: threads, group: SingleProcess())
+    }
+
+    /// The group form on a group of one process.
+    public func restore<E: MetaEnv>(_ settings: Settings, prototype: E, state: State, threads: Int) throws -> any IterativeAlgorithm<State> {
+        try restore(settings, prototype: prototype, state: state, threads: threads, group: SingleProcess())
+    }
+}
+
 /// Why a run cannot start from another run's networks (`metarl train --warm-start`).
 public struct WarmStartError: Error, CustomStringConvertible {
     public var description: String

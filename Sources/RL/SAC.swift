@@ -214,7 +214,7 @@ public func singleTask<E: MetaEnv>(of prototype: E, seed: UInt64) -> E.Task {
 }
 
 /// SAC as `metarl train sac` runs it.
-public struct SACAlgorithm: AlgorithmDefinition {
+public struct SACAlgorithm: ProcessGroupAlgorithmDefinition {
     public init() {}
     public var name: String { "sac" }
     public var summary: String { "soft actor-critic on one task of a family (or, with --task-mixture, on a fresh task every episode)" }
@@ -224,14 +224,7 @@ public struct SACAlgorithm: AlgorithmDefinition {
 
     public func headlineMetric(_ settings: SACConfig) -> String { "eval_return_mean" }
 
-    public func start<E: MetaEnv>(_ settings: SACConfig, prototype: E, seed: UInt64, threads: Int) throws -> any IterativeAlgorithm<SACState> {
-        try SAC(config: settings, prototype: prototype, seed: seed, threads: threads)
-    }
 
-    public func restore<E: MetaEnv>(_ settings: SACConfig, prototype: E, state: SACState, threads: Int) throws -> any IterativeAlgorithm<SACState> {
-        try EvaluationExportError.requireReplay([state.buffer], iteration: state.iteration, algorithm: name)
-        return try SAC(config: settings, prototype: prototype, state: state, threads: threads)
-    }
 
     /// The state without its replay buffer (an evaluation export).
     public func evaluationState(_ state: SACState) -> SACState {

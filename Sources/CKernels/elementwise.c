@@ -30,19 +30,62 @@ static inline __attribute__((always_inline)) float exp_approx(float x) {
     return e * scale.f;
 }
 
+static inline __attribute__((always_inline)) float tanh_approx(float v) {
+    float a = v < 0 ? -v : v, z = v * v;
+    float p = -5.70498872e-3f;
+    p = p * z + 2.06390888e-2f;
+    p = p * z - 5.37397156e-2f;
+    p = p * z + 1.33314422e-1f;
+    p = p * z - 3.33332819e-1f;
+    float small = p * z * v + v;
+    float large = 1.0f - 2.0f / (exp_approx(2.0f * a) + 1.0f);
+    float signedLarge = v < 0 ? -large : large;
+    return a < 0.625f ? small : signedLarge;
+}
+
+static inline __attribute__((always_inline)) float sigmoid_approx(float x) { return 1.0f / (1.0f + exp_approx(-x)); }
+
 METARL_CLONES
 void metarl_tanh_f32(const float *x, float *y, long n) {
-    for (long i = 0; i < n; i++) {
-        float v = x[i], a = v < 0 ? -v : v, z = v * v;
-        float p = -5.70498872e-3f;
-        p = p * z + 2.06390888e-2f;
-        p = p * z - 5.37397156e-2f;
-        p = p * z + 1.33314422e-1f;
-        p = p * z - 3.33332819e-1f;
-        float small = p * z * v + v;
-        float large = 1.0f - 2.0f / (exp_approx(2.0f * a) + 1.0f);
-        float signedLarge = v < 0 ? -large : large;
-        y[i] = a < 0.625f ? small : signedLarge;
+    for (long i = 0; i < n; i++) y[i] = tanh_approx(x[i]);
+}
+
+// ---- The GRU, one row of one step at a time ----
+// The Float path of TensorCore's GRUSequence.swift; its Swift loops (used for Double) are the
+// reference, written in the same order.
+
+METARL_CLONES
+void metarl_gru_forward_row_f32(const float *restrict x, const float *restrict g, const float *restrict h, long n,
+                                float *restrict r, float *restrict z, float *restrict candidate, float *restrict hidden,
+                                float *restrict y) {
+    for (long j = 0; j < n; j++) r[j] = sigmoid_approx(x[j] + g[j]);
+    for (long j = 0; j < n; j++) z[j] = sigmoid_approx(x[n + j] + g[n + j]);
+    for (long j = 0; j < n; j++) {
+        float hiddenTerm = g[2 * n + j];
+        float c = tanh_approx(x[2 * n + j] + r[j] * hiddenTerm);
+        y[j] = c + z[j] * (h[j] - c);
+        candidate[j] = c;
+        hidden[j] = hiddenTerm;
+    }
+}
+
+METARL_CLONES
+void metarl_gru_backward_row_f32(const float *restrict dy, const float *restrict hp, const float *restrict r,
+                                 const float *restrict z, const float *restrict candidate, const float *restrict hidden,
+                                 long n, float *restrict d, float *restrict dx, float *restrict dh) {
+    for (long j = 0; j < n; j++) {
+        float total = d[j] + dy[j];
+        float rj = r[j], zj = z[j], c = candidate[j];
+        float dCandidate = total * (1 - zj) * (1 - c * c);
+        float dz = total * (hp[j] - c) * zj * (1 - zj);
+        float dr = dCandidate * hidden[j] * rj * (1 - rj);
+        dx[j] = dr;
+        dx[n + j] = dz;
+        dx[2 * n + j] = dCandidate;
+        dh[j] = dr;
+        dh[n + j] = dz;
+        dh[2 * n + j] = dCandidate * rj;
+        d[j] = total * zj;
     }
 }
 
@@ -79,7 +122,6 @@ static inline __attribute__((always_inline)) float dot8(const float *x, const fl
     return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7));
 }
 
-static inline __attribute__((always_inline)) float sigmoid_approx(float x) { return 1.0f / (1.0f + exp_approx(-x)); }
 
 static inline __attribute__((always_inline)) float standardise(const float *restrict x, float *restrict u, long n, float epsilon) {
     float mean = sum8(x, n) / (float)n;

@@ -1,3 +1,4 @@
+import CKernels
 // A gated recurrent unit over a whole sequence as one primitive.
 //
 // Composed from the small primitives, one GRU step is a matrix product and about a dozen
@@ -98,12 +99,17 @@ enum GRUSequenceKernel {
                     // over few pointers, so that they vectorise.
                     let x = pgx + (t * batch + b) * 3 * n, g = gh + b * 3 * n, out = (t * batch + b) * n
                     let sr = psaved + out, sz = psaved + block + out, sn = psaved + 2 * block + out, sg = psaved + 3 * block + out
+                    let h = previous + b * n, y = ps + out
+                    if T.self == Float.self {
+                        // The C kernel, built for the CPU's widest vectors.
+                        metarl_gru_forward_row_f32(floats(x), floats(g), floats(h), n, floats(sr), floats(sz), floats(sn), floats(sg), floats(y))
+                        continue
+                    }
                     let xr = x, xz = x + n, xn = x + 2 * n, gr = g, gz = g + n, gn = g + 2 * n
                     for j in 0..<n {
                         sr[j] = T.kSigmoid(xr[j] + gr[j])
                         sz[j] = T.kSigmoid(xz[j] + gz[j])
                     }
-                    let h = previous + b * n, y = ps + out
                     for j in 0..<n {
                         let ghn = gn[j]
                         let candidate = T.kTanh(xn[j] + sr[j] * ghn)
@@ -151,6 +157,11 @@ enum GRUSequenceKernel {
                     let row = (t * batch + b) * n, gates = (t * batch + b) * 3 * n
                     let sr = psaved + row, sz = psaved + block + row, sn = psaved + 2 * block + row, sg = psaved + 3 * block + row
                     let dy = pg + row, hp = pprev + row, dhb = dh + b * n
+                    if T.self == Float.self {
+                        metarl_gru_backward_row_f32(floats(dy), floats(hp), floats(sr), floats(sz), floats(sn), floats(sg), n,
+                                                    floats(dhb), floats(pdgx + gates), floats(pdgh + gates))
+                        continue
+                    }
                     let xr = pdgx + gates, xz = xr + n, xn = xr + 2 * n, hr = pdgh + gates, hz = hr + n, hn = hr + 2 * n
                     for j in 0..<n {
                         let d = dhb[j] + dy[j]

@@ -47,11 +47,27 @@ import Testing
         GradientCheck.checkOperation(Self.inputs(20)) { Self.fused($0, keep: Self.keep) }
     }
 
-    /// Float32 (the training dtype) agrees with float64 to single precision.
+    /// Float32 (the training dtype, whose rows run in C) agrees with float64 (the Swift loops)
+    /// to single precision, values and gradients, also at a width that fills the C kernels'
+    /// widest vectors and leaves a remainder.
     @Test func float32MatchesFloat64() {
-        let p = Self.inputs(30)
+        var p = Self.inputs(30)
         let a = Self.fused(p.map { $0.converted(to: .float32) }, keep: Self.keep).doubleValues
         let b = Self.fused(p, keep: Self.keep).doubleValues
         #expect(zip(a, b).allSatisfy { abs($0 - $1) < 1e-5 })
+        let n = 37
+        p = [randn([5, 3, 3 * n], seed: 31), randn([3, n], seed: 32, scale: 0.5), randn([n, 3 * n], seed: 33, scale: 0.3),
+             randn([3 * n], seed: 34, scale: 0.3)]
+        let keep = Tensor(shape: [5, 3], doubleValues: [1, 1, 1, 1, 0, 1, 1, 1, 1, 0, 1, 1, 1, 1, 1])
+        let w = randn([5, 3, n], seed: 35)
+        let v64 = Self.fused(p, keep: keep).doubleValues
+        let v32 = Self.fused(p.map { $0.converted(to: .float32) }, keep: keep).doubleValues
+        #expect(zip(v32, v64).allSatisfy { abs($0 - $1) < 1e-5 })
+        let g64 = gradient(at: p) { (Self.fused($0, keep: keep) * w).sum() }
+        let g32 = gradient(at: p.map { $0.converted(to: .float32) }) { (Self.fused($0, keep: keep) * w.converted(to: .float32)).sum() }
+        for k in p.indices {
+            let scale = g64[k].doubleValues.map(abs).max()!
+            #expect(zip(g32[k].doubleValues, g64[k].doubleValues).allSatisfy { abs($0 - $1) < 1e-4 * Swift.max(1, scale) }, "input \(k)")
+        }
     }
 }

@@ -12,6 +12,21 @@ void metarl_tanh_f32(const float *x, float *y, long n);
 void metarl_multiply_add_f32(float *restrict y, const float *restrict s, const float *restrict a,
                              const float *restrict b, long n);
 
+/// One row of one step of the GRU (TensorCore's `gruSequence`): from the projected input
+/// x [3n], the hidden product g [3n] (bias included) and the state h [n], the gates r, z, the
+/// candidate and the hidden term g[2n..<3n] (each [n], saved for the backward pass) and the
+/// next state y [n].
+void metarl_gru_forward_row_f32(const float *restrict x, const float *restrict g, const float *restrict h, long n,
+                                float *restrict r, float *restrict z, float *restrict candidate, float *restrict hidden,
+                                float *restrict y);
+
+/// One row of one step of the GRU's backward pass: with the carried state gradient d [n]
+/// (replaced by the part that flows to the previous state through z), writes the projected
+/// input's gradient dx [3n] and the hidden product's dh [3n].
+void metarl_gru_backward_row_f32(const float *restrict dy, const float *restrict hp, const float *restrict r,
+                                 const float *restrict z, const float *restrict candidate, const float *restrict hidden,
+                                 long n, float *restrict d, float *restrict dx, float *restrict dh);
+
 /// One row of layer normalisation (TensorCore's `layerNormalized`): the standardised
 /// values into u, one reciprocal standard deviation per segment into inverses, and
 /// y = u·gain + bias. `segments` holds `segmentCount` lengths summing to the row's width.

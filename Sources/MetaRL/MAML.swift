@@ -538,8 +538,6 @@ public struct MAMLAlgorithm: ProcessGroupAlgorithmDefinition {
     /// The post-adaptation return after the last inner step, for every algorithm of the family.
     static func headlineMetric(_ settings: MAMLConfig) -> String { "episode_reward_mean_adapt_\(settings.innerAdaptationSteps)" }
 
-
-
     /// A fresh run with the meta-batch's tasks split over `group`'s processes.
     public func start<E: MetaEnv>(_ settings: MAMLConfig, prototype: E, seed: UInt64, threads: Int,
                                   group: any ProcessGroup) throws -> any IterativeAlgorithm<MAMLState> {

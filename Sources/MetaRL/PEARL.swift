@@ -519,8 +519,6 @@ public struct PEARLAlgorithm: ProcessGroupAlgorithmDefinition {
 
     public func headlineMetric(_ settings: PEARLConfig) -> String { "eval_return_trajectory_\(settings.evalTrajectories)" }
 
-
-
     /// The state without its per-task replay and context buffers (an evaluation export:
     /// the meta-test collects its own context on fresh tasks).
     public func evaluationState(_ state: PEARLState) -> PEARLState {

@@ -1065,8 +1065,6 @@ public struct RL2Algorithm: ProcessGroupAlgorithmDefinition {
 
     public func headlineMetric(_ settings: RL2Config) -> String { "mean_trial_return" }
 
-
-
     /// A fresh run with the iteration's parts (`shards`) split over `group`'s processes.
     public func start<E: MetaEnv>(_ settings: RL2Config, prototype: E, seed: UInt64, threads: Int,
                                   group: any ProcessGroup) throws -> any IterativeAlgorithm<RL2State> {

@@ -113,8 +113,6 @@ public struct ReptileAlgorithm: ProcessGroupAlgorithmDefinition {
     public func prepare(_ settings: inout MAMLConfig) { settings.mode = .reptile }
     public func headlineMetric(_ settings: MAMLConfig) -> String { MAMLAlgorithm.headlineMetric(settings) }
 
-
-
     /// A fresh run with the meta-batch's tasks split over `group`'s processes.
     public func start<E: MetaEnv>(_ settings: MAMLConfig, prototype: E, seed: UInt64, threads: Int,
                                   group: any ProcessGroup) throws -> any IterativeAlgorithm<MAMLState> {

@@ -130,7 +130,6 @@ public struct SAC<E: MetaEnv>: IterativeAlgorithm, ProcessGroupMember {
         self.state = state
     }
 
-
     public mutating func iterate() throws -> [(String, Double)] {
         let config = self.config, n = state.buffer.observationSize, m = state.buffer.actionSize
         let start = Date()
@@ -223,8 +222,6 @@ public struct SACAlgorithm: ProcessGroupAlgorithmDefinition {
     public var keepCheckpoints: Int { 2 }
 
     public func headlineMetric(_ settings: SACConfig) -> String { "eval_return_mean" }
-
-
 
     /// The state without its replay buffer (an evaluation export).
     public func evaluationState(_ state: SACState) -> SACState {

@@ -9,12 +9,22 @@ public struct TrialStatistics: Codable, Sendable {
     /// The strategy's exact expected trial return over the task prior, where it is known
     /// (the Bayes-optimal dynamic programme's value); nil otherwise.
     public var exactExpectation: Double?
+    /// For bandit strategies, the mean number of different arms a trial pulled (how widely the
+    /// strategy explores) and its standard error; nil elsewhere.
+    public var distinctActions: Double?
+    public var distinctActionsStderr: Double?
 
-    public init(returns: [Double]) {
+    /// The statistics of these trial returns (and, for bandits, of the arms each trial pulled).
+    public init(returns: [Double], distinctActions: [Double] = []) {
         let statistics = SampleStatistics(returns)
         trials = statistics.count
         meanReturn = statistics.mean
         standardError = statistics.standardError
+        if !distinctActions.isEmpty {
+            let arms = SampleStatistics(distinctActions)
+            self.distinctActions = arms.mean
+            distinctActionsStderr = arms.standardError
+        }
     }
 }
 
@@ -27,16 +37,20 @@ public func evaluateBandit<S: BanditStrategy, B: BernoulliArms>(
     var streams = TrialStreams(seed: seed)
     var strategy = strategy
     var env = bandit
-    var returns: [Double] = []
+    var returns: [Double] = [], distinct: [Double] = []
     returns.reserveCapacity(trials)
+    distinct.reserveCapacity(trials)
     var action: [Float] = [0], obs: [Float] = [0]
+    var pulled = [Bool](repeating: false, count: env.arms)
     for _ in 0..<trials {
         var (taskRNG, rng) = streams.next()
         env.setTask(env.sampleTasks(1, using: &taskRNG)[0])
         strategy.start(arms: env.arms, pulls: pulls)
         var total = 0.0
+        for i in pulled.indices { pulled[i] = false }
         for t in 0..<pulls {
             let arm = strategy.choose(step: t, using: &rng)
+            pulled[arm] = true
             action[0] = Float(arm)
             let outcome = try! action.withUnsafeBufferPointer { a in
                 try obs.withUnsafeMutableBufferPointer { o in try env.step(a, observation: o, using: &rng) }
@@ -45,8 +59,9 @@ public func evaluateBandit<S: BanditStrategy, B: BernoulliArms>(
             total += Double(outcome.reward)
         }
         returns.append(total)
+        distinct.append(Double(pulled.lazy.filter { $0 }.count))
     }
-    return TrialStatistics(returns: returns)
+    return TrialStatistics(returns: returns, distinctActions: distinct)
 }
 
 /// A uniformly random policy (uniform discrete actions, or uniform in the action box) for

@@ -385,6 +385,12 @@ public struct TrialBatch: Sendable {
 
     /// Environment steps actually taken (padding excluded).
     public var environmentSteps: Int { Int(valid.reduce(0, +)) }
+    /// Per trial, how many different discrete actions it took (padding excluded): for a
+    /// bandit, the arms it tried. Meaningful for discrete action spaces only.
+    public var distinctActions: [Int] {
+        (0..<trials).map { b in Set((0..<steps).lazy.filter { self.valid[$0 * self.trials + b] > 0 }
+            .map { self.actions[($0 * self.trials + b) * self.actionWidth] }).count }
+    }
     public var trialReturns: [Double] { episodeReturns.map { $0.reduce(0, +) } }
 }
 
@@ -1132,7 +1138,7 @@ public struct RL2Algorithm: ProcessGroupAlgorithmDefinition {
     public func evaluate<E: MetaEnv>(_ settings: RL2Config, state: RL2State, prototype: E, options: RL2EvaluationOptions,
                                      seed: UInt64, threads: Int) throws -> RL2Evaluation {
         _ = try RL2(config: settings, prototype: prototype, state: state)
-        var returns: [Double] = [], perEpisode: [[Double]] = [], successes: [[Double]] = []
+        var returns: [Double] = [], perEpisode: [[Double]] = [], successes: [[Double]] = [], distinct: [Double] = []
         var rng = Xoshiro256(seed: seed)
         let tasks = options.baselineTasks ? TrialStreams.tasks(of: prototype, count: options.trials, seed: seed) : nil
         let episodes = options.episodes(trained: settings.episodesPerTrial)
@@ -1145,13 +1151,14 @@ public struct RL2Algorithm: ProcessGroupAlgorithmDefinition {
             returns += batch.trialReturns
             perEpisode += batch.episodeReturns
             successes += batch.episodeSuccesses.map { $0.map(Double.init) }
+            if state.model.discrete { distinct += batch.distinctActions.map(Double.init) }
             left -= n
         }
         let trial = SampleStatistics(returns)
         let curve = (0..<episodes).map { k in SampleStatistics(perEpisode.map { $0[k] }) }
         return RL2Evaluation(meanReturn: trial.mean, stderr: trial.standardError, perEpisode: curve.map(\.mean),
                              perEpisodeStderr: curve.map(\.standardError), trials: options.trials, seed: seed, greedy: options.greedy,
-                             successByTrial: successes)
+                             successByTrial: successes, distinctActions: distinct.isEmpty ? nil : SampleStatistics(distinct))
     }
 }
 
@@ -1192,18 +1199,26 @@ public struct RL2Evaluation: EvaluationReport {
     public var seed: UInt64
     /// Whether the most probable action was taken at every step (not written to JSON).
     public var greedy: Bool
+    /// For discrete actions, the mean number of different actions a trial took (a bandit's
+    /// arms tried: how widely the agent explores) and its standard error; nil for box actions.
+    public var distinctActions: Double?
+    public var distinctActionsStderr: Double?
     /// The return by episode index, as `metarl plot --adaptation` reads it.
     public let adaptation: AdaptationCurve
 
     enum CodingKeys: String, CodingKey {
         case meanReturn = "mean_return", stderr, perEpisode = "per_episode", perEpisodeStderr = "per_episode_stderr", trials, seed
+        case distinctActions = "distinct_actions", distinctActionsStderr = "distinct_actions_stderr"
         case adaptation
     }
 
     /// A report of these figures; `successByTrial[i][k]` (1, 0 or NaN) is whether trial i's
-    /// k-th episode solved its task, for families that report success.
+    /// k-th episode solved its task, for families that report success; `distinctActions`, the
+    /// statistics of the different actions per trial (discrete action spaces).
     public init(meanReturn: Double, stderr: Double, perEpisode: [Double], perEpisodeStderr: [Double], trials: Int, seed: UInt64,
-                greedy: Bool = false, successByTrial: [[Double]] = []) {
+                greedy: Bool = false, successByTrial: [[Double]] = [], distinctActions: SampleStatistics? = nil) {
+        self.distinctActions = distinctActions?.mean
+        self.distinctActionsStderr = distinctActions?.standardError
         self.meanReturn = meanReturn
         self.stderr = stderr
         self.perEpisode = perEpisode
@@ -1220,7 +1235,8 @@ public struct RL2Evaluation: EvaluationReport {
                 algorithm, env, meanReturn, stderr, trials, greedy ? ", most probable actions" : ""),
          "return by episode: " + zip(perEpisode, perEpisodeStderr).enumerated()
             .map { String(format: "%d: %.3f±%.3f", $0.offset + 1, $0.element.0, $0.element.1) }.joined(separator: "  ")]
-        + [adaptation.successSummary(by: "episode")].compactMap { $0 }
+        + [adaptation.successSummary(by: "episode"),
+           distinctActions.map { String(format: "different actions per trial: %.2f ± %.2f", $0, distinctActionsStderr ?? 0) }].compactMap { $0 }
     }
 }
 

@@ -52,11 +52,12 @@ struct Baseline: CatalogCommand {
 
     func report(_ policy: BaselinePolicy, _ stats: TrialStatistics, extra: String) {
         if json {
-            print(#"{"mean_return":\#(stats.meanReturn),"stderr":\#(stats.standardError),"trials":\#(stats.trials),"policy":"\#(policy.rawValue)","env":"\#(env)","episodes_per_trial":\#(episodesPerTrial),"seed":\#(seed)\#(extra.isEmpty ? "" : #","setting":"\#(extra)""#)\#(stats.exactExpectation.map { #","exact_expectation":\#($0)"# } ?? "")}"#)
+            print(#"{"mean_return":\#(stats.meanReturn),"stderr":\#(stats.standardError),"trials":\#(stats.trials),"policy":"\#(policy.rawValue)","env":"\#(env)","episodes_per_trial":\#(episodesPerTrial),"seed":\#(seed)\#(extra.isEmpty ? "" : #","setting":"\#(extra)""#)\#(stats.exactExpectation.map { #","exact_expectation":\#($0)"# } ?? "")\#(stats.distinctActions.map { #","distinct_actions":\#($0),"distinct_actions_stderr":\#(stats.distinctActionsStderr ?? 0)"# } ?? "")}"#)
         } else {
             print(String(format: "%@%@ on %@, %d episodes per trial, %d trials: mean return %.3f ± %.3f (s.e.)",
                          policy.rawValue, extra.isEmpty ? "" : " " + extra, env, episodesPerTrial, stats.trials, stats.meanReturn, stats.standardError)
-                  + (stats.exactExpectation.map { String(format: "; exact expectation over the prior %.4f", $0) } ?? ""))
+                  + (stats.exactExpectation.map { String(format: "; exact expectation over the prior %.4f", $0) } ?? "")
+                  + (stats.distinctActions.map { String(format: "; arms pulled per trial %.2f ± %.2f", $0, stats.distinctActionsStderr ?? 0) } ?? ""))
         }
     }
 }

@@ -94,6 +94,30 @@ import TensorCore
             #expect(s.meanReturn > random.meanReturn + 0.5)
         }
     }
+
+    /// Pulls the arms in turn: min(n, k) different arms in every trial.
+    struct InTurn: BanditStrategy {
+        var arms = 1
+        mutating func start(arms: Int, pulls: Int) { self.arms = arms }
+        mutating func choose(step t: Int, using rng: inout Xoshiro256) -> Int { t % arms }
+        mutating func record(arm: Int, reward: Float) {}
+    }
+
+    /// The arms a trial pulled: min(n, k) when the arms are pulled in turn; random pulls spread
+    /// as k(1 − (1 − 1/k)ⁿ) in expectation; one pull is one arm.
+    @Test func distinctArmsCountWhatATrialPulled() {
+        let bandit = BernoulliBandit(arms: 5)
+        for (pulls, arms) in [(3, 3.0), (10, 5.0)] {
+            let turns = evaluateBandit(InTurn(), bandit: bandit, pulls: pulls, trials: 50, seed: 3)
+            #expect(turns.distinctActions == arms && turns.distinctActionsStderr == 0, "\(pulls) pulls")
+        }
+        let random = evaluateBandit(RandomBandit(), bandit: bandit, pulls: 10, trials: 4000, seed: 3)
+        let expected = 5 * (1 - pow(0.8, 10.0))
+        #expect(abs(random.distinctActions! - expected) < 5 * random.distinctActionsStderr!, "\(random.distinctActions!) vs \(expected)")
+        let single = evaluateBandit(RandomBandit(), bandit: bandit, pulls: 1, trials: 100, seed: 3)
+        #expect(single.distinctActions == 1)
+        #expect(TrialStatistics(returns: [1, 2]).distinctActions == nil)
+    }
 }
 
 /// A type-erased strategy for looping over several in a test.

@@ -362,6 +362,52 @@ struct TargetAction: MetaEnv {
     }
 }
 
+/// `distinct_actions` in `metarl eval`: how many different actions a trial took (a bandit's arms tried).
+@Suite struct RL2DistinctActionsTests {
+    /// Counted from the trials' own actions: exactly one with one pull; with ten pulls of five arms,
+    /// between one and five, and the count over the very trials the evaluation samples (its seed
+    /// drawn first from the evaluation's generator); none for continuous actions.
+    @Test func distinctActionsCountTheArmsATrialTried() throws {
+        let bandit = BernoulliBandit(arms: 5)
+        var config = RL2Config()
+        config.hiddenSize = 4
+        config.episodesPerTrial = 1
+        var options = RL2EvaluationOptions()
+        options.trials = 200
+        var state = try RL2(config: config, prototype: bandit, seed: 3).state
+        let single = try RL2Algorithm().evaluate(config, state: state, prototype: bandit, options: options, seed: 9, threads: 1)
+        #expect(single.distinctActions == 1 && single.distinctActionsStderr == 0)
+
+        config.episodesPerTrial = 10
+        state = try RL2(config: config, prototype: bandit, seed: 3).state
+        let report = try RL2Algorithm().evaluate(config, state: state, prototype: bandit, options: options, seed: 9, threads: 1)
+        var rng = Xoshiro256(seed: 9)
+        let batch = try sampleTrials(model: state.model, prototype: bandit, trials: 200, episodesPerTrial: 10, seed: rng.next())
+        var counts: [Double] = []
+        for b in 0..<200 {
+            var seen = Set<Float>()
+            for t in 0..<batch.steps where batch.valid[t * 200 + b] > 0 { seen.insert(batch.actions[t * 200 + b]) }
+            counts.append(Double(seen.count))
+        }
+        let mean = counts.reduce(0, +) / 200
+        #expect(report.distinctActions.map { abs($0 - mean) < 1e-12 } == true, "\(String(describing: report.distinctActions)) vs \(mean)")
+        #expect(mean > 1 && mean <= 5)
+        let json = String(decoding: try JSONEncoder().encode(report), as: UTF8.self)
+        #expect(json.contains("\"distinct_actions\""))
+        #expect(report.summary(algorithm: "rl2", env: "bandit").contains { $0.hasPrefix("different actions per trial") })
+
+        let nav = PointNavigation()
+        var navConfig = RL2Config()
+        navConfig.hiddenSize = 4
+        navConfig.episodesPerTrial = 1
+        let navState = try RL2(config: navConfig, prototype: nav, seed: 3).state
+        options.trials = 4
+        let continuous = try RL2Algorithm().evaluate(navConfig, state: navState, prototype: nav, options: options, seed: 9, threads: 1)
+        #expect(continuous.distinctActions == nil)
+        #expect(!String(decoding: try JSONEncoder().encode(continuous), as: UTF8.self).contains("distinct_actions"))
+    }
+}
+
 @Suite struct RL2WarmStart {
     /// A GRU-8 agent trained on 10 trials an iteration, one epoch: small enough for many runs.
     func tinyConfig(episodesPerTrial: Int) -> RL2Config {

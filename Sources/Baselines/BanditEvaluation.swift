@@ -12,6 +12,7 @@ public struct TrialStatistics: Codable, Sendable {
     /// For bandit strategies, the mean number of different arms a trial pulled (how widely the
     /// strategy explores) and its standard error; nil elsewhere.
     public var distinctActions: Double?
+    /// The standard error of `distinctActions`.
     public var distinctActionsStderr: Double?
 
     /// The statistics of these trial returns (and, for bandits, of the arms each trial pulled).

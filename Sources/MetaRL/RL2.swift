@@ -1202,6 +1202,7 @@ public struct RL2Evaluation: EvaluationReport {
     /// For discrete actions, the mean number of different actions a trial took (a bandit's
     /// arms tried: how widely the agent explores) and its standard error; nil for box actions.
     public var distinctActions: Double?
+    /// The standard error of `distinctActions`.
     public var distinctActionsStderr: Double?
     /// The return by episode index, as `metarl plot --adaptation` reads it.
     public let adaptation: AdaptationCurve

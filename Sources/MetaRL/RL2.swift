@@ -78,6 +78,11 @@ public struct RL2Config: AlgorithmSettings {
     /// advantages' noise in long bandit trials; the policy gradient keeps its expectation
     /// (the baseline does not depend on the action, and E[V(h, task) | h] is V(h)).
     public var taskAwareValue: Bool = false
+    /// The value function's output is this times its network's (`RecurrentActorCritic.valueScale`),
+    /// so returns of this size are learned at the pace of returns near one: set it near the trial's
+    /// return (a bandit trial's pulls) when trials are long. Changed on a resume or set on a
+    /// `--warm-start`, the value head is rescaled so that the values it gives stay the same.
+    public var valueScale: Double = 1
 
     /// How a widened agent's new actions begin: `dormant`, logits at −20, so the agent acts
     /// exactly as before (right when a trial cannot use more actions than the old agent had:
@@ -107,6 +112,7 @@ public struct RL2Config: AlgorithmSettings {
         try trpo.validate(prefix: "trpo.")
         try ConfigError.check("fisherSubsample", fisherSubsample, open: 0..<1.000_001)
         try ConfigError.check("valueEpochs", valueEpochs, 0...1000)
+        try ConfigError.check("valueScale", valueScale, open: 0..<1e9)
         try ConfigError.check("shards", shards, 1...4096, note: "at most the trials per iteration")
     }
 
@@ -139,6 +145,7 @@ public struct RL2Config: AlgorithmSettings {
         SettingFlag("trialProgressInput", flag: "--trial-progress", help: "one more input: the fraction of the trial's episodes done (with --warm-start from an agent without it, its weights start at zero)"),
         SettingFlag("trainOnExpectedRewards", flag: "--expected-rewards", help: "returns from each step's expected reward (a bandit arm's probability) instead of the sampled one: the same objective, less noise; the agent still sees the sampled reward (bandit, tabular-mdp)"),
         SettingFlag("taskAwareValue", flag: "--task-aware-value", help: "the value function also reads the task (a bandit's arm probabilities): privileged, training only; the policy never sees it (families whose tasks have features: bandit, tabular-mdp, point-nav, pendulum-mass, cartpole-physics; with --warm-start from an agent without it, its weights start at zero)"),
+        SettingFlag("valueScale", help: "the value function outputs this times its network's, so returns of this size are learned at the pace of returns near one (near the trial's return, e.g. the pulls of a long bandit trial; a change on --resume or --warm-start keeps the values)"),
         SettingFlag("shards", help: "fixed parts of each iteration's trials, each with its own random stream (mpirun -np N needs N ≤ shards; results depend on shards, not on N)"),
     ] + TRPOSettings.flags(prefix: "trpo.")
 
@@ -179,6 +186,8 @@ public struct RecurrentActorCritic: ParameterCollection, Codable, Sendable {
     public let discrete: Bool
     public var valueCell: RecurrentCellChoice
     public var valueHead: Linear
+    /// The value is this times `valueHead`'s output (`RL2Config.valueScale`; not a parameter).
+    public internal(set) var valueScale: Float = 1
 
     /// An agent for `actionSpace`: a categorical policy over a discrete space, a Gaussian
     /// one (standard deviation e^initialLogStd at first) over a box.
@@ -233,7 +242,7 @@ public struct RecurrentActorCritic: ParameterCollection, Codable, Sendable {
         (policy.distribution(inputs, state: policyState), values(valueInputs ?? inputs, state: valueState))
     }
 
-    enum CodingKeys: String, CodingKey { case policyCell, policyHead, logStd, valueCell, valueHead }
+    enum CodingKeys: String, CodingKey { case policyCell, policyHead, logStd, valueCell, valueHead, valueScale }
 
     /// Reads a saved agent; one saved before Gaussian heads existed is categorical.
     public init(from decoder: any Decoder) throws {
@@ -245,9 +254,11 @@ public struct RecurrentActorCritic: ParameterCollection, Codable, Sendable {
         logStd = saved ?? Tensor.zeros([0])
         valueCell = try c.decode(RecurrentCellChoice.self, forKey: .valueCell)
         valueHead = try c.decode(Linear.self, forKey: .valueHead)
+        valueScale = try c.decodeIfPresent(Float.self, forKey: .valueScale) ?? 1
     }
 
-    /// Writes the agent; a categorical one exactly as before Gaussian heads existed.
+    /// Writes the agent; a categorical one exactly as before Gaussian heads existed, and one
+    /// of value scale 1 as before the scale existed.
     public func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(policyCell, forKey: .policyCell)
@@ -255,13 +266,28 @@ public struct RecurrentActorCritic: ParameterCollection, Codable, Sendable {
         if !discrete { try c.encode(logStd, forKey: .logStd) }
         try c.encode(valueCell, forKey: .valueCell)
         try c.encode(valueHead, forKey: .valueHead)
+        if valueScale != 1 { try c.encode(valueScale, forKey: .valueScale) }
+    }
+
+    /// Values from the value network's outputs [N, hidden]: the head's, times `valueScale`.
+    public func value(ofHidden v: Tensor) -> Tensor {
+        valueScale == 1 ? valueHead(v) : valueHead(v) * Double(valueScale)
+    }
+
+    /// The same values in units of `scale`: the head's weights and bias are multiplied by
+    /// old scale / `scale`, so every value it gives is unchanged.
+    public mutating func rescaleValue(to scale: Float) {
+        guard scale != valueScale else { return }
+        let ratio = Double(valueScale / scale)
+        valueHead = Linear(weight: valueHead.weight * ratio, bias: valueHead.bias * ratio)
+        valueScale = scale
     }
 
     /// Values [T, B] over sequences [T, B, value input] from `state`.
     public func values(_ inputs: Tensor, state: Tensor) -> Tensor {
         let steps = inputs.shape[0], batch = inputs.shape[1]
         let v = valueCell.unroll(inputs, initialState: state).outputs
-        return valueHead(v.reshaped([steps * batch, v.shape[2]])).reshaped([steps, batch])
+        return value(ofHidden: v.reshaped([steps * batch, v.shape[2]])).reshaped([steps, batch])
     }
 }
 
@@ -339,7 +365,7 @@ public struct RecurrentAgent {
                 return (model.policyHead(p), next)
             }
             let (v, next) = model.valueCell(xv, state: valueState)
-            return (model.valueHead(v), next)
+            return (model.value(ofHidden: v), next)
         }
         self.policyState = steps[0].state
         self.valueState = steps[1].state
@@ -557,10 +583,11 @@ public struct RL2<E: MetaEnv>: IterativeAlgorithm, ProcessGroupMember {
         var rng = Xoshiro256(seed: seed)
         let inputSize = TrialEnv<E>.inputSize(observationSpace: prototype.observationSpace, actionSpace: prototype.actionSpace,
                                               trialProgress: config.trialProgressInput)
-        let model = RecurrentActorCritic(inputSize: inputSize,
+        var model = RecurrentActorCritic(inputSize: inputSize,
                                          actionSpace: prototype.actionSpace, cell: config.cell,
                                          hiddenSize: config.hiddenSize, taskFeatureCount: try Self.taskFeatureCount(config, prototype),
                                          using: &rng)
+        model.valueScale = Float(config.valueScale)
         state = RL2State(model: model, optimizer: Adam(learningRate: config.learningRate, epsilon: 1e-5),
                          rng: rng, iteration: 0, environmentSteps: 0)
     }
@@ -589,6 +616,7 @@ public struct RL2<E: MetaEnv>: IterativeAlgorithm, ProcessGroupMember {
         self.config = config
         self.prototype = prototype
         self.state = state
+        self.state.model.rescaleValue(to: Float(config.valueScale))
     }
 
     // MARK: Parts of the iteration's trials
@@ -1039,7 +1067,7 @@ public struct RL2<E: MetaEnv>: IterativeAlgorithm, ProcessGroupMember {
                     guard let mb = shares[part.index - own.lowerBound][m], mb.validSteps > 0 else { return WeightedPart() }
                     let (loss, grad) = valueAndGradient(at: model) { model in
                         let v = model.valueCell.unroll(mb.valueInputs, initialState: mb.valueState).outputs
-                        let values = model.valueHead(v.reshaped([-1, v.shape[2]])).reshaped(mb.mask.shape)
+                        let values = model.value(ofHidden: v.reshaped([-1, v.shape[2]])).reshaped(mb.mask.shape)
                         return ((values - mb.returns).squared() * mb.mask).sum() / mb.validSteps
                     }
                     return WeightedPart(weight: mb.validSteps, terms: [loss.doubleScalar], gradient: grad.flatParameters.values)
@@ -1093,7 +1121,8 @@ public struct RL2Algorithm: ProcessGroupAlgorithmDefinition {
     /// weights are the fresh network's (so each new action reads differently) and the bias
     /// the old actions' mean, so they are tried from the start. An agent without the trial
     /// progress input, started into a run with it (`trialProgressInput`), reads it with zero
-    /// weights. Everything else must have the same sizes.
+    /// weights. The value head is rescaled to `settings.valueScale` (the values stay the same).
+    /// Everything else must have the same sizes.
     public func warmStarted<E: MetaEnv>(_ state: RL2State, from source: RL2State, settings: RL2Config,
                                         prototype: E) throws -> RL2State {
         var model = source.model
@@ -1125,6 +1154,7 @@ public struct RL2Algorithm: ProcessGroupAlgorithmDefinition {
             model.policyHead = model.policyHead.appendingOutputs(added, bias: live ? oldBiases.reduce(0, +) / Double(oldBiases.count) : -20,
                                                                  weightsFrom: live ? fresh.policyHead : nil)
         }
+        model.rescaleValue(to: Float(settings.valueScale))
         var warm = state
         warm.model = model
         do { try warm.checkCompatible(with: state) } catch {

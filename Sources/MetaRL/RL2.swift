@@ -123,7 +123,7 @@ public struct RL2Config: AlgorithmSettings {
     public static let flags: [SettingFlag] = [
         SettingFlag("episodesPerTrial", help: "episodes per trial (pulls, for bandits)"),
         SettingFlag("algorithm", flag: "--algo", help: "outer optimiser: ppo or trpo"),
-        SettingFlag("valueCoefficient", kind: .number, help: "PPO: weight of the value loss"),
+        SettingFlag("valueCoefficient", help: "PPO: weight of the value loss"),
         SettingFlag("maxGradientNorm", help: "PPO: the gradient's norm is clipped to this"),
         SettingFlag("fisherSubsample", help: "TRPO: fraction of the trials used for Fisher-vector products"),
         SettingFlag("valueEpochs", help: "TRPO: Adam epochs of the value function per iteration"),
@@ -145,7 +145,7 @@ public struct RL2Config: AlgorithmSettings {
         SettingFlag("trialProgressInput", flag: "--trial-progress", help: "one more input: the fraction of the trial's episodes done (with --warm-start from an agent without it, its weights start at zero)"),
         SettingFlag("trainOnExpectedRewards", flag: "--expected-rewards", help: "returns from each step's expected reward (a bandit arm's probability) instead of the sampled one: the same objective, less noise; the agent still sees the sampled reward (bandit, tabular-mdp)"),
         SettingFlag("taskAwareValue", flag: "--task-aware-value", help: "the value function also reads the task (a bandit's arm probabilities): privileged, training only; the policy never sees it (families whose tasks have features: bandit, tabular-mdp, point-nav, pendulum-mass, cartpole-physics; with --warm-start from an agent without it, its weights start at zero)"),
-        SettingFlag("valueScale", kind: .number, help: "the value function outputs this times its network's, so returns of this size are learned at the pace of returns near one (near the trial's return, e.g. the pulls of a long bandit trial; a change on --resume or --warm-start keeps the values)"),
+        SettingFlag("valueScale", help: "the value function outputs this times its network's, so returns of this size are learned at the pace of returns near one (near the trial's return, e.g. the pulls of a long bandit trial; a change on --resume or --warm-start keeps the values)"),
         SettingFlag("shards", help: "fixed parts of each iteration's trials, each with its own random stream (mpirun -np N needs N ≤ shards; results depend on shards, not on N)"),
     ] + TRPOSettings.flags(prefix: "trpo.")
 

@@ -131,7 +131,7 @@ public enum SettingsCoding {
                     let single = defaults.setting(value, at: path)
                     if (try? JSONDecoder().decode(T.self, from: JSONEncoder().encode(single))) == nil {
                         let expected: String = switch defaults.value(at: path) {
-                        case .integer: "expected an integer"
+                        case .integer: takesFraction(T.self, at: path, defaults: defaults) ? "expected a number" : "expected an integer"
                         case .number: "expected a number"
                         case .bool: "expected true or false"
                         default: "not allowed here"
@@ -146,12 +146,28 @@ public enum SettingsCoding {
     }
 
     /// The flags of `T`, one per settable key: the table's entries first (their names and
-    /// help), then every other key path of the defaults under its derived name.
+    /// help), then every other key path of the defaults under its derived name. A flag
+    /// without a declared kind gets `.number` when its whole-number default belongs to a
+    /// setting that takes fractions, so a bad value is refused as "expected a number".
     public static func flags<T: SettingsTable>(of type: T.Type) throws -> [SettingFlag] {
         let named = T.flags
         let defaults = try encode(T())
         let others = defaults.leafPaths.filter { path in !named.contains { $0.key == path } }.map { SettingFlag($0, help: "") }
-        return named + others
+        return (named + others).map { flag in
+            var flag = flag
+            if flag.kind == nil, case .integer = defaults.value(at: flag.key), takesFraction(T.self, at: flag.key, defaults: defaults) {
+                flag.kind = .number
+            }
+            return flag
+        }
+    }
+
+    /// Whether the setting of `T` at `path` reads a fraction: a whole-number default encodes
+    /// as a JSON integer whether the field is an `Int` or a `Double`, and only the type knows.
+    static func takesFraction<T: SettingsTable>(_ type: T.Type, at path: String, defaults: JSONValue) -> Bool {
+        let probe = defaults.setting(.number(0.5), at: path)
+        guard let data = try? JSONEncoder().encode(probe) else { return false }
+        return (try? JSONDecoder().decode(T.self, from: data)) != nil
     }
 
     /// The kind of value the setting at `flag.key` takes, from its default (or the flag's declared kind).

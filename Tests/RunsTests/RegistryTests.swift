@@ -143,6 +143,16 @@ struct CounterDefinition: AlgorithmDefinition {
         expected.trpo.damping = 0.5
         #expect(try SettingsCoding.decode(RL2Config.self, from: resolved) == expected)
         #expect(rl2.describe(ConfigError(field: "hiddenSize", value: "0", allowed: "1…4096")).hasPrefix("--hidden (hiddenSize): 0"))
+        // A whole-number default says nothing of the field's type: the type decides the kind,
+        // declared or not, and the message a bad value gets.
+        let kinds = Dictionary(rl2.settingFlags.map { ($0.key, SettingsCoding.kind(of: $0, defaults: rl2.defaultSettings)) }) { a, _ in a }
+        #expect(kinds["valueScale"] == .number && kinds["valueCoefficient"] == .number && kinds["hiddenSize"] == .integer)
+        #expect(kinds["epochs"] == .integer && kinds["gamma"] == .number)
+        let scale = try runMetarlCapturing(["train", "rl2", "--value-scale", "abc", "--print-config"])
+        #expect(scale.status != 0 && scale.errors.contains("--value-scale abc: expected a number"), "\(scale.errors)")
+        do { _ = try SettingsCoding.decode(RL2Config.self, from: .object(["epochs": .number(2.5)])); Issue.record("accepted") } catch {
+            #expect("\(error)".contains("expected an integer"), "\(error)")
+        }
         // The MAML family's names fix the mode, whatever the file said.
         let fo = try algorithm("maml-fo")
         #expect(try SettingsCoding.decode(MAMLConfig.self, from: try fo.resolve(.object(["mode": .string("meta-sgd")]))).mode == .firstOrder)

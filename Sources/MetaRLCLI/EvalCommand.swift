@@ -3,8 +3,8 @@ import Foundation
 import RL
 import Runs
 
-/// `metarl eval DIR [options]`: the newest good checkpoint of any registered algorithm's run
-/// on fresh tasks; the options are the algorithm's evaluation options.
+/// `metarl eval DIR [options]`: the newest good checkpoint (or `--checkpoint N`) of any
+/// registered algorithm's run on fresh tasks; the options are the algorithm's evaluation options.
 struct Eval: CatalogCommand {
     static let configuration = CommandConfiguration(
         abstract: "Evaluate a run directory on fresh tasks: the return and its adaptation curve (metarl eval DIR --help lists the options).",
@@ -17,6 +17,7 @@ struct Eval: CatalogCommand {
         ("--seed", true, "random seed for the tasks and the actions (default 12345)"),
         ("--env-arg", true, "evaluate on a variant: a family argument, key=value, replacing the run's (repeatable)"),
         ("--threads", true, "threads (results do not depend on it)"),
+        ("--checkpoint", true, "evaluate the checkpoint of this iteration (default: the newest good one)"),
         ("--json", false, "print one JSON object"),
     ] + Catalog.pythonOptions
 
@@ -47,11 +48,12 @@ struct Eval: CatalogCommand {
             } ?? 12345
             let threads = try parsed.integer("--threads") ?? algorithm.defaultThreads
             guard threads >= 1 else { throw RunError("--threads \(threads): must be at least 1") }
+            let checkpoint = try parsed.integer("--checkpoint")
             _ = try catalog.envSpec(of: manifest, at: path)
             try manifest.override(env: nil, arguments: parsed.values("--env-arg"), seed: nil, families: catalog.families)
             let options = try parsed.applySettings(to: .object([:]), algorithm: nil)
             let request = EvaluationRequest(algorithm: manifest.algorithm, settings: manifest.settings, directory: directory,
-                                            options: options, seed: seed, threads: threads, notes: printNote)
+                                            checkpoint: checkpoint, options: options, seed: seed, threads: threads, notes: printNote)
             let output: EvaluationOutput
             do { output = try algorithm.evaluate(request, on: try manifest.envSpec(in: catalog.families)) } catch let error as DecodingError {
                 throw RunError(parsed.describe(error))

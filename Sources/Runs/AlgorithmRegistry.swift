@@ -60,7 +60,12 @@ public struct RegisteredAlgorithm: Sendable {
             let options = try SettingsCoding.decode(A.EvaluationOptions.self, from: request.options)
             do { try options.validate() } catch let error as ConfigError { throw RunError(SettingsCoding.describe(error, in: A.EvaluationOptions.self)) }
             let settings = try Self.typed(definition, request.settings)
-            guard let (_, state) = try request.directory.latestCheckpoint(A.State.self, notes: request.notes) else {
+            let state: A.State
+            if let iteration = request.checkpoint {
+                state = try request.directory.checkpoint(A.State.self, iteration: iteration)
+            } else if let (_, newest) = try request.directory.latestCheckpoint(A.State.self, notes: request.notes) {
+                state = newest
+            } else {
                 throw RunError("\(request.directory.url.path) has no usable checkpoint")
             }
             let report = try spec.open(EvaluationOpener(definition: definition, settings: settings, state: state, options: options,
@@ -171,6 +176,8 @@ public struct EvaluationRequest {
     public var settings: JSONValue
     /// The run directory whose newest good checkpoint is evaluated.
     public var directory: RunDirectory
+    /// The iteration of the checkpoint to evaluate instead of the newest good one.
+    public var checkpoint: Int?
     /// The evaluation options given (an object; absent keys at their defaults).
     public var options: JSONValue
     /// The seed of the fresh tasks and actions.
@@ -179,12 +186,13 @@ public struct EvaluationRequest {
     /// Receives notes such as a skipped corrupt checkpoint.
     public var notes: (String) -> Void
 
-    /// A request to evaluate `directory`'s newest good checkpoint.
-    public init(algorithm: String, settings: JSONValue, directory: RunDirectory, options: JSONValue, seed: UInt64, threads: Int,
-                notes: @escaping (String) -> Void = { _ in }) {
+    /// A request to evaluate `directory`'s newest good checkpoint, or the one of iteration `checkpoint`.
+    public init(algorithm: String, settings: JSONValue, directory: RunDirectory, checkpoint: Int? = nil, options: JSONValue, seed: UInt64,
+                threads: Int, notes: @escaping (String) -> Void = { _ in }) {
         self.algorithm = algorithm
         self.settings = settings
         self.directory = directory
+        self.checkpoint = checkpoint
         self.options = options
         self.seed = seed
         self.threads = threads

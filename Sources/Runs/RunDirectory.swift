@@ -194,6 +194,16 @@ public struct RunDirectory: Sendable {
         }
     }
 
+    /// The checkpoint of `iteration`, or an error naming the iterations that have one.
+    public func checkpoint<S: Decodable>(_ type: S.Type, iteration: Int) throws -> S {
+        let kept = checkpointIterations()
+        guard kept.contains(iteration) else {
+            throw RunError("\(url.path) has no checkpoint of iteration \(iteration); "
+                           + (kept.isEmpty ? "it has none" : "it has iterations \(kept.map(String.init).joined(separator: ", "))"))
+        }
+        return try loadCheckpoint(S.self, iteration: iteration)
+    }
+
     /// The newest checkpoint that loads; `notes` receives a line for each one skipped.
     public func latestCheckpoint<S: Decodable>(_ type: S.Type, notes: (String) -> Void = { _ in }) throws -> (iteration: Int, state: S)? {
         for iteration in checkpointIterations().reversed() {

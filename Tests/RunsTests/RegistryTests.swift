@@ -62,6 +62,8 @@ struct Counter<E: MetaEnv>: IterativeAlgorithm {
 
 struct CounterReport: EvaluationReport {
     var best: Double
+    /// The environment steps of the checkpoint evaluated.
+    var steps: Int
     var adaptation: AdaptationCurve { AdaptationCurve(axis: "nothing", first: 0, values: [best], stderr: [0]) }
     func summary(algorithm: String, env: String) -> [String] { ["\(algorithm) on \(env): best \(best)"] }
 }
@@ -79,7 +81,7 @@ struct CounterDefinition: AlgorithmDefinition {
     }
     func evaluate<E: MetaEnv>(_ settings: CounterSettings, state: CounterState, prototype: E, options: RL2EvaluationOptions,
                               seed: UInt64, threads: Int) throws -> CounterReport {
-        CounterReport(best: state.best)
+        CounterReport(best: state.best, steps: state.steps)
     }
 }
 
@@ -114,6 +116,17 @@ struct CounterDefinition: AlgorithmDefinition {
         #expect(output.lines.first?.hasPrefix("counter on gridworld: best") == true)
         #expect(output.numbers["best"] != nil)
         #expect(try counter.headlineMetric(settings) == "best_return")
+        // An earlier checkpoint is evaluated by its iteration; one that is not kept is named with those that are.
+        func evaluate(checkpoint: Int) throws -> EvaluationOutput {
+            try counter.evaluate(EvaluationRequest(algorithm: "counter", settings: settings, directory: straight, checkpoint: checkpoint,
+                                                   options: .object([:]), seed: 1, threads: 1), on: try spec("gridworld"))
+        }
+        let steps = try (1...4).map { Double(try straight.checkpoint(CounterState.self, iteration: $0).steps) }
+        #expect(Set(steps).count == 4, "\(steps)")
+        for (iteration, expected) in zip(1...4, steps) { #expect(try evaluate(checkpoint: iteration).numbers["steps"] == expected) }
+        do { _ = try evaluate(checkpoint: 9); Issue.record("accepted") } catch {
+            #expect("\(error)".contains("no checkpoint of iteration 9; it has iterations 1, 2, 3, 4"), "\(error)")
+        }
     }
 
     /// A NaN metric stops the run naming the iteration; the last good checkpoint stays.

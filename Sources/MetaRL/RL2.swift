@@ -1121,16 +1121,24 @@ public struct RL2Algorithm: ProcessGroupAlgorithmDefinition {
     /// weights are the fresh network's (so each new action reads differently) and the bias
     /// the old actions' mean, so they are tried from the start. An agent without the trial
     /// progress input, started into a run with it (`trialProgressInput`), reads it with zero
-    /// weights. The value head is rescaled to `settings.valueScale` (the values stay the same).
-    /// Everything else must have the same sizes.
+    /// weights. An agent of fewer hidden units (a GRU or an LSTM) grows to this run's
+    /// `hiddenSize`: the added units take the fresh network's weights, and neither the old
+    /// units nor the heads read them at first (zero weights), so it acts and values as before
+    /// and training puts the added memory to use. The value head is rescaled to
+    /// `settings.valueScale` (the values stay the same). Everything else must have the same sizes.
     public func warmStarted<E: MetaEnv>(_ state: RL2State, from source: RL2State, settings: RL2Config,
                                         prototype: E) throws -> RL2State {
         var model = source.model
         let fresh = state.model
-        let misfit = "the agent to start from does not fit this run (same cell and hidden size, and at most as many actions, are needed)"
-        guard model.policyCell.kind == fresh.policyCell.kind, model.policyCell.outputSize == fresh.policyCell.outputSize else {
-            throw WarmStartError("\(misfit): it has a \(model.policyCell.kind.rawValue) cell of \(model.policyCell.outputSize) units, "
-                                 + "this run a \(fresh.policyCell.kind.rawValue) cell of \(fresh.policyCell.outputSize)")
+        let misfit = "the agent to start from does not fit this run (the same cell with at most as many units (not ln-gru when more), and at most as many actions, are needed)"
+        let units = model.policyCell.outputSize, wideUnits = fresh.policyCell.outputSize
+        // The fresh cells cut to the agent's units: the sources of weights for inputs it gains.
+        func cut(_ cell: RecurrentCellChoice) -> RecurrentCellChoice? { units == wideUnits ? cell : cell.narrowed(to: units) }
+        guard model.policyCell.kind == fresh.policyCell.kind, let freshPolicyCell = cut(fresh.policyCell),
+              let freshValueCell = cut(fresh.valueCell)
+        else {
+            throw WarmStartError("\(misfit): it has a \(model.policyCell.kind.rawValue) cell of \(units) units, "
+                                 + "this run a \(fresh.policyCell.kind.rawValue) cell of \(wideUnits)")
         }
         let added = model.discrete && fresh.discrete ? Swift.max(0, fresh.policyHead.outputSize - model.policyHead.outputSize) : 0
         let sourceFeatures = model.taskFeatureCount
@@ -1145,11 +1153,22 @@ public struct RL2Algorithm: ProcessGroupAlgorithmDefinition {
             // A value function that did not read the task: the features start with zero weights.
             model.valueCell = model.valueCell.insertingInputs(fresh.taskFeatureCount, at: model.valueCell.inputSize)
         }
+        let live = settings.widenedActions == .live
         if added > 0 {
             let actionColumns = prototype.observationSpace.flatSize + model.policyHead.outputSize
-            let live = settings.widenedActions == .live
-            model.policyCell = model.policyCell.insertingInputs(added, at: actionColumns, from: live ? fresh.policyCell : nil)
-            model.valueCell = model.valueCell.insertingInputs(added, at: actionColumns, from: live ? fresh.valueCell : nil)
+            model.policyCell = model.policyCell.insertingInputs(added, at: actionColumns, from: live ? freshPolicyCell : nil)
+            model.valueCell = model.valueCell.insertingInputs(added, at: actionColumns, from: live ? freshValueCell : nil)
+        }
+        if wideUnits > units {
+            guard let policyCell = model.policyCell.widened(into: fresh.policyCell), let valueCell = model.valueCell.widened(into: fresh.valueCell) else {
+                throw WarmStartError("\(misfit): its inputs (\(model.policyCell.inputSize)) differ from this run's (\(fresh.policyCell.inputSize))")
+            }
+            model.policyCell = policyCell
+            model.valueCell = valueCell
+            model.policyHead = Linear(weight: model.policyHead.weight.insertingRows(wideUnits - units, at: units), bias: model.policyHead.bias)
+            model.valueHead = Linear(weight: model.valueHead.weight.insertingRows(wideUnits - units, at: units), bias: model.valueHead.bias)
+        }
+        if added > 0 {
             let oldBiases = model.policyHead.bias.doubleValues
             model.policyHead = model.policyHead.appendingOutputs(added, bias: live ? oldBiases.reduce(0, +) / Double(oldBiases.count) : -20,
                                                                  weightsFrom: live ? fresh.policyHead : nil)

@@ -26,7 +26,7 @@ struct Train: CatalogCommand {
         ("--seed", true, "random seed (default 0)"),
         ("--out", true, "run directory to create"),
         ("--resume", true, "run directory to continue from its newest good checkpoint (with --iterations N: the new total)"),
-        ("--warm-start", true, "with --out: start from the networks of this run of the same algorithm (rl2: an agent of fewer arms is widened)"),
+        ("--warm-start", true, "with --out: start from the networks of this run of the same algorithm (rl2: an agent of fewer arms or fewer hidden units is widened, acting as before)"),
         ("--checkpoint-every", true, "checkpoint every N iterations (recorded in the run: a resume goes on so unless given again)"),
         ("--keep-checkpoints", true, "checkpoints to keep (recorded in the run, as --checkpoint-every)"),
         ("--threads", true, "threads (results do not depend on it)"),

@@ -330,6 +330,54 @@ public enum RecurrentCellChoice: RecurrentCell, Codable, Sendable {
         widened.inputWeight = inputWeight.insertingRows(count, at: index, from: source?.inputWeight)
         return widened
     }
+    /// This cell with `fresh`'s hidden size (`fresh` of the same kind, reading the same inputs,
+    /// with at least as many units): its own units keep their weights and compute exactly what
+    /// they did, since the added units feed them nothing (zero weights from the added units
+    /// into the old units' gates); the added units take `fresh`'s weights. An agent whose heads
+    /// read the added units with zero weights therefore acts exactly as before, and training
+    /// grows into them. Nil for a layer-normalised GRU (its norms over all units would change
+    /// the old units' values) or a `fresh` that does not fit.
+    public func widened(into fresh: RecurrentCellChoice) -> RecurrentCellChoice? {
+        guard fresh.inputSize == inputSize, fresh.outputSize >= outputSize else { return nil }
+        switch (self, fresh) {
+        case (.gru(let old), .gru(var wide)):
+            wide.inputWeight = old.inputWeight.embeddingGateBlocks(3, into: wide.inputWeight)
+            wide.hiddenWeight = old.hiddenWeight.embeddingGateBlocks(3, into: wide.hiddenWeight)
+            wide.inputBias = old.inputBias.embeddingGateBlocks(3, into: wide.inputBias)
+            wide.hiddenBias = old.hiddenBias.embeddingGateBlocks(3, into: wide.hiddenBias)
+            return .gru(wide)
+        case (.lstm(let old), .lstm(var wide)):
+            wide.inputWeight = old.inputWeight.embeddingGateBlocks(4, into: wide.inputWeight)
+            wide.hiddenWeight = old.hiddenWeight.embeddingGateBlocks(4, into: wide.hiddenWeight)
+            wide.bias = old.bias.embeddingGateBlocks(4, into: wide.bias)
+            return .lstm(wide)
+        default:
+            return nil
+        }
+    }
+
+    /// This cell's first `hiddenSize` units alone (the weights among them and from the
+    /// inputs): a source of input weights shaped for a narrower cell of the same kind. Nil for
+    /// a layer-normalised GRU or a size above this cell's.
+    public func narrowed(to hiddenSize: Int) -> RecurrentCellChoice? {
+        guard hiddenSize >= 1, hiddenSize <= outputSize else { return nil }
+        switch self {
+        case .gru(var c):
+            c.inputWeight = c.inputWeight.croppingGateBlocks(3, width: hiddenSize)
+            c.hiddenWeight = c.hiddenWeight.croppingGateBlocks(3, width: hiddenSize, rows: hiddenSize)
+            c.inputBias = c.inputBias.croppingGateBlocks(3, width: hiddenSize)
+            c.hiddenBias = c.hiddenBias.croppingGateBlocks(3, width: hiddenSize)
+            return .gru(c)
+        case .lstm(var c):
+            c.inputWeight = c.inputWeight.croppingGateBlocks(4, width: hiddenSize)
+            c.hiddenWeight = c.hiddenWeight.croppingGateBlocks(4, width: hiddenSize, rows: hiddenSize)
+            c.bias = c.bias.croppingGateBlocks(4, width: hiddenSize)
+            return .lstm(c)
+        case .layerNormGRU:
+            return nil
+        }
+    }
+
     public func inputProjection(_ x: Tensor) -> Tensor { cell.inputProjection(x) }
     public func step(projected: Tensor, state: Tensor) -> (output: Tensor, state: Tensor) { cell.step(projected: projected, state: state) }
     public func unroll(_ inputs: Tensor, initialState: Tensor, resetMask: Tensor?) -> (outputs: Tensor, finalState: Tensor) {
@@ -348,5 +396,47 @@ public enum RecurrentCellChoice: RecurrentCell, Codable, Sendable {
             c.visitParameters(body)
             self = .lstm(c)
         }
+    }
+}
+
+extension Tensor {
+    /// Gate-blocked weights, [rows × blocks·n] (or a bias, [blocks·n]), placed in `target`,
+    /// [rows' × blocks·N] with rows' ≥ rows and N ≥ n: column b·N + j of the first `rows` rows
+    /// takes column b·n + j (j < n) and the rows beyond get zero in those columns; `target`'s
+    /// other columns stay as they are (the added units' own weights).
+    public func embeddingGateBlocks(_ blocks: Int, into target: Tensor) -> Tensor {
+        let matrix = rank == 1 ? reshaped([1, shape[0]]) : self
+        let wide = target.rank == 1 ? target.reshaped([1, target.shape[0]]) : target
+        let rows = matrix.shape[0], n = matrix.shape[1] / blocks, wideRows = wide.shape[0], wideN = wide.shape[1] / blocks
+        let blocksFit: Bool = n * blocks == matrix.shape[1] && wideN * blocks == wide.shape[1]
+        let sizesFit: Bool = rank == target.rank && wideRows >= rows && wideN >= n
+        precondition(blocksFit && sizesFit, "embeddingGateBlocks: \(shape) into \(target.shape)")
+        let old = matrix.doubleValues
+        var values = wide.doubleValues
+        for r in 0..<wideRows {
+            for b in 0..<blocks {
+                for j in 0..<n { values[r * blocks * wideN + b * wideN + j] = r < rows ? old[r * blocks * n + b * n + j] : 0 }
+            }
+        }
+        return Tensor(shape: target.shape, doubleValues: values, dtype: target.dtype)
+    }
+
+    /// Of gate-blocked weights [rows × blocks·N] (or a bias [blocks·N]), the first `width`
+    /// columns of each block and the first `rows` rows (all when nil).
+    public func croppingGateBlocks(_ blocks: Int, width: Int, rows: Int? = nil) -> Tensor {
+        let matrix = rank == 1 ? reshaped([1, shape[0]]) : self
+        let allRows = matrix.shape[0], n = matrix.shape[1] / blocks, kept = rows ?? allRows
+        precondition(matrix.rank == 2 && n * blocks == matrix.shape[1] && width <= n && kept <= allRows,
+                     "croppingGateBlocks: \(shape) to width \(width)")
+        let values = matrix.doubleValues
+        var cropped: [Double] = []
+        cropped.reserveCapacity(kept * blocks * width)
+        for r in 0..<kept {
+            for b in 0..<blocks {
+                let first: Int = (r * blocks + b) * n
+                cropped += values[first..<(first + width)]
+            }
+        }
+        return Tensor(shape: rank == 1 ? [blocks * width] : [kept, blocks * width], doubleValues: cropped, dtype: dtype)
     }
 }

@@ -426,10 +426,28 @@ struct TargetAction: MetaEnv {
         return model.policyHead(h.reshaped([inputs.shape[0] * inputs.shape[1], h.shape[2]])).values
     }
 
+    /// Random inputs [steps, trials, input] of a 2-armed bandit agent (observation, the arm's
+    /// one-hot, reward, done), and the same with `addedArms` more arms' one-hot entries, zero.
+    func twoArmInputs(steps: Int, trials: Int, addedArms: Int) -> (narrow: Tensor, wide: Tensor) {
+        var rng = Xoshiro256(seed: 9)
+        let observation = BernoulliBandit(arms: 2).observationSpace.flatSize
+        var narrow: [Float] = [], wide: [Float] = []
+        for _ in 0..<(steps * trials) {
+            let obs = (0..<observation).map { _ in Float(rng.uniformDouble()) }
+            let arm = rng.uniformDouble() < 0.5 ? 0 : 1
+            let oneHot: [Float] = (0..<2).map { $0 == arm ? 1 : 0 }
+            let tail: [Float] = [Float(rng.uniformDouble() < 0.5 ? 1 : 0), 0]
+            narrow += obs + oneHot + tail
+            wide += obs + oneHot + [Float](repeating: 0, count: addedArms) + tail
+        }
+        return (Tensor(shape: [steps, trials, observation + 4], values: narrow),
+                Tensor(shape: [steps, trials, observation + 4 + addedArms], values: wide))
+    }
+
     /// A 2-armed agent widened to 5 arms gives the same logits on its 2 arms, −20 on the
     /// others (dormant), for any input in which the new arms' one-hot entries are zero; live,
     /// the same on its 2 arms, and the fresh network's weights and the old biases' mean for the
-    /// new ones. The value function's head is untouched. An agent of another hidden size is refused by name.
+    /// new ones. The value function's head is untouched. An agent of more hidden units, or another cell, is refused by name.
     @Test func aBanditAgentWidenedToMoreArmsActsAsBefore() throws {
         var config = tinyConfig(episodesPerTrial: 3)
         var small = try RL2(config: config, prototype: BernoulliBandit(arms: 2), seed: 3)
@@ -441,21 +459,11 @@ struct TargetAction: MetaEnv {
         let live = try RL2Algorithm().warmStarted(large.state, from: small.state, settings: liveConfig, prototype: BernoulliBandit(arms: 5))
         let oldBiases = small.state.model.policyHead.bias.values
         #expect(warm.iteration == 0 && warm.environmentSteps == 0)
-        // Inputs [observation (1), action one-hot, reward, done] over 4 steps of 3 trials.
-        var rng = Xoshiro256(seed: 9)
         let observation = BernoulliBandit(arms: 2).observationSpace.flatSize
-        var narrow: [Float] = [], wide: [Float] = []
-        for _ in 0..<(4 * 3) {
-            let obs = (0..<observation).map { _ in Float(rng.uniformDouble()) }
-            let arm = rng.uniformDouble() < 0.5 ? 0 : 1
-            let oneHot: [Float] = (0..<2).map { $0 == arm ? 1 : 0 }
-            let tail: [Float] = [Float(rng.uniformDouble() < 0.5 ? 1 : 0), 0]
-            narrow += obs + oneHot + tail
-            wide += obs + oneHot + [0, 0, 0] + tail
-        }
-        let before = logits(small.state.model, Tensor(shape: [4, 3, observation + 4], values: narrow))
-        let after = logits(warm.model, Tensor(shape: [4, 3, observation + 7], values: wide))
-        let afterLive = logits(live.model, Tensor(shape: [4, 3, observation + 7], values: wide))
+        let (narrow, wide) = twoArmInputs(steps: 4, trials: 3, addedArms: 3)
+        let before = logits(small.state.model, narrow)
+        let after = logits(warm.model, wide)
+        let afterLive = logits(live.model, wide)
         for row in 0..<12 {
             for a in 0..<2 { #expect(abs(before[row * 2 + a] - after[row * 5 + a]) < 1e-5) }
             for a in 2..<5 { #expect(after[row * 5 + a] == -20) }
@@ -471,9 +479,9 @@ struct TargetAction: MetaEnv {
         let columns = liveInputs.shape[1], newRows = ((observation + 2) * columns)..<((observation + 5) * columns)
         #expect(Array(liveInputs.values[newRows]) == Array(freshInputs.values[newRows]))
         #expect(warm.model.valueHead.weight.values == small.state.model.valueHead.weight.values)
-        config.hiddenSize = 16
+        config.hiddenSize = 4
         let other = try RL2(config: config, prototype: BernoulliBandit(arms: 5), seed: 4)
-        for mode in RL2Config.WidenedActions.allCases {  // refused by name, not a trap, whichever way the arms start
+        for mode in RL2Config.WidenedActions.allCases {  // fewer units: refused by name, not a trap, whichever way the arms start
             var otherConfig = config
             otherConfig.widenedActions = mode
             #expect(throws: WarmStartError.self) {
@@ -484,6 +492,56 @@ struct TargetAction: MetaEnv {
         config.cell = .lstm
         let lstm = try RL2(config: config, prototype: BernoulliBandit(arms: 5), seed: 4)
         #expect(throws: WarmStartError.self) { try RL2Algorithm().warmStarted(lstm.state, from: small.state, settings: liveConfig, prototype: BernoulliBandit(arms: 5)) }
+    }
+
+    /// An agent grown to more hidden units (GRU 8 → 12, LSTM 8 → 11), with more arms at the
+    /// same time (dormant and live), gives the same logits on its old arms and the same values
+    /// as before on any history; the added units carry the fresh network's weights, the old
+    /// units and the heads read them with zero weights, and the grown agent trains on. A
+    /// layer-normalised GRU (whose norms span all units) is refused by name.
+    @Test func anAgentGrownToMoreUnitsActsAndValuesAsBefore() throws {
+        for (cell, wide) in [(RecurrentCellChoice.Kind.gru, 12), (.lstm, 11)] {
+            for mode in RL2Config.WidenedActions.allCases {
+                var config = tinyConfig(episodesPerTrial: 3)
+                config.cell = cell
+                config.widenedActions = mode
+                var small = try RL2(config: config, prototype: BernoulliBandit(arms: 2), seed: 3)
+                _ = try small.iterate()
+                config.hiddenSize = wide
+                let large = try RL2(config: config, prototype: BernoulliBandit(arms: 4), seed: 4)
+                let warm = try RL2Algorithm().warmStarted(large.state, from: small.state, settings: config, prototype: BernoulliBandit(arms: 4))
+                #expect(warm.model.policyCell.outputSize == wide && warm.model.valueCell.outputSize == wide)
+                let observation = BernoulliBandit(arms: 2).observationSpace.flatSize
+                let (narrowInputs, wideInputs) = twoArmInputs(steps: 5, trials: 3, addedArms: 2)
+                let before = logits(small.state.model, narrowInputs), after = logits(warm.model, wideInputs)
+                let valuesBefore = small.state.model.values(narrowInputs, state: Tensor.zeros([3, small.state.model.valueCell.stateSize])).values
+                let valuesAfter = warm.model.values(wideInputs, state: Tensor.zeros([3, warm.model.valueCell.stateSize])).values
+                for row in 0..<15 {
+                    for a in 0..<2 { #expect(abs(before[row * 2 + a] - after[row * 4 + a]) < 1e-5, "\(cell) \(mode) row \(row)") }
+                    if mode == .dormant { for a in 2..<4 { #expect(after[row * 4 + a] == -20) } }
+                    #expect(abs(valuesBefore[row] - valuesAfter[row]) < 1e-4, "\(cell) \(mode) value row \(row)")
+                }
+                // The added units: the fresh network's input weights in their columns; nothing from them into the old units.
+                let gates = cell == .gru ? 3 : 4
+                let grown = warm.model.policyCell.inputWeight.values, freshWeights = large.state.model.policyCell.inputWeight.values
+                for r in 0..<(observation + 6) {
+                    for g in 0..<gates { for j in 8..<wide { #expect(grown[r * gates * wide + g * wide + j] == freshWeights[r * gates * wide + g * wide + j]) } }
+                }
+                let head = warm.model.policyHead.weight.values  // the old arms read nothing from the added units
+                #expect((8..<wide).allSatisfy { r in head[r * 4] == 0 && head[r * 4 + 1] == 0 })
+                #expect(warm.model.valueHead.weight.values[8...].allSatisfy { $0 == 0 })
+                var grownRun = try RL2(config: config, prototype: BernoulliBandit(arms: 4), state: warm)
+                let metrics = try grownRun.iterate()
+                #expect(metrics.first { $0.0 == "mean_trial_return" }?.1.isFinite == true)
+                #expect(grownRun.state.model.policyHead.weight.values[(8 * 4)...].contains { $0 != 0 })
+            }
+        }
+        var config = tinyConfig(episodesPerTrial: 3)
+        config.cell = .layerNormGRU
+        let small = try RL2(config: config, prototype: BernoulliBandit(arms: 2), seed: 3)
+        config.hiddenSize = 12
+        let large = try RL2(config: config, prototype: BernoulliBandit(arms: 2), seed: 4)
+        #expect(throws: WarmStartError.self) { try RL2Algorithm().warmStarted(large.state, from: small.state, settings: config, prototype: BernoulliBandit(arms: 2)) }
     }
 
     /// With `taskAwareValue` the value function reads the task's features (a bandit's arm

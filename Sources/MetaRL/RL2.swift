@@ -1130,7 +1130,7 @@ public struct RL2Algorithm: ProcessGroupAlgorithmDefinition {
                                         prototype: E) throws -> RL2State {
         var model = source.model
         let fresh = state.model
-        let misfit = "the agent to start from does not fit this run (the same cell with at most as many units (not ln-gru when more), and at most as many actions, are needed)"
+        let misfit = "the agent to start from does not fit this run (needed: the same cell; as many hidden units or fewer, exactly as many for ln-gru; as many actions or fewer)"
         let units = model.policyCell.outputSize, wideUnits = fresh.policyCell.outputSize
         // The fresh cells cut to the agent's units: the sources of weights for inputs it gains.
         func cut(_ cell: RecurrentCellChoice) -> RecurrentCellChoice? { units == wideUnits ? cell : cell.narrowed(to: units) }

@@ -199,7 +199,8 @@ struct CounterDefinition: AlgorithmDefinition {
 }
 
 @Suite struct WarmStartFlags {
-    /// `--warm-start` takes a run of the same algorithm into a new run, and says why not otherwise.
+    /// `--warm-start` takes a run of the same algorithm into a new run (an RL² agent of fewer
+    /// arms or hidden units widened), and says why not otherwise (fewer units, another algorithm).
     @Test func warmStartChecksItsSource() throws {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("metarl-warm-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: root) }
@@ -217,6 +218,9 @@ struct CounterDefinition: AlgorithmDefinition {
         #expect(result.status != 0 && result.errors.contains("--warm-start starts a new run"), "\(result.errors)")
         result = try runMetarlCapturing(["train", "rl2", "--env", "bandit", "--env-arg", "arms=4", "--warm-start", source,
                                          "--out", root.appendingPathComponent("wide").path] + small.map { $0 == "8" ? "16" : $0 })
+        #expect(result.status == 0 && result.output.contains("started from the networks of"), "\(result.errors)")  // grown to 16 units
+        result = try runMetarlCapturing(["train", "rl2", "--env", "bandit", "--env-arg", "arms=4", "--warm-start", source,
+                                         "--out", root.appendingPathComponent("narrow").path] + small.map { $0 == "8" ? "4" : $0 })
         #expect(result.status != 0 && result.errors.contains("does not fit this run"), "\(result.errors)")
     }
 }

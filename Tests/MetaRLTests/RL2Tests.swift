@@ -447,7 +447,7 @@ struct TargetAction: MetaEnv {
     /// A 2-armed agent widened to 5 arms gives the same logits on its 2 arms, −20 on the
     /// others (dormant), for any input in which the new arms' one-hot entries are zero; live,
     /// the same on its 2 arms, and the fresh network's weights and the old biases' mean for the
-    /// new ones. The value function's head is untouched. An agent of more hidden units, or another cell, is refused by name.
+    /// new ones. The value function's head is untouched. An agent of more hidden units than the run, or of another cell, is refused by name.
     @Test func aBanditAgentWidenedToMoreArmsActsAsBefore() throws {
         var config = tinyConfig(episodesPerTrial: 3)
         var small = try RL2(config: config, prototype: BernoulliBandit(arms: 2), seed: 3)

@@ -3,7 +3,6 @@
 Builds the bridge's `Worker` on Benchmarks/pendulum_mass_env.py (or --module/--attr), maps
 its shared arrays over a scratch file and times, per message of --copies copies:
   * the whole step handler (`Worker.step`) against the same copies' bare `env.step` calls;
-  * the parts of the handler in the order it runs them;
   * a seeded reset as the bridge does it (`seed_everything`, then `reset(seed=…)`) against a
     bare `reset()`.
 Run it with the bridge's interpreter: ~/.cache/metarl/python/bin/python Benchmarks/bridge_handler_cost.py
@@ -11,7 +10,6 @@ Run it with the bridge's interpreter: ~/.cache/metarl/python/bin/python Benchmar
 
 import argparse
 import json
-import math
 import os
 import statistics
 import sys
@@ -54,36 +52,6 @@ def median_us(function, repeats, rounds=7):
     return statistics.median(times)
 
 
-def handler_parts(worker, text, repeats):
-    """µs per message of each part of `Worker.step`, timed as the handler runs them."""
-    slots, rows, envs, indices = worker.batches[text]
-    layout, names = worker.layout, ["actions", "env.step calls", "unzip", "counts", "observations", "rewards", "flags", "success"]
-    totals = [0.0] * len(names)
-    clock = time.perf_counter
-    for _ in range(repeats):
-        t = [clock()]
-        actions = layout.actions[rows].astype(worker.action_dtype, copy=True)
-        t.append(clock())
-        results = [env.step(action) for env, action in zip(envs, actions)]
-        t.append(clock())
-        observations, rewards, terminated, truncated, infos = zip(*results)
-        t.append(clock())
-        worker.counts[indices] += 1
-        t.append(clock())
-        worker.write_observations(slots, rows, observations)
-        t.append(clock())
-        layout.rewards[rows] = np.fromiter(rewards, dtype=np.float64, count=len(rewards))
-        t.append(clock())
-        layout.flags[rows, 0] = np.array(terminated, dtype=bool)
-        layout.flags[rows, 1] = np.logical_or(np.array(truncated, dtype=bool), worker.counts[indices] >= worker.horizon)
-        t.append(clock())
-        layout.success[rows] = [info.get("success", math.nan) for info in infos] if any(infos) else math.nan
-        t.append(clock())
-        for i in range(len(names)):
-            totals[i] += t[i + 1] - t[i]
-    return {name: total / repeats * 1e6 for name, total in zip(names, totals)}
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--module", default=os.path.join(HERE, "pendulum_mass_env.py"))
@@ -99,8 +67,6 @@ def main():
     handler = median_us(lambda: worker.step(text), args.repeats)
     print("step message of %d copies: handler %.1f µs, bare env.step calls %.1f µs: %.1f µs added (%.2f µs a copy, %.1f %%)"
           % (args.copies, handler, bare, handler - bare, (handler - bare) / args.copies, 100 * (handler - bare) / bare))
-    parts = handler_parts(worker, text, args.repeats * 5)
-    print("  parts (µs per message): " + ", ".join("%s %.1f" % (k, v) for k, v in parts.items()))
     env, seed = envs[0], 12345
     seeded = median_us(lambda: (bridge.seed_everything(env, seed), env.reset(seed=seed)), args.repeats * 10)
     plain = median_us(lambda: env.reset(), args.repeats * 10)

@@ -96,7 +96,8 @@ public struct BridgeBenchmark: Codable, Sendable {
     }
 
     /// Steps/s of `vec`'s copies in two halves taking turns for `seconds`: each half's step is
-    /// started, and while it runs the other half's is finished and started again (actions from `table`).
+    /// started, and while it runs the other half's is finished and started again (actions from
+    /// `table`); every step started is finished and counted before the clock stops.
     static func pipelinedRate<E: MetaEnv>(_ vec: inout VectorEnv<E>, table: [Float], seconds: Double) throws -> Double {
         let copies = vec.count, m = vec.actionSize, tableSize = EnvBenchmark.Measurement.tableSize
         let halves = [0..<(copies / 2), (copies / 2)..<copies]
@@ -116,7 +117,11 @@ public struct BridgeBenchmark: Codable, Sendable {
                 }
                 k = (k + 1) % tableSize
             } while Timing.now() - start < seconds
-            for half in halves { try vec.finishStep(copies: half) }
+            // The last steps started are finished inside the timed span, so they count too.
+            for half in halves {
+                try vec.finishStep(copies: half)
+                steps += half.count
+            }
         }
         return Double(steps) / (Timing.now() - start)
     }

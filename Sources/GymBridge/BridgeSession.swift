@@ -375,18 +375,20 @@ final class BridgeSession: @unchecked Sendable {
     /// the workers step while the caller goes on.
     func startStep(_ items: [StepItem]) throws(EnvError) -> BridgeStep {
         let m = actionSize
-        let byWorker = Dictionary(grouping: items, by: \.lease.worker)
+        var byWorker = [[Int]](repeating: [], count: channels.count)  // indices into `items`
+        for (k, item) in items.enumerated() { byWorker[item.lease.worker].append(k) }
         var parts: [(worker: Int, ticket: Int, arrays: SharedArrays, copies: [(slot: Int, row: Int)])] = []
-        for w in byWorker.keys.sorted() {
-            let channel = channels[w], mine = byWorker[w]!
+        for (w, mine) in byWorker.enumerated() where !mine.isEmpty {
+            let channel = channels[w]
             channel.lock.lock()
             defer { channel.lock.unlock() }
             if let failure = recordedFailure { throw failure }
             do {
                 let arrays = try mapped(channel)
-                for item in mine { (arrays.actions + item.lease.slot * m).update(from: item.action, count: m) }
-                let ticket = try channel.post(["step " + mine.map { String($0.lease.slot) }.joined(separator: ",")])
-                parts.append((w, ticket, arrays, mine.map { ($0.lease.slot, $0.row) }))
+                let copies = mine.map { (slot: items[$0].lease.slot, row: items[$0].row) }
+                for k in mine { (arrays.actions + items[k].lease.slot * m).update(from: items[k].action, count: m) }
+                let ticket = try channel.post([Self.stepLine(copies)])
+                parts.append((w, ticket, arrays, copies))
             } catch {
                 let kept = fail("worker \(w), step: \(error)")
                 channel.process.terminate()
@@ -394,6 +396,24 @@ final class BridgeSession: @unchecked Sendable {
             }
         }
         return BridgeStep(parts: parts)
+    }
+
+    /// `step S1,S2,…`: the step message for these slots, written digit by digit (it is sent
+    /// every step, so it is built without a string per slot).
+    static func stepLine(_ copies: [(slot: Int, row: Int)]) -> String {
+        var bytes = Array("step ".utf8)
+        bytes.reserveCapacity(bytes.count + 8 * copies.count)
+        for (k, copy) in copies.enumerated() {
+            if k > 0 { bytes.append(UInt8(ascii: ",")) }
+            let start = bytes.count
+            var value = copy.slot
+            repeat {
+                bytes.append(UInt8(ascii: "0") + UInt8(value % 10))
+                value /= 10
+            } while value > 0
+            bytes[start...].reverse()
+        }
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     /// Reads the replies of a started step and writes each copy's observation, reward, the

@@ -58,7 +58,9 @@ public struct GymEnv: MetaEnv, Sendable {
     ) throws(EnvError) -> StepOutcome {
         var reward: Float = 0, terminated = false, truncated = false
         var clipped = [Float](repeating: 0, count: session.actionSize)
-        try checkAction(action.baseAddress!, count: action.count, into: &clipped)
+        try clipped.withUnsafeMutableBufferPointer { (c: inout UnsafeMutableBufferPointer<Float>) throws(EnvError) in
+            try Self.checkAction(action.baseAddress!, count: action.count, space: actionSpace, environment: name, into: c.baseAddress!)
+        }
         let lease = try steppable(self.lease)
         try clipped.withUnsafeBufferPointer { (c: UnsafeBufferPointer<Float>) throws(EnvError) in
             try session.step([.init(lease: lease, action: c.baseAddress!, row: 0)], observations: observation.baseAddress!,
@@ -80,22 +82,26 @@ public struct GymEnv: MetaEnv, Sendable {
         try finishStepCopies(started, copies, rngs: rngs, output: output)
     }
 
-    /// Checks and writes the actions and sends each worker its part of the step.
+    /// Checks and writes the actions and sends each worker its part of the step. The session,
+    /// its action space and its kept failure are read once for the batch, not per copy.
     public static func startStepCopies(
         _ copies: UnsafeMutableBufferPointer<GymEnv>, actions: UnsafePointer<Float>, actionSize m: Int
     ) throws(EnvError) -> any StartedStep {
         guard let session = copies.first?.session else { throw .failed(environment: "gym", reason: "a step of no copies") }
+        if let failure = session.recordedFailure { throw failure }
+        let space = session.actionSpace, name = session.name
         var clipped = [Float](repeating: 0, count: copies.count * m)
-        for i in 0..<copies.count {
-            guard copies[i].session === session else {
-                throw .failed(environment: session.name, reason: "one VectorEnv holds copies of two bridge sessions")
-            }
-            try copies[i].checkAction(actions + i * m, count: m, into: &clipped, at: i * m)
-        }
-        return try clipped.withUnsafeBufferPointer { (c: UnsafeBufferPointer<Float>) throws(EnvError) -> BridgeStep in
+        return try clipped.withUnsafeMutableBufferPointer { (c: inout UnsafeMutableBufferPointer<Float>) throws(EnvError) -> BridgeStep in
             var items: [BridgeSession.StepItem] = []
             items.reserveCapacity(copies.count)
-            for i in 0..<copies.count { items.append(.init(lease: try copies[i].steppable(copies[i].lease), action: c.baseAddress! + i * m, row: i)) }
+            for i in 0..<copies.count {
+                guard copies[i].session === session else {
+                    throw .failed(environment: name, reason: "one VectorEnv holds copies of two bridge sessions")
+                }
+                guard let lease = copies[i].lease else { throw .failed(environment: name, reason: "step called before reset") }
+                try checkAction(actions + i * m, count: m, space: space, environment: name, into: c.baseAddress! + i * m)
+                items.append(.init(lease: lease, action: c.baseAddress! + i * m, row: i))
+            }
             return try session.startStep(items)
         }
     }
@@ -148,15 +154,16 @@ public struct GymEnv: MetaEnv, Sendable {
         return lease
     }
 
-    /// Checks one action row (an index of Discrete(n), or finite Box elements) and writes it,
-    /// box elements clipped to the bounds, to `out[offset…]`.
-    func checkAction(_ action: UnsafePointer<Float>, count: Int, into out: inout [Float], at offset: Int = 0) throws(EnvError) {
+    /// Checks one action row of `space` (an index of Discrete(n), or finite Box elements) and
+    /// writes it, box elements clipped to the bounds, to `out`.
+    static func checkAction(_ action: UnsafePointer<Float>, count: Int, space: Space, environment name: String,
+                            into out: UnsafeMutablePointer<Float>) throws(EnvError) {
         let buffer = UnsafeBufferPointer(start: action, count: count)
-        switch actionSpace {
+        switch space {
         case .discrete(let k):
-            out[offset] = Float(try discreteAction(buffer, count: k, environment: name))
+            out[0] = Float(try discreteAction(buffer, count: k, environment: name))
         case let .box(low, high, _):
-            for j in 0..<low.count { out[offset + j] = try clippedAction(buffer, j, low: low[j], high: high[j], environment: name) }
+            for j in 0..<low.count { out[j] = try clippedAction(buffer, j, low: low[j], high: high[j], environment: name) }
         }
     }
 }

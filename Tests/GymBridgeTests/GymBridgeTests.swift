@@ -173,6 +173,14 @@ func run(_ vector: inout VectorEnv<GymEnv>, steps: Int, action: Float = 0.3) thr
 
 /// A bridge family behaves as a native one: spaces, tasks, seeded reproducibility, time limit.
 @Suite(.serialized) struct GymBridgeBehaviourTests {
+    /// The step message lists the slots in decimal, in the order given, with no stray separator.
+    @Test func theStepMessageListsItsSlotsInDecimal() {
+        #expect(BridgeSession.stepLine([(slot: 0, row: 0)]) == "step 0")
+        let slots = [7, 0, 10, 1023, 4096, 99]
+        #expect(BridgeSession.stepLine(slots.enumerated().map { (slot: $0.element, row: $0.offset) })
+            == "step " + slots.map(String.init).joined(separator: ","))
+    }
+
     @Test func spacesAndTasksComeFromTheEnv() throws {
         let env = try Fixtures.env("Walk")
         #expect(env.observationSpace.flatSize == 2)

@@ -6,9 +6,9 @@ import GymBridge
 /// through the bridge (`VectorEnv<GymEnv>`, random actions, auto-reset), against the same env
 /// in a plain Python loop and in Gymnasium's `AsyncVectorEnv` with as many processes, in one run.
 /// The bridge runs two ways: in lockstep (`VectorEnv.step(_:)`, every copy each round, as the
-/// RL², SAC and PEARL samplers step) and in two halves that take turns
+/// SAC and PEARL samplers step) and in two halves that take turns
 /// (`VectorEnv.startStep(_:copies:)`: one half steps while the caller handles the other, as
-/// MAML's and Reptile's episode sampler steps), so the workers always have a step queued.
+/// the MAML, Reptile and RL² samplers step), so the workers always have a step queued.
 /// The three alternate in rounds of a quarter second each, the plain loop run by
 /// the bridge's own worker processes on the copies they hold (every worker at once), so all
 /// see the same processes, envs and machine load; rates are medians over rounds, the ratios the

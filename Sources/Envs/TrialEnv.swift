@@ -43,6 +43,8 @@ public struct TrialEnv<E: MetaEnv> {
     /// If set, trials draw tasks from this list in turn instead of sampling.
     public var fixedTasks: [E.Task]?
     @usableFromInline var nextFixedTask = 0
+    /// The actions of steps started and not finished, by their range's first trial.
+    @usableFromInline var _startedActions: [Int: [Float]] = [:]
 
     @inlinable public var count: Int { _vector.count }
 
@@ -116,13 +118,42 @@ public struct TrialEnv<E: MetaEnv> {
     @inlinable
     public mutating func step(_ actions: UnsafeBufferPointer<Float>) throws(EnvError) {
         try _vector.step(actions)
+        advance(0..<count, actions: actions)
+    }
+
+    /// Starts the step of the trials in `range` with their rows of `actions` [range.count ×
+    /// action flat size] and returns while a family that steps apart from its caller (the
+    /// Python bridge) works; ``finishStep(trials:)`` completes it. Steps of disjoint ranges
+    /// may be under way at once.
+    @inlinable
+    public mutating func startStep(_ actions: UnsafeBufferPointer<Float>, trials range: Range<Int>) throws(EnvError) {
+        try _vector.startStep(actions, copies: range)
+        _startedActions[range.lowerBound] = Array(actions)
+    }
+
+    /// Completes the step ``startStep(_:trials:)`` started on `range`: the same outcome, for
+    /// those trials, as ``step(_:)`` gives every copy.
+    @inlinable
+    public mutating func finishStep(trials range: Range<Int>) throws(EnvError) {
+        guard let actions = _startedActions.removeValue(forKey: range.lowerBound) else {
+            preconditionFailure("TrialEnv.finishStep: no step was started on trials \(range)")
+        }
+        try _vector.finishStep(copies: range)
+        actions.withUnsafeBufferPointer { advance(range, actions: $0) }
+    }
+
+    /// After a step of the copies in `range` (their action rows in `actions`, from the first):
+    /// counts episodes, starts the next trial where one ended, and writes the next inputs.
+    @inlinable
+    mutating func advance(_ range: Range<Int>, actions: UnsafeBufferPointer<Float>) {
         let m = _vector.actionSize
-        for i in 0..<count {
+        for i in range {
             _taskStarted[i] = false
             let ended = _vector._terminated[i] || _vector._truncated[i]
             _episodeEnded[i] = ended
             _trialEnded[i] = false
-            let action = UnsafeBufferPointer(rebasing: actions[(i * m)..<((i + 1) * m)])
+            let local = i - range.lowerBound
+            let action = UnsafeBufferPointer(rebasing: actions[(local * m)..<((local + 1) * m)])
             if ended {
                 _episodeIndex[i] += 1
                 if _episodeIndex[i] == episodesPerTrial {

@@ -448,50 +448,98 @@ public func sampleTrials<E: MetaEnv>(
         episodeReturns: [[Double]](repeating: [Double](repeating: 0, count: episodesPerTrial), count: b),
         episodeSuccesses: [[Float]](repeating: [Float](repeating: .nan, count: episodesPerTrial), count: b),
         taskFeatures: [], policyStates: [], valueStates: [], chunkLength: chunk)
-    var agent = RecurrentAgent(model: model, batchSize: b)
+    // With a family that steps while its caller works (the Python bridge), the trials go in two
+    // halves: the agent acts on one half while the other half steps, so the worker processes
+    // always have a step to work on. Each half has its own recurrent states, and the halves draw
+    // their actions one after the other, so a run's results depend on whether its family steps
+    // that way, never on timing or on the number of workers.
+    let pipelined = E.stepsWhileCallerWorks && b >= 2
+    let parts = pipelined ? [0..<(b / 2), (b / 2)..<b] : [0..<b]
+    var agents = parts.map { RecurrentAgent(model: model, batchSize: $0.count) }
     var running = [Bool](repeating: true, count: b)
-    for t in 0..<steps {
+    // Per part: what it acted with at the step under way (empty once the part has stopped).
+    var acted = [(actions: [Float], logProbs: [Float], values: [Float], episodeIndex: [Int])](
+        repeating: ([], [], [], []), count: parts.count)
+    var underWay = [Bool](repeating: false, count: parts.count)
+    // The recurrent states at the start of a chunk, gathered part by part.
+    var chunkStates: (policy: [Float], value: [Float])?
+    let stateSize = model.stateSize
+    func act(_ p: Int, at t: Int) throws {
+        let part = parts[p]
         if t % chunk == 0 {
             // The state the next step starts from (zero where a trial starts now).
-            let keep = env.taskStarted.map { $0 ? Float(0) : 1 }
-            let stateSize = model.stateSize
-            var ps = agent.policyState.values, vs = agent.valueState.values
-            for i in 0..<b where keep[i] == 0 {
-                for s in 0..<stateSize { ps[i * stateSize + s] = 0; vs[i * stateSize + s] = 0 }
+            if chunkStates == nil { chunkStates = ([Float](repeating: 0, count: b * stateSize), [Float](repeating: 0, count: b * stateSize)) }
+            let ps = agents[p].policyState.values, vs = agents[p].valueState.values
+            for i in part where !env.taskStarted[i] {
+                let local = (i - part.lowerBound) * stateSize
+                for s in 0..<stateSize {
+                    chunkStates!.policy[i * stateSize + s] = ps[local + s]
+                    chunkStates!.value[i * stateSize + s] = vs[local + s]
+                }
             }
-            batch.policyStates.append(ps)
-            batch.valueStates.append(vs)
         }
         let base = t * b * width
-        for i in 0..<(b * width) { batch.inputs[base + i] = env.inputs[i] }
+        for i in (part.lowerBound * width)..<(part.upperBound * width) { batch.inputs[base + i] = env.inputs[i] }
         if featureCount > 0 {
             // The value function is told each trial's task (the policy is not).
-            for i in 0..<b where env.taskStarted[i] {
+            for i in part where env.taskStarted[i] {
                 guard let task = env.task(at: i) as? any TaskFeatures, case let f = task.features, f.count == featureCount else {
                     throw RL2Error.unsupported("a task-aware value function needs tasks with \(featureCount) features (TaskFeatures); \(E.Task.self) has none or another count")
                 }
                 for j in 0..<featureCount { features[i * featureCount + j] = f[j] }
             }
-            if t == 0 { batch.taskFeatures = features }
         }
-        let (actions, logProbs, values) = agent.act(inputs: env.inputs, taskFeatures: features, taskStarted: env.taskStarted,
-                                                    greedy: greedy, threads: threads, using: &rng)
-        let episodeIndex = env.episodeIndex
-        try actions.withUnsafeBufferPointer { (a: UnsafeBufferPointer<Float>) throws(EnvError) in try env.step(a) }
-        let rewards = env.rewards, successes = env.successes, expectedRewards = env.expectedRewards
-        for i in 0..<b where running[i] {
-            let k = t * b + i
-            for j in 0..<actionWidth { batch.actions[k * actionWidth + j] = actions[i * actionWidth + j] }
-            batch.logProbs[k] = logProbs[i]
-            batch.values[k] = values[i]
-            batch.rewards[k] = rewards[i]
-            batch.expectedRewards[k] = expectedRewards[i]
-            batch.valid[k] = 1
-            batch.ends[k] = env.trialEnded[i]
-            batch.episodeReturns[i][episodeIndex[i]] += Double(rewards[i])
-            EpisodeSuccess.accumulate(&batch.episodeSuccesses[i][episodeIndex[i]], step: successes[i])
-            if env.trialEnded[i] { running[i] = false }
+        let whole = part.count == b
+        let (actions, logProbs, values) = agents[p].act(
+            inputs: whole ? env.inputs : Array(env.inputs[(part.lowerBound * width)..<(part.upperBound * width)]),
+            taskFeatures: whole ? features : Array(features[(part.lowerBound * featureCount)..<(part.upperBound * featureCount)]),
+            taskStarted: whole ? env.taskStarted : Array(env.taskStarted[part]),
+            greedy: greedy, threads: threads, using: &rng)
+        acted[p] = (actions, logProbs, values, Array(env.episodeIndex[part]))
+        if pipelined {
+            try actions.withUnsafeBufferPointer { (a: UnsafeBufferPointer<Float>) throws(EnvError) in try env.startStep(a, trials: part) }
+            underWay[p] = true
+        } else {
+            try actions.withUnsafeBufferPointer { (a: UnsafeBufferPointer<Float>) throws(EnvError) in try env.step(a) }
         }
+    }
+    /// Appends the chunk's states once every part that acts has written its rows.
+    func closeChunk() {
+        guard let states = chunkStates else { return }
+        batch.policyStates.append(states.policy)
+        batch.valueStates.append(states.value)
+        chunkStates = nil
+    }
+    defer {  // a failed rollout still collects the steps it started (the workers' replies are read)
+        for p in parts.indices where underWay[p] { try? env.finishStep(trials: parts[p]) }
+    }
+    for p in parts.indices { try act(p, at: 0) }
+    closeChunk()
+    if featureCount > 0 { batch.taskFeatures = features }
+    for t in 0..<steps {
+        for (p, part) in parts.enumerated() where !acted[p].actions.isEmpty {
+            if underWay[p] {
+                underWay[p] = false
+                try env.finishStep(trials: part)
+            }
+            let (actions, logProbs, values, episodeIndex) = acted[p]
+            let rewards = env.rewards, successes = env.successes, expectedRewards = env.expectedRewards
+            for i in part where running[i] {
+                let k = t * b + i, local = i - part.lowerBound
+                for j in 0..<actionWidth { batch.actions[k * actionWidth + j] = actions[local * actionWidth + j] }
+                batch.logProbs[k] = logProbs[local]
+                batch.values[k] = values[local]
+                batch.rewards[k] = rewards[i]
+                batch.expectedRewards[k] = expectedRewards[i]
+                batch.valid[k] = 1
+                batch.ends[k] = env.trialEnded[i]
+                batch.episodeReturns[i][episodeIndex[local]] += Double(rewards[i])
+                EpisodeSuccess.accumulate(&batch.episodeSuccesses[i][episodeIndex[local]], step: successes[i])
+                if env.trialEnded[i] { running[i] = false }
+            }
+            if t + 1 < steps, running[part].contains(true) { try act(p, at: t + 1) } else { acted[p] = ([], [], [], []) }
+        }
+        closeChunk()
         // Every trial has ended (episodes that terminate early): the rest would be padding.
         if !running.contains(true) {
             batch.trim(toSteps: t + 1)

@@ -286,6 +286,33 @@ import TensorCore
         }
     }
 
+    /// Trials stepped in two ranges (each started, then finished, as RL²'s sampler steps a
+    /// family that works apart from its caller) end in the same state as trials stepped all at
+    /// once: the same inputs, episode counts, trial ends and new tasks.
+    @Test func trialsSteppedInTwoRangesMatchTrialsSteppedAtOnce() throws {
+        let bandit = BernoulliBandit(arms: 3)
+        var whole = TrialEnv(bandit, count: 5, episodesPerTrial: 3, seed: 9)
+        var split = TrialEnv(bandit, count: 5, episodesPerTrial: 3, seed: 9)
+        let ranges = [0..<2, 2..<5]
+        var trialEnds = 0
+        for t in 0..<10 {
+            let actions = (0..<5).map { Float(($0 + t) % 3) }
+            try whole.step(actions)
+            for range in ranges {
+                try actions[range].withUnsafeBufferPointer { (a: UnsafeBufferPointer<Float>) throws(EnvError) in
+                    try split.startStep(a, trials: range)
+                }
+            }
+            for range in ranges.reversed() { try split.finishStep(trials: range) }
+            #expect(split.inputs == whole.inputs && split.rewards == whole.rewards)
+            #expect(split.episodeIndex == whole.episodeIndex && split.trialEnded == whole.trialEnded)
+            #expect(split.taskStarted == whole.taskStarted && split.episodeEnded == whole.episodeEnded)
+            #expect((0..<5).allSatisfy { split.task(at: $0) == whole.task(at: $0) })
+            trialEnds += whole.trialEnded.filter { $0 }.count
+        }
+        #expect(trialEnds == 15, "three trials of three one-step episodes ended in every copy")
+    }
+
     @Test func anEpisodeSucceedsIfAnyStepReportsSuccessAndStaysUnreportedWithoutReports() {
         func episode(_ steps: [Float]) -> Float {
             var value = Float.nan

@@ -325,6 +325,25 @@ func run(_ vector: inout VectorEnv<GymEnv>, steps: Int, action: Float = 0.3) thr
         #expect(try episodes(workers: 1, seed: 12).actions != one.actions)
     }
 
+    /// RL²'s trial sampler steps a bridge family in two halves (the agent acts on one while
+    /// the other steps): a seed gives the same trials whatever the number of workers.
+    @Test func theTrialSamplerInHalvesIsReproducibleWhateverTheWorkerCount() throws {
+        func trials(workers: Int, seed: UInt64) throws -> TrialBatch {
+            let env = try Fixtures.env("Corridor", options: Fixtures.options(workers: workers))
+            var rng = Xoshiro256(seed: 3)
+            let inputSize = TrialEnv<GymEnv>.inputSize(observationSpace: env.observationSpace, actionSpace: env.actionSpace)
+            let model = RecurrentActorCritic(inputSize: inputSize, actionCount: 2, cell: .gru, hiddenSize: 8, using: &rng)
+            return try sampleTrials(model: model, prototype: env, trials: 5, episodesPerTrial: 2, seed: seed)
+        }
+        let one = try trials(workers: 1, seed: 11)
+        #expect(one.valid.reduce(0, +) > 0 && one.episodeReturns.count == 5)
+        let two = try trials(workers: 2, seed: 11)
+        #expect(two.inputs == one.inputs && two.actions == one.actions && two.rewards == one.rewards)
+        #expect(two.logProbs == one.logProbs && two.values == one.values && two.valid == one.valid)
+        #expect(two.policyStates == one.policyStates)
+        #expect(try trials(workers: 1, seed: 12).actions != one.actions)
+    }
+
     /// What an env prints goes to stderr, not into the replies: stepping goes on unchanged.
     @Test func anEnvThatPrintsStepsAsOneThatDoesNot() throws {
         func rollout(_ arguments: [String]) throws -> [Float] {

@@ -132,7 +132,7 @@ public struct TrialEnv<E: MetaEnv> {
     }
 
     /// Completes the step ``startStep(_:trials:)`` started on `range`: the same outcome, for
-    /// those trials, as ``step(_:)`` gives every copy.
+    /// those trials, as `step(_:)` gives every copy.
     @inlinable
     public mutating func finishStep(trials range: Range<Int>) throws(EnvError) {
         guard let actions = _startedActions.removeValue(forKey: range.lowerBound) else {

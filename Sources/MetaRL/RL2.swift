@@ -465,12 +465,14 @@ public func sampleTrials<E: MetaEnv>(
     var chunkStates: (policy: [Float], value: [Float])?
     let stateSize = model.stateSize
     func act(_ p: Int, at t: Int) throws {
-        let part = parts[p]
+        // Read once: each access to a generic env's property from unspecialised code costs a
+        // type-metadata lookup, and this loop would otherwise make one per element.
+        let part = parts[p], inputs = env.inputs, started = env.taskStarted
         if t % chunk == 0 {
             // The state the next step starts from (zero where a trial starts now).
             if chunkStates == nil { chunkStates = ([Float](repeating: 0, count: b * stateSize), [Float](repeating: 0, count: b * stateSize)) }
             let ps = agents[p].policyState.values, vs = agents[p].valueState.values
-            for i in part where !env.taskStarted[i] {
+            for i in part where !started[i] {
                 let local = (i - part.lowerBound) * stateSize
                 for s in 0..<stateSize {
                     chunkStates!.policy[i * stateSize + s] = ps[local + s]
@@ -479,10 +481,10 @@ public func sampleTrials<E: MetaEnv>(
             }
         }
         let base = t * b * width
-        for i in (part.lowerBound * width)..<(part.upperBound * width) { batch.inputs[base + i] = env.inputs[i] }
+        for i in (part.lowerBound * width)..<(part.upperBound * width) { batch.inputs[base + i] = inputs[i] }
         if featureCount > 0 {
             // The value function is told each trial's task (the policy is not).
-            for i in part where env.taskStarted[i] {
+            for i in part where started[i] {
                 guard let task = env.task(at: i) as? any TaskFeatures, case let f = task.features, f.count == featureCount else {
                     throw RL2Error.unsupported("a task-aware value function needs tasks with \(featureCount) features (TaskFeatures); \(E.Task.self) has none or another count")
                 }
@@ -491,9 +493,9 @@ public func sampleTrials<E: MetaEnv>(
         }
         let whole = part.count == b
         let (actions, logProbs, values) = agents[p].act(
-            inputs: whole ? env.inputs : Array(env.inputs[(part.lowerBound * width)..<(part.upperBound * width)]),
+            inputs: whole ? inputs : Array(inputs[(part.lowerBound * width)..<(part.upperBound * width)]),
             taskFeatures: whole ? features : Array(features[(part.lowerBound * featureCount)..<(part.upperBound * featureCount)]),
-            taskStarted: whole ? env.taskStarted : Array(env.taskStarted[part]),
+            taskStarted: whole ? started : Array(started[part]),
             greedy: greedy, threads: threads, using: &rng)
         acted[p] = (actions, logProbs, values, Array(env.episodeIndex[part]))
         if pipelined {
@@ -523,7 +525,7 @@ public func sampleTrials<E: MetaEnv>(
                 try env.finishStep(trials: part)
             }
             let (actions, logProbs, values, episodeIndex) = acted[p]
-            let rewards = env.rewards, successes = env.successes, expectedRewards = env.expectedRewards
+            let rewards = env.rewards, successes = env.successes, expectedRewards = env.expectedRewards, trialEnded = env.trialEnded
             for i in part where running[i] {
                 let k = t * b + i, local = i - part.lowerBound
                 for j in 0..<actionWidth { batch.actions[k * actionWidth + j] = actions[local * actionWidth + j] }
@@ -532,10 +534,10 @@ public func sampleTrials<E: MetaEnv>(
                 batch.rewards[k] = rewards[i]
                 batch.expectedRewards[k] = expectedRewards[i]
                 batch.valid[k] = 1
-                batch.ends[k] = env.trialEnded[i]
+                batch.ends[k] = trialEnded[i]
                 batch.episodeReturns[i][episodeIndex[local]] += Double(rewards[i])
                 EpisodeSuccess.accumulate(&batch.episodeSuccesses[i][episodeIndex[local]], step: successes[i])
-                if env.trialEnded[i] { running[i] = false }
+                if trialEnded[i] { running[i] = false }
             }
             if t + 1 < steps, running[part].contains(true) { try act(p, at: t + 1) } else { acted[p] = ([], [], [], []) }
         }

@@ -269,6 +269,24 @@ public protocol MetaEnv: Env {
     mutating func setTask(_ task: Task)
     /// The current task.
     var task: Task { get }
+    /// One task for each of `copies[i]`, i in `indices`, drawn with that copy's generator
+    /// `rngs[i]` (a vector env starting several trials at once). The default draws one copy at
+    /// a time; an environment in other processes (the Python bridge) draws them in one exchange.
+    static func sampleTaskCopies(
+        _ copies: UnsafeMutableBufferPointer<Self>, at indices: UnsafeBufferPointer<Int>,
+        rngs: UnsafeMutableBufferPointer<Xoshiro256>
+    ) -> [Task]
+}
+
+extension MetaEnv {
+    /// One copy at a time, in the order of `indices`: `sampleTasks(1, using:)` with its own generator.
+    @inlinable
+    public static func sampleTaskCopies(
+        _ copies: UnsafeMutableBufferPointer<Self>, at indices: UnsafeBufferPointer<Int>,
+        rngs: UnsafeMutableBufferPointer<Xoshiro256>
+    ) -> [Task] {
+        indices.map { copies[$0].sampleTasks(1, using: &rngs[$0])[0] }
+    }
 }
 
 /// A task that can be written as a fixed-length vector of numbers (a bandit's arm

@@ -74,23 +74,29 @@ public struct TrialEnv<E: MetaEnv> {
         _trialEnded = _episodeEnded
         _episodeIndex = [Int](repeating: 0, count: count)
         self.fixedTasks = fixedTasks
-        for i in 0..<count { startTrial(i) }
+        startTrials(Array(0..<count))
     }
 
+    /// Starts a new trial in each copy of `indices` (ascending): its task (the next fixed one,
+    /// or one drawn with the copy's generator), a reset, and its first input. Tasks and resets
+    /// go in one batch each, so an environment in other processes answers them in one exchange.
     @inlinable
-    mutating func startTrial(_ i: Int) {
-        let task: E.Task
+    mutating func startTrials(_ indices: [Int]) {
+        guard !indices.isEmpty else { return }
+        let tasks: [E.Task]
         if let fixedTasks, !fixedTasks.isEmpty {
-            task = fixedTasks[nextFixedTask % fixedTasks.count]
-            nextFixedTask += 1
+            tasks = indices.indices.map { fixedTasks[(nextFixedTask + $0) % fixedTasks.count] }
+            nextFixedTask += indices.count
         } else {
-            task = _vector.sampleTask(at: i)
+            tasks = _vector.sampleTasks(at: indices)
         }
-        _vector.setTask(task, at: i)
-        _vector.reset(at: i)
-        _episodeIndex[i] = 0
-        _taskStarted[i] = true
-        writeInput(i, action: nil, reward: 0, done: false)
+        for (i, task) in zip(indices, tasks) { _vector.setTask(task, at: i) }
+        _vector.reset(at: indices)
+        for i in indices {
+            _episodeIndex[i] = 0
+            _taskStarted[i] = true
+            writeInput(i, action: nil, reward: 0, done: false)
+        }
     }
 
     /// The task copy `i` is running.
@@ -147,6 +153,7 @@ public struct TrialEnv<E: MetaEnv> {
     @inlinable
     mutating func advance(_ range: Range<Int>, actions: UnsafeBufferPointer<Float>) {
         let m = _vector.actionSize
+        var trialsEnded: [Int] = []
         for i in range {
             _taskStarted[i] = false
             let ended = _vector._terminated[i] || _vector._truncated[i]
@@ -158,12 +165,13 @@ public struct TrialEnv<E: MetaEnv> {
                 _episodeIndex[i] += 1
                 if _episodeIndex[i] == episodesPerTrial {
                     _trialEnded[i] = true
-                    startTrial(i)
+                    trialsEnded.append(i)
                     continue
                 }
             }
             writeInput(i, action: action, reward: _vector._rewards[i], done: ended)
         }
+        startTrials(trialsEnded)
     }
 
     @inlinable

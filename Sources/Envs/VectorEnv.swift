@@ -68,6 +68,31 @@ public struct VectorEnv<E: MetaEnv> {
         _envs[i].sampleTasks(1, using: &rngs[i])[0]
     }
 
+    /// Draws a task for each copy in `indices`, each from its own generator, in one batch
+    /// (``MetaEnv/sampleTaskCopies(_:at:rngs:)``): the same tasks as ``sampleTask(at:)`` copy by copy.
+    @inlinable
+    public mutating func sampleTasks(at indices: [Int]) -> [E.Task] {
+        _envs.withUnsafeMutableBufferPointer { envs in
+            rngs.withUnsafeMutableBufferPointer { rngs in
+                indices.withUnsafeBufferPointer { E.sampleTaskCopies(envs, at: $0, rngs: rngs) }
+            }
+        }
+    }
+
+    /// Resets the copies in `indices` in one batch (``Env/resetCopies(_:at:rngs:observations:observationSize:)``):
+    /// the same as ``reset(at:)`` copy by copy.
+    @inlinable
+    public mutating func reset(at indices: [Int]) {
+        let n = observationSize
+        _observations.withUnsafeMutableBufferPointer { obs in
+            _envs.withUnsafeMutableBufferPointer { envs in
+                rngs.withUnsafeMutableBufferPointer { rngs in
+                    indices.withUnsafeBufferPointer { E.resetCopies(envs, at: $0, rngs: rngs, observations: obs.baseAddress!, observationSize: n) }
+                }
+            }
+        }
+    }
+
     /// Resets copy `i`.
     @inlinable
     public mutating func reset(at i: Int) {
@@ -79,16 +104,7 @@ public struct VectorEnv<E: MetaEnv> {
 
     /// Resets every copy.
     @inlinable
-    public mutating func resetAll() {
-        let n = observationSize, indices = Array(0..<count)
-        _observations.withUnsafeMutableBufferPointer { obs in
-            _envs.withUnsafeMutableBufferPointer { envs in
-                rngs.withUnsafeMutableBufferPointer { rngs in
-                    indices.withUnsafeBufferPointer { E.resetCopies(envs, at: $0, rngs: rngs, observations: obs.baseAddress!, observationSize: n) }
-                }
-            }
-        }
-    }
+    public mutating func resetAll() { reset(at: Array(0..<count)) }
 
     /// Steps every copy with its row of `actions` [count × actionSize] (``Env/stepCopies(_:rngs:actions:output:)``).
     @inlinable

@@ -325,6 +325,18 @@ final class BridgeSession: @unchecked Sendable {
         return tasks
     }
 
+    /// One task for each seed, as `sampleTasks(1, seed:)` gives it for that seed, asked in one
+    /// message to the same worker.
+    func sampleTasks(seeds: [UInt64]) throws(EnvError) -> [PythonTask] {
+        var tasks: [PythonTask] = []
+        let line = "sample_each " + seeds.map(String.init).joined(separator: ",")
+        try exchange([0], label: "sample_tasks(1) for \(seeds.count) seeds", prepare: { _, _ in [line] }) { _, _, payloads in
+            tasks = payloads[0].split(separator: " ").map { PythonTask(pickle: String($0)) }
+            return tasks.count == seeds.count ? nil : "sample_tasks(1) for \(seeds.count) seeds gave \(tasks.count) tasks"
+        }
+        return tasks
+    }
+
     /// One copy to reset: its slot, its task, the seed of its episode, and its row in the output.
     struct ResetItem {
         var lease: CopyLease

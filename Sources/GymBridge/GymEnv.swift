@@ -42,6 +42,16 @@ public struct GymEnv: MetaEnv, Sendable {
 
     public mutating func setTask(_ task: PythonTask) { self.task = task }
 
+    /// The tasks `sampleTasks(1, using: &rngs[i])` gives each copy, asked in one exchange.
+    public static func sampleTaskCopies(
+        _ copies: UnsafeMutableBufferPointer<GymEnv>, at indices: UnsafeBufferPointer<Int>,
+        rngs: UnsafeMutableBufferPointer<Xoshiro256>
+    ) -> [PythonTask] {
+        guard let session = copies.first?.session else { return [] }
+        let seeds = indices.map { rngs[$0].next() }
+        do { return try session.sampleTasks(seeds: seeds) } catch { return Array(repeating: session.defaultTask, count: indices.count) }
+    }
+
     /// This copy's slot, leased anew if it has none or shares it with another copy of the value.
     mutating func ownLease() -> CopyLease {
         if lease == nil || !isKnownUniquelyReferenced(&lease) { lease = session.lease() }

@@ -344,6 +344,15 @@ func run(_ vector: inout VectorEnv<GymEnv>, steps: Int, action: Float = 0.3) thr
         #expect(try trials(workers: 1, seed: 12).actions != one.actions)
     }
 
+    /// Tasks drawn for several copies in one message are those each copy draws on its own.
+    @Test func tasksDrawnTogetherAreThoseDrawnOneByOne() throws {
+        let env = try Fixtures.env("Corridor", options: Fixtures.options(workers: 2))
+        var together = VectorEnv(env, count: 5, seed: 21), alone = VectorEnv(env, count: 5, seed: 21)
+        let tasks = together.sampleTasks(at: [0, 2, 3])
+        #expect(tasks == [0, 2, 3].map { alone.sampleTask(at: $0) })
+        #expect(Set(tasks).count > 1)
+    }
+
     /// What an env prints goes to stderr, not into the replies: stepping goes on unchanged.
     @Test func anEnvThatPrintsStepsAsOneThatDoesNot() throws {
         func rollout(_ arguments: [String]) throws -> [Float] {

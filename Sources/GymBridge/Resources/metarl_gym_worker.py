@@ -14,6 +14,7 @@ Messages (slot lists are comma-separated indices into the shared arrays):
   reset <slots>        reset each copy with seed seeds[slot]; write its observation
   step <slots>         step each copy with actions[slot]; write observation, reward, flags, success
   sample <n> <seed>    sample_tasks(n) on the task env with every RNG seeded by seed; reply b64 pickles
+  sample_each <seeds>  for each comma-separated seed, what `sample 1 <seed>` replies, space-separated
   plain <slots> <sec>  (benchmark) step the copies in a plain Python loop for sec seconds; reply steps/s
   close                exit
 """
@@ -372,6 +373,10 @@ class Worker:
             raise BridgeError("sample_tasks(%d) returned %d tasks" % (int(n), len(tasks)))
         return " ".join(self.pickled(t) for t in tasks)
 
+    def sample_each(self, seeds):
+        """One task per seed, each as `sample 1 SEED` gives it (copies starting trials together)."""
+        return " ".join(self.sample(1, seed) for seed in seeds.split(","))
+
 
 def slots_of(text):
     return [int(s) for s in text.split(",")] if text else []
@@ -409,6 +414,7 @@ def main():
         "reset": lambda rest: worker.reset(slots_of(rest)),
         "step": lambda rest: worker.step(rest),
         "sample": lambda rest: worker.sample(*rest.split(" ")),
+        "sample_each": lambda rest: worker.sample_each(rest),
         "plain": lambda rest: worker.plain(slots_of(rest.partition(" ")[0]), rest.partition(" ")[2]),
     }
     for line in control_in:

@@ -95,12 +95,7 @@ public struct VectorEnv<E: MetaEnv> {
 
     /// Resets copy `i`.
     @inlinable
-    public mutating func reset(at i: Int) {
-        let n = observationSize
-        _observations.withUnsafeMutableBufferPointer { obs in
-            _envs[i].reset(observation: UnsafeMutableBufferPointer(rebasing: obs[(i * n)..<((i + 1) * n)]), using: &rngs[i])
-        }
-    }
+    public mutating func reset(at i: Int) { reset(at: [i]) }
 
     /// Resets every copy.
     @inlinable

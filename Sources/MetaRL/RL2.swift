@@ -470,15 +470,17 @@ public func sampleTrials<E: MetaEnv>(
         let part = parts[p], inputs = env.inputs, started = env.taskStarted
         if t % chunk == 0 {
             // The state the next step starts from (zero where a trial starts now).
-            if chunkStates == nil { chunkStates = ([Float](repeating: 0, count: b * stateSize), [Float](repeating: 0, count: b * stateSize)) }
+            var states = chunkStates ?? ([Float](repeating: 0, count: b * stateSize), [Float](repeating: 0, count: b * stateSize))
+            chunkStates = nil  // `states` is then the arrays' only owner: written in place
             let ps = agents[p].policyState.values, vs = agents[p].valueState.values
             for i in part where !started[i] {
                 let local = (i - part.lowerBound) * stateSize
                 for s in 0..<stateSize {
-                    chunkStates!.policy[i * stateSize + s] = ps[local + s]
-                    chunkStates!.value[i * stateSize + s] = vs[local + s]
+                    states.policy[i * stateSize + s] = ps[local + s]
+                    states.value[i * stateSize + s] = vs[local + s]
                 }
             }
+            chunkStates = states
         }
         let base = t * b * width
         for i in (part.lowerBound * width)..<(part.upperBound * width) { batch.inputs[base + i] = inputs[i] }
